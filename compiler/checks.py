@@ -1,0 +1,440 @@
+"""Semantic checks: the rules a schema cannot express.
+
+Each check is a small function ``(Context) -> Iterator[Diagnostic]``; the list
+``CHECKS`` runs them all, so every finding of a spec is reported at once.
+Checks run on a structurally valid :class:`Spec`, and use the document only to
+say where each finding is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+from .conditions import check_condition
+from .diagnostics import Diagnostic, did_you_mean, error, warning
+from .loader import Document, PathT
+from .model import Spec
+from .planning import sample_size
+from .templates import CONTEXT, CONTEXT_FIELDS, SAFE_GLOBALS, analyse, environment
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a check sees: the typed spec and the document it came from."""
+
+    doc: Document
+    spec: Spec
+
+    def at(self, path: PathT, key: bool = False) -> tuple[str, int, int]:
+        """(file, line, col) of a path in the document."""
+        return self.doc.where(path, key)
+
+    def given(self, path: PathT) -> bool:
+        """True when the spec writes the key at ``path`` explicitly (not a default)."""
+        node: Any = self.doc.data
+        for part in path:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                return False
+        return True
+
+
+def _ref(ctx: Context, what: str, name: str, known: Iterable[str], path: PathT) -> Iterator[Diagnostic]:
+    known = list(known)
+    if name not in known:
+        hint = did_you_mean(name, known) or (f"defined: {', '.join(known)}" if known else f"no {what} is defined")
+        yield error("E034", f"{what} `{name}` is not defined", ctx.at(path), hint)
+
+
+# ------------------------------------------------------------------ identity
+
+
+def unique_ids(ctx: Context) -> Iterator[Diagnostic]:
+    """Variant and metric ids are unique."""
+    for section, items in (("variants", ctx.spec.variants), ("metrics", ctx.spec.metrics)):
+        first: dict[str, int] = {}
+        for i, item in enumerate(items):
+            if item.id in first:
+                line = ctx.at((section, first[item.id], "id"))[1]
+                yield error("E030", f"{section[:-1]} id `{item.id}` is used twice", ctx.at((section, i, "id")),
+                            f"first used at line {line}")
+            else:
+                first[item.id] = i
+
+
+def unit_declared(ctx: Context) -> Iterator[Diagnostic]:
+    """The unit attribute is declared, as a string or an integer."""
+    unit, attrs = ctx.spec.experiment.unit, ctx.spec.attributes
+    path = ("experiment", "unit") if ctx.given(("experiment", "unit")) else ("experiment",)
+    if unit not in attrs:
+        yield error("E049", f"the unit attribute `{unit}` is not declared under `attributes`", ctx.at(path),
+                    did_you_mean(unit, attrs) or f"add `{unit}: string` under `attributes`")
+    elif attrs[unit].type not in ("string", "integer"):
+        yield error("E049", f"the unit attribute `{unit}` is a {attrs[unit].type}; it must be a string or integer",
+                    ctx.at(path))
+
+
+# ------------------------------------------------------------------ variants
+
+
+def variants(ctx: Context) -> Iterator[Diagnostic]:
+    """At least two variants, at most one control, positive weights, content xor prompt."""
+    spec = ctx.spec
+    if len(spec.variants) < 2:
+        where = ctx.at(("variants",)) if ctx.given(("variants",)) else ctx.at(())
+        yield error("E031", f"an experiment needs at least two variants; this one has {len(spec.variants)}", where,
+                    "add a control variant and at least one treatment")
+    controls = [i for i, v in enumerate(spec.variants) if v.control]
+    for i in controls[1:]:
+        yield error("E032", f"`{spec.variants[i].id}` is a second control; "
+                    f"`{spec.variants[controls[0]].id}` is already marked `control: true`",
+                    ctx.at(("variants", i, "control")), "mark exactly one variant as control (or none: the first is then the control)")
+    for i, v in enumerate(spec.variants):
+        if v.weight <= 0:
+            yield error("E033", f"variant `{v.id}` has weight {v.weight}; weights must be positive",
+                        ctx.at(("variants", i, "weight")), "remove the variant instead of giving it no traffic")
+        if (v.content is None) == (v.prompt is None):
+            both = v.content is not None
+            yield error("E045", f"variant `{v.id}` gives {'both `content` and `prompt`' if both else 'neither `content` nor `prompt`'}",
+                        ctx.at(("variants", i)), "give static `content`, or the name of a `prompt` that generates it")
+        if v.prompt is not None:
+            yield from _ref(ctx, "prompt", v.prompt, spec.prompts, ("variants", i, "prompt"))
+        yield from _generation(ctx, i)
+
+
+def _generation(ctx: Context, i: int) -> Iterator[Diagnostic]:
+    v = ctx.spec.variants[i]
+    gen = v.generate
+    if gen is None:
+        return
+    path = ("variants", i, "generate")
+    if v.prompt is None:
+        yield error("E046", f"variant `{v.id}` has static content; `generate` only applies to prompted variants",
+                    ctx.at(path, key=True))
+        return
+    if gen.per == "segment" and not gen.segment_by:
+        yield error("E046", f"variant `{v.id}` generates per segment but names no `segment_by` attributes",
+                    ctx.at(path), "add `segment_by: [attribute, ...]`, or use `per: once` or `per: unit`")
+    if gen.per != "segment" and gen.segment_by:
+        yield error("E046", f"`segment_by` only applies with `per: segment` (variant `{v.id}` has `per: {gen.per}`)",
+                    ctx.at(path + ("segment_by",), key=True))
+    for j, name in enumerate(gen.segment_by):
+        if name not in ctx.spec.attributes:
+            yield error("E034", f"attribute `{name}` is not declared", ctx.at(path + ("segment_by", j)),
+                        did_you_mean(name, ctx.spec.attributes) or "declare it under `attributes`")
+
+
+# ---------------------------------------------------------------- allocation
+
+
+def allocation(ctx: Context) -> Iterator[Diagnostic]:
+    """The audience exists, coverage lets someone in, the layer range is sane."""
+    alloc = ctx.spec.allocation
+    if alloc.audience is not None:
+        yield from _ref(ctx, "audience", alloc.audience, ctx.spec.audiences, ("allocation", "audience"))
+    if alloc.coverage <= 0:
+        yield error("E043", "coverage is 0: nobody would enter the experiment", ctx.at(("allocation", "coverage")))
+    if alloc.layer is not None:
+        start, end = alloc.layer.range
+        if not 0 <= start < end <= 1:
+            yield error("E023", f"layer range [{start}, {end}] must satisfy 0 <= start < end <= 1",
+                        ctx.at(("allocation", "layer", "range")))
+
+
+def audiences(ctx: Context) -> Iterator[Diagnostic]:
+    """Audience conditions name declared attributes with operators that fit their types."""
+    types = {name: a.type for name, a in ctx.spec.attributes.items()}
+    for name, audience in ctx.spec.audiences.items():
+        for f in check_condition(audience.where, types, ("audiences", name, "where")):
+            yield error(f.code, f"audience `{name}`: {f.message}", ctx.at(f.path, f.on_key), f.hint)
+
+
+# ------------------------------------------------------------------ prompts
+
+
+def prompts(ctx: Context) -> Iterator[Diagnostic]:
+    """Templates parse, use only declared names, stay away from internals; checks are sound."""
+    for name, prompt in ctx.spec.prompts.items():
+        users = [v for v in ctx.spec.variants if v.prompt == name]
+        for field in ("system", "template"):
+            source = getattr(prompt, field)
+            if source is not None:
+                yield from _template(ctx, name, field, source, users)
+        for j, pattern in enumerate(prompt.checks.require):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                yield error("E048", f"prompt `{name}`: invalid regular expression in `require`: {exc}",
+                            ctx.at(("prompts", name, "checks", "require", j)))
+        checks = prompt.checks
+        if checks.min_chars is not None and checks.max_chars is not None and checks.min_chars > checks.max_chars:
+            yield error("E023", f"prompt `{name}`: min_chars ({checks.min_chars}) is above max_chars ({checks.max_chars})",
+                        ctx.at(("prompts", name, "checks", "min_chars")))
+
+
+def _template(ctx: Context, name: str, field: str, source: str, users: list) -> Iterator[Diagnostic]:
+    path = ("prompts", name, field)
+    result = analyse(source)
+    if result.syntax_error:
+        yield error("E038", f"prompt `{name}`: template syntax error: {result.syntax_error}",
+                    _template_where(ctx, path, result.error_line))
+        return
+    env = environment()
+    attrs = ctx.spec.attributes
+    gens = [(v.id, v.generate.per if v.generate else "once", v.generate.segment_by if v.generate else []) for v in users]
+    reported: set[tuple[str, str]] = set()
+    for use in result.uses:
+        if (use.kind, use.name) in reported:
+            continue
+        reported.add((use.kind, use.name))
+        where = _template_where(ctx, path, use.line, use.name.rpartition(".")[2])
+        if use.kind == "private":
+            yield error("E040", f"prompt `{name}`: `{use.name}` is private or internal; templates may not reach it",
+                        where, "templates may only read the unit's attributes and the documented context")
+        elif use.kind == "unsafe":
+            yield error("E040", f"prompt `{name}`: `{use.name}` is not allowed in templates", where,
+                        "it can be used to reach internals; format text with Jinja filters instead")
+        elif use.kind == "name" and use.name not in CONTEXT and use.name not in SAFE_GLOBALS:
+            hint = did_you_mean(use.name, CONTEXT) or f"templates know {', '.join(CONTEXT)}; attributes are `user.<name>`"
+            yield error("E039", f"prompt `{name}`: `{use.name}` is not defined", where, hint)
+        elif use.kind == "filter" and use.name not in env.filters:
+            yield error("E039", f"prompt `{name}`: no filter named `{use.name}`", where, did_you_mean(use.name, env.filters))
+        elif use.kind == "test" and use.name not in env.tests:
+            yield error("E039", f"prompt `{name}`: no test named `{use.name}`", where, did_you_mean(use.name, env.tests))
+        elif use.kind == "field":
+            yield from _field(ctx, name, use.name, where, attrs, gens)
+
+
+def _field(ctx: Context, prompt: str, dotted: str, where: tuple, attrs: dict, gens: list) -> Iterator[Diagnostic]:
+    obj, _, attr = dotted.partition(".")
+    if obj in ("user", "segment"):
+        if attr not in attrs:
+            yield error("E039", f"prompt `{prompt}`: `{dotted}` is not a declared attribute", where,
+                        did_you_mean(attr, attrs) or "declare it under `attributes`")
+            return
+        for variant, per, segment_by in gens:
+            if per == "once" and obj == "user":
+                yield error("E046", f"prompt `{prompt}` reads `{dotted}`, but variant `{variant}` generates its content "
+                            "once for everyone", where, "use `generate: {per: unit}` or `{per: segment, segment_by: [...]}`")
+            elif per != "unit" and attr not in segment_by:
+                yield error("E046", f"prompt `{prompt}` reads `{dotted}`, but variant `{variant}` generates per segment "
+                            f"of {segment_by or 'nothing'}, where `{attr}` has no single value", where,
+                            f"add `{attr}` to `segment_by`, or use `per: unit`")
+    elif attr not in CONTEXT_FIELDS[obj]:
+        yield error("E039", f"prompt `{prompt}`: `{obj}` has no field `{attr}`", where,
+                    did_you_mean(attr, CONTEXT_FIELDS[obj]) or f"fields: {', '.join(CONTEXT_FIELDS[obj])}")
+
+
+def _template_where(ctx: Context, path: PathT, template_line: int, needle: str | None = None) -> tuple[str, int, int]:
+    """Map a line of a template to the YAML file: block scalars start on the next line."""
+    file, line, col = ctx.at(path)
+    mark = ctx.doc.mark(path)
+    if mark is not None and mark.style in ("|", ">"):
+        line = line + template_line
+    else:
+        line = line + template_line - 1
+    text = ctx.doc.line_text(line)
+    if needle and needle in text:
+        col = text.index(needle) + 1
+    elif mark is not None and mark.style in ("|", ">") and text.strip():
+        col = len(text) - len(text.lstrip()) + 1
+    return (file, line, col)
+
+
+# ------------------------------------------------------------------ metrics
+
+
+def metrics(ctx: Context) -> Iterator[Diagnostic]:
+    """One primary; guardrails have margin and direction; each kind has what it needs."""
+    spec = ctx.spec
+    primaries = [i for i, m in enumerate(spec.metrics) if m.role == "primary"]
+    if not primaries:
+        where = ctx.at(("metrics",)) if ctx.given(("metrics",)) else ctx.at(())
+        yield error("E041", "no metric has `role: primary`", where, "mark the metric that decides the experiment")
+    for i in primaries[1:]:
+        yield error("E041", f"metric `{spec.metrics[i].id}` is a second primary metric "
+                    f"(`{spec.metrics[primaries[0]].id}` is the first)", ctx.at(("metrics", i, "role")),
+                    "make the others `secondary` or `guardrail`")
+    for i, m in enumerate(spec.metrics):
+        path = ("metrics", i)
+        if m.role == "guardrail":
+            missing = [k for k in ("margin", "direction") if not ctx.given(path + (k,))]
+            if missing:
+                yield error("E042", f"guardrail `{m.id}` needs {' and '.join(f'`{k}`' for k in missing)}",
+                            ctx.at(path), "e.g. `direction: decrease` and `margin: 2%` for unsubscribes")
+        if m.kind == "ratio":
+            missing = [k for k in ("numerator", "denominator") if getattr(m, k) is None]
+            if missing or m.event is not None:
+                detail = f"needs {' and '.join(missing)}" if missing else "takes `numerator` and `denominator`, not `event`"
+                yield error("E047", f"ratio metric `{m.id}` {detail}", ctx.at(path))
+        elif m.event is None or m.numerator is not None or m.denominator is not None:
+            detail = "needs an `event`" if m.event is None else "takes an `event`, not `numerator`/`denominator`"
+            yield error("E047", f"{m.kind} metric `{m.id}` {detail}", ctx.at(path))
+        if m.kind == "proportion" and m.baseline is not None and not 0 < m.baseline < 1:
+            yield error("E043", f"metric `{m.id}`: a proportion's baseline must lie between 0 and 1",
+                        ctx.at(path + ("baseline",)))
+
+
+def analysis(ctx: Context) -> Iterator[Diagnostic]:
+    """alpha, power and the SRM threshold lie strictly between 0 and 1."""
+    a = ctx.spec.analysis
+    for name in ("alpha", "power", "srm_threshold"):
+        value = getattr(a, name)
+        if not 0 < value < 1:
+            yield error("E043", f"analysis.{name} is {value}; it must lie strictly between 0 and 1",
+                        ctx.at(("analysis", name)))
+
+
+def stopping(ctx: Context) -> Iterator[Diagnostic]:
+    """Rules name existing metrics and can apply to this spec."""
+    spec, st = ctx.spec, ctx.spec.stopping
+    by_id = {m.id: m for m in spec.metrics}
+    for i, rule in enumerate(st.rules):
+        path = ("stopping", "rules", i)
+        if rule.metric is not None:
+            found = list(_ref(ctx, "metric", rule.metric, by_id, path + ("metric",)))
+            yield from found
+            if not found and rule.when == "guardrail_harm" and by_id[rule.metric].role != "guardrail":
+                yield error("E050", f"`guardrail_harm` names `{rule.metric}`, which is not a guardrail",
+                            ctx.at(path + ("metric",)))
+        if rule.when == "guardrail_harm" and not any(m.role == "guardrail" for m in spec.metrics):
+            yield error("E050", "rule `guardrail_harm` can never fire: no metric has `role: guardrail`", ctx.at(path))
+        if rule.when in ("max_days", "max_units") and getattr(st, rule.when) is None:
+            yield error("E050", f"rule `{rule.when}` can never fire: `stopping.{rule.when}` is not set", ctx.at(path),
+                        f"set `stopping.{rule.when}`")
+
+
+def simulation(ctx: Context) -> Iterator[Diagnostic]:
+    """Simulated variants, metrics and attributes exist, and distributions fit their types."""
+    sim = ctx.spec.simulation
+    if sim is None:
+        return
+    variant_ids = [v.id for v in ctx.spec.variants]
+    metric_by_id = {m.id: m for m in ctx.spec.metrics}
+    for vid, per_metric in sim.truth.items():
+        yield from _ref(ctx, "variant", vid, variant_ids, ("simulation", "truth", vid))
+        for mid, truth in per_metric.items():
+            path = ("simulation", "truth", vid, mid)
+            found = list(_ref(ctx, "metric", mid, metric_by_id, path))
+            yield from found
+            if not found and metric_by_id[mid].kind == "proportion" and not 0 <= truth.mean <= 1:
+                yield error("E043", f"true rate of `{mid}` in `{vid}` is {truth.mean}; a rate lies between 0 and 1",
+                            ctx.at(path))
+    if sim.truth:
+        for v in ctx.spec.variants:
+            for m in ctx.spec.metrics:
+                if m.id not in sim.truth.get(v.id, {}):
+                    where = ctx.at(("simulation", "truth", v.id)) if v.id in sim.truth else ctx.at(("simulation", "truth"))
+                    yield warning("W005", f"simulation gives no true value of `{m.id}` for variant `{v.id}`", where,
+                                  "the simulation will use the control's value (no effect)")
+                    break
+    for name, dist in sim.attributes.items():
+        path = ("simulation", "attributes", name)
+        if name not in ctx.spec.attributes:
+            yield error("E034", f"attribute `{name}` is not declared", ctx.at(path, key=True),
+                        did_you_mean(name, ctx.spec.attributes) or "declare it under `attributes`")
+            continue
+        kind = ctx.spec.attributes[name].type
+        fits = {
+            "boolean": {"p", "values", "weights"},
+            "integer": {"min", "max", "mean", "sd", "values", "weights"},
+            "number": {"min", "max", "mean", "sd", "values", "weights"},
+            "list[string]": {"values", "weights", "size"},
+        }.get(kind, {"values", "weights"})
+        given = {k for k in type(dist).model_fields if getattr(dist, k) is not None}
+        for extra in sorted(given - fits):
+            yield error("E023", f"`{extra}` does not apply to the {kind} attribute `{name}`",
+                        ctx.at(path + (extra,), key=True), f"use {', '.join(sorted(fits))}")
+        if dist.weights is not None and (dist.values is None or len(dist.weights) != len(dist.values)):
+            yield error("E023", f"`{name}`: `weights` must give one weight per entry of `values`",
+                        ctx.at(path + ("weights",)))
+
+
+# ------------------------------------------------------------------ design
+
+
+def design(ctx: Context) -> Iterator[Diagnostic]:
+    """The planned sample size is computable and reachable in time."""
+    planned, reason = sample_size(ctx.spec)
+    metric = ctx.spec.primary
+    if planned is None:
+        if metric is not None:
+            i = ctx.spec.metrics.index(metric)
+            yield warning("W002", f"cannot plan the sample size: {reason}", ctx.at(("metrics", i)),
+                          "give the primary metric `mde` and `baseline` (and `sd` for means and ratios)")
+        return
+    st = ctx.spec.stopping
+    if planned.estimated_days is not None and st.max_days is not None and planned.estimated_days > st.max_days:
+        yield warning("W001", f"the primary metric needs {planned.per_variant:,} units per variant "
+                      f"(~{planned.estimated_days} days at {ctx.spec.simulation.units_per_day:,} units/day), "
+                      f"but max_days is {st.max_days}",
+                      ctx.at(("stopping", "max_days")),
+                      "raise traffic or coverage, accept a larger MDE, or extend max_days")
+    if st.max_units is not None and planned.total > st.max_units:
+        yield warning("W001", f"the primary metric needs {planned.total:,} units in total, but max_units is "
+                      f"{st.max_units:,}", ctx.at(("stopping", "max_units")))
+
+
+def unused(ctx: Context) -> Iterator[Diagnostic]:
+    """Prompts and audiences that nothing uses are probably mistakes."""
+    used_prompts = {v.prompt for v in ctx.spec.variants}
+    for name in ctx.spec.prompts:
+        if name not in used_prompts:
+            yield warning("W003", f"prompt `{name}` is not used by any variant", ctx.at(("prompts", name), key=True))
+    for name in ctx.spec.audiences:
+        if name != ctx.spec.allocation.audience:
+            yield warning("W004", f"audience `{name}` is not used by the allocation",
+                          ctx.at(("audiences", name), key=True))
+
+
+CHECKS: list[Callable[[Context], Iterator[Diagnostic]]] = [
+    unique_ids, unit_declared, variants, allocation, audiences, prompts,
+    metrics, analysis, stopping, simulation, design, unused,
+]
+
+
+def check_spec(doc: Document, spec: Spec) -> list[Diagnostic]:
+    """Run every semantic check; return all findings."""
+    ctx = Context(doc, spec)
+    found = [d for check in CHECKS for d in check(ctx)]
+    if any(d.code in ("E041", "E043") for d in found):  # the design cannot be planned; say so once
+        found = [d for d in found if d.code != "W002"]
+    return found
+
+
+# ------------------------------------------------------------------ secrets
+
+_SECRET_KEY = re.compile(r"^(api[_-]?key|apikey|secret|secret[_-]?key|password|passwd|token|access[_-]?token|"
+                         r"auth[_-]?token|access[_-]?key|private[_-]?key|bearer)$", re.IGNORECASE)
+_SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|sk-ant-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|"
+                           r"ghp_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})")
+
+
+def find_secrets(doc: Document) -> list[Diagnostic]:
+    """Keys named like secrets with a value, and values shaped like known API keys.
+
+    Runs on the raw document, so a secret is reported even where the key is
+    also unknown to the schema.
+    """
+    found: list[Diagnostic] = []
+    stack: list[tuple[PathT, Any]] = [((), doc.data)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                p = path + (key,)
+                if _SECRET_KEY.match(str(key)) and value not in (None, ""):
+                    found.append(error("E044", f"`{key}` holds a secret written into the spec", doc.where(p, True),
+                                       f"remove it, rotate the key, and name an environment variable instead: "
+                                       f"`api_key_env: OPENAI_API_KEY`"))
+                else:
+                    stack.append((p, value))
+        elif isinstance(node, list):
+            stack.extend((path + (i,), v) for i, v in enumerate(node))
+        elif isinstance(node, str) and _SECRET_VALUE.search(node):
+            found.append(error("E044", "this value looks like an API key", doc.where(path),
+                               "remove it, rotate the key, and set it in the environment instead"))
+    return sorted(found, key=lambda d: (d.line, d.col))

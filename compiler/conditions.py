@@ -1,0 +1,188 @@
+"""Audience conditions: GrowthBook's condition syntax, checked against attribute types.
+
+A condition is a mapping. Its keys are either logical operators (``$and``,
+``$or``, ``$nor``, ``$not``) or attribute paths (``country``, dotted for nested
+fields). An attribute's value is a literal (meaning ``$eq``) or a mapping of
+operators. This module only checks conditions statically; the runtime
+evaluates them with GrowthBook's semantics (the Python SDK's where the
+JavaScript SDK coerces types).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from .diagnostics import did_you_mean
+
+LOGICAL = {"$and", "$or", "$nor", "$not"}
+COMPARISON = {"$eq", "$ne", "$lt", "$lte", "$gt", "$gte"}
+MEMBERSHIP = {"$in", "$nin", "$ini", "$nini"}
+ARRAY = {"$all", "$alli", "$size", "$elemMatch"}
+VERSION = {"$veq", "$vne", "$vgt", "$vgte", "$vlt", "$vlte"}
+OTHER = {"$exists", "$type", "$regex", "$regexi", "$not"}
+FIELD_OPERATORS = COMPARISON | MEMBERSHIP | ARRAY | VERSION | OTHER
+TYPE_NAMES = {"string", "number", "boolean", "array", "object", "null", "undefined"}
+
+# Which Python values may stand for an attribute of each declared type.
+_SCALAR_FITS = {
+    "string": (str,),
+    "integer": (int, float),
+    "number": (int, float),
+    "boolean": (bool,),
+    "version": (str,),
+    "datetime": (str,),
+    "list[string]": (str,),  # $eq on a list attribute compares with an element
+}
+_ORDERED = {"string", "integer", "number", "version", "datetime"}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A problem in a condition: code, message, path of the node, whether it is a key."""
+
+    code: str
+    message: str
+    path: tuple
+    on_key: bool = False
+    hint: str | None = None
+
+
+def check_condition(condition: Any, attributes: dict[str, str], path: tuple) -> list[Finding]:
+    """Every problem in ``condition`` given ``attributes`` (name -> declared type)."""
+    return list(_condition(condition, attributes, path))
+
+
+def _condition(cond: Any, attrs: dict[str, str], path: tuple) -> Iterator[Finding]:
+    if not isinstance(cond, dict):
+        yield Finding("E037", "a condition must be a mapping of attributes or operators", path)
+        return
+    for key, value in cond.items():
+        p = path + (key,)
+        if key in ("$and", "$or", "$nor"):
+            if not isinstance(value, list) or not value:
+                yield Finding("E037", f"`{key}` takes a non-empty list of conditions", p)
+                continue
+            for i, sub in enumerate(value):
+                yield from _condition(sub, attrs, p + (i,))
+        elif key == "$not":
+            yield from _condition(value, attrs, p)
+        elif key.startswith("$"):
+            yield Finding("E037", f"`{key}` is not an operator at this level", p, True,
+                          did_you_mean(key, LOGICAL) or "at the top of a condition use $and, $or, $nor or $not")
+        else:
+            yield from _field(key, value, attrs, p)
+
+
+def _field(name: str, value: Any, attrs: dict[str, str], path: tuple) -> Iterator[Finding]:
+    root, _, rest = name.partition(".")
+    if root not in attrs:
+        yield Finding("E035", f"`{root}` is not a declared attribute", path, True,
+                      did_you_mean(root, attrs) or "declare it under `attributes`")
+        return
+    kind = attrs[root]
+    if rest:
+        yield Finding("E036", f"`{root}` is a {kind} attribute; it has no field `{rest}`", path, True)
+        return
+    if isinstance(value, dict) and value and all(isinstance(k, str) and k.startswith("$") for k in value):
+        yield from _operators(root, kind, value, attrs, path)
+    elif isinstance(value, dict):
+        yield Finding("E037", f"`{root}`: a mapping here must hold only operators such as $eq or $in", path)
+    else:
+        yield from _literal(root, kind, "$eq", value, path)
+
+
+def _literal(name: str, kind: str, op: str, value: Any, path: tuple) -> Iterator[Finding]:
+    if value is None:
+        return
+    if isinstance(value, bool) and kind != "boolean" or not isinstance(value, _SCALAR_FITS[kind]):
+        yield Finding("E036", f"`{name}` is a {kind} attribute; `{op}` compares it with {_kind_of(value)}", path)
+
+
+def _operators(name: str, kind: str, ops: dict, attrs: dict[str, str], path: tuple) -> Iterator[Finding]:
+    for op, arg in ops.items():
+        p = path + (op,)
+        if op not in FIELD_OPERATORS:
+            yield Finding("E037", f"unknown operator `{op}`", p, True, did_you_mean(op, FIELD_OPERATORS))
+        elif op in ("$eq", "$ne"):
+            yield from _literal(name, kind, op, arg, p)
+        elif op in ("$lt", "$lte", "$gt", "$gte"):
+            if kind not in _ORDERED:
+                yield Finding("E036", f"`{op}` orders values, but `{name}` is a {kind} attribute", p, True)
+            else:
+                yield from _literal(name, kind, op, arg, p)
+        elif op in MEMBERSHIP:
+            if not isinstance(arg, list):
+                yield Finding("E037", f"`{op}` takes a list of values", p)
+            else:
+                for i, item in enumerate(arg):
+                    yield from _literal(name, kind, op, item, p + (i,))
+        elif op in ("$all", "$alli", "$size", "$elemMatch"):
+            if kind != "list[string]":
+                yield Finding("E036", f"`{op}` applies to lists, but `{name}` is a {kind} attribute", p, True)
+            elif op in ("$all", "$alli") and not isinstance(arg, list):
+                yield Finding("E037", f"`{op}` takes a list of values", p)
+            elif op == "$size" and not (isinstance(arg, int) and not isinstance(arg, bool) or isinstance(arg, dict)):
+                yield Finding("E037", "`$size` takes a whole number or a condition on the size", p)
+            elif op == "$elemMatch":
+                if not isinstance(arg, dict) or not arg:
+                    yield Finding("E037", "`$elemMatch` takes a condition on the list's elements", p)
+                elif all(str(k).startswith("$") for k in arg):
+                    yield from _operators(name, "string", arg, attrs, p)
+        elif op in VERSION:
+            if kind not in ("version", "string"):
+                yield Finding("E036", f"`{op}` compares versions, but `{name}` is a {kind} attribute", p, True)
+            elif not isinstance(arg, str):
+                yield Finding("E037", f"`{op}` takes a version string such as \"2.1.0\"", p)
+        elif op == "$exists":
+            if not isinstance(arg, bool):
+                yield Finding("E037", "`$exists` takes true or false", p)
+        elif op == "$type":
+            if arg not in TYPE_NAMES:
+                yield Finding("E037", f"`$type` takes one of {', '.join(sorted(TYPE_NAMES))}", p, False,
+                              did_you_mean(str(arg), TYPE_NAMES))
+        elif op in ("$regex", "$regexi"):
+            if kind not in ("string", "version", "datetime", "list[string]"):
+                yield Finding("E036", f"`{op}` matches text, but `{name}` is a {kind} attribute", p, True)
+            elif not isinstance(arg, str):
+                yield Finding("E037", f"`{op}` takes a regular expression", p)
+            else:
+                try:
+                    re.compile(arg)
+                except re.error as exc:
+                    yield Finding("E048", f"invalid regular expression: {exc}", p)
+        elif op == "$not":
+            if not isinstance(arg, dict) or not all(str(k).startswith("$") for k in arg):
+                yield Finding("E037", "`$not` on an attribute takes a mapping of operators", p)
+            else:
+                yield from _operators(name, kind, arg, attrs, p)
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping"
+
+
+def attributes_used(condition: Any) -> set[str]:
+    """The root attribute names a condition refers to."""
+    found: set[str] = set()
+    stack = [condition]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(key, str) and not key.startswith("$"):
+                    found.add(key.partition(".")[0])
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found

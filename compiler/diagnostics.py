@@ -1,0 +1,155 @@
+"""Diagnostics: findings about a spec, as values with stable codes.
+
+Every stage of the compiler (load, validate, check) returns a list of
+:class:`Diagnostic` instead of raising, so that a person sees every problem of
+a spec at once. Codes are stable: ``E0xx`` are errors, ``W0xx`` warnings.
+``CODES`` is the registry; ``docs/diagnostics.md`` lists each code with an
+example, and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import asdict, dataclass
+from typing import Iterable, Literal, Sequence
+
+Severity = Literal["error", "warning"]
+
+#: Every diagnostic code and its one-line meaning.
+CODES: dict[str, str] = {
+    # loading: the file and its YAML
+    "E001": "the file cannot be read",
+    "E002": "the file is larger than the size limit",
+    "E003": "the file is not UTF-8 text",
+    "E004": "the file holds no YAML document",
+    "E005": "YAML syntax error",
+    "E006": "more than one YAML document in the file",
+    "E007": "the top level is not a mapping",
+    "E008": "duplicate key in a mapping",
+    "E009": "too many nodes once aliases are expanded (alias bomb)",
+    "E010": "nesting deeper than the limit",
+    "E011": "unsupported YAML tag or non-scalar mapping key",
+    # structure: the spec's shape and types
+    "E020": "unknown key",
+    "E021": "required key is missing",
+    "E022": "value has the wrong type",
+    "E023": "value is not allowed here",
+    "E024": "not a duration",
+    "E025": "not a percentage or fraction",
+    "E026": "unsupported spec version",
+    # semantics: what a schema cannot express
+    "E030": "duplicate id",
+    "E031": "fewer than two variants",
+    "E032": "more than one variant is marked as control",
+    "E033": "a variant's weight is not positive",
+    "E034": "reference to something that is not defined",
+    "E035": "audience condition names an undeclared attribute",
+    "E036": "condition operator does not fit the attribute's type",
+    "E037": "malformed condition or unknown operator",
+    "E038": "template syntax error",
+    "E039": "template uses an undeclared variable or unknown filter",
+    "E040": "template reaches for private or unsafe attributes",
+    "E041": "there must be exactly one primary metric",
+    "E042": "guardrail metric lacks a margin or direction",
+    "E043": "probability out of range (alpha, power, coverage, ...)",
+    "E044": "a secret is written inline in the spec",
+    "E045": "a variant needs exactly one of `content` and `prompt`",
+    "E046": "content generation settings do not fit the variant",
+    "E047": "metric definition is incomplete for its kind",
+    "E048": "invalid regular expression",
+    "E049": "the unit attribute is not declared",
+    "E050": "stopping rule cannot apply to this spec",
+    "W001": "the required sample size cannot be reached within max_days",
+    "W002": "the required sample size cannot be computed",
+    "W003": "prompt is defined but no variant uses it",
+    "W004": "audience is defined but not used by the allocation",
+    "W005": "simulation gives no true value for a metric of a variant",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One finding: where it is, how bad it is, what it means and what to do."""
+
+    file: str
+    line: int
+    col: int
+    severity: Severity
+    code: str
+    message: str
+    hint: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        """True for an error, False for a warning."""
+        return self.severity == "error"
+
+
+def error(code: str, message: str, where: tuple[str, int, int], hint: str | None = None) -> Diagnostic:
+    """Make an error diagnostic at ``where`` = (file, line, col)."""
+    return Diagnostic(where[0], where[1], where[2], "error", code, message, hint)
+
+
+def warning(code: str, message: str, where: tuple[str, int, int], hint: str | None = None) -> Diagnostic:
+    """Make a warning diagnostic at ``where`` = (file, line, col)."""
+    return Diagnostic(where[0], where[1], where[2], "warning", code, message, hint)
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """A "did you mean `x`?" hint for a misspelt name, or None if nothing is close."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def sort_key(d: Diagnostic) -> tuple:
+    """Order diagnostics by file, position, then code."""
+    return (d.file, d.line, d.col, d.code, d.message)
+
+
+def has_errors(diagnostics: Iterable[Diagnostic], strict: bool = False) -> bool:
+    """True when any finding fails the check (warnings too when ``strict``)."""
+    return any(d.is_error or strict for d in diagnostics)
+
+
+# ----------------------------------------------------------------- formatting
+
+
+def format_text(diagnostics: Sequence[Diagnostic]) -> str:
+    """``path:line:col: error[E012] message`` with the hint on the next line."""
+    out = []
+    for d in diagnostics:
+        out.append(f"{d.file}:{d.line}:{d.col}: {d.severity}[{d.code}] {d.message}")
+        if d.hint:
+            out.append(f"  hint: {d.hint}")
+    return "\n".join(out)
+
+
+def format_json(diagnostics: Sequence[Diagnostic]) -> str:
+    """A JSON list of objects with file, line, col, severity, code, message, hint."""
+    return json.dumps([asdict(d) for d in diagnostics], indent=2, ensure_ascii=False)
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def format_github(diagnostics: Sequence[Diagnostic]) -> str:
+    """GitHub Actions workflow commands (``::error file=..,line=..::msg``), one per finding."""
+    out = []
+    for d in diagnostics:
+        command = "error" if d.is_error else "warning"
+        props = ",".join(
+            f"{k}={_escape_property(str(v))}"
+            for k, v in (("file", d.file), ("line", d.line), ("col", d.col), ("title", f"expc {d.code}"))
+        )
+        message = d.message + (f" (hint: {d.hint})" if d.hint else "")
+        out.append(f"::{command} {props}::{_escape_data(message)}")
+    return "\n".join(out)
+
+
+FORMATTERS = {"text": format_text, "json": format_json, "github": format_github}

@@ -1,0 +1,424 @@
+"""The spec, as typed pydantic models: the single source of its structure.
+
+The JSON Schema in ``schemas/`` is generated from these models
+(:mod:`expc.compiler.schema`), and structural validation reports the errors
+these models raise, so the editor's view and expc's view of a spec cannot
+drift apart. Semantic rules that a schema cannot express live in
+:mod:`expc.compiler.checks`.
+
+Models are frozen and strict: unknown keys are errors, and ``"12"`` is not a
+number. Where a person would write a quantity, they may: durations as ``7d``
+and shares as ``5%`` or ``0.05`` (see :mod:`expc.compiler.quantities`).
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic_core import CoreSchema, core_schema
+
+from .quantities import DURATION_PATTERN, PERCENT_PATTERN, parse_duration, parse_percent
+
+SPEC_VERSION = 1
+
+Id = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+]
+"""An identifier: letters, digits, ``.``, ``_`` and ``-``; starts with a letter or digit."""
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+"""An attribute name: usable as a Jinja variable and a column name."""
+
+EnvVar = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+
+Percent = Annotated[
+    float,
+    BeforeValidator(parse_percent),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": 1},
+                {"type": "string", "pattern": PERCENT_PATTERN},
+            ]
+        }
+    ),
+]
+"""A share in [0, 1], written ``5%`` or ``0.05``."""
+
+Duration = Annotated[
+    int,
+    BeforeValidator(parse_duration),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
+]
+"""A duration in seconds, written ``45s``, ``30m``, ``12h``, ``7d`` or ``2w``."""
+
+AttributeType = Literal["string", "integer", "number", "boolean", "list[string]", "version", "datetime"]
+
+
+@dataclass(frozen=True)
+class _Shorthand:
+    """Accept a bare scalar where a one-field object is meant (``string`` -> ``{type: string}``).
+
+    The schema says so too: the field takes the scalar form or the full object.
+    """
+
+    field: str
+    scalar: dict[str, Any]  # JSON Schema of the short form
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        def expand(value: Any) -> Any:
+            return {self.field: value} if isinstance(value, (str, int, float)) and not isinstance(value, bool) else value
+
+        return core_schema.no_info_before_validator_function(expand, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return {"anyOf": [self.scalar, handler(schema)]}
+
+
+def _shorthand(field: str, scalar: dict[str, Any] | None = None) -> _Shorthand:
+    return _Shorthand(field, scalar or {"type": "string"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
+
+
+# ------------------------------------------------------------------ sections
+
+
+class Experiment(_Model):
+    """Who runs the experiment, why, and on what unit."""
+
+    id: Id
+    """Stable id of the experiment; also the default hashing seed. Never change it once running."""
+    name: str | None = None
+    """Human-readable name."""
+    owner: str | None = None
+    """Team or person responsible (an email address or a handle)."""
+    hypothesis: str | None = None
+    """What the experiment is expected to show, in one sentence."""
+    description: str | None = None
+    """Longer free text."""
+    unit: Name = "user_id"
+    """The attribute that identifies a unit (what is randomised); it must be declared in `attributes`."""
+    seed: str | None = None
+    """Hashing seed (salt). Defaults to the experiment id."""
+
+
+class Attribute(_Model):
+    """A typed fact known about each unit."""
+
+    type: AttributeType
+    """string, integer, number, boolean, list[string], version or datetime."""
+    description: str | None = None
+    """What the attribute means."""
+
+
+class Audience(_Model):
+    """A named set of units, defined by a GrowthBook-style condition."""
+
+    where: dict[str, Any]
+    """Condition on attributes with MongoDB-style operators ($eq, $in, $lte, $and, ...)."""
+    description: str | None = None
+    """Who is in the audience, in words."""
+
+
+class Checks(_Model):
+    """Checks each generated text must pass; a failure regenerates, then `on_fail` applies."""
+
+    max_chars: int | None = Field(default=None, gt=0)
+    """Longest allowed text, in characters."""
+    min_chars: int | None = Field(default=None, ge=0)
+    """Shortest allowed text, in characters."""
+    forbid: list[str] = []
+    """Phrases that must not appear (case-insensitive)."""
+    require: list[str] = []
+    """Regular expressions that must each match somewhere in the text."""
+    json_schema: dict[str, Any] | None = None
+    """A JSON Schema the output must satisfy (for structured output)."""
+    regenerate: int = Field(default=2, ge=0, le=10)
+    """How many times a failing text is regenerated (with a new seed) before giving up."""
+    on_fail: Literal["error", "skip", "use_control"] = "error"
+    """What happens to content that still fails: stop with an error, skip the unit, or show the control."""
+
+
+class Prompt(_Model):
+    """A prompt template and the model that turns it into content."""
+
+    model: str = Field(min_length=1)
+    """Any litellm model id, e.g. `openai/gpt-4o-mini`; `offline/<name>` is the built-in offline provider."""
+    template: str = Field(min_length=1)
+    """Jinja template of the user message. Context: `user` (attributes), `variant`, `experiment`, `segment`."""
+    system: str | None = None
+    """System message."""
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    """Sampling temperature."""
+    max_tokens: int | None = Field(default=None, gt=0)
+    """Upper bound on generated tokens."""
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    """Nucleus sampling."""
+    params: dict[str, Any] = {}
+    """Further litellm parameters passed as they are (never secrets)."""
+    api_base: str | None = None
+    """Base URL of an OpenAI-compatible server."""
+    api_key_env: EnvVar | None = None
+    """Name of the environment variable that holds the API key (never the key itself)."""
+    checks: Checks = Checks()
+    """Checks on the generated text."""
+
+
+class Generate(_Model):
+    """How often a prompted variant's content is generated."""
+
+    per: Literal["once", "segment", "unit"] = "once"
+    """once: one text for everyone; segment: one per distinct value of `segment_by`; unit: one per unit."""
+    segment_by: list[Name] = []
+    """Attributes whose distinct combinations each get their own text (with `per: segment`)."""
+
+
+class Variant(_Model):
+    """One arm of the experiment: static content, or content generated from a prompt."""
+
+    id: Id
+    """Stable id of the variant."""
+    description: str | None = None
+    """What differs in this variant."""
+    control: bool = False
+    """Marks the baseline the others are compared with. If no variant is marked, the first one is the control."""
+    weight: float = 1
+    """Relative share of traffic; weights are normalised to sum to 1."""
+    content: str | None = None
+    """Static content (give this or `prompt`)."""
+    prompt: Id | None = None
+    """Name of a prompt in `prompts` that generates the content (give this or `content`)."""
+    generate: Generate | None = None
+    """How often generated content is made (default: once)."""
+
+
+class Layer(_Model):
+    """A mutual-exclusion layer: experiments in one layer take disjoint ranges, so never share a unit."""
+
+    id: Id
+    """Name of the layer (GrowthBook namespace)."""
+    range: list[float] = Field(default=[0.0, 1.0], min_length=2, max_length=2)
+    """[start, end) of the layer's hash space this experiment takes."""
+
+
+class Allocation(_Model):
+    """Who enters the experiment and how they are split."""
+
+    audience: Id | None = None
+    """Name of the audience that is eligible (everyone when omitted)."""
+    coverage: Percent = 1.0
+    """Share of the eligible audience that enters the experiment."""
+    layer: Annotated[Layer | None, _shorthand("id")] = None
+    """Layer (namespace) name, or {id, range}; a name alone takes the whole layer."""
+    hash_version: Literal[1, 2] = 2
+    """GrowthBook hashing algorithm version."""
+
+
+class Measure(_Model):
+    """One side of a ratio metric: an event, summed by value or counted."""
+
+    event: str = Field(min_length=1)
+    """Name of the event."""
+    measure: Literal["value", "count"] = "value"
+    """Sum the events' values, or count the events."""
+
+
+class Metric(_Model):
+    """What is measured, how it is judged and what effect matters."""
+
+    id: Id
+    """Stable id of the metric."""
+    name: str | None = None
+    """Human-readable name."""
+    description: str | None = None
+    """What the metric means."""
+    kind: Literal["proportion", "mean", "ratio"]
+    """proportion: share of units with the event; mean: per-unit sum of values; ratio: sum of a numerator over sum of a denominator."""
+    event: str | None = Field(default=None, min_length=1)
+    """Event that counts (proportion and mean metrics)."""
+    numerator: Annotated[Measure | None, _shorthand("event")] = None
+    """Numerator of a ratio metric: an event name, or {event, measure}."""
+    denominator: Annotated[Measure | None, _shorthand("event")] = None
+    """Denominator of a ratio metric: an event name, or {event, measure}."""
+    window: Duration | None = None
+    """Events count only this long after a unit's first exposure (default: until the end)."""
+    role: Literal["primary", "secondary", "guardrail"] = "secondary"
+    """primary decides the experiment (exactly one); guardrails must not get worse."""
+    direction: Literal["increase", "decrease"] = "increase"
+    """Which direction is good."""
+    mde: Percent | None = None
+    """Minimum detectable effect, relative to the baseline (5% = a lift from 10% to 10.5%)."""
+    margin: Percent | None = None
+    """Non-inferiority margin for a guardrail, relative to the baseline."""
+    baseline: float | None = None
+    """Expected control rate (proportion) or mean, for planning; defaults to the simulation's control truth."""
+    sd: float | None = Field(default=None, gt=0)
+    """Expected per-unit standard deviation (mean and ratio metrics), for planning."""
+
+
+class Analysis(_Model):
+    """How results are evaluated."""
+
+    method: Literal["fixed", "sequential", "bayesian"] = "fixed"
+    """fixed horizon, always-valid sequential, or Bayesian."""
+    alpha: Percent = 0.05
+    """Significance level (two-sided)."""
+    power: Percent = 0.8
+    """Planned power at the primary metric's MDE."""
+    correction: Literal["none", "bonferroni", "holm", "bh"] = "holm"
+    """Multiple-testing correction."""
+    family: Literal["per_metric", "primary"] = "per_metric"
+    """Family for the correction: each metric's variants, or all primary comparisons together."""
+    srm_threshold: Percent = 0.001
+    """Sample-ratio-mismatch p-value below which results are flagged untrustworthy."""
+
+
+Condition = Literal["primary_significant", "guardrail_harm", "futility", "max_days", "max_units", "srm"]
+Action = Literal["continue", "stop_ship_winner", "stop_rollback", "stop_futility", "stop_inconclusive"]
+
+
+class Rule(_Model):
+    """When something holds at a look, do this."""
+
+    when: Condition
+    """primary_significant, guardrail_harm, futility, max_days, max_units or srm."""
+    then: Action
+    """continue, stop_ship_winner, stop_rollback, stop_futility or stop_inconclusive."""
+    metric: Id | None = None
+    """Limit the rule to one metric (default: every metric the condition concerns)."""
+
+
+def _looks(value: Any) -> Any:
+    return {"daily": "1d", "weekly": "7d", "hourly": "1h"}.get(value, value) if isinstance(value, str) else value
+
+
+class Stopping(_Model):
+    """When results are looked at and when the experiment ends."""
+
+    looks: Annotated[
+        int,
+        BeforeValidator(lambda v: parse_duration(_looks(v))),
+        WithJsonSchema({"anyOf": [{"enum": ["hourly", "daily", "weekly"]}, {"type": "string", "pattern": DURATION_PATTERN}]}),
+    ] = 86400
+    """How often results are evaluated: hourly, daily, weekly or a duration such as 12h."""
+    min_units_per_variant: int = Field(default=0, ge=0)
+    """No rule but max_days / max_units fires before every variant has this many units."""
+    max_days: int | None = Field(default=None, gt=0)
+    """The experiment ends after this many days."""
+    max_units: int | None = Field(default=None, gt=0)
+    """The experiment ends after this many units in total."""
+    rules: list[Rule] = []
+    """Rules evaluated in order at each look; the first that holds decides."""
+
+
+class TruthValue(_Model):
+    """The true mean of a metric in a variant (for a proportion, its rate)."""
+
+    mean: float
+    """True rate (proportion) or mean."""
+    sd: float | None = Field(default=None, gt=0)
+    """True per-unit standard deviation (mean and ratio metrics)."""
+
+
+class Distribution(_Model):
+    """How a simulated attribute is drawn. Give the fields that fit its type."""
+
+    values: list[Any] | None = None
+    """Values to choose from (string, list[string], version attributes, or any type)."""
+    weights: list[float] | None = None
+    """Relative weights of `values` (default: equal)."""
+    min: float | None = None
+    """Lower bound of a uniform draw (integer, number)."""
+    max: float | None = None
+    """Upper bound of a uniform draw (integer, number)."""
+    mean: float | None = None
+    """Mean of a normal draw (integer, number)."""
+    sd: float | None = Field(default=None, gt=0)
+    """Standard deviation of a normal draw."""
+    p: float | None = Field(default=None, ge=0, le=1)
+    """Probability of true (boolean)."""
+    size: list[int] | None = Field(default=None, min_length=2, max_length=2)
+    """[min, max] number of items drawn (list[string])."""
+
+
+class Simulation(_Model):
+    """A simulated population for dry runs and `expc run --simulate`."""
+
+    units_per_day: int = Field(gt=0)
+    """Units that reach the experiment's allocation each day."""
+    days: int | None = Field(default=None, gt=0)
+    """Days to simulate (default: stopping.max_days)."""
+    seed: int = 0
+    """Random seed of the simulation."""
+    attributes: dict[str, Distribution] = {}
+    """How each attribute is drawn (default: a sensible distribution per type)."""
+    truth: dict[str, dict[str, Annotated[TruthValue, _shorthand("mean", {"type": "number"})]]] = {}
+    """True value per variant and metric: a number (rate or mean) or {mean, sd}."""
+
+
+class Generation(_Model):
+    """Limits on content generation for the whole spec."""
+
+    max_cost_usd: float | None = Field(default=None, ge=0)
+    """Budget: no new model call starts once this much has been spent."""
+    concurrency: int = Field(default=8, gt=0, le=256)
+    """Model calls in flight at once."""
+    timeout: Duration = 60
+    """Per-call timeout."""
+
+
+class Spec(_Model):
+    """An expc experiment spec."""
+
+    version: Literal[1]
+    """Spec language version; 1 is the only one so far."""
+    experiment: Experiment
+    """Who runs the experiment, why, and on what unit."""
+    attributes: dict[Name, Annotated[Attribute, _shorthand("type", {"enum": list(typing.get_args(AttributeType))})]] = {}
+    """What is known about each unit, typed: `name: string` or `name: {type: ..., description: ...}`."""
+    audiences: dict[Id, Audience] = {}
+    """Named sets of units."""
+    prompts: dict[Id, Prompt] = {}
+    """Prompt templates and their models."""
+    variants: list[Variant] = []
+    """The arms of the experiment; at least two."""
+    allocation: Allocation = Allocation()
+    """Who enters and how they are split."""
+    metrics: list[Metric] = []
+    """What is measured; exactly one primary."""
+    analysis: Analysis = Analysis()
+    """How results are evaluated."""
+    stopping: Stopping = Stopping()
+    """When results are looked at and when the experiment ends."""
+    simulation: Simulation | None = None
+    """A simulated population for dry runs."""
+    generation: Generation = Generation()
+    """Limits on content generation."""
+
+    @property
+    def control(self) -> Variant | None:
+        """The baseline variant: the one marked `control: true`, else the first."""
+        marked = [v for v in self.variants if v.control]
+        return marked[0] if marked else (self.variants[0] if self.variants else None)
+
+    @property
+    def primary(self) -> Metric | None:
+        """The primary metric, if there is exactly one."""
+        primaries = [m for m in self.metrics if m.role == "primary"]
+        return primaries[0] if len(primaries) == 1 else None

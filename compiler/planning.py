@@ -1,0 +1,105 @@
+"""Design planning at compile time: how many units the primary metric needs.
+
+A normal approximation from the standard library (``statistics.NormalDist``),
+two-sided, fixed horizon, with unpooled variances for proportions:
+
+    n = (z[1 - a/2] + z[power])^2 * (p1 (1 - p1) + p2 (1 - p2)) / (p2 - p1)^2
+
+and ``n = 2 (z[1 - a/2] + z[power])^2 sd^2 / delta^2`` for means and ratios.
+With more than one treatment and a Bonferroni or Holm correction, alpha is
+split across the treatments (the conservative Bonferroni bound). The
+statistics engine refines this with each method's exact design.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+from .model import Metric, Spec
+
+_Z = NormalDist()
+
+
+@dataclass(frozen=True, slots=True)
+class SampleSize:
+    """Required units for the primary metric, and how long they take to arrive."""
+
+    metric: str
+    baseline: float
+    mde: float
+    alpha: float
+    power: float
+    per_variant: int
+    total: int
+    estimated_days: int | None
+    method: str = "normal approximation, two-sided, fixed horizon"
+
+
+def units_for_proportion(baseline: float, target: float, alpha: float, power: float) -> int:
+    """Units per arm to tell rate ``baseline`` from ``target`` (two-sided, unpooled)."""
+    z = _Z.inv_cdf(1 - alpha / 2) + _Z.inv_cdf(power)
+    variance = baseline * (1 - baseline) + target * (1 - target)
+    return math.ceil(z * z * variance / (target - baseline) ** 2)
+
+
+def units_for_mean(sd: float, delta: float, alpha: float, power: float) -> int:
+    """Units per arm to detect an absolute difference ``delta`` in means with s.d. ``sd``."""
+    z = _Z.inv_cdf(1 - alpha / 2) + _Z.inv_cdf(power)
+    return math.ceil(2 * z * z * sd * sd / (delta * delta))
+
+
+def planning_inputs(spec: Spec, metric: Metric) -> tuple[float | None, float | None]:
+    """The metric's baseline and s.d.: from the metric, else the simulation's control truth."""
+    baseline, sd = metric.baseline, metric.sd
+    control = spec.control
+    if spec.simulation and control is not None:
+        truth = spec.simulation.truth.get(control.id, {}).get(metric.id)
+        if truth is not None:
+            baseline = truth.mean if baseline is None else baseline
+            sd = truth.sd if sd is None else sd
+    return baseline, sd
+
+
+def comparison_alpha(spec: Spec) -> float:
+    """Alpha for one treatment-vs-control comparison of the primary metric."""
+    treatments = max(len(spec.variants) - 1, 1)
+    if spec.analysis.correction in ("bonferroni", "holm") and treatments > 1:
+        return spec.analysis.alpha / treatments
+    return spec.analysis.alpha
+
+
+def sample_size(spec: Spec) -> tuple[SampleSize | None, str | None]:
+    """Plan the primary metric's sample size; or None and the reason it cannot be done."""
+    metric = spec.primary
+    if metric is None:
+        return None, "the spec has no single primary metric"
+    if metric.mde is None or metric.mde <= 0:
+        return None, f"the primary metric `{metric.id}` has no `mde`"
+    baseline, sd = planning_inputs(spec, metric)
+    if baseline is None:
+        return None, f"the primary metric `{metric.id}` has no `baseline` (nor a simulated control truth)"
+    alpha, power = comparison_alpha(spec), spec.analysis.power
+    if not (0 < alpha < 1 and 0 < power < 1):
+        return None, "alpha and power must lie strictly between 0 and 1"
+    sign = 1 if metric.direction == "increase" else -1
+    if metric.kind == "proportion":
+        target = baseline * (1 + sign * metric.mde)
+        if not (0 < baseline < 1 and 0 < target < 1):
+            return None, f"baseline rate {baseline} with MDE {metric.mde:.1%} leaves the range (0, 1)"
+        n = units_for_proportion(baseline, target, alpha, power)
+    else:
+        if sd is None:
+            return None, f"the primary metric `{metric.id}` needs `sd` (its per-unit standard deviation)"
+        if baseline == 0:
+            return None, f"a relative MDE needs a non-zero baseline for `{metric.id}`"
+        n = units_for_mean(sd, abs(baseline) * metric.mde, alpha, power)
+    weights = [v.weight for v in spec.variants]
+    total_weight = sum(weights)
+    days = None
+    if spec.simulation is not None and total_weight > 0:
+        daily = spec.simulation.units_per_day * spec.allocation.coverage * min(weights) / total_weight
+        days = math.ceil(n / daily) if daily > 0 else None
+    total = math.ceil(n * total_weight / min(weights)) if min(weights) > 0 else n * len(weights)
+    return SampleSize(metric.id, baseline, metric.mde, alpha, power, n, total, days), None

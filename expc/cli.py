@@ -1,0 +1,218 @@
+"""The ``expc`` command line.
+
+Exit codes (a contract CI relies on): 0 success; 1 a spec is invalid or a check
+failed; 2 usage error; 3 the run could not finish. Commands that only read
+specs (validate, compile, plan, schema, init) import neither litellm, scipy nor
+numpy, so they start fast.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from expc.compiler.diagnostics import FORMATTERS, Diagnostic, format_text
+from expc.compiler.pipeline import CheckResult, check_file
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUN = 0, 1, 2, 3
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def _expand(paths: tuple[str, ...]) -> list[Path]:
+    """Files, folders (every .yaml/.yml below, hidden folders skipped) and globs -> spec files."""
+    found: list[Path] = []
+    for raw in paths:
+        matches = sorted(glob.glob(raw, recursive=True)) if glob.has_magic(raw) else [raw]
+        if not matches:
+            raise click.UsageError(f"no file matches {raw!r}")
+        for match in matches:
+            p = Path(match)
+            if p.is_dir():
+                found.extend(
+                    sorted(
+                        f for f in p.rglob("*")
+                        if f.suffix in SPEC_SUFFIXES and f.is_file()
+                        and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                    )
+                )
+            elif p.exists():
+                found.append(p)
+            else:
+                raise click.UsageError(f"{raw}: no such file or folder")
+    if not found:
+        raise click.UsageError(f"no spec files (*.yaml, *.yml) found in {', '.join(paths)}")
+    return list(dict.fromkeys(found))
+
+
+def _load_checked(spec: str) -> CheckResult:
+    """Check one spec; print its findings to stderr; exit 1 when it has errors."""
+    if not Path(spec).exists():
+        raise click.UsageError(f"{spec}: no such file")
+    result = check_file(spec)
+    if result.diagnostics:
+        click.echo(format_text(result.diagnostics), err=True)
+    if not result.ok():
+        _summary(result.diagnostics, 1, err=True)
+        sys.exit(EXIT_INVALID)
+    return result
+
+
+def _summary(diagnostics: list[Diagnostic], files: int, err: bool = False) -> None:
+    errors = sum(d.is_error for d in diagnostics)
+    warnings = len(diagnostics) - errors
+    noun = "file" if files == 1 else "files"
+    click.echo(f"{files} {noun} checked: {errors} error{'s' * (errors != 1)}, "
+               f"{warnings} warning{'s' * (warnings != 1)}", err=err)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a file so that a reader never sees half of it."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="expc", prog_name="expc")
+def main() -> None:
+    """expc: experiments on LLM-generated content, as code.
+
+    Write an experiment as a YAML spec, validate it in CI, and compile it
+    into a plan that the runtime assigns, generates and evaluates from.
+    """
+
+
+@main.command(epilog="""\b
+Examples:
+  expc validate specs/welcome-email.yaml
+  expc validate specs/ --format github
+  expc validate 'experiments/**/*.yaml' --strict --format json
+""")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATTERS)), default="text", show_default=True,
+              help="text for people, json for tools, github for GitHub Actions annotations.")
+@click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
+def validate(paths: tuple[str, ...], fmt: str, strict: bool) -> None:
+    """Check specs: structure, references, conditions, templates, design.
+
+    PATHS are files, folders (every .yaml/.yml file below them) or globs.
+    Exits 0 when every spec is valid, 1 when any has an error (or a warning,
+    with --strict), 2 on a usage error.
+    """
+    files = _expand(paths)
+    diagnostics: list[Diagnostic] = []
+    failed = False
+    for f in files:
+        result = check_file(f, str(f))
+        diagnostics.extend(result.diagnostics)
+        failed |= not result.ok(strict)
+    if diagnostics or fmt == "json":
+        click.echo(FORMATTERS[fmt](diagnostics))
+    if fmt == "text":
+        _summary(diagnostics, len(files))
+    sys.exit(EXIT_INVALID if failed else EXIT_OK)
+
+
+@main.command(name="compile", epilog="""\b
+Examples:
+  expc compile specs/welcome-email.yaml
+  expc compile specs/welcome-email.yaml -o build/welcome.plan.json
+""")
+@click.argument("spec")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the plan here (default: stdout).")
+def compile_command(spec: str, output: str | None) -> None:
+    """Compile a spec into its plan (JSON).
+
+    The plan has every default resolved, bucket ranges, the hashing seed,
+    the planned sample size and the generation jobs. The same spec always
+    compiles to byte-identical JSON.
+    """
+    from expc.compiler.compile import compile_plan, plan_json
+
+    result = _load_checked(spec)
+    text = plan_json(compile_plan(result.doc, result.spec))
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(Path(output), text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command(epilog="""\b
+Examples:
+  expc plan specs/welcome-email.yaml
+""")
+@click.argument("spec")
+def plan(spec: str) -> None:
+    """Show what a spec would do, without running anything (a dry run).
+
+    Audience, variants and weights, prompts and models, metrics, required
+    units per variant, estimated days and generation jobs. No network.
+    """
+    from expc.compiler.compile import compile_plan
+    from expc.plan_summary import summarise
+
+    result = _load_checked(spec)
+    click.echo(summarise(compile_plan(result.doc, result.spec)))
+
+
+@main.command(epilog="""\b
+Examples:
+  expc schema > schemas/expc-spec.schema.json
+""")
+def schema() -> None:
+    """Print the JSON Schema of the spec (draft-07, for editors and CI)."""
+    from expc.compiler.schema import schema_json
+
+    click.echo(schema_json(), nl=False)
+
+
+@main.command(epilog="""\b
+Examples:
+  expc init                      # writes experiment.yaml
+  expc init specs/new-test.yaml
+""")
+@click.argument("path", default="experiment.yaml")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(path: str, force: bool) -> None:
+    """Write a commented starter spec that validates as it is."""
+    from importlib.resources import files
+
+    from expc.compiler.schema import SCHEMA_FILE, SCHEMA_ID
+
+    target = Path(path)
+    if target.exists() and not force:
+        raise click.UsageError(f"{path} already exists (use --force to overwrite it)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Point editors at the repository's committed schema when there is one, else at its published id.
+    local = Path(SCHEMA_FILE)
+    schema_ref = os.path.relpath(local.resolve(), target.parent.resolve()) if local.exists() else SCHEMA_ID
+    text = files("expc").joinpath("starter.yaml").read_text(encoding="utf-8")
+    _write_atomic(target, text.replace("{schema}", schema_ref.replace(os.sep, "/"), 1))
+    click.echo(f"wrote {path}; next: expc validate {path} && expc plan {path}")
+    if not local.exists():
+        click.echo(f"tip: `expc schema > {SCHEMA_FILE}` lets editors check specs offline", err=True)
+
+
+def entry() -> None:
+    """Console entry point: runs the command line; an unexpected error is one readable line."""
+    try:
+        main()
+    except Exception as exc:  # a bug: say so plainly; EXPC_DEBUG=1 shows the traceback
+        if os.environ.get("EXPC_DEBUG"):
+            raise
+        click.echo(f"expc: internal error: {type(exc).__name__}: {exc}\n"
+                   "this is a bug in expc; rerun with EXPC_DEBUG=1 for details and report it", err=True)
+        sys.exit(EXIT_RUN)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()
