@@ -190,7 +190,7 @@ def _template(ctx: Context, name: str, field: str, source: str, users: list) -> 
         if (use.kind, use.name) in reported:
             continue
         reported.add((use.kind, use.name))
-        where = _template_where(ctx, path, use.line, use.name.rpartition(".")[2])
+        where = _template_where(ctx, path, use.line, use.name)
         if use.kind == "private":
             yield error("E040", f"prompt `{name}`: `{use.name}` is private or internal; templates may not reach it",
                         where, "templates may only read the unit's attributes and the documented context")
@@ -237,7 +237,8 @@ def _template_where(ctx: Context, path: PathT, template_line: int, needle: str |
     else:
         line = line + template_line - 1
     text = ctx.doc.line_text(line)
-    if needle and needle in text:
+    needle = next((n for n in (needle, (needle or "").rpartition(".")[2]) if n and n in text), None)
+    if needle:
         col = text.index(needle) + 1
     elif mark is not None and mark.style in ("|", ">") and text.strip():
         col = len(text) - len(text.lstrip()) + 1

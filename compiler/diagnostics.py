@@ -9,8 +9,6 @@ example, and a test keeps the two in step.
 
 from __future__ import annotations
 
-import difflib
-import json
 from dataclasses import asdict, dataclass
 from typing import Iterable, Literal, Sequence
 
@@ -98,6 +96,8 @@ def warning(code: str, message: str, where: tuple[str, int, int], hint: str | No
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A "did you mean `x`?" hint for a misspelt name, or None if nothing is close."""
+    import difflib
+
     close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
 
@@ -127,6 +127,8 @@ def format_text(diagnostics: Sequence[Diagnostic]) -> str:
 
 def format_json(diagnostics: Sequence[Diagnostic]) -> str:
     """A JSON list of objects with file, line, col, severity, code, message, hint."""
+    import json
+
     return json.dumps([asdict(d) for d in diagnostics], indent=2, ensure_ascii=False)
 
 

@@ -93,7 +93,7 @@ def _shorthand(field: str, scalar: dict[str, Any] | None = None) -> _Shorthand:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 # ------------------------------------------------------------------ sections
@@ -176,7 +176,7 @@ class Prompt(_Model):
     """Base URL of an OpenAI-compatible server."""
     api_key_env: EnvVar | None = None
     """Name of the environment variable that holds the API key (never the key itself)."""
-    checks: Checks = Checks()
+    checks: Checks = Field(default_factory=Checks)
     """Checks on the generated text."""
 
 
@@ -398,17 +398,17 @@ class Spec(_Model):
     """Prompt templates and their models."""
     variants: list[Variant] = []
     """The arms of the experiment; at least two."""
-    allocation: Allocation = Allocation()
+    allocation: Allocation = Field(default_factory=Allocation)
     """Who enters and how they are split."""
     metrics: list[Metric] = []
     """What is measured; exactly one primary."""
-    analysis: Analysis = Analysis()
+    analysis: Analysis = Field(default_factory=Analysis)
     """How results are evaluated."""
-    stopping: Stopping = Stopping()
+    stopping: Stopping = Field(default_factory=Stopping)
     """When results are looked at and when the experiment ends."""
     simulation: Simulation | None = None
     """A simulated population for dry runs."""
-    generation: Generation = Generation()
+    generation: Generation = Field(default_factory=Generation)
     """Limits on content generation."""
 
     @property

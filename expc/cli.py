@@ -15,8 +15,11 @@ from pathlib import Path
 
 import click
 
-from expc.compiler.diagnostics import FORMATTERS, Diagnostic, format_text
-from expc.compiler.pipeline import CheckResult, check_file
+# pydantic looks for plugins in every installed package's metadata at start-up; expc uses none.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+from expc.compiler.diagnostics import FORMATTERS, Diagnostic, format_text  # noqa: E402
+from expc.compiler.pipeline import CheckResult, check_file  # noqa: E402
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUN = 0, 1, 2, 3
 SPEC_SUFFIXES = (".yaml", ".yml")
