@@ -110,7 +110,7 @@ def load_file(path: str | Path, display: str | None = None) -> tuple[Document | 
     try:
         size = p.stat().st_size
         if size > MAX_BYTES:
-            return None, [error("E002", f"the file is {size:,} bytes; a spec may be at most {MAX_BYTES:,} bytes",
+            return None, [error("E002", f"the file is {_size(size)}; a spec may be at most {_size(MAX_BYTES)}",
                                 (name, 1, 1), "split the spec or remove generated content from it")]
         raw = p.read_bytes()
     except IsADirectoryError:
@@ -120,10 +120,15 @@ def load_file(path: str | Path, display: str | None = None) -> tuple[Document | 
     return load_bytes(raw, name)
 
 
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB" if n >= 1 << 20 else f"{n:,} bytes"
+
+
 def load_bytes(raw: bytes, name: str = "<spec>") -> tuple[Document | None, list[Diagnostic]]:
     """Decode and load spec bytes (see :func:`load_text`)."""
     if len(raw) > MAX_BYTES:
-        return None, [error("E002", f"the spec is {len(raw):,} bytes; at most {MAX_BYTES:,} are allowed", (name, 1, 1))]
+        return None, [error("E002", f"the spec is {_size(len(raw))}; a spec may be at most {_size(MAX_BYTES)}",
+                            (name, 1, 1), "split the spec or remove generated content from it")]
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

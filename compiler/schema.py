@@ -9,9 +9,12 @@ committed copy; a test fails when it is stale.
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 from typing import Any
 
+from . import model
 from .model import Spec
 
 SCHEMA_ID = "https://expc.dev/schemas/expc-spec.schema.json"
@@ -22,6 +25,11 @@ def spec_schema() -> dict[str, Any]:
     """The JSON Schema (draft-07) of a spec."""
     raw = Spec.model_json_schema(ref_template="#/definitions/{model}")
     definitions = raw.pop("$defs", {})
+    docs = field_docstrings()
+    for name, node in [("Spec", raw), *definitions.items()]:
+        for field, prop in node.get("properties", {}).items():
+            if (name, field) in docs:
+                prop["description"] = docs[(name, field)]
     schema: dict[str, Any] = {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": SCHEMA_ID,
@@ -46,12 +54,29 @@ def _complete(node: Any, name: str | None = None) -> None:
                 for key, sub in props.items():
                     if isinstance(sub, dict) and props is node.get("properties"):
                         sub.setdefault("title", key.replace("_", " ").capitalize())
-                        sub.setdefault("description", sub.get("title"))
         for key, value in node.items():
             _complete(value, key)
     elif isinstance(node, list):
         for item in node:
             _complete(item)
+
+
+def field_docstrings() -> dict[tuple[str, str], str]:
+    """(model, field) -> the docstring written under the field in ``model.py``.
+
+    Read from the source rather than by pydantic (``use_attribute_docstrings``),
+    which would make every start of expc pay for parsing it.
+    """
+    docs: dict[tuple[str, str], str] = {}
+    for cls in ast.parse(inspect.getsource(model)).body:
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        for stmt, after in zip(cls.body, cls.body[1:]):
+            if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+                    and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                    and isinstance(after.value.value, str)):
+                docs[(cls.name, stmt.target.id)] = inspect.cleandoc(after.value.value)
+    return docs
 
 
 def schema_json() -> str:

@@ -1,0 +1,129 @@
+"""The loader: safe YAML, located nodes, and clear errors for every way a file can be broken."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from expc.compiler import loader
+from expc.compiler.loader import load_bytes, load_file, load_text
+
+
+def only(diags):
+    assert len(diags) == 1, diags
+    return diags[0]
+
+
+def test_every_key_and_value_keeps_its_line_and_column():
+    doc, diags = load_text("a: 1\nb:\n  c: [x, 'y']\n", "f.yaml")
+    assert diags == []
+    assert doc.where(("b", "c", 1)) == ("f.yaml", 3, 10)
+    assert doc.where(("b", "c"), key=True) == ("f.yaml", 3, 3)
+    assert doc.where(("b",), key=True) == ("f.yaml", 2, 1)
+
+
+def test_a_missing_path_falls_back_to_its_nearest_ancestor():
+    doc, _ = load_text("a:\n  b: 1\n")
+    assert doc.where(("a", "nope", "deeper"))[1:] == (2, 3)
+
+
+def test_plain_scalars_follow_yaml_1_2_core_schema():
+    doc, _ = load_text("a: [NO, yes, on, true, False, ~, 2024-05-01, 0x1F, 1e3, .inf, '12', 007]\n")
+    assert doc.data["a"][:6] == ["NO", "yes", "on", True, False, None]
+    assert doc.data["a"][6] == "2024-05-01"  # dates stay strings
+    assert doc.data["a"][7:9] == [31, 1000.0]
+    assert math.isinf(doc.data["a"][9])
+    assert doc.data["a"][10] == "12"  # quoted stays a string
+    assert doc.data["a"][11] == 7
+
+
+def test_duplicate_keys_are_an_error_at_the_second_key():
+    d = only(load_text("a: 1\nb: 2\na: 3\n", "f.yaml")[1])
+    assert (d.code, d.line, d.col) == ("E008", 3, 1)
+    assert "line 1" in d.hint
+
+
+def test_duplicate_keys_in_nested_and_flow_mappings():
+    d = only(load_text("x:\n  y: {k: 1, k: 2}\n")[1])
+    assert (d.code, d.line) == ("E008", 2)
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("", "E004"),
+        ("# only a comment\n", "E004"),
+        ("---\n", "E004"),
+        ("a: 1\n---\nb: 2\n", "E006"),
+        ("- a\n- b\n", "E007"),
+        ("just a string\n", "E007"),
+        ("a: [1, 2\n", "E005"),
+        ("a: !!python/object:os.system x\n", "E011"),
+        ("a: !!binary aGVsbG8=\n", "E011"),
+        ("a: !custom x\n", "E011"),
+        ("? [a, b]\n: 1\n", "E011"),
+        ("a: *nowhere\n", "E005"),
+        ("a: !!int nope\n", "E011"),
+    ],
+)
+def test_broken_files_get_their_own_code(text, code):
+    d = only(load_text(text)[1])
+    assert d.code == code
+    assert d.line >= 1 and d.col >= 1 and d.message
+
+
+def test_explicit_core_tags_are_honoured():
+    doc, diags = load_text("a: !!str 12\nb: !!float 3\n")
+    assert diags == [] and doc.data == {"a": "12", "b": 3.0}
+
+
+def test_non_utf8_bytes_point_at_the_offending_byte():
+    d = only(load_bytes(b"a: 1\nb: caf\xe9\n", "f.yaml")[1])
+    assert (d.code, d.line, d.col) == ("E003", 2, 7)
+
+
+def test_a_utf8_byte_order_mark_is_accepted():
+    doc, diags = load_bytes(b"\xef\xbb\xbfa: 1\n")
+    assert diags == [] and doc.data == {"a": 1}
+
+
+def test_deep_nesting_is_refused():
+    block = "".join("  " * i + f"k{i}:\n" for i in range(100)) + "  " * 100 + "v: 1\n"
+    assert only(load_text(block)[1]).code == "E010"
+    flow = "a: " + "[" * 5000 + "]" * 5000 + "\n"
+    assert only(load_text(flow)[1]).code == "E010"
+
+
+def test_an_alias_bomb_ends_fast_in_a_clear_error():
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, 10):
+        prev, cur = chr(96 + i), chr(97 + i)
+        lines.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    start = time.process_time()
+    d = only(load_text("\n".join(lines) + "\n")[1])
+    assert d.code == "E009"
+    assert time.process_time() - start < 5  # generous: the point is "not exponential"
+
+
+def test_small_aliases_are_fine():
+    doc, diags = load_text("base: &b {x: 1}\ncopy: *b\n")
+    assert diags == [] and doc.data["copy"] == {"x": 1}
+
+
+def test_a_huge_file_is_refused_without_reading_it(tmp_path):
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:
+        f.truncate(50 * 1024 * 1024)  # sparse: 50 MB that costs nothing
+    d = only(load_file(big)[1])
+    assert d.code == "E002" and "50.0 MiB" in d.message
+
+
+def test_missing_file_and_folder(tmp_path):
+    assert only(load_file(tmp_path / "nope.yaml")[1]).code == "E001"
+    assert only(load_file(tmp_path)[1]).code == "E001"
+
+
+def test_limits_are_generous_for_real_specs():
+    assert loader.MAX_BYTES >= 1 << 20 and loader.MAX_DEPTH >= 32 and loader.MAX_NODES >= 10_000

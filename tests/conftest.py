@@ -1,0 +1,74 @@
+"""Shared test helpers: a small valid spec, and a way to check YAML text."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from expc.compiler.pipeline import CheckResult, check_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BASE = """\
+version: 1
+experiment:
+  id: demo
+  unit: user_id
+attributes:
+  user_id: string
+  first_name: string
+  country: string
+  plan: string
+  interests: list[string]
+  signup_days: integer
+  score: number
+  beta: boolean
+  app_version: version
+audiences:
+  everyone_us:
+    where:
+      country: US
+prompts:
+  subject:
+    model: offline/test
+    template: |
+      Hello {{ user.first_name }}, you like {{ user.interests | join(", ") }}.
+variants:
+  - id: control
+    content: Welcome!
+  - id: treatment
+    prompt: subject
+    generate: {per: unit}
+allocation:
+  audience: everyone_us
+metrics:
+  - id: activated
+    kind: proportion
+    event: activated
+    role: primary
+    mde: 5%
+    baseline: 0.1
+"""
+
+
+def check_text(text: str, name: str = "spec.yaml") -> CheckResult:
+    """Check YAML text (dedented) as if it were a file called ``name``."""
+    return check_bytes(textwrap.dedent(text).encode("utf-8"), name)
+
+
+def codes(result: CheckResult) -> list[str]:
+    """The codes of a result's findings, in order."""
+    return [d.code for d in result.diagnostics]
+
+
+def located(result: CheckResult, code: str) -> list[tuple[int, int]]:
+    """(line, col) of each finding with ``code``."""
+    return [(d.line, d.col) for d in result.diagnostics if d.code == code]
+
+
+@pytest.fixture
+def base() -> str:
+    """A small valid spec that each test breaks in one place."""
+    return BASE
