@@ -206,6 +206,8 @@ def _template(ctx: Context, name: str, field: str, source: str, users: list) -> 
             yield error("E039", f"prompt `{name}`: no test named `{use.name}`", where, did_you_mean(use.name, env.tests))
         elif use.kind == "field":
             yield from _field(ctx, name, use.name, where, attrs, gens)
+        elif use.kind == "whole":
+            yield from _granularity(name, use.name, None, where, gens)
 
 
 def _field(ctx: Context, prompt: str, dotted: str, where: tuple, attrs: dict, gens: list) -> Iterator[Diagnostic]:
@@ -214,18 +216,34 @@ def _field(ctx: Context, prompt: str, dotted: str, where: tuple, attrs: dict, ge
         if attr not in attrs:
             yield error("E039", f"prompt `{prompt}`: `{dotted}` is not a declared attribute", where,
                         did_you_mean(attr, attrs) or "declare it under `attributes`")
-            return
-        for variant, per, segment_by in gens:
-            if per == "once" and obj == "user":
-                yield error("E046", f"prompt `{prompt}` reads `{dotted}`, but variant `{variant}` generates its content "
-                            "once for everyone", where, "use `generate: {per: unit}` or `{per: segment, segment_by: [...]}`")
-            elif per != "unit" and attr not in segment_by:
-                yield error("E046", f"prompt `{prompt}` reads `{dotted}`, but variant `{variant}` generates per segment "
-                            f"of {segment_by or 'nothing'}, where `{attr}` has no single value", where,
-                            f"add `{attr}` to `segment_by`, or use `per: unit`")
+        else:
+            yield from _granularity(prompt, obj, attr, where, gens)
     elif attr not in CONTEXT_FIELDS[obj]:
         yield error("E039", f"prompt `{prompt}`: `{obj}` has no field `{attr}`", where,
                     did_you_mean(attr, CONTEXT_FIELDS[obj]) or f"fields: {', '.join(CONTEXT_FIELDS[obj])}")
+
+
+def _granularity(prompt: str, obj: str, attr: str | None, where: tuple, gens: list) -> Iterator[Diagnostic]:
+    """A template may only read what has one value for each text it generates.
+
+    per unit: any `user.x`; per segment: `user.x` and `segment.x` for x in segment_by;
+    once: neither. ``attr`` None means the template reads the whole object.
+    """
+    shown = f"{obj}.{attr}" if attr else f"the whole `{obj}`"
+    shown = f"`{shown}`" if attr else shown
+    for variant, per, segment_by in gens:
+        if obj == "segment" and per != "segment":
+            yield error("E046", f"prompt `{prompt}` reads {shown}, but variant `{variant}` does not generate per "
+                        "segment", where, "use `generate: {per: segment, segment_by: [...]}`, or read `user.<name>`")
+        elif per == "once":
+            yield error("E046", f"prompt `{prompt}` reads {shown}, but variant `{variant}` generates its content "
+                        "once for everyone", where, "use `generate: {per: unit}` or `{per: segment, segment_by: [...]}`")
+        elif per == "segment" and obj == "user" and (attr is None or attr not in segment_by):
+            what = f"`{attr}` has no single value" if attr else "only the segment's attributes have a single value"
+            yield error("E046", f"prompt `{prompt}` reads {shown}, but variant `{variant}` generates per segment "
+                        f"of {segment_by or 'nothing'}, where {what}", where,
+                        f"add `{attr}` to `segment_by`, or use `per: unit`" if attr else "read `user.<name>` for "
+                        "segment attributes, or use `per: unit`")
 
 
 def _template_where(ctx: Context, path: PathT, template_line: int, needle: str | None = None) -> tuple[str, int, int]:
@@ -374,6 +392,13 @@ def design(ctx: Context) -> Iterator[Diagnostic]:
                       f"but max_days is {st.max_days}",
                       ctx.at(("stopping", "max_days")),
                       "raise traffic or coverage, accept a larger MDE, or extend max_days")
+    peeks = [r for r in st.rules if r.when == "primary_significant"]
+    if ctx.spec.analysis.method == "fixed" and peeks and st.min_units_per_variant < planned.per_variant:
+        i = st.rules.index(peeks[0])
+        yield warning("W006", f"a fixed-horizon test is checked for significance at every look before it reaches its "
+                      f"{planned.per_variant:,} planned units per variant, which inflates false positives",
+                      ctx.at(("stopping", "rules", i)),
+                      f"set `min_units_per_variant: {planned.per_variant}`, or use `method: sequential`")
     if st.max_units is not None and planned.total > st.max_units:
         yield warning("W001", f"the primary metric needs {planned.total:,} units in total, but max_units is "
                       f"{st.max_units:,}", ctx.at(("stopping", "max_units")))
@@ -425,9 +450,12 @@ def find_secrets(doc: Document) -> list[Diagnostic]:
     while stack:
         path, node = stack.pop()
         if isinstance(node, dict):
+            # attribute names and conditions on them may be called `token`: they hold no secret
+            names_only = path in (("attributes",), ("simulation", "attributes")) or "where" in path
             for key, value in node.items():
                 p = path + (key,)
-                if _SECRET_KEY.match(str(key)) and value not in (None, ""):
+                if not names_only and _SECRET_KEY.match(str(key)) and isinstance(value, (str, int, float)) \
+                        and value != "":
                     found.append(error("E044", f"`{key}` holds a secret written into the spec", doc.where(p, True),
                                        f"remove it, rotate the key, and name an environment variable instead: "
                                        f"`api_key_env: OPENAI_API_KEY`"))

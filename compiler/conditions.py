@@ -25,7 +25,8 @@ OTHER = {"$exists", "$type", "$regex", "$regexi", "$not"}
 FIELD_OPERATORS = COMPARISON | MEMBERSHIP | ARRAY | VERSION | OTHER
 TYPE_NAMES = {"string", "number", "boolean", "array", "object", "null", "undefined"}
 
-# Which Python values may stand for an attribute of each declared type.
+# Which Python values may stand for an attribute of each declared type. A list
+# attribute compares as a whole (GrowthBook: `==` on the list), so its literal is a list.
 _SCALAR_FITS = {
     "string": (str,),
     "integer": (int, float),
@@ -33,9 +34,10 @@ _SCALAR_FITS = {
     "boolean": (bool,),
     "version": (str,),
     "datetime": (str,),
-    "list[string]": (str,),  # $eq on a list attribute compares with an element
+    "list[string]": (list,),
 }
 _ORDERED = {"string", "integer", "number", "version", "datetime"}
+_VERSION = re.compile(r"^v?[0-9]+(\.[0-9]+)*(-[0-9A-Za-z.-]+)?(\+.*)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,13 @@ def check_condition(condition: Any, attributes: dict[str, str], path: tuple) -> 
 def _condition(cond: Any, attrs: dict[str, str], path: tuple) -> Iterator[Finding]:
     if not isinstance(cond, dict):
         yield Finding("E037", "a condition must be a mapping of attributes or operators", path)
+        return
+    logical = [k for k in cond if k in LOGICAL]
+    if logical and len(cond) > 1:
+        # GrowthBook evaluates only the first logical operator of a mapping and ignores its other keys
+        for key in [k for k in cond if k != logical[0]]:
+            yield Finding("E037", f"`{key}` sits beside `{logical[0]}` in one mapping, where GrowthBook ignores it",
+                          path + (key,), True, f"put each part in its own mapping inside `$and: [...]`")
         return
     for key, value in cond.items():
         p = path + (key,)
@@ -96,8 +105,18 @@ def _field(name: str, value: Any, attrs: dict[str, str], path: tuple) -> Iterato
 def _literal(name: str, kind: str, op: str, value: Any, path: tuple) -> Iterator[Finding]:
     if value is None:
         return
-    if isinstance(value, bool) and kind != "boolean" or not isinstance(value, _SCALAR_FITS[kind]):
-        yield Finding("E036", f"`{name}` is a {kind} attribute; `{op}` compares it with {_kind_of(value)}", path)
+    fits = isinstance(value, _SCALAR_FITS[kind]) and not (isinstance(value, bool) and kind != "boolean")
+    if fits and kind == "list[string]":
+        fits = all(isinstance(item, str) for item in value)
+    if not fits:
+        hint = "to test for one element use `$in: [...]` or `$elemMatch`" if kind == "list[string]" else None
+        yield Finding("E036", f"`{name}` is a {kind} attribute; `{op}` compares it with {_kind_of(value)}", path,
+                      False, hint)
+
+
+def _element(kind: str) -> str:
+    """The type of one element: what `$in` items and `$elemMatch` compare with."""
+    return "string" if kind == "list[string]" else kind
 
 
 def _operators(name: str, kind: str, ops: dict, attrs: dict[str, str], path: tuple) -> Iterator[Finding]:
@@ -115,25 +134,34 @@ def _operators(name: str, kind: str, ops: dict, attrs: dict[str, str], path: tup
         elif op in MEMBERSHIP:
             if not isinstance(arg, list):
                 yield Finding("E037", f"`{op}` takes a list of values", p)
+            elif not arg and op in ("$in", "$ini"):
+                yield Finding("E037", f"`{op}: []` matches nobody", p)
             else:
                 for i, item in enumerate(arg):
-                    yield from _literal(name, kind, op, item, p + (i,))
+                    yield from _literal(name, _element(kind), op, item, p + (i,))
         elif op in ("$all", "$alli", "$size", "$elemMatch"):
             if kind != "list[string]":
                 yield Finding("E036", f"`{op}` applies to lists, but `{name}` is a {kind} attribute", p, True)
             elif op in ("$all", "$alli") and not isinstance(arg, list):
                 yield Finding("E037", f"`{op}` takes a list of values", p)
+            elif op in ("$all", "$alli"):
+                for i, item in enumerate(arg):
+                    if isinstance(item, dict):
+                        yield from _operators(name, "string", item, attrs, p + (i,))
+                    else:
+                        yield from _literal(name, "string", op, item, p + (i,))
             elif op == "$size" and not (isinstance(arg, int) and not isinstance(arg, bool) or isinstance(arg, dict)):
                 yield Finding("E037", "`$size` takes a whole number or a condition on the size", p)
             elif op == "$elemMatch":
-                if not isinstance(arg, dict) or not arg:
-                    yield Finding("E037", "`$elemMatch` takes a condition on the list's elements", p)
-                elif all(str(k).startswith("$") for k in arg):
+                if not isinstance(arg, dict) or not arg or not all(str(k).startswith("$") for k in arg):
+                    yield Finding("E037", "`$elemMatch` on a list of strings takes operators on one element, "
+                                  "such as {$eq: vip} or {$regex: ^a}", p)
+                else:
                     yield from _operators(name, "string", arg, attrs, p)
         elif op in VERSION:
             if kind not in ("version", "string"):
                 yield Finding("E036", f"`{op}` compares versions, but `{name}` is a {kind} attribute", p, True)
-            elif not isinstance(arg, str):
+            elif not isinstance(arg, str) or not _VERSION.match(arg):
                 yield Finding("E037", f"`{op}` takes a version string such as \"2.1.0\"", p)
         elif op == "$exists":
             if not isinstance(arg, bool):
@@ -143,7 +171,7 @@ def _operators(name: str, kind: str, ops: dict, attrs: dict[str, str], path: tup
                 yield Finding("E037", f"`$type` takes one of {', '.join(sorted(TYPE_NAMES))}", p, False,
                               did_you_mean(str(arg), TYPE_NAMES))
         elif op in ("$regex", "$regexi"):
-            if kind not in ("string", "version", "datetime", "list[string]"):
+            if kind not in ("string", "version", "datetime"):
                 yield Finding("E036", f"`{op}` matches text, but `{name}` is a {kind} attribute", p, True)
             elif not isinstance(arg, str):
                 yield Finding("E037", f"`{op}` takes a regular expression", p)
@@ -169,20 +197,3 @@ def _kind_of(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return "a mapping"
-
-
-def attributes_used(condition: Any) -> set[str]:
-    """The root attribute names a condition refers to."""
-    found: set[str] = set()
-    stack = [condition]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if isinstance(key, str) and not key.startswith("$"):
-                    found.add(key.partition(".")[0])
-                else:
-                    stack.append(value)
-        elif isinstance(node, list):
-            stack.extend(node)
-    return found

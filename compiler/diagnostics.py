@@ -63,6 +63,7 @@ CODES: dict[str, str] = {
     "W003": "prompt is defined but no variant uses it",
     "W004": "audience is defined but not used by the allocation",
     "W005": "simulation gives no true value for a metric of a variant",
+    "W006": "a fixed-horizon test is checked for significance before its planned sample size",
 }
 
 

@@ -29,7 +29,7 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, core_schema
 
-from .quantities import DURATION_PATTERN, PERCENT_PATTERN, parse_duration, parse_percent
+from .quantities import DURATION_PATTERN, PERCENT_PATTERN, parse_amount, parse_duration, parse_percent
 
 SPEC_VERSION = 1
 
@@ -39,7 +39,7 @@ Id = Annotated[
 ]
 """An identifier: letters, digits, ``.``, ``_`` and ``-``; starts with a letter or digit."""
 
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,127}$")]
 """An attribute name: usable as a Jinja variable and a column name."""
 
 EnvVar = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")]
@@ -57,6 +57,13 @@ Percent = Annotated[
     ),
 ]
 """A share in [0, 1], written ``5%`` or ``0.05``."""
+
+Amount = Annotated[
+    float,
+    BeforeValidator(parse_amount),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "pattern": PERCENT_PATTERN}]}),
+]
+"""A number; a rate may also be written as a percentage (``6%`` = 0.06)."""
 
 Duration = Annotated[
     int,
@@ -93,7 +100,7 @@ def _shorthand(field: str, scalar: dict[str, Any] | None = None) -> _Shorthand:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True, allow_inf_nan=False)
 
 
 # ------------------------------------------------------------------ sections
@@ -198,7 +205,7 @@ class Variant(_Model):
     """What differs in this variant."""
     control: bool = False
     """Marks the baseline the others are compared with. If no variant is marked, the first one is the control."""
-    weight: float = 1
+    weight: float = Field(default=1, le=1_000_000)
     """Relative share of traffic; weights are normalised to sum to 1."""
     content: str | None = None
     """Static content (give this or `prompt`)."""
@@ -266,8 +273,8 @@ class Metric(_Model):
     """Minimum detectable effect, relative to the baseline (5% = a lift from 10% to 10.5%)."""
     margin: Percent | None = None
     """Non-inferiority margin for a guardrail, relative to the baseline."""
-    baseline: float | None = None
-    """Expected control rate (proportion) or mean, for planning; defaults to the simulation's control truth."""
+    baseline: Amount | None = None
+    """Expected control rate (proportion, e.g. 6% or 0.06) or mean, for planning; defaults to the simulation's control truth."""
     sd: float | None = Field(default=None, gt=0)
     """Expected per-unit standard deviation (mean and ratio metrics), for planning."""
 
@@ -318,7 +325,7 @@ class Stopping(_Model):
     ] = 86400
     """How often results are evaluated: hourly, daily, weekly or a duration such as 12h."""
     min_units_per_variant: int = Field(default=0, ge=0)
-    """No rule but max_days / max_units fires before every variant has this many units."""
+    """primary_significant and futility rules wait until every variant has this many units (srm, guardrail_harm and the max_ rules apply at every look)."""
     max_days: int | None = Field(default=None, gt=0)
     """The experiment ends after this many days."""
     max_units: int | None = Field(default=None, gt=0)
@@ -330,8 +337,8 @@ class Stopping(_Model):
 class TruthValue(_Model):
     """The true mean of a metric in a variant (for a proportion, its rate)."""
 
-    mean: float
-    """True rate (proportion) or mean."""
+    mean: Amount
+    """True rate (proportion, e.g. 6% or 0.06) or mean."""
     sd: float | None = Field(default=None, gt=0)
     """True per-unit standard deviation (mean and ratio metrics)."""
 

@@ -6,6 +6,8 @@ two-sided, fixed horizon, with unpooled variances for proportions:
     n = (z[1 - a/2] + z[power])^2 * (p1 (1 - p1) + p2 (1 - p2)) / (p2 - p1)^2
 
 and ``n = 2 (z[1 - a/2] + z[power])^2 sd^2 / delta^2`` for means and ratios.
+Days count the units that reach the allocation each day (``simulation.units_per_day``)
+times the layer's share of hash space, the coverage and the smallest arm's weight.
 With more than one treatment and a Bonferroni or Holm correction, alpha is
 split across the treatments (the conservative Bonferroni bound). The
 statistics engine refines this with each method's exact design.
@@ -72,6 +74,13 @@ def comparison_alpha(spec: Spec) -> float:
 
 def sample_size(spec: Spec) -> tuple[SampleSize | None, str | None]:
     """Plan the primary metric's sample size; or None and the reason it cannot be done."""
+    try:
+        return _sample_size(spec)
+    except (ArithmeticError, ValueError) as exc:  # extreme inputs: 1e-300 baselines, alpha 1e-20, ...
+        return None, f"the planning inputs are out of range ({exc})"
+
+
+def _sample_size(spec: Spec) -> tuple[SampleSize | None, str | None]:
     metric = spec.primary
     if metric is None:
         return None, "the spec has no single primary metric"
@@ -99,7 +108,9 @@ def sample_size(spec: Spec) -> tuple[SampleSize | None, str | None]:
     total_weight = sum(weights)
     days = None
     if spec.simulation is not None and total_weight > 0:
-        daily = spec.simulation.units_per_day * spec.allocation.coverage * min(weights) / total_weight
+        layer = spec.allocation.layer
+        share = (layer.range[1] - layer.range[0]) if layer else 1.0
+        daily = spec.simulation.units_per_day * share * spec.allocation.coverage * min(weights) / total_weight
         days = math.ceil(n / daily) if daily > 0 else None
     total = math.ceil(n * total_weight / min(weights)) if min(weights) > 0 else n * len(weights)
     return SampleSize(metric.id, baseline, metric.mde, alpha, power, n, total, days), None

@@ -64,3 +64,10 @@ def parse_percent(value: object) -> float:
             {"value": value, "hint": hint},
         )
     return fraction
+
+
+def parse_amount(value: object) -> float:
+    """A plain number, or a percentage string (``"6%"`` -> 0.06); any finite value."""
+    if isinstance(value, str) and (m := _PERCENT.match(value)):
+        return float(m.group(1)) / 100.0
+    return value  # type: ignore[return-value]  # the model's float validation takes it from here

@@ -36,7 +36,7 @@ UNSAFE_METHODS = {"format", "format_map", "mro"}
 class Use:
     """Something a template does that needs checking, on a 1-based template line."""
 
-    kind: str  # "name" | "field" | "filter" | "test" | "private" | "unsafe"
+    kind: str  # "name" | "field" | "whole" | "filter" | "test" | "private" | "unsafe"
     name: str  # the variable, "user.first_name", filter name, attribute...
     line: int
 
@@ -68,6 +68,9 @@ def analyse(source: str) -> Analysis:
     for node in tree.find_all((nodes.Name,)):
         if node.ctx in ("store", "param"):
             assigned.add(node.name)
+    # `user.x` reads one attribute; any other use of `user` (a loop, a filter, `set u = user`) reads them all
+    dotted = {id(n.node) for n in tree.find_all((nodes.Getattr, nodes.Getitem))
+              if isinstance(n, nodes.Getattr) or _const(n.arg) is not None}
     for node in tree.find_all(nodes.Node):
         line = getattr(node, "lineno", 1) or 1
         if isinstance(node, nodes.Name) and node.ctx == "load":
@@ -75,6 +78,8 @@ def analyse(source: str) -> Analysis:
                 uses.append(Use("private", node.name, line))
             elif node.name not in assigned:
                 uses.append(Use("name", node.name, line))
+                if node.name in ("user", "segment") and id(node) not in dotted:
+                    uses.append(Use("whole", node.name, line))
         elif isinstance(node, (nodes.Getattr, nodes.Getitem)):
             attr = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)
             if attr is None:

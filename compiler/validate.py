@@ -8,6 +8,7 @@ the key and suggests the nearest allowed one, a bad value points at the value.
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from typing import Any
@@ -29,6 +30,7 @@ _TYPE_NAMES = {
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
     "none_required": "nothing (null)",
+    "finite_number": "a finite number",
 }
 
 
@@ -38,6 +40,8 @@ def describe(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "infinity" if math.isinf(value) else "NaN (not a number)"
     if isinstance(value, (int, float)):
         return "a number"
     if isinstance(value, str):
@@ -121,6 +125,9 @@ def _diagnose(doc: Document, err: Any) -> Diagnostic:
     if kind == "missing":
         return error("E021", f"missing required key `{path[-1]}` in {_dotted(path[:-1])}", doc.where(path[:-1]))
     if path == ("version",) and kind == "literal_error":
+        if value == str(SPEC_VERSION):
+            return error("E026", f"the spec version is the string {value!r}, not the number {SPEC_VERSION}", where,
+                         f"write `version: {SPEC_VERSION}` without quotes")
         return error("E026", f"spec version {value!r} is not supported", where,
                      f"this expc reads `version: {SPEC_VERSION}`")
     if kind == "duration":

@@ -91,7 +91,7 @@ def test_probabilities_strictly_between_zero_and_one(field, value):
 def test_stopping_rules_must_be_able_to_fire():
     text = BASE + "stopping:\n  rules:\n    - {when: guardrail_harm, then: stop_rollback}\n    - {when: max_days, then: stop_inconclusive}\n    - {when: primary_significant, then: stop_ship_winner, metric: activatd}\n"
     result = check_text(text)
-    assert sorted(codes(result)) == ["E034", "E050", "E050"]
+    assert sorted(codes(result)) == ["E034", "E050", "E050", "W006"]
 
 
 def test_simulation_references_resolve_and_fit():
@@ -147,3 +147,33 @@ def test_inline_secrets_are_errors(snippet):
 def test_naming_an_environment_variable_is_fine():
     text = BASE.replace("    model: offline/test\n", "    model: offline/test\n    api_key_env: OPENAI_API_KEY\n")
     assert check_text(text).ok(strict=True)
+
+
+def test_peeking_at_a_fixed_horizon_test_is_a_warning():
+    text = BASE + "stopping:\n  rules:\n    - {when: primary_significant, then: stop_ship_winner}\n"
+    [d] = check_text(text).diagnostics
+    assert d.code == "W006" and "57,760" in d.message
+    assert check_text(text + "  min_units_per_variant: 57760\n").ok(strict=True)
+    assert check_text(text + "analysis:\n  method: sequential\n").ok(strict=True)
+
+
+def test_the_layer_share_lengthens_the_estimated_duration():
+    text = BASE + SIM + "stopping:\n  max_days: 200\n"
+    full = check_text(text)
+    assert full.ok(strict=True)
+    quarter = check_text(text.replace("  audience: everyone_us", "  audience: everyone_us\n  layer: {id: l, range: [0, 0.25]}"))
+    [d] = quarter.diagnostics
+    assert d.code == "W001" and "~463 days" in d.message  # 57,760 / (1,000 x 0.25 x 0.5)
+
+
+@pytest.mark.parametrize("value", [".inf", ".nan", "1e-320", "1e308"])
+def test_extreme_numbers_are_findings_not_crashes(value):
+    for old, new in [("    baseline: 0.1", f"    baseline: {value}"), ("mde: 5%", f"mde: {value}"),
+                     ("generate: {per: unit}", f"generate: {{per: unit}}\n    weight: {value}")]:
+        result = check_text(BASE.replace(old, new))
+        assert result.diagnostics, (old, new)
+
+
+def test_an_attribute_named_like_a_secret_is_not_a_secret():
+    text = BASE.replace("  beta: boolean", "  token: string").replace("country: US", "token: abc")
+    assert "E044" not in codes(check_text(text))

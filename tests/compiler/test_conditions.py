@@ -30,11 +30,13 @@ def found(condition):
         {"$and": [{"tags": {"$elemMatch": {"$eq": "vip"}}}, {"tags": {"$size": {"$gt": 1}}}]},
         {"tags": {"$all": ["a", "b"]}, "app": {"$vgte": "2.1.0"}},
         {"country": {"$regex": "^U", "$exists": True, "$type": "string"}},
-        {"$nor": [{"country": {"$nin": ["FR"]}}], "$not": {"age": {"$lte": 3}}},
+        {"$nor": [{"country": {"$nin": ["FR"]}}]},
+        {"$not": {"age": {"$lte": 3}}},
         {"age": {"$not": {"$gt": 100}}},
         {"joined": {"$gte": "2026-01-01"}},
         {"country": None},
-        {"tags": "vip"},
+        {"tags": ["vip", "new"]},
+        {"tags": {"$all": ["a", {"$regex": "^b"}]}, "app": {"$vlt": "v10.0.0-rc.1+build5"}},
         {"country": {"$ini": ["us"], "$regexi": "^u"}, "tags": {"$alli": ["A"]}},
     ],
 )
@@ -66,6 +68,16 @@ def test_valid_conditions_pass(condition):
         ({"country": {"eq": "US"}}, "E037", ("where", "country")),
         ({"tags": {"$elemMatch": []}}, "E037", ("where", "tags", "$elemMatch")),
         ({"app": {"$vgt": 2}}, "E037", ("where", "app", "$vgt")),
+        ({"app": {"$vgt": "latest"}}, "E037", ("where", "app", "$vgt")),
+        # GrowthBook compares a list attribute as a whole, and never matches $regex on a list
+        ({"tags": "vip"}, "E036", ("where", "tags")),
+        ({"tags": {"$eq": "vip"}}, "E036", ("where", "tags", "$eq")),
+        ({"tags": {"$regex": "^v"}}, "E036", ("where", "tags", "$regex")),
+        ({"tags": {"$elemMatch": {"foo": 1}}}, "E037", ("where", "tags", "$elemMatch")),
+        ({"country": {"$in": []}}, "E037", ("where", "country", "$in")),
+        # GrowthBook evaluates only the logical operator of a mapping and ignores the other keys
+        ({"$or": [{"age": 1}], "country": "US"}, "E037", ("where", "country")),
+        ({"$nor": [{"age": 1}], "$not": {"age": 2}}, "E037", ("where", "$not")),
     ],
 )
 def test_each_mistake_is_found_where_it_is(condition, code, path):

@@ -88,3 +88,19 @@ def test_generation_granularity_limits_what_a_template_may_read():
     assert codes(segment) == ["E046"] and "first_name" in segment.diagnostics[0].message
     fine = check_text(with_template("Hi {{ segment.country }} {{ user.country }}", "{per: segment, segment_by: [country]}"))
     assert fine.ok(strict=True)
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{{ user | dictsort }}", "{% for k in user %}{{ k }}{% endfor %}", "{% set u = user %}{{ u.first_name }}",
+     "{{ user }}"],
+)
+def test_reading_the_whole_user_needs_per_unit_generation(template):
+    assert codes(check_text(with_template(template, "{per: segment, segment_by: [country]}"))) == ["E046"]
+    assert codes(check_text(with_template(template, "{per: once}"))) == ["E046"]
+    assert check_text(with_template(template, "{per: unit}")).ok(strict=True)
+
+
+def test_segment_is_only_known_when_generating_per_segment():
+    assert codes(check_text(with_template("{{ segment.country }}", "{per: unit}"))) == ["E046"]
+    assert check_text(with_template("{{ segment | dictsort }}", "{per: segment, segment_by: [country]}")).ok()
