@@ -17,7 +17,7 @@ from .diagnostics import Diagnostic, did_you_mean, error, warning
 from .loader import Document, PathT
 from .model import Spec
 from .planning import sample_size
-from .templates import CONTEXT, CONTEXT_FIELDS, SAFE_GLOBALS, analyse, environment
+from .templates import CONTEXT, CONTEXT_FIELDS, SAFE_GLOBALS, Analysis, analyse, environment
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,11 @@ class Context:
         return True
 
 
-def _ref(ctx: Context, what: str, name: str, known: Iterable[str], path: PathT) -> Iterator[Diagnostic]:
+def _ref(ctx: Context, what: str, name: str, known: Iterable[str], path: PathT, key: bool = False) -> Iterator[Diagnostic]:
     known = list(known)
     if name not in known:
         hint = did_you_mean(name, known) or (f"defined: {', '.join(known)}" if known else f"no {what} is defined")
-        yield error("E034", f"{what} `{name}` is not defined", ctx.at(path), hint)
+        yield error("E034", f"{what} `{name}` is not defined", ctx.at(path, key), hint)
 
 
 # ------------------------------------------------------------------ identity
@@ -178,10 +178,19 @@ def prompts(ctx: Context) -> Iterator[Diagnostic]:
 def _template(ctx: Context, name: str, field: str, source: str, users: list) -> Iterator[Diagnostic]:
     path = ("prompts", name, field)
     result = analyse(source)
+    lines = _source_lines(ctx, path)
+    # Folding (`>`) and plain multi-line scalars join lines, so Jinja's line numbers do not match the file's:
+    # the raw lines, parsed again, say where each finding is.
+    located = analyse(lines) if lines is not None else result
+    if bool(located.syntax_error) != bool(result.syntax_error):
+        located = result if lines is None else Analysis(error_line=1)
     if result.syntax_error:
         yield error("E038", f"prompt `{name}`: template syntax error: {result.syntax_error}",
-                    _template_where(ctx, path, result.error_line))
+                    _template_where(ctx, path, located.error_line))
         return
+    first_line = {}
+    for use in located.uses:
+        first_line.setdefault((use.kind, use.name), use.line)
     env = environment()
     attrs = ctx.spec.attributes
     gens = [(v.id, v.generate.per if v.generate else "once", v.generate.segment_by if v.generate else []) for v in users]
@@ -190,7 +199,7 @@ def _template(ctx: Context, name: str, field: str, source: str, users: list) -> 
         if (use.kind, use.name) in reported:
             continue
         reported.add((use.kind, use.name))
-        where = _template_where(ctx, path, use.line, use.name)
+        where = _template_where(ctx, path, first_line.get((use.kind, use.name), 1), use.name)
         if use.kind == "private":
             yield error("E040", f"prompt `{name}`: `{use.name}` is private or internal; templates may not reach it",
                         where, "templates may only read the unit's attributes and the documented context")
@@ -246,19 +255,46 @@ def _granularity(prompt: str, obj: str, attr: str | None, where: tuple, gens: li
                         "segment attributes, or use `per: unit`")
 
 
+def _source_lines(ctx: Context, path: PathT) -> str | None:
+    """A multi-line folded or plain scalar as written, one file line per template line (else None)."""
+    mark = ctx.doc.mark(path)
+    if mark is None or mark.style == "|" or not mark.end_line or mark.end_line <= mark.line:
+        return None
+    lines = ctx.doc.text.splitlines()
+    if mark.style == ">":
+        body = lines[mark.line: mark.end_line]
+        indent = next((len(t) - len(t.lstrip()) for t in body if t.strip()), 0)
+        while body and body[-1].strip() and len(body[-1]) - len(body[-1].lstrip()) < indent:
+            body.pop()  # the end mark can sit on the next key's line
+        return "\n".join(body)
+    return "\n".join([lines[mark.line - 1][mark.col - 1:]] + lines[mark.line: mark.end_line])
+
+
+_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{\{.*|\{%.*")
+
+
+def _column_of(text: str, needle: str) -> int | None:
+    """0-based column of ``needle`` as a whole word, preferring a match inside a Jinja tag."""
+    matches = [m.start() for m in re.finditer(rf"(?<!\w){re.escape(needle)}(?!\w)", text)]
+    tags = [t.span() for t in _TAG.finditer(text)]
+    inside = [m for m in matches if any(a <= m < b for a, b in tags)]
+    return (inside or matches or [None])[0]
+
+
 def _template_where(ctx: Context, path: PathT, template_line: int, needle: str | None = None) -> tuple[str, int, int]:
     """Map a line of a template to the YAML file: block scalars start on the next line."""
     file, line, col = ctx.at(path)
     mark = ctx.doc.mark(path)
-    if mark is not None and mark.style in ("|", ">"):
-        line = line + template_line
-    else:
-        line = line + template_line - 1
+    block = mark is not None and mark.style in ("|", ">")
+    line = line + template_line if block else line + template_line - 1
     text = ctx.doc.line_text(line)
-    needle = next((n for n in (needle, (needle or "").rpartition(".")[2]) if n and n in text), None)
-    if needle:
-        col = text.index(needle) + 1
-    elif mark is not None and mark.style in ("|", ">") and text.strip():
+    found = None
+    for candidate in (needle, (needle or "").rpartition(".")[2]):
+        if candidate and found is None:
+            found = _column_of(text, candidate)
+    if found is not None:
+        col = found + 1
+    elif text.strip() and (block or template_line > 1):
         col = len(text) - len(text.lstrip()) + 1
     return (file, line, col)
 
@@ -287,7 +323,8 @@ def metrics(ctx: Context) -> Iterator[Diagnostic]:
         if m.kind == "ratio":
             missing = [k for k in ("numerator", "denominator") if getattr(m, k) is None]
             if missing or m.event is not None:
-                detail = f"needs {' and '.join(missing)}" if missing else "takes `numerator` and `denominator`, not `event`"
+                detail = (f"needs {' and '.join(f'`{k}`' for k in missing)}" if missing
+                          else "takes `numerator` and `denominator`, not `event`")
                 yield error("E047", f"ratio metric `{m.id}` {detail}", ctx.at(path))
         elif m.event is None or m.numerator is not None or m.denominator is not None:
             detail = "needs an `event`" if m.event is None else "takes an `event`, not `numerator`/`denominator`"
@@ -334,22 +371,21 @@ def simulation(ctx: Context) -> Iterator[Diagnostic]:
     variant_ids = [v.id for v in ctx.spec.variants]
     metric_by_id = {m.id: m for m in ctx.spec.metrics}
     for vid, per_metric in sim.truth.items():
-        yield from _ref(ctx, "variant", vid, variant_ids, ("simulation", "truth", vid))
+        yield from _ref(ctx, "variant", vid, variant_ids, ("simulation", "truth", vid), key=True)
         for mid, truth in per_metric.items():
             path = ("simulation", "truth", vid, mid)
-            found = list(_ref(ctx, "metric", mid, metric_by_id, path))
+            found = list(_ref(ctx, "metric", mid, metric_by_id, path, key=True))
             yield from found
             if not found and metric_by_id[mid].kind == "proportion" and not 0 <= truth.mean <= 1:
                 yield error("E043", f"true rate of `{mid}` in `{vid}` is {truth.mean}; a rate lies between 0 and 1",
                             ctx.at(path))
     if sim.truth:
         for v in ctx.spec.variants:
-            for m in ctx.spec.metrics:
-                if m.id not in sim.truth.get(v.id, {}):
-                    where = ctx.at(("simulation", "truth", v.id)) if v.id in sim.truth else ctx.at(("simulation", "truth"))
-                    yield warning("W005", f"simulation gives no true value of `{m.id}` for variant `{v.id}`", where,
-                                  "the simulation will use the control's value (no effect)")
-                    break
+            missing = [f"`{m.id}`" for m in ctx.spec.metrics if m.id not in sim.truth.get(v.id, {})]
+            if missing:
+                where = ctx.at(("simulation", "truth", v.id)) if v.id in sim.truth else ctx.at(("simulation", "truth"), True)
+                yield warning("W005", f"simulation gives no true value of {', '.join(missing)} for variant `{v.id}`",
+                              where, "the simulation will use the control's value (no effect)")
     for name, dist in sim.attributes.items():
         path = ("simulation", "attributes", name)
         if name not in ctx.spec.attributes:

@@ -92,7 +92,7 @@ def _field(name: str, value: Any, attrs: dict[str, str], path: tuple) -> Iterato
         return
     kind = attrs[root]
     if rest:
-        yield Finding("E036", f"`{root}` is a {kind} attribute; it has no field `{rest}`", path, True)
+        yield Finding("E036", f"`{root}` is {_a(kind)} attribute; it has no field `{rest}`", path, True)
         return
     if isinstance(value, dict) and value and all(isinstance(k, str) and k.startswith("$") for k in value):
         yield from _operators(root, kind, value, attrs, path)
@@ -110,7 +110,7 @@ def _literal(name: str, kind: str, op: str, value: Any, path: tuple) -> Iterator
         fits = all(isinstance(item, str) for item in value)
     if not fits:
         hint = "to test for one element use `$in: [...]` or `$elemMatch`" if kind == "list[string]" else None
-        yield Finding("E036", f"`{name}` is a {kind} attribute; `{op}` compares it with {_kind_of(value)}", path,
+        yield Finding("E036", f"`{name}` is {_a(kind)} attribute; `{op}` compares it with {_kind_of(value)}", path,
                       False, hint)
 
 
@@ -128,7 +128,7 @@ def _operators(name: str, kind: str, ops: dict, attrs: dict[str, str], path: tup
             yield from _literal(name, kind, op, arg, p)
         elif op in ("$lt", "$lte", "$gt", "$gte"):
             if kind not in _ORDERED:
-                yield Finding("E036", f"`{op}` orders values, but `{name}` is a {kind} attribute", p, True)
+                yield Finding("E036", f"`{op}` orders values, but `{name}` is {_a(kind)} attribute", p, True)
             else:
                 yield from _literal(name, kind, op, arg, p)
         elif op in MEMBERSHIP:
@@ -141,7 +141,7 @@ def _operators(name: str, kind: str, ops: dict, attrs: dict[str, str], path: tup
                     yield from _literal(name, _element(kind), op, item, p + (i,))
         elif op in ("$all", "$alli", "$size", "$elemMatch"):
             if kind != "list[string]":
-                yield Finding("E036", f"`{op}` applies to lists, but `{name}` is a {kind} attribute", p, True)
+                yield Finding("E036", f"`{op}` applies to lists, but `{name}` is {_a(kind)} attribute", p, True)
             elif op in ("$all", "$alli") and not isinstance(arg, list):
                 yield Finding("E037", f"`{op}` takes a list of values", p)
             elif op in ("$all", "$alli"):
@@ -160,7 +160,7 @@ def _operators(name: str, kind: str, ops: dict, attrs: dict[str, str], path: tup
                     yield from _operators(name, "string", arg, attrs, p)
         elif op in VERSION:
             if kind not in ("version", "string"):
-                yield Finding("E036", f"`{op}` compares versions, but `{name}` is a {kind} attribute", p, True)
+                yield Finding("E036", f"`{op}` compares versions, but `{name}` is {_a(kind)} attribute", p, True)
             elif not isinstance(arg, str) or not _VERSION.match(arg):
                 yield Finding("E037", f"`{op}` takes a version string such as \"2.1.0\"", p)
         elif op == "$exists":
@@ -172,7 +172,7 @@ def _operators(name: str, kind: str, ops: dict, attrs: dict[str, str], path: tup
                               did_you_mean(str(arg), TYPE_NAMES))
         elif op in ("$regex", "$regexi"):
             if kind not in ("string", "version", "datetime"):
-                yield Finding("E036", f"`{op}` matches text, but `{name}` is a {kind} attribute", p, True)
+                yield Finding("E036", f"`{op}` matches text, but `{name}` is {_a(kind)} attribute", p, True)
             elif not isinstance(arg, str):
                 yield Finding("E037", f"`{op}` takes a regular expression", p)
             else:
@@ -185,6 +185,10 @@ def _operators(name: str, kind: str, ops: dict, attrs: dict[str, str], path: tup
                 yield Finding("E037", "`$not` on an attribute takes a mapping of operators", p)
             else:
                 yield from _operators(name, kind, arg, attrs, p)
+
+
+def _a(kind: str) -> str:
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
 
 
 def _kind_of(value: Any) -> str:

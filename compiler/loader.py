@@ -61,6 +61,7 @@ class Mark:
     line: int
     col: int
     style: str | None = None  # None (plain), "'", '"', "|" or ">"
+    end_line: int | None = None  # last line of a scalar
 
 
 @dataclass
@@ -121,7 +122,20 @@ def load_file(path: str | Path, display: str | None = None) -> tuple[Document | 
 
 
 def _size(n: int) -> str:
-    return f"{n / (1 << 20):.1f} MiB" if n >= 1 << 20 else f"{n:,} bytes"
+    return f"{n:,} bytes ({n / (1 << 20):.1f} MiB)" if n >= 1 << 20 else f"{n:,} bytes"
+
+
+def _column(prefix: bytes) -> tuple[int, int]:
+    """1-based line and column (in characters) just after ``prefix`` of UTF-8 bytes."""
+    line_start = prefix.rfind(b"\n") + 1
+    return prefix.count(b"\n") + 1, len(prefix[line_start:].decode("utf-8", "replace")) + 1
+
+
+def _position(text: str, position: int) -> tuple[int, int]:
+    """Line and column of a reader error: libyaml counts UTF-8 bytes, the Python reader characters."""
+    if _Parser is yaml.SafeLoader:
+        return _column(text[:position].encode("utf-8"))
+    return _column(text.encode("utf-8")[:position])
 
 
 def load_bytes(raw: bytes, name: str = "<spec>") -> tuple[Document | None, list[Diagnostic]]:
@@ -132,9 +146,7 @@ def load_bytes(raw: bytes, name: str = "<spec>") -> tuple[Document | None, list[
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        before = raw[: exc.start]
-        line = before.count(b"\n") + 1
-        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        line, col = _column(raw[: exc.start])
         return None, [error("E003", f"byte 0x{raw[exc.start]:02x} is not valid UTF-8", (name, line, col),
                             "save the file as UTF-8")]
     return load_text(text, name)
@@ -154,8 +166,10 @@ def load_text(text: str, name: str = "<spec>") -> tuple[Document | None, list[Di
         if "nesting depth" in message:
             return None, [error("E010", f"nesting is deeper than {MAX_DEPTH} levels", (name, line, col))]
         return None, [error("E005", f"YAML syntax error: {message}", (name, line, col))]
-    except yaml.YAMLError as exc:  # reader errors (control characters) carry no mark
-        return None, [error("E005", f"YAML syntax error: {exc}", (name, 1, 1))]
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow; carries a position, not a mark
+        line, col = _position(text, exc.position)
+        return None, [error("E005", f"character {exc.character!r} is not allowed in YAML: {exc.reason}",
+                            (name, line, col), "remove it, or write it as an escape inside double quotes")]
     doc.data = data
     return doc, []
 
@@ -184,18 +198,18 @@ class _Builder:
         # Each frame: [container, path, pending_key, key_mark, anchor, start_count, seen_keys]
         stack: list[list[Any]] = []
 
-        def attach(value: Any, mark: Any, style: str | None = None) -> None:
+        def attach(value: Any, mark: Any, style: str | None = None, end: int | None = None) -> None:
             nonlocal result
             if not stack:
                 result = value
-                self.doc.values[()] = Mark(mark.line + 1, mark.column + 1, style)
+                self.doc.values[()] = Mark(mark.line + 1, mark.column + 1, style, end)
                 return
             frame = stack[-1]
             container, path = frame[0], frame[1]
             if isinstance(container, list):
                 p = path + (len(container),)
                 container.append(value)
-                self.doc.values.setdefault(p, Mark(mark.line + 1, mark.column + 1, style))
+                self.doc.values.setdefault(p, Mark(mark.line + 1, mark.column + 1, style, end))
             elif frame[2] is None:  # value is a key
                 if isinstance(value, (dict, list)):
                     self._fail("E011", "a mapping key must be a plain value, not a mapping or list", mark)
@@ -213,7 +227,7 @@ class _Builder:
                 p = path + (key,)
                 container[key] = value
                 self.doc.keys.setdefault(p, frame[3])
-                self.doc.values.setdefault(p, Mark(mark.line + 1, mark.column + 1, style))
+                self.doc.values.setdefault(p, Mark(mark.line + 1, mark.column + 1, style, end))
                 frame[2] = None
 
         for event in events:
@@ -224,7 +238,7 @@ class _Builder:
                 if in_key and event.tag not in (None, "!", _CORE + "str"):
                     self._fail("E011", f"unsupported tag `{_short(event.tag)}` on a key", event.start_mark)
                 self._count(1, event.start_mark)
-                attach(value, event.start_mark, event.style or None)
+                attach(value, event.start_mark, event.style or None, event.end_mark.line + 1)
                 if event.anchor:
                     self.anchors[event.anchor] = (value, 1)
             elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
@@ -266,7 +280,7 @@ class _Builder:
         if not isinstance(result, dict):
             kind_name = "a list" if isinstance(result, list) else f"a single value ({result!r})"
             raise _LoadError(error("E007", f"the top level is {kind_name}, not a mapping of sections",
-                                   (self.doc.path, 1, 1), "a spec starts with `version: 1` and `experiment:`"))
+                                   self.doc.where(()), "a spec starts with `version: 1` and `experiment:`"))
         return result
 
     def _scalar(self, event: yaml.ScalarEvent) -> Any:
