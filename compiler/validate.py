@@ -105,14 +105,13 @@ def validate_document(doc: Document) -> tuple[Spec | None, list[Diagnostic]]:
 
 def _diagnose(doc: Document, err: Any) -> Diagnostic:
     kind: str = err["type"]
-    loc = tuple(err["loc"])
+    path = tuple(err["loc"])
     # pydantic marks errors in a dict's key with a trailing "[key]"
-    on_key = bool(loc) and loc[-1] == "[key]"
+    on_key = bool(path) and path[-1] == "[key]"
     if on_key:
-        loc = loc[:-1]
-    # Errors raised inside a shorthand-expanded value (``layer: x`` -> ``{id: x}``) carry a
-    # loc deeper than the YAML tree; report them on the deepest node that exists.
-    path = loc
+        path = path[:-1]
+    # A path deeper than the YAML tree (inside a shorthand such as ``layer: x`` -> ``{id: x}``)
+    # is located at its deepest existing node by Document.where.
     value = err.get("input")
     where = doc.where(path, key=on_key)
     here = _dotted(path)
