@@ -21,7 +21,7 @@ COMPARISON = {"$eq", "$ne", "$lt", "$lte", "$gt", "$gte"}
 MEMBERSHIP = {"$in", "$nin", "$ini", "$nini"}
 ARRAY = {"$all", "$alli", "$size", "$elemMatch"}
 VERSION = {"$veq", "$vne", "$vgt", "$vgte", "$vlt", "$vlte"}
-OTHER = {"$exists", "$type", "$regex", "$regexi", "$not"}
+OTHER = {"$exists", "$type", "$regex", "$regexi", "$notRegex", "$notRegexi", "$not"}
 FIELD_OPERATORS = COMPARISON | MEMBERSHIP | ARRAY | VERSION | OTHER
 TYPE_NAMES = {"string", "number", "boolean", "array", "object", "null", "undefined"}
 
@@ -59,13 +59,6 @@ def check_condition(condition: Any, attributes: dict[str, str], path: tuple) -> 
 def _condition(cond: Any, attrs: dict[str, str], path: tuple) -> Iterator[Finding]:
     if not isinstance(cond, dict):
         yield Finding("E037", "a condition must be a mapping of attributes or operators", path)
-        return
-    logical = [k for k in cond if k in LOGICAL]
-    if logical and len(cond) > 1:
-        # GrowthBook evaluates only the first logical operator of a mapping and ignores its other keys
-        for key in [k for k in cond if k != logical[0]]:
-            yield Finding("E037", f"`{key}` sits beside `{logical[0]}` in one mapping, where GrowthBook ignores it",
-                          path + (key,), True, f"put each part in its own mapping inside `$and: [...]`")
         return
     for key, value in cond.items():
         p = path + (key,)
@@ -124,6 +117,10 @@ def _operators(name: str, kind: str, ops: dict, attrs: dict[str, str], path: tup
         p = path + (op,)
         if op not in FIELD_OPERATORS:
             yield Finding("E037", f"unknown operator `{op}`", p, True, did_you_mean(op, FIELD_OPERATORS))
+        elif op in ("$eq", "$ne") and kind == "list[string]":
+            # GrowthBook's $eq is JavaScript's ===, which never holds between two lists
+            yield Finding("E036", f"`{op}` never matches a list attribute such as `{name}` in GrowthBook", p, True,
+                          f"write the whole list as a plain value (`{name}: [a, b]`), or use `$in`, `$all` or `$size`")
         elif op in ("$eq", "$ne"):
             yield from _literal(name, kind, op, arg, p)
         elif op in ("$lt", "$lte", "$gt", "$gte"):
@@ -170,7 +167,7 @@ def _operators(name: str, kind: str, ops: dict, attrs: dict[str, str], path: tup
             if arg not in TYPE_NAMES:
                 yield Finding("E037", f"`$type` takes one of {', '.join(sorted(TYPE_NAMES))}", p, False,
                               did_you_mean(str(arg), TYPE_NAMES))
-        elif op in ("$regex", "$regexi"):
+        elif op in ("$regex", "$regexi", "$notRegex", "$notRegexi"):
             if kind not in ("string", "version", "datetime"):
                 yield Finding("E036", f"`{op}` matches text, but `{name}` is {_a(kind)} attribute", p, True)
             elif not isinstance(arg, str):

@@ -30,8 +30,9 @@ def found(condition):
         {"$and": [{"tags": {"$elemMatch": {"$eq": "vip"}}}, {"tags": {"$size": {"$gt": 1}}}]},
         {"tags": {"$all": ["a", "b"]}, "app": {"$vgte": "2.1.0"}},
         {"country": {"$regex": "^U", "$exists": True, "$type": "string"}},
-        {"$nor": [{"country": {"$nin": ["FR"]}}]},
-        {"$not": {"age": {"$lte": 3}}},
+        {"$nor": [{"country": {"$nin": ["FR"]}}], "$not": {"age": {"$lte": 3}}},
+        {"$or": [{"age": 1}], "country": "US"},  # GrowthBook 4 evaluates every key of a mapping
+        {"country": {"$notRegex": "^X"}},
         {"age": {"$not": {"$gt": 100}}},
         {"joined": {"$gte": "2026-01-01"}},
         {"country": None},
@@ -75,9 +76,7 @@ def test_valid_conditions_pass(condition):
         ({"tags": {"$regex": "^v"}}, "E036", ("where", "tags", "$regex")),
         ({"tags": {"$elemMatch": {"foo": 1}}}, "E037", ("where", "tags", "$elemMatch")),
         ({"country": {"$in": []}}, "E037", ("where", "country", "$in")),
-        # GrowthBook evaluates only the logical operator of a mapping and ignores the other keys
-        ({"$or": [{"age": 1}], "country": "US"}, "E037", ("where", "country")),
-        ({"$nor": [{"age": 1}], "$not": {"age": 2}}, "E037", ("where", "$not")),
+        ({"tags": {"$ne": ["vip"]}}, "E036", ("where", "tags", "$ne")),
     ],
 )
 def test_each_mistake_is_found_where_it_is(condition, code, path):
