@@ -205,6 +205,35 @@ def init(path: str, force: bool) -> None:
         click.echo(f"tip: `expc schema > {SCHEMA_FILE}` lets editors check specs offline", err=True)
 
 
+@main.command(epilog="""\b
+Examples:
+  expc export specs/welcome-email.yaml --to growthbook
+  expc export specs/welcome-email.yaml --to growthbook -o features.json
+""")
+@click.argument("spec")
+@click.option("--to", "target", type=click.Choice(["growthbook"]), required=True, help="The system to export to.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here (default: stdout).")
+def export(spec: str, target: str, output: str | None) -> None:
+    """Export a spec's assignment to another system.
+
+    --to growthbook writes a GrowthBook features payload: one feature whose
+    experiment rule has the spec's seed, hash version, weights, coverage,
+    audience and layer, so that GrowthBook's SDKs assign every user exactly
+    as `expc assign` does.
+    """
+    from expc.compiler.compile import compile_plan
+    from expc.runtime.export import growthbook_json
+
+    result = _load_checked(spec)
+    text = growthbook_json(compile_plan(result.doc, result.spec))
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(Path(output), text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
 def entry() -> None:
     """Console entry point: runs the command line; an unexpected error is one readable line."""
     try:
