@@ -113,6 +113,9 @@ def _element(kind: str) -> str:
 
 
 def _operators(name: str, kind: str, ops: dict, attrs: dict[str, str], path: tuple) -> Iterator[Finding]:
+    if not ops:
+        yield Finding("E037", f"`{name}`: an empty mapping of operators always holds", path,
+                      hint="give at least one operator, such as {$eq: ...}")
     for op, arg in ops.items():
         p = path + (op,)
         if op not in FIELD_OPERATORS:
@@ -147,8 +150,13 @@ def _operators(name: str, kind: str, ops: dict, attrs: dict[str, str], path: tup
                         yield from _operators(name, "string", item, attrs, p + (i,))
                     else:
                         yield from _literal(name, "string", op, item, p + (i,))
-            elif op == "$size" and not (isinstance(arg, int) and not isinstance(arg, bool) or isinstance(arg, dict)):
-                yield Finding("E037", "`$size` takes a whole number or a condition on the size", p)
+            elif op == "$size" and isinstance(arg, dict):
+                if all(str(k).startswith("$") for k in arg):
+                    yield from _operators(f"{name}.length", "integer", arg, attrs, p)
+                else:
+                    yield Finding("E037", "`$size` takes a whole number or operators on the size, such as {$gte: 2}", p)
+            elif op == "$size" and not (isinstance(arg, int) and not isinstance(arg, bool)):
+                yield Finding("E037", "`$size` takes a whole number or operators on the size, such as {$gte: 2}", p)
             elif op == "$elemMatch":
                 if not isinstance(arg, dict) or not arg or not all(str(k).startswith("$") for k in arg):
                     yield Finding("E037", "`$elemMatch` on a list of strings takes operators on one element, "

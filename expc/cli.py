@@ -19,7 +19,9 @@ import click
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from expc.compiler.diagnostics import FORMATTERS, Diagnostic, format_text  # noqa: E402
-from expc.compiler.pipeline import CheckResult, check_file  # noqa: E402
+from expc.compiler.loader import Document  # noqa: E402
+from expc.compiler.model import Spec  # noqa: E402
+from expc.compiler.pipeline import check_file  # noqa: E402
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUN = 0, 1, 2, 3
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -51,8 +53,8 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def _load_checked(spec: str) -> CheckResult:
-    """Check one spec; print its findings to stderr; exit 1 when it has errors."""
+def _checked_spec(spec: str) -> tuple[Document, Spec]:
+    """Check one spec, printing its findings to stderr: its (document, spec), or exit 1 on errors."""
     if not Path(spec).exists():
         raise click.UsageError(f"{spec}: no such file")
     result = check_file(spec)
@@ -61,7 +63,7 @@ def _load_checked(spec: str) -> CheckResult:
     if not result.ok():
         _summary(result.diagnostics, 1, err=True)
         sys.exit(EXIT_INVALID)
-    return result
+    return result.doc, result.spec
 
 
 def _summary(diagnostics: list[Diagnostic], files: int, err: bool = False) -> None:
@@ -139,8 +141,7 @@ def compile_command(spec: str, output: str | None) -> None:
     """
     from expc.compiler.compile import compile_plan, plan_json
 
-    result = _load_checked(spec)
-    text = plan_json(compile_plan(result.doc, result.spec))
+    text = plan_json(compile_plan(*_checked_spec(spec)))
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(Path(output), text)
@@ -163,8 +164,7 @@ def plan(spec: str) -> None:
     from expc.compiler.compile import compile_plan
     from expc.plan_summary import summarise
 
-    result = _load_checked(spec)
-    click.echo(summarise(compile_plan(result.doc, result.spec)))
+    click.echo(summarise(compile_plan(*_checked_spec(spec))))
 
 
 @main.command(epilog="""\b
@@ -205,6 +205,62 @@ def init(path: str, force: bool) -> None:
         click.echo(f"tip: `expc schema > {SCHEMA_FILE}` lets editors check specs offline", err=True)
 
 
+@main.command(name="assign", epilog="""\b
+Examples:
+  expc assign specs/welcome-email.yaml --units users.parquet -o assignments.parquet
+  expc assign specs/welcome-email.yaml --units users.csv > assignments.csv
+""")
+@click.argument("spec")
+@click.option("--units", "units_path", required=True, type=click.Path(dir_okay=False),
+              help="Units to assign: .csv, .jsonl or .parquet, with the declared attributes as columns.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write assignments here; the extension picks the format (default: CSV on stdout).")
+def assign_command(spec: str, units_path: str, output: str | None) -> None:
+    """Assign units to variants exactly as GrowthBook's SDKs would.
+
+    Each input unit gets one output row: its id, `variant` (empty when it is
+    not in the experiment) and `bucket` (its hash in [0, 1)). The audience,
+    coverage and layer decide who is in; a summary of who went where and why
+    goes to stderr. Units must appear once: duplicate or empty ids are refused.
+    """
+    import tempfile
+
+    import numpy as np
+
+    from expc.compiler.compile import compile_plan
+    from expc.runtime.assign import assign, hash_values
+    from expc.runtime.tables import DataError, read_units, write_assignments
+
+    plan = compile_plan(*_checked_spec(spec))
+    unit = plan["assignment"]["unit"]
+    try:
+        units = read_units(units_path, plan["attributes"], unit)
+        result = assign(plan, units)
+        names = np.array([v["id"] for v in plan["variants"]] + [""], dtype=object)
+        columns = {unit: hash_values(units, unit).astype(object), "variant": names[result.variant],
+                   "bucket": result.bucket}
+        if output:
+            write_assignments(output, columns)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "assignments.csv"
+                write_assignments(path, columns)
+                sys.stdout.write(path.read_text(encoding="utf-8"))
+    except DataError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    counts = result.counts([v["id"] for v in plan["variants"]])
+    in_experiment = sum(counts["assigned"].values())
+    click.echo(f"{counts['units']:,} units read from {units_path}; {in_experiment:,} assigned", err=True)
+    for variant, count in counts["assigned"].items():
+        click.echo(f"  {variant}: {count:,}", err=True)
+    for reason, count in counts["excluded"].items():
+        if count:
+            click.echo(f"  excluded, {reason}: {count:,}", err=True)
+    if output:
+        click.echo(f"wrote {output}", err=True)
+
+
 @main.command(epilog="""\b
 Examples:
   expc export specs/welcome-email.yaml --to growthbook
@@ -224,8 +280,7 @@ def export(spec: str, target: str, output: str | None) -> None:
     from expc.compiler.compile import compile_plan
     from expc.runtime.export import growthbook_json
 
-    result = _load_checked(spec)
-    text = growthbook_json(compile_plan(result.doc, result.spec))
+    text = growthbook_json(compile_plan(*_checked_spec(spec)))
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(Path(output), text)

@@ -77,6 +77,10 @@ def test_valid_conditions_pass(condition):
         ({"tags": {"$elemMatch": {"foo": 1}}}, "E037", ("where", "tags", "$elemMatch")),
         ({"country": {"$in": []}}, "E037", ("where", "country", "$in")),
         ({"tags": {"$ne": ["vip"]}}, "E036", ("where", "tags", "$ne")),
+        ({"tags": {"$size": {"$gt": "x"}}}, "E036", ("where", "tags", "$size", "$gt")),
+        ({"tags": {"$size": {"$inGroup": "g"}}}, "E037", ("where", "tags", "$size", "$inGroup")),
+        ({"tags": {"$size": {"n": 1}}}, "E037", ("where", "tags", "$size")),
+        ({"age": {"$not": {}}}, "E037", ("where", "age", "$not")),
     ],
 )
 def test_each_mistake_is_found_where_it_is(condition, code, path):

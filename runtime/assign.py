@@ -1,0 +1,118 @@
+"""Batch assignment: which variant each unit sees, computed as GrowthBook would.
+
+A unit is in the experiment when all of these hold, as in GrowthBook's
+``run_experiment``:
+
+1. it has a usable id (not empty or null; a number that is not 0 or infinite);
+2. the audience condition holds;
+3. with a layer, the unit's namespace hash lies in the layer's range;
+4. the experiment hash ``n`` lies in a variant's bucket range (the part of
+   [0, 1) that coverage leaves out holds no variant).
+
+The outcome does not depend on the order of the tests; the order above is the
+order in which an excluded unit's *reason* is given (GrowthBook tests the
+layer before the audience; expc tests the cheap column-wise condition first,
+so that only the audience's ids are hashed).
+
+Everything is vectorised over the table: the condition is evaluated
+column-wise, and the two hashes of each remaining id (experiment and layer)
+advance together one character position at a time, for all ids at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .conditions import evaluate_columns
+from .hashing import choose_variations, gbhash_arrays
+from .units import Units
+
+#: Why a unit is not in the experiment, by code (0 = it is).
+REASONS = ("assigned", "missing id", "not in the audience", "outside the layer", "outside coverage")
+ASSIGNED, MISSING_ID, NOT_IN_AUDIENCE, OUTSIDE_LAYER, OUTSIDE_COVERAGE = range(5)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Per unit: the variant index (-1 when out), the hash ``bucket`` (NaN when not hashed) and why."""
+
+    variant: np.ndarray
+    bucket: np.ndarray
+    reason: np.ndarray
+
+    def counts(self, variant_ids: list[str]) -> dict[str, Any]:
+        """How many units went where: per variant and per reason for exclusion."""
+        per_variant = np.bincount(self.variant[self.variant >= 0], minlength=len(variant_ids))
+        per_reason = np.bincount(self.reason, minlength=len(REASONS))
+        return {
+            "units": int(len(self.variant)),
+            "assigned": {v: int(c) for v, c in zip(variant_ids, per_variant)},
+            "excluded": {REASONS[i]: int(per_reason[i]) for i in range(1, len(REASONS))},
+        }
+
+
+def hash_values(units: Units, unit: str) -> np.ndarray:
+    """Each unit's id as GrowthBook hashes it: the string itself, or a number's JavaScript ``String()``.
+
+    Ids GrowthBook cannot hash (null, empty, a number that is 0 or not finite)
+    become ``""``, which the assignment treats as "no id".
+    """
+    if unit not in units.columns:
+        return np.full(len(units), "", dtype=np.str_)
+    column = units.columns[unit]
+    if units.types.get(unit) in ("integer", "number"):
+        values = column.astype(np.float64)
+        ok = np.isfinite(values) & (values != 0)
+        integral = ok & (values == np.round(values)) & (np.abs(values) < 1e21)
+        text = np.full(len(values), "", dtype=object)
+        text[integral] = values[integral].astype(np.int64).astype(str)
+        other = ok & ~integral
+        if other.any():  # rare: fractional ids; JavaScript's shortest round-trip form
+            text[other] = [_js_number(float(v)) for v in values[other]]
+        return text.astype(np.str_)
+    if column.dtype.kind == "U":  # already text (empty = no id): nothing to convert
+        return column
+    filled = np.where(np.equal(column, None), "", column)
+    return filled.astype(np.str_)
+
+
+def _js_number(value: float) -> str:
+    text = repr(value)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def assign(plan: dict[str, Any], units: Units) -> Assignment:
+    """Assign every unit of the table according to a compiled plan."""
+    spec = plan["assignment"]
+    n = len(units)
+    ids = hash_values(units, spec["unit"])
+    reason = np.zeros(n, dtype=np.uint8)
+    reason[ids == ""] = MISSING_ID
+    eligible = reason == ASSIGNED
+
+    if spec["condition"]:
+        matches = evaluate_columns(spec["condition"], units)
+        reason[eligible & ~matches] = NOT_IN_AUDIENCE
+        eligible &= matches
+
+    hashes = [(spec["seed"], spec["hash_version"])]
+    namespace = spec["namespace"]
+    if namespace is not None:
+        hashes.append(("__" + namespace[0], 1))
+    rows = np.flatnonzero(eligible)
+    hashed, *layer = gbhash_arrays(ids[rows], hashes)
+    if layer:
+        inside = (layer[0] >= namespace[1]) & (layer[0] < namespace[2])
+        reason[rows[~inside]] = OUTSIDE_LAYER
+        rows, hashed = rows[inside], hashed[inside]
+
+    bucket = np.full(n, np.nan)
+    variant = np.full(n, -1, dtype=np.int64)
+    ranges = [tuple(v["bucket_range"]) for v in plan["variants"]]
+    bucket[rows] = hashed
+    variant[rows] = choose_variations(hashed, ranges)
+    reason[rows[variant[rows] < 0]] = OUTSIDE_COVERAGE
+    return Assignment(variant, bucket, reason)

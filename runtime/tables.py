@@ -1,0 +1,759 @@
+"""Data files in and out: units from CSV, JSON Lines or Parquet; assignments back out.
+
+Everything goes through an embedded, in-memory DuckDB (imported inside the
+functions, so commands that read no data never load it). Values are parsed
+and checked in SQL, column by column, so a million rows take about a second;
+only list columns need a Python step per row (to build the tuples).
+
+Reading (:func:`read_units`)
+============================
+
+The declared attributes that the file has become columns of a
+:class:`~expc.runtime.units.Units`, in the representation that
+:mod:`expc.runtime.units` fixes for their type. Columns the spec does not
+declare are ignored; declared attributes the file lacks are left out (null for
+every unit), except the unit id, which every file must have.
+
+How values are read, by format:
+
+* **CSV**: comma-separated, ``"`` quotes, a header row, UTF-8 (a byte-order
+  mark is fine). Every cell is text and is parsed by the declared type. An
+  empty cell is null (so is ``""``): a CSV cannot tell an empty string from a
+  missing one.
+
+  - integer, number: ``42``, ``-3``, ``1.5``, ``1e3`` (surrounding spaces are
+    fine); an integer must be a whole number.
+  - boolean: ``true``/``false`` in any case, or ``1``/``0``.
+  - list[string]: either a JSON array of strings, ``["a","b"]`` (``[]`` is the
+    empty list), or ``|``-separated items, ``a|b``; items are trimmed and empty
+    items dropped. A cell that starts with ``[`` must be a JSON array.
+
+* **JSON Lines** (``.jsonl``, ``.ndjson``): one JSON object per line; blank
+  lines are skipped. A missing key and ``null`` are both null. Numbers (or
+  numeric strings) for integer and number; ``true``/``false`` (or the CSV
+  spellings) for boolean; strings (or numbers, taken as text) for string,
+  version and datetime; a real JSON array of strings for list[string].
+
+* **Parquet**: native columns. Integer and floating columns fit integer (whole
+  values only) and number; booleans (or 0/1 integers) fit boolean; a list of
+  strings fits list[string]; dates and timestamps fit datetime (written as ISO
+  8601, UTC with ``Z`` when the timestamp has a time zone). Text columns are
+  parsed as in a CSV. A floating NaN is null.
+
+The unit id
+-----------
+
+Every unit must have an id, and exactly one row: its attributes decide its
+audience, so two rows for one id would be two contradictory units. Null (or
+empty) ids and duplicate ids are refused with the count and the first rows.
+
+An integer id must be exact. GrowthBook's JavaScript SDK holds numbers as
+doubles and hashes ``String(id)``; up to 2**53 - 1 (9,007,199,254,740,991)
+that is the id's own digits, which the float64 column of
+:mod:`expc.runtime.units` holds exactly. Beyond that, a double cannot tell
+``9007199254740993`` from ``9007199254740992``: two units could share a hash,
+and the JavaScript SDK, the Python SDK (which hashes the exact digits) and
+expc would disagree. Such ids are refused, with the advice to declare the unit
+as a ``string`` (and to pass it to GrowthBook as a string).
+
+Writing (:func:`write_assignments`)
+===================================
+
+A table of numpy columns goes to CSV (with a header), JSON Lines or Parquet,
+by the file's extension, atomically: DuckDB writes a hidden temporary file in
+the same folder, which replaces the target only once it is complete.
+
+Nulls: in a text (object) column, ``None`` and ``""`` both mean "none" (a unit
+outside the experiment has no variant): an empty cell in CSV, ``null`` in JSON
+Lines and Parquet. A NaN in a float column (e.g. the bucket of a unit that was
+not hashed) is written the same way.
+
+Problems with a file raise :class:`DataError`, whose message is one line for a
+person: the file, where (line or row, column) and what to do.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gc
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from expc.compiler.diagnostics import did_you_mean
+
+from .units import Units
+
+#: File extensions (lower case) and the format each one holds.
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+#: The largest integer a double (JavaScript's only number) holds exactly, with all below it.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+_SCALAR_TEXT = ("string", "version", "datetime")
+_INTS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
+         "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+_FLOATS = {"FLOAT", "DOUBLE"}
+_EXAMPLES = 3  # how many rows or ids a message names
+
+
+class DataError(Exception):
+    """A problem with a data file; the message, for a person, names the file and where.
+
+    Commands report it as one line and exit 1 (never with a traceback).
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+
+
+# ===================================================================== reading
+
+
+def read_units(path: str | os.PathLike[str], types: dict[str, str], unit: str) -> Units:
+    """Read the units in a ``.csv``, ``.jsonl``/``.ndjson`` or ``.parquet`` file.
+
+    ``types`` maps each declared attribute to its type; ``unit`` names the id
+    attribute (declared as string or integer). See the module's documentation
+    for how each format's values are read. Raises :class:`DataError` when the
+    file is missing, unreadable, empty or malformed; when it lacks the unit id
+    column; when a value does not fit its declared type; and when an id is
+    null, duplicated (a unit must appear once, because its attributes decide
+    its audience) or, for integer ids, beyond 2**53 - 1.
+    """
+    if unit not in types:
+        raise ValueError(f"the unit attribute {unit!r} is not among the declared attributes")
+    path = Path(path)
+    kind = _format_of(path, "read units from")
+    _check_readable(path)
+
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        return _Reader(con, path, kind, types, unit).read()
+    except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.InternalException):
+        raise  # a mistake in expc's SQL, not in the file
+    except duckdb.Error as exc:
+        raise _explain(exc, path, kind) from None
+    finally:
+        con.close()
+
+
+class _Reader:
+    """One read: the file's raw columns, their typed values in a table ``u``, checks, then numpy."""
+
+    def __init__(self, con: Any, path: Path, kind: str, types: dict[str, str], unit: str) -> None:
+        self.con, self.path, self.kind, self.types, self.unit = con, path, kind, types, unit
+        self.name = str(path)
+
+    # ------------------------------------------------------------- the steps
+
+    def read(self) -> Units:
+        present = self._source()  # declared attributes the file has -> SQL expression of the raw value
+        if self.unit not in present:
+            self._missing_unit()
+        columns = [(name, self.types[name], raw) for name, raw in present.items()]
+        # Two steps, so that each value is parsed once: the inner SELECT parses, the outer keeps the
+        # value and, where it can fail, the raw text of values that did not parse.
+        inner, outer = [], []
+        self.checks: list[tuple[str, str, bool]] = []  # (attribute, "value" or "column", quote it)
+        for name, typ, raw in columns:
+            value, nonnull, text, quote, what = self._typed(name, typ, raw)
+            inner.append(f"{value} AS {_ident(name)}")
+            outer.append(_ident(name))
+            if text is not None:
+                raw_ref, present_ref = _ident("raw " + name), _ident("present " + name)
+                inner += [f"{raw} AS {raw_ref}", f"{nonnull} AS {present_ref}"]
+                outer.append(f"CASE WHEN {present_ref} AND {_ident(name)} IS NULL THEN {text(raw_ref)} END "
+                             f"AS {_ident('bad ' + name)}")
+                self.checks.append((name, what, quote))
+        unsafe = self._unsafe_id(present[self.unit])
+        if unsafe is not None:
+            inner.append(f"{unsafe} AS {_ident('unsafe id')}")
+            outer.append(_ident("unsafe id"))
+        self.con.execute(f"CREATE TEMP TABLE u AS SELECT {', '.join(outer)} "
+                         f"FROM (SELECT {', '.join(inner)} FROM {self.source})")
+
+        n = self.con.execute("SELECT count(*) FROM u").fetchone()[0]
+        if n == 0:
+            raise self._error("the file has a header but no units" if self.kind == "csv"
+                              else "the file has no units")
+        self._check_values()
+        if unsafe is not None:
+            self._check_unsafe_ids()
+        self._check_ids()
+        return self._fetch([(name, typ) for name, typ, _ in columns], n)
+
+    def _source(self) -> dict[str, str]:
+        """Set ``self.source`` (a FROM clause) and return the declared columns present -> raw value SQL."""
+        lit = _literal(str(self.path))
+        if self.kind == "csv":
+            self.source = (f"read_csv({lit}, header=true, all_varchar=true, delim=',', quote='\"', "
+                           "escape='\"', comment='', skip=0)")
+            names = [r[0] for r in self.con.execute(f"DESCRIBE SELECT * FROM {self.source}").fetchall()]
+            self.file_columns = names
+            self.file_types = {name: "VARCHAR" for name in names}
+        elif self.kind == "parquet":
+            self.source = f"read_parquet({lit})"
+            rows = self.con.execute(f"DESCRIBE SELECT * FROM {self.source}").fetchall()
+            self.file_columns = [r[0] for r in rows]
+            self.file_types = {r[0]: r[1] for r in rows}
+        else:  # JSON Lines: extract each declared key once; SQL NULL = no such key
+            self._lines = f"read_ndjson_objects({lit})"
+            paths = ", ".join(_literal(_json_path(name)) for name in self.types)  # one parse per line for all
+            unpack = ", ".join(f"v[{i}] AS {_ident(name)}" for i, name in enumerate(self.types, 1))
+            self.con.execute(f"CREATE TEMP TABLE raw AS SELECT {_ident('json type')}, {unpack} FROM ("
+                             f"SELECT json_type(json) AS {_ident('json type')}, json_extract(json, [{paths}]) AS v "
+                             f"FROM {self._lines})")
+            not_object = self.con.execute(
+                f"SELECT rowid, {_ident('json type')} FROM raw WHERE {_ident('json type')} <> 'OBJECT' "
+                "ORDER BY rowid LIMIT 1").fetchone()
+            if not_object:
+                raise self._error(f"{self._where([not_object[0]])} is not a JSON object; each line must be one "
+                                  "object, such as {\"" + self.unit + "\": \"u1\", ...}")
+            counts = self.con.execute(
+                "SELECT " + ", ".join(f"count({_ident(name)})" for name in self.types) + " FROM raw").fetchone()
+            names = [name for name, c in zip(self.types, counts) if c]
+            self.file_columns = names
+            self.file_types = {name: "JSON" for name in names}
+            self.source = "raw"
+        return {name: _ident(name) for name in self.types if name in self.file_types}
+
+    def _missing_unit(self) -> None:
+        if self.kind == "jsonl":
+            has_rows = self.con.execute("SELECT count(*) FROM raw").fetchone()[0] > 0
+            keys = [r[0] for r in self.con.execute(
+                "SELECT DISTINCT unnest(json_keys(json)) AS k FROM "
+                f"{self._lines} ORDER BY k LIMIT 100"
+            ).fetchall()] if has_rows else []
+        else:
+            has_rows = self.con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {self.source} LIMIT 1)").fetchone()[0] > 0
+            keys = self.file_columns
+        if not has_rows and (self.kind != "csv" or not keys or keys == ["column0"]):
+            raise self._error("the file has no units")
+        there = _names(keys) if keys else "none"
+        message = f"the unit id column `{self.unit}` is missing; the file has the columns {there}"
+        hint = None
+        if self.kind == "csv" and len(keys) == 1:
+            separator = next((s for s in (";", "\t", "|") if s in keys[0]), None)
+            if separator:
+                hint = f"expc reads comma-separated files, and this one looks separated by {separator!r}"
+        hint = hint or did_you_mean(self.unit, keys)
+        raise self._error(message + (f"; {hint}" if hint else ""))
+
+    # ------------------------------------------------------------ conversion
+
+    def _typed(self, name: str, typ: str, raw: str) -> tuple[str, str, Callable[[str], str] | None, bool, str]:
+        """SQL for the typed value and for "the file has a value"; how to show a raw value that does not
+        fit (None: every value fits); whether to quote it; and what does not fit ("value" or "column")."""
+        source = self.file_types[name]
+        text: Callable[[str], str] | None
+        if self.kind == "csv":
+            value, nonnull, text, quote = _from_text(raw, typ), f"{raw} IS NOT NULL", str, True
+        elif self.kind == "jsonl":
+            nonnull = f"({raw} IS NOT NULL AND json_type({raw}) <> 'NULL')"
+            text, quote = _as_text, False
+            value = _from_json(raw, typ)
+        else:
+            nonnull, text, quote = f"{raw} IS NOT NULL", _as_text, source == "VARCHAR"
+            if source in _FLOATS:
+                nonnull = f"({raw} IS NOT NULL AND NOT isnan({raw}))"
+            value = _from_native(raw, source, typ)
+        what = "value" if value is not None else "column"
+        if value is None:  # the file's column type cannot hold this attribute at all
+            value = {"integer": "NULL::DOUBLE", "number": "NULL::DOUBLE", "boolean": "NULL::BOOLEAN",
+                     "list[string]": "NULL::VARCHAR[]"}.get(typ, "NULL::VARCHAR")
+        if value in (raw, f"CAST({raw} AS DOUBLE)", f"CAST({raw} AS VARCHAR)"):
+            text = None  # a plain copy or widening cast cannot fail
+        return value, nonnull, text, quote, what
+
+    def _unsafe_id(self, raw: str) -> str | None:
+        """SQL that is the id's text when an integer id is beyond what a double holds exactly."""
+        if self.types[self.unit] != "integer":
+            return None
+        source = self.file_types[self.unit]
+        if source in _INTS:
+            return f"CASE WHEN abs(CAST({raw} AS HUGEINT)) > {MAX_SAFE_INTEGER} THEN CAST({raw} AS VARCHAR) END"
+        if source in _FLOATS or source.startswith("DECIMAL"):
+            return f"CASE WHEN abs(CAST({raw} AS DOUBLE)) > {MAX_SAFE_INTEGER} THEN CAST({raw} AS VARCHAR) END"
+        if source == "JSON":
+            text = _json_scalar(raw)
+        elif source == "VARCHAR":
+            text = raw
+        else:
+            return None
+        exact = f"TRY_CAST(trim({text}) AS HUGEINT)"
+        return (f"CASE WHEN {exact} IS NOT NULL AND abs({exact}) > {MAX_SAFE_INTEGER} THEN trim({text}) "
+                f"WHEN {exact} IS NULL AND abs(TRY_CAST(trim({text}) AS DOUBLE)) > {MAX_SAFE_INTEGER} "
+                f"THEN trim({text}) END")
+
+    # ---------------------------------------------------------------- checks
+
+    def _check_values(self) -> None:
+        if not self.checks:
+            return
+        counts = self.con.execute(
+            "SELECT " + ", ".join(f"count({_ident('bad ' + name)})" for name, _, _ in self.checks) + " FROM u"
+        ).fetchone()
+        for (name, what, quote), count in zip(self.checks, counts):
+            if not count:
+                continue
+            bad = _ident("bad " + name)
+            row, value = self.con.execute(
+                f"SELECT rowid, {bad} FROM u WHERE {bad} IS NOT NULL ORDER BY rowid LIMIT 1").fetchone()
+            typ = self.types[name]
+            shown = _show(value, quote)
+            if what == "column":
+                message = (f"column `{name}` is declared {typ}, but the file stores it as "
+                           f"{self.file_types[name]} (e.g. {shown} at {self._where([row])})")
+            else:
+                others = f" ({count:,} values in this column do not fit)" if count > 1 else ""
+                message = (f"column `{name}` is declared {typ}, but {self._where([row])} holds {shown}"
+                           f"{others}")
+            raise self._error(message + "; " + self._type_hint(typ))
+
+    def _type_hint(self, typ: str) -> str:
+        verb = "store" if self.kind == "parquet" else "write"
+        if typ == "integer":
+            return f"{verb} whole numbers, such as 42"
+        if typ == "number":
+            return f"{verb} numbers, such as 3.5"
+        if typ == "boolean":
+            return f"{verb} true or false (or 1 or 0)"
+        if typ == "list[string]":
+            if self.kind == "csv":
+                return 'write a JSON array of strings, ["a","b"], or items separated by |, a|b'
+            if self.kind == "jsonl":
+                return 'write a JSON array of strings, such as ["a", "b"]'
+            return "store a list of strings"
+        return f"store {typ} values as text"
+
+    def _check_unsafe_ids(self) -> None:
+        col = _ident("unsafe id")
+        count, row, value = self.con.execute(
+            f"SELECT count({col}) OVER (), rowid, {col} FROM u WHERE {col} IS NOT NULL ORDER BY rowid LIMIT 1"
+        ).fetchone() or (0, None, None)
+        if count:
+            more = f" ({count:,} ids in all)" if count > 1 else ""
+            raise self._error(
+                f"the unit id {value} at {self._where([row])} is beyond {MAX_SAFE_INTEGER:,}, the largest "
+                f"integer a JavaScript number holds exactly, so GrowthBook could not hash it exactly{more}; "
+                f"declare `{self.unit}: string` and pass the id to GrowthBook as a string")
+
+    def _check_ids(self) -> None:
+        uid = _ident(self.unit)
+        missing = f"{uid} IS NULL" + (f" OR {uid} = ''" if self.types[self.unit] != "integer" else "")
+        rows = self.con.execute(
+            f"SELECT count(*) OVER (), rowid FROM u WHERE {missing} ORDER BY rowid LIMIT {_EXAMPLES}").fetchall()
+        if rows:
+            count = rows[0][0]
+            units = "1 unit has" if count == 1 else f"{count:,} units have"
+            first = "at" if count <= _EXAMPLES else "first at"
+            raise self._error(f"{units} no `{self.unit}` (empty or null), {first} "
+                              f"{self._where([r[1] for r in rows])}; every unit needs an id")
+        repeated = self.con.execute(
+            f"SELECT count(*) FROM (SELECT {uid} FROM u GROUP BY {uid} HAVING count(*) > 1)").fetchone()[0]
+        if not repeated:
+            return
+        dups = self.con.execute(
+            f"SELECT count(*) OVER (), sum(n) OVER (), id, first, rows FROM ("
+            f"SELECT {uid} AS id, count(*) AS n, min(rowid) AS first, "
+            f"list(rowid ORDER BY rowid)[1:{_EXAMPLES}] AS rows FROM u GROUP BY {uid} HAVING count(*) > 1"
+            f") ORDER BY first LIMIT {_EXAMPLES}").fetchall()
+        if dups:
+            ids, rows_ = dups[0][0], int(dups[0][1])
+            lead = ("1 id appears" if ids == 1 else f"{ids:,} ids appear") + f" more than once ({rows_:,} rows)"
+            examples = "; ".join(f"`{_id_text(d[2])}` at {self._where(list(d[4]))}" for d in dups)
+            raise self._error(f"{lead}: {examples}; each unit must appear once, because its attributes "
+                              "decide its audience")
+
+    # ------------------------------------------------------------- to numpy
+
+    def _fetch(self, columns: list[tuple[str, str]], n: int) -> Units:
+        if not columns:
+            return Units({}, dict(self.types))
+        scalars = [name for name, typ in columns if typ != "list[string]"]
+        result = self.con.execute(
+            "SELECT " + ", ".join(_ident(name) for name in scalars) + " FROM u").fetchnumpy() if scalars else {}
+        out: dict[str, np.ndarray] = {}
+        for name, typ in columns:
+            out[name] = _convert(result[name], typ) if name in result else self._fetch_list(name, n)
+        return Units(out, dict(self.types))
+
+    def _fetch_list(self, name: str, n: int) -> np.ndarray:
+        """A list column as tuples: the lengths and the flattened items come out of DuckDB as two arrays
+        (much faster than fetching lists), then one Python step per row slices out its tuple."""
+        col = _ident(name)
+        lengths = self.con.execute(f"SELECT len({col}) AS n FROM u").fetchnumpy()["n"]
+        missing = np.ma.getmaskarray(lengths)
+        sizes = np.where(missing, 0, np.ma.getdata(lengths)).astype(np.int64)
+        items = self.con.execute(f"SELECT unnest({col}) AS item FROM u").fetchnumpy()["item"]
+        flat = np.ma.getdata(items).tolist()
+        if len(flat) != int(sizes.sum()):  # cannot happen: null items are refused when reading
+            raise RuntimeError(f"list column {name!r}: {len(flat)} items for lengths summing to {sizes.sum()}")
+        ends = np.cumsum(sizes)
+        starts = ends - sizes
+        collecting = gc.isenabled()
+        gc.disable()  # a million new tuples would set off the cyclic collector again and again, for nothing
+        try:
+            out = np.fromiter((tuple(flat[a:b]) for a, b in zip(starts.tolist(), ends.tolist())),
+                              dtype=object, count=n)
+        finally:
+            if collecting:
+                gc.enable()
+        out[missing] = None
+        return out
+
+    # -------------------------------------------------------------- messages
+
+    def _error(self, message: str) -> DataError:
+        return DataError(f"{self.name}: {message}", self.path)
+
+    def _where(self, rows: list[int]) -> str:
+        """``line 4`` (CSV, JSON Lines) or ``row 3`` (Parquet) for 0-based record numbers."""
+        rows = [int(r) for r in rows]
+        if self.kind == "parquet":
+            numbers, noun = [r + 1 for r in rows], "row"
+        else:
+            numbers, noun = _line_numbers(self.path, self.kind, rows), "line"
+        if len(numbers) == 1:
+            return f"{noun} {numbers[0]}"
+        return f"{noun}s {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
+
+
+# ---------------------------------------------------------------- SQL pieces
+
+
+def _as_text(sql: str) -> str:
+    return f"CAST({sql} AS VARCHAR)"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _json_path(name: str) -> str:
+    return '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _from_text(t: str, typ: str) -> str:
+    """SQL for the typed value of text ``t`` (NULL when it does not parse)."""
+    if typ in _SCALAR_TEXT:
+        return t
+    if typ == "number":
+        return f"TRY_CAST(trim({t}) AS DOUBLE)"
+    if typ == "integer":
+        d = f"TRY_CAST(trim({t}) AS DOUBLE)"
+        return f"CASE WHEN isfinite({d}) AND {d} = round({d}) THEN {d} END"
+    if typ == "boolean":
+        return (f"CASE lower(trim({t})) WHEN 'true' THEN true WHEN '1' THEN true "
+                "WHEN 'false' THEN false WHEN '0' THEN false END")
+    if typ == "list[string]":  # CSV: a JSON array of strings, or a|b
+        return (f"CASE WHEN starts_with(ltrim({t}), '[') THEN {_json_list(f'TRY_CAST({t} AS JSON)')} "
+                f"ELSE list_filter(list_transform(string_split({t}, '|'), lambda x: trim(x)), lambda x: x <> '') END")
+    raise ValueError(f"unknown attribute type {typ!r}")
+
+
+def _json_list(j: str) -> str:
+    """SQL: the JSON value ``j`` as a list of strings when it is an array of strings, else NULL."""
+    return (f"CASE WHEN json_type({j}) = 'ARRAY' AND coalesce(list_bool_and(list_transform("
+            f"json_extract({j}, '$[*]'), lambda x: json_type(x) = 'VARCHAR')), true) "
+            f"THEN from_json({j}, '[\"VARCHAR\"]') END")
+
+
+def _json_scalar(j: str) -> str:
+    return f"CASE WHEN json_type({j}) NOT IN ('ARRAY', 'OBJECT', 'NULL') THEN json_extract_string({j}, '$') END"
+
+
+def _from_json(j: str, typ: str) -> str:
+    if typ == "list[string]":
+        return _json_list(j)
+    if typ in _SCALAR_TEXT:  # strings, and numbers taken as written
+        return (f"CASE WHEN json_type({j}) NOT IN ('ARRAY', 'OBJECT', 'NULL', 'BOOLEAN') "
+                f"THEN json_extract_string({j}, '$') END")
+    return _from_text(_json_scalar(j), typ)
+
+
+def _from_native(c: str, source: str, typ: str) -> str | None:
+    """SQL for a Parquet column of DuckDB type ``source`` as ``typ``; None when the type cannot fit."""
+    numeric = source in _INTS or source in _FLOATS or source.startswith("DECIMAL")
+    temporal = source == "DATE" or source.startswith("TIMESTAMP")
+    if source == "VARCHAR" and typ != "list[string]":
+        return _from_text(c, typ)
+    if typ in ("string", "version"):
+        if numeric or source == "UUID" or (typ == "string" and temporal):
+            return _iso(c, source) if temporal else f"CAST({c} AS VARCHAR)"
+        return None
+    if typ == "datetime":
+        return _iso(c, source) if temporal else None
+    if typ == "number":
+        return f"CAST({c} AS DOUBLE)" if numeric else None
+    if typ == "integer":
+        if source in _INTS:
+            return f"CAST({c} AS DOUBLE)"
+        if numeric:
+            d = f"CAST({c} AS DOUBLE)"
+            return f"CASE WHEN isfinite({d}) AND {d} = round({d}) THEN {d} END"
+        return None
+    if typ == "boolean":
+        if source == "BOOLEAN":
+            return c
+        if source in _INTS:
+            return f"CASE {c} WHEN 1 THEN true WHEN 0 THEN false END"
+        return None
+    if typ == "list[string]":
+        if source == "VARCHAR[]":  # a null item is not a string
+            return f"CASE WHEN list_bool_and(list_transform({c}, lambda x: x IS NOT NULL)) IS NOT false THEN {c} END"
+        return None
+    raise ValueError(f"unknown attribute type {typ!r}")
+
+
+def _iso(c: str, source: str) -> str:
+    if source == "DATE":
+        return f"strftime({c}, '%Y-%m-%d')"
+    if "TIME ZONE" in source:  # an instant: in UTC, as JavaScript's toISOString() writes it
+        return f"strftime(timezone('UTC', {c}), '%Y-%m-%dT%H:%M:%S.%g') || 'Z'"
+    ts = f"CAST({c} AS TIMESTAMP)"
+    return (f"CASE WHEN microsecond({ts}) = 0 THEN strftime({ts}, '%Y-%m-%dT%H:%M:%S') "
+            f"ELSE strftime({ts}, '%Y-%m-%dT%H:%M:%S.%f') END")
+
+
+# ------------------------------------------------------------ numpy columns
+
+
+def _convert(array: np.ndarray, typ: str) -> np.ndarray:
+    """A fetched (possibly masked) array -> the representation of :mod:`expc.runtime.units`."""
+    mask = np.ma.getmaskarray(array)
+    data = np.ma.getdata(array)
+    if typ in ("integer", "number"):
+        values = np.array(data, dtype=np.float64)
+        values[mask] = np.nan
+        return values
+    if typ == "boolean":
+        out = np.full(len(data), None, dtype=object)
+        flags = np.asarray(data, dtype=bool)
+        out[~mask & flags] = True
+        out[~mask & ~flags] = False
+        return out
+    values = np.array(data, dtype=object)
+    values[mask] = None
+    return values
+
+
+# ---------------------------------------------------------------- messages
+
+
+def _format_of(path: Path, doing: str) -> str:
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        found = f"`{path.suffix}` files" if path.suffix else "files without an extension"
+        raise DataError(f"{path}: cannot {doing} {found}; use .csv, .jsonl (or .ndjson) or .parquet", path)
+    return kind
+
+
+def _check_readable(path: Path) -> None:
+    try:
+        with open(path, "rb") as f:
+            first = f.read(1)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file", path) from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a data file", path) from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})", path) from None
+    if not first:
+        raise DataError(f"{path}: the file is empty; it has no units", path)
+
+
+def _names(names: list[str], limit: int = 12) -> str:
+    shown = ", ".join(f"`{n}`" for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _show(value: str, quote: bool, limit: int = 60) -> str:
+    text = value if len(value) <= limit else value[: limit - 3] + "..."
+    return f'"{text}"' if quote else text
+
+
+def _id_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _explain(exc: Exception, path: Path, kind: str) -> DataError:
+    """A DuckDB error while reading -> what a person needs to know."""
+    detail = str(exc).strip()
+    first = detail.splitlines()[0] if detail else type(exc).__name__
+    first = re.sub(r"^[A-Za-z ]*Error: ", "", first)
+    first = first.replace(f" '{path}'", "").replace(f' "{path}"', "")
+    if kind in ("csv", "jsonl"):
+        bad = _first_non_utf8(path)
+        if bad is not None:
+            line, byte = bad
+            excel = ' (in Excel: "CSV UTF-8")' if kind == "csv" else ""
+            what = f"byte 0x{byte:02X}" if byte is not None else "an unfinished character"
+            return DataError(f"{path}: not UTF-8 text ({what} on line {line}); "
+                             f"re-save the file as UTF-8{excel}", path)
+    if kind == "parquet":
+        return DataError(f"{path}: not a valid Parquet file: it is truncated or corrupt ({first})", path)
+    if kind == "jsonl":
+        m = re.search(r"line (\d+): (.*?)\.?\s*$", detail.splitlines()[0] if detail else "")
+        if "Malformed JSON" in detail and m:
+            return DataError(f"{path}: line {m.group(1)} is not valid JSON ({m.group(2)}); "
+                             "each line must be one JSON object", path)
+        return DataError(f"{path}: cannot be read as JSON Lines ({first})", path)
+    ragged = _ragged_csv_line(path)
+    if ragged is not None:
+        line, got, want = ragged
+        return DataError(f"{path}: line {line} has {got} field{'s' * (got != 1)}, but the header has {want}; "
+                         "check the quoting and the commas on that line", path)
+    return DataError(f"{path}: cannot be read as CSV ({first})", path)
+
+
+def _first_non_utf8(path: Path) -> tuple[int, int | None] | None:
+    """(line, byte) of the first byte that is not UTF-8 (byte None: the file ends mid-character),
+    or None when the file is UTF-8. Read in chunks: only called once reading has failed."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                # positions count the up to 3 bytes of a character held back from the last chunk
+                at = min(max(exc.start - len(exc.object) + len(chunk), 0), len(chunk) - 1)
+                return line + chunk.count(b"\n", 0, at), chunk[at]
+            line += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return line, None
+    return None
+
+
+def _ragged_csv_line(path: Path) -> tuple[int, int, int] | None:
+    """(line, fields, header fields) of the first CSV record whose length differs from the header's."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                return None
+            start = reader.line_num + 1
+            for record in reader:
+                if record and len(record) != len(header):
+                    return start, len(record), len(header)
+                start = reader.line_num + 1
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return None
+
+
+def _line_numbers(path: Path, kind: str, rows: list[int]) -> list[int]:
+    """The line on which each 0-based record starts (blank lines are not records)."""
+    wanted, found, last = set(rows), {}, max(rows)
+    with open(path, encoding="utf-8-sig", newline="" if kind == "csv" else None) as f:
+        if kind == "csv":
+            reader = csv.reader(f)
+            next(reader, None)  # the header
+            start, index = reader.line_num + 1, 0
+            for record in reader:
+                if record:
+                    if index in wanted:
+                        found[index] = start
+                    index += 1
+                    if index > last:
+                        break
+                start = reader.line_num + 1
+        else:
+            index = 0
+            for number, text in enumerate(f, 1):
+                if text.strip():
+                    if index in wanted:
+                        found[index] = number
+                    index += 1
+                    if index > last:
+                        break
+    return [found.get(r, r + 1) for r in rows]
+
+
+# ===================================================================== writing
+
+
+def write_assignments(path: str | os.PathLike[str], columns: dict[str, np.ndarray]) -> None:
+    """Write a table (unit id, variant, bucket, ...) to ``.csv``, ``.jsonl`` or ``.parquet``, atomically.
+
+    Columns are written in the order of ``columns``. Text columns should hold
+    ``str`` (give integer ids as their text, so they stay exact); ``None`` and
+    ``""`` are written as an empty CSV cell or JSON/Parquet null, as is NaN in
+    a float column. The file appears complete or not at all: a failure leaves
+    any earlier file as it was and no temporary file behind. Raises
+    :class:`DataError` for an unsupported extension (before any work), a
+    missing folder, or a failed write.
+    """
+    path = Path(path)
+    kind = _format_of(path, "write assignments to")
+    if not columns:
+        raise ValueError("no columns to write")
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"columns of different lengths: { {k: len(v) for k, v in columns.items()} }")
+    folder = path.parent
+    if not folder.is_dir():
+        raise DataError(f"{path}: cannot write: the folder {folder} does not exist", path)
+
+    import duckdb
+
+    table, select = {}, []
+    for i, (name, values) in enumerate(columns.items()):
+        key = f"c{i}"
+        array = np.asarray(values)
+        if array.dtype.kind in "US":  # fixed-width numpy text would become a DuckDB ENUM
+            array = array.astype(object)
+        table[key] = array
+        col = _ident(key)
+        if array.dtype.kind == "O":
+            expr = f"NULLIF(CAST({col} AS VARCHAR), '')"
+        elif array.dtype.kind == "f":
+            expr = f"CASE WHEN isnan({col}) THEN NULL ELSE {col} END"
+        else:
+            expr = col
+        select.append(f"{expr} AS {_ident(name)}")
+    options = {"csv": "FORMAT csv, HEADER true, DELIMITER ','", "jsonl": "FORMAT json",
+               "parquet": "FORMAT parquet"}[kind]
+    try:  # a hidden file of our own next to the target, so that os.replace is atomic
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write in {folder} ({exc.strerror or exc})", path) from None
+    os.close(fd)
+    tmp = Path(name)
+    con = duckdb.connect()
+    try:
+        con.register("assignments", table)
+        _copy(con, f"COPY (SELECT {', '.join(select)} FROM assignments) TO {_literal(str(tmp))} ({options})")
+        os.replace(tmp, path)
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: could not write the file ({first})", path) from None
+    except OSError as exc:
+        raise DataError(f"{path}: could not write the file ({exc.strerror or exc})", path) from None
+    finally:
+        con.close()
+        tmp.unlink(missing_ok=True)
+
+
+def _copy(con: Any, sql: str) -> None:
+    """Run DuckDB's COPY (a seam for tests that simulate a failure half-way)."""
+    con.execute(sql)
