@@ -1,0 +1,65 @@
+"""Sufficient statistics of one metric, per arm, and the means and variances they give.
+
+For a unit-level metric with per-unit value x (1/0 for a proportion, the
+unit's sum of values for a mean), an arm is summarised by ``n``, ``Σx`` and
+``Σx²``. A ratio metric (Σ numerator / Σ denominator over units) also needs
+the denominator's ``Σy``, ``Σy²`` and the cross term ``Σxy``; its variance
+comes from the delta method. Index 0 is by convention the control.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Per-arm sums: arrays of shape (arms,). Denominator fields only for ratio metrics."""
+
+    n: np.ndarray
+    sum: np.ndarray
+    sum_sq: np.ndarray
+    den_sum: np.ndarray | None = None
+    den_sum_sq: np.ndarray | None = None
+    cross: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, n, sum, sum_sq, den_sum=None, den_sum_sq=None, cross=None) -> "Moments":
+        """Build from sequences, as float arrays."""
+        arr = lambda x: None if x is None else np.asarray(x, dtype=np.float64)  # noqa: E731
+        return cls(arr(n), arr(sum), arr(sum_sq), arr(den_sum), arr(den_sum_sq), arr(cross))
+
+    @classmethod
+    def proportion(cls, n, successes) -> "Moments":
+        """Moments of a 0/1 metric from unit and success counts (Σx² = Σx)."""
+        return cls.of(n, successes, successes)
+
+    @property
+    def is_ratio(self) -> bool:
+        """True for a ratio metric (Σx / Σy)."""
+        return self.den_sum is not None
+
+    def mean(self) -> np.ndarray:
+        """Per-arm estimate: the mean (rate) of x, or Σx / Σy for a ratio."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.sum / (self.den_sum if self.is_ratio else self.n)
+
+    def variance(self) -> np.ndarray:
+        """Per-unit sample variance of x (n - 1 denominator); for a ratio, n × Var(mean) by the delta method."""
+        n = self.n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if not self.is_ratio:
+                return (self.sum_sq - self.sum**2 / n) / (n - 1)
+            mx, my = self.sum / n, self.den_sum / n
+            vx = (self.sum_sq - n * mx**2) / (n - 1)
+            vy = (self.den_sum_sq - n * my**2) / (n - 1)
+            cxy = (self.cross - n * mx * my) / (n - 1)
+            r = mx / my
+            return (vx - 2 * r * cxy + r**2 * vy) / my**2
+
+    def variance_of_mean(self) -> np.ndarray:
+        """Variance of each arm's estimate (``variance() / n``)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.variance() / self.n
