@@ -228,7 +228,7 @@ def assign_command(spec: str, units_path: str, output: str | None) -> None:
     import numpy as np
 
     from expc.compiler.compile import compile_plan
-    from expc.runtime.assign import assign, hash_values
+    from expc.runtime.assign import assign, id_text
     from expc.runtime.tables import DataError, read_units, write_assignments
 
     plan = compile_plan(*_checked_spec(spec))
@@ -237,7 +237,7 @@ def assign_command(spec: str, units_path: str, output: str | None) -> None:
         units = read_units(units_path, plan["attributes"], unit)
         result = assign(plan, units)
         names = np.array([v["id"] for v in plan["variants"]] + [""], dtype=object)
-        columns = {unit: hash_values(units, unit).astype(object), "variant": names[result.variant],
+        columns = {unit: id_text(units, unit).astype(object), "variant": names[result.variant],
                    "bucket": result.bucket}
         if output:
             write_assignments(output, columns)

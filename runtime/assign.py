@@ -54,34 +54,28 @@ class Assignment:
         }
 
 
-def hash_values(units: Units, unit: str) -> np.ndarray:
-    """Each unit's id as GrowthBook hashes it: the string itself, or a number's JavaScript ``String()``.
-
-    Ids GrowthBook cannot hash (null, empty, a number that is 0 or not finite)
-    become ``""``, which the assignment treats as "no id".
-    """
+def id_text(units: Units, unit: str) -> np.ndarray:
+    """Each unit's id as text, as the input wrote it (numbers as JavaScript writes them); "" when null."""
     if unit not in units.columns:
         return np.full(len(units), "", dtype=np.str_)
     column = units.columns[unit]
-    if units.types.get(unit) in ("integer", "number"):
-        values = column.astype(np.float64)
-        ok = np.isfinite(values) & (values != 0)
-        integral = ok & (values == np.round(values)) & (np.abs(values) < 1e21)
-        text = np.full(len(values), "", dtype=object)
-        text[integral] = values[integral].astype(np.int64).astype(str)
-        other = ok & ~integral
-        if other.any():  # rare: fractional ids; JavaScript's shortest round-trip form
-            text[other] = [_js_number(float(v)) for v in values[other]]
-        return text.astype(np.str_)
-    if column.dtype.kind == "U":  # already text (empty = no id): nothing to convert
+    if column.dtype.kind == "U":
         return column
-    filled = np.where(np.equal(column, None), "", column)
-    return filled.astype(np.str_)
+    if units.types.get(unit) in ("integer", "number"):
+        # integer ids are whole numbers within 2**53 (the reader refuses others), so int() is exact
+        finite = np.isfinite(column)
+        text = np.full(len(column), "", dtype=object)
+        text[finite] = column[finite].astype(np.int64).astype(str)
+        return text.astype(np.str_)
+    return np.where(np.equal(column, None), "", column).astype(np.str_)
 
 
-def _js_number(value: float) -> str:
-    text = repr(value)
-    return text[:-2] if text.endswith(".0") else text
+def hash_values(units: Units, unit: str) -> np.ndarray:
+    """Each unit's id as GrowthBook hashes it; "" for ids it cannot hash (null, empty, the number 0)."""
+    text = id_text(units, unit)
+    if units.types.get(unit) in ("integer", "number"):
+        text = np.where(text == "0", "", text)
+    return text
 
 
 def assign(plan: dict[str, Any], units: Units) -> Assignment:

@@ -609,9 +609,10 @@ def _explain(exc: Exception, path: Path, kind: str) -> DataError:
     if kind == "parquet":
         return DataError(f"{path}: not a valid Parquet file: it is truncated or corrupt ({first})", path)
     if kind == "jsonl":
-        m = re.search(r"line (\d+): (.*?)\.?\s*$", detail.splitlines()[0] if detail else "")
-        if "Malformed JSON" in detail and m:
-            return DataError(f"{path}: line {m.group(1)} is not valid JSON ({m.group(2)}); "
+        bad_json = _malformed_json_line(path)
+        if bad_json is not None:
+            line, problem = bad_json
+            return DataError(f"{path}: line {line} is not valid JSON ({problem}); "
                              "each line must be one JSON object", path)
         return DataError(f"{path}: cannot be read as JSON Lines ({first})", path)
     ragged = _ragged_csv_line(path)
@@ -620,6 +621,21 @@ def _explain(exc: Exception, path: Path, kind: str) -> DataError:
         return DataError(f"{path}: line {line} has {got} field{'s' * (got != 1)}, but the header has {want}; "
                          "check the quoting and the commas on that line", path)
     return DataError(f"{path}: cannot be read as CSV ({first})", path)
+
+
+def _malformed_json_line(path: Path) -> tuple[int, str] | None:
+    """(line, problem) of the first line that is not JSON, or None. Only called once reading has failed:
+    DuckDB's own line numbers count records, not the file's lines."""
+    import json
+
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for number, text in enumerate(f, 1):
+            if text.strip():
+                try:
+                    json.loads(text)
+                except ValueError as exc:
+                    return number, exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+    return None
 
 
 def _first_non_utf8(path: Path) -> tuple[int, int | None] | None:
