@@ -1,0 +1,476 @@
+"""From raw exposures and events to per-arm :class:`~expc.runtime.stats.moments.Moments`.
+
+:func:`reduce` reads an exposures file and an events file (CSV, JSON Lines or
+Parquet, by extension) into an in-memory DuckDB, then runs a few queries in
+plain SQL (CTEs, ``CASE``, ``VALUES``, interval literals; nothing DuckDB-only)
+so that the same reduction can later run on a warehouse. Only the loading step
+(reading files, parsing text into typed columns) uses DuckDB's own functions.
+The portable queries are returned in :attr:`Reduction.sql`.
+
+Inputs
+======
+
+* exposures: the unit id (the plan's ``assignment.unit`` column, or
+  ``unit_id``), ``variant`` and ``timestamp``;
+* events: the unit id, ``event``, ``timestamp`` and, when a metric sums
+  values (a mean, or a ratio whose numerator or denominator has
+  ``measure: value``), ``value``.
+
+Timestamps are ISO 8601 text (a date, or a date and time, optionally with
+``Z`` or an offset, which are converted to UTC; without one they are taken as
+UTC) or native Parquet/JSON dates and timestamps. ``as_of`` is written the
+same way.
+
+Semantics
+=========
+
+1. An exposure counts when it has an id, a variant and a timestamp, and is at
+   or before ``as_of``. Exposures naming a variant the plan does not have are
+   excluded (``unknown_variant_exposures``); the unit's other exposures still
+   count. A unit whose counted exposures name two or more variants is excluded
+   (``units_in_several_variants``, counted once per unit), with its events.
+   Otherwise the unit's first exposure time starts its windows.
+2. Only events named by some metric are read; others are ignored (not counted).
+   An event counts for a metric from the unit's first exposure (inclusive) to
+   first exposure + the metric's window (inclusive); a metric without a window
+   runs to ``as_of`` (or the end of the data).
+3. Per metric and arm: ``n`` = exposed units; proportion: x = 1 when the unit
+   has at least one event in the window; mean: x = the sum of the values of
+   its events in the window (0 for none); ratio: x and y are the numerator and
+   denominator, each the sum of values or the count of events (``measure``).
+
+Exclusions, each counted in :attr:`Reduction.excluded` (one count per row,
+in this order of precedence, except the unit count):
+
+* ``bad_rows``: exposure rows with a null/empty id, variant or timestamp, or a
+  timestamp that does not parse; event rows (of metric events, or with a null
+  event name) with a null/empty id or a bad timestamp, and rows of events
+  whose value is summed by some metric but is missing, not a number, NaN or
+  infinite (such a row is excluded from every metric, including proportions
+  of the same event). Negative values are kept (refunds are real data).
+* ``unknown_variant_exposures``: exposure rows whose variant the plan lacks.
+* ``units_in_several_variants``: units (not rows), see 1.
+* ``events_of_unexposed_units``: event rows whose unit has no counted exposure.
+* ``events_before_exposure``: event rows before the unit's first exposure.
+* ``events_outside_window``: event rows after the end of the window of every
+  metric that uses the event.
+
+Rows beyond ``as_of`` are not errors but the future: they are counted in
+:attr:`Reduction.ignored` (``exposures_after_as_of``, ``events_after_as_of``),
+with ``events_of_units_in_several_variants`` (the events of excluded units).
+
+Errors (:class:`~expc.runtime.tables.DataError`, naming the file): an
+unsupported extension, a missing, unreadable, zero-byte or corrupt file; an
+exposures file with no rows (an events file may have none: no events yet);
+missing columns (the message lists what is expected and what the file has);
+a file none of whose timestamps parse (for events: none of the rows of the
+metrics' events). Some unparseable timestamps are counted in ``bad_rows``.
+
+Speed: the exposures are loaded into a table; the events file is read once,
+through a view, by the query that matches each event to its unit (one hash
+join), and the per-unit sums come from that table. 1,000,000 exposures and
+10,000,000 events from Parquet take about 4-5 s on two cores.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..tables import DataError, _explain, _format_of, _ident, _literal, _names
+from .moments import Moments
+
+EXCLUDED_KEYS = (
+    "events_before_exposure",
+    "events_outside_window",
+    "events_of_unexposed_units",
+    "units_in_several_variants",
+    "unknown_variant_exposures",
+    "bad_rows",
+)
+IGNORED_KEYS = ("exposures_after_as_of", "events_after_as_of", "events_of_units_in_several_variants")
+
+_TEMPORAL_PREFIXES = ("TIMESTAMP", "DATE")
+_TEXT_TYPES = ("VARCHAR", "JSON")
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """The moments of every metric (arms in the plan's variant order), with what was excluded."""
+
+    metrics: dict[str, Moments]
+    units: np.ndarray  # exposed (counted) units per arm, int64
+    excluded: dict[str, int]  # keys EXCLUDED_KEYS, always all present
+    sql: str  # the portable queries run, in order
+    ignored: dict[str, int] = field(default_factory=dict)  # keys IGNORED_KEYS
+    as_of: str | None = None  # the cut-off used, as an ISO timestamp (UTC), or None
+
+
+def reduce(plan: dict[str, Any], exposures_path: str | os.PathLike[str], events_path: str | os.PathLike[str],
+           as_of: str | None = None) -> Reduction:
+    """Reduce raw exposures and events to per-arm moments of each of the plan's metrics.
+
+    See the module documentation for the inputs, the semantics and the exclusions.
+    Raises :class:`DataError` for a bad file and ``ValueError`` for an ``as_of``
+    that is not a timestamp.
+    """
+    import duckdb
+
+    variants = [v["id"] for v in plan["variants"]]
+    metrics = plan["metrics"]
+    unit = (plan.get("assignment") or {}).get("unit") or (plan.get("experiment") or {}).get("unit") or "unit_id"
+    names, value_events = _event_names(metrics)
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        cutoff = _parse_as_of(con, as_of)
+        _Loader(con, Path(exposures_path), "exposures", unit).load_exposures()
+        events = _Loader(con, Path(events_path), "events", unit)
+        events.load_events(names, bool(value_events))
+        try:  # the events file is read (through a view) while reducing
+            return _reduce(con, variants, metrics, names, value_events, cutoff, events.check_events)
+        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
+                duckdb.InternalException):
+            raise  # a mistake in expc's SQL, not in a file
+        except duckdb.Error as exc:
+            raise _explain(exc, events.path, events.kind) from None
+    finally:
+        con.close()
+
+
+# ================================================================== loading (DuckDB)
+
+
+def _parse_as_of(con: Any, as_of: str | None) -> str | None:
+    if as_of is None:
+        return None
+    ts = con.execute("SELECT CAST(TRY_CAST(trim(?) AS TIMESTAMPTZ) AS TIMESTAMP)", [str(as_of)]).fetchone()[0]
+    if ts is None:
+        raise ValueError(f"as_of {as_of!r} is not a timestamp; write it as ISO 8601, such as 2026-11-28T00:00:00Z")
+    return ts.isoformat(sep=" ")
+
+
+class _Loader:
+    """Read one file into a typed staging table (``exposures_raw`` or ``events_raw``)."""
+
+    def __init__(self, con: Any, path: Path, what: str, unit: str) -> None:
+        self.con, self.path, self.what, self.unit = con, path, what, unit
+        self.kind = _format_of(path, f"read {what} from")
+        self.trim = self.kind != "parquet"  # text in CSV and JSON may carry stray spaces
+        _check_file(path, what)
+
+    def _describe(self) -> dict[str, str]:
+        import duckdb
+
+        lit = _literal(str(self.path))
+        if self.kind == "csv":
+            self.source = (f"read_csv({lit}, header=true, all_varchar=true, delim=',', quote='\"', "
+                           "escape='\"', comment='', skip=0)")
+        elif self.kind == "parquet":
+            self.source = f"read_parquet({lit})"
+        else:
+            self.source = f"read_json({lit}, format='newline_delimited', sample_size=-1)"
+        try:
+            rows = self.con.execute(f"DESCRIBE SELECT * FROM {self.source}").fetchall()
+        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.InternalException):
+            raise
+        except duckdb.Error as exc:
+            raise _explain(exc, self.path, self.kind) from None
+        return {r[0]: r[1] for r in rows}
+
+    def _columns(self, required: list[str]) -> tuple[dict[str, str], str]:
+        types = self._describe()
+        id_col = self.unit if self.unit in types else ("unit_id" if "unit_id" in types else None)
+        missing = ([] if id_col else [self.unit]) + [c for c in required if c not in types]
+        if missing:
+            ids = f"`{self.unit}`" + (" (or `unit_id`)" if self.unit != "unit_id" else "")
+            expected = ", ".join([ids] + [f"`{c}`" for c in required])
+            has = _names(list(types)) if types and list(types) != ["column0"] else "none"
+            lack = ", ".join(f"`{c}`" for c in missing)
+            raise DataError(f"{self.path}: the {self.what} file lacks the column{'s' * (len(missing) > 1)} {lack}; "
+                            f"it needs {expected}; it has {has}", self.path)
+        return types, id_col
+
+    def _run(self, sql: str) -> None:
+        import duckdb
+
+        try:
+            self.con.execute(sql)
+        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.InternalException):
+            raise
+        except duckdb.Error as exc:
+            raise _explain(exc, self.path, self.kind) from None
+
+    def load_exposures(self) -> None:
+        types, id_col = self._columns(["variant", "timestamp"])
+        self._run("CREATE TEMP TABLE exposures_raw AS SELECT "
+                  f"{_text(id_col, types[id_col], self.trim)} AS unit_id, {_text('variant', types['variant'], self.trim)} AS variant, "
+                  f"{_timestamp('timestamp', types['timestamp'])} AS ts, "
+                  f"{_ident('timestamp')} IS NOT NULL AS has_ts FROM {self.source}")
+        self._check_rows("exposures_raw", allow_empty=False)
+
+    def load_events(self, names: list[str], need_value: bool) -> None:
+        types, id_col = self._columns(["event", "timestamp"] + (["value"] if need_value else []))
+        value = _number("value", types["value"]) if "value" in types else "CAST(NULL AS DOUBLE)"
+        event = _text("event", types["event"], self.trim)
+        # A view: the file is scanned once, by the query that matches events to units.
+        self._run("CREATE TEMP VIEW events_raw AS SELECT "
+                  f"{_text(id_col, types[id_col], self.trim)} AS unit_id, {event} AS event, "
+                  f"{value} AS value, {_timestamp('timestamp', types['timestamp'])} AS ts, "
+                  f"{_ident('timestamp')} IS NOT NULL AS has_ts FROM {self.source} "
+                  f"WHERE {event} IN {_in_list(names)} OR {event} IS NULL")  # only events a metric names
+
+    def check_events(self) -> None:
+        self._check_rows("matched", allow_empty=True)
+
+    def _check_rows(self, table: str, allow_empty: bool) -> None:
+        rows, written, parsed = self.con.execute(
+            f"SELECT count(*), count(CASE WHEN has_ts THEN 1 END), count(ts) FROM {table}").fetchone()
+        if rows == 0:
+            if allow_empty:
+                return
+            raise DataError(f"{self.path}: the {self.what} file has no rows", self.path)
+        if parsed == 0:
+            if written == 0:
+                raise DataError(f"{self.path}: no row has a `timestamp`; every {self.what[:-1]} needs one", self.path)
+            example = self.con.execute(
+                f"SELECT CAST({_ident('timestamp')} AS VARCHAR) FROM {self.source} "
+                f"WHERE {_ident('timestamp')} IS NOT NULL LIMIT 1").fetchone()[0]
+            raise DataError(f"{self.path}: none of the {written:,} timestamps can be read (the first is "
+                            f"{example!r}); write ISO 8601 timestamps, such as 2026-11-28T14:05:00Z", self.path)
+
+
+def _check_file(path: Path, what: str) -> None:
+    try:
+        with open(path, "rb") as f:
+            first = f.read(1)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file", path) from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a data file", path) from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})", path) from None
+    if not first:
+        raise DataError(f"{path}: the {what} file is empty", path)
+
+
+def _text(col: str, typ: str, trim: bool = True) -> str:
+    """Text, trimmed; empty -> NULL. Whole floats (ids from a float column) lose their `.0`."""
+    c = _ident(col)
+    if typ in ("FLOAT", "DOUBLE") or typ.startswith("DECIMAL"):
+        return (f"CASE WHEN isfinite(CAST({c} AS DOUBLE)) AND {c} = round({c}) "
+                f"THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) ELSE CAST({c} AS VARCHAR) END")
+    if typ == "VARCHAR" and not trim:
+        return f"NULLIF({c}, '')"
+    return f"NULLIF(trim(CAST({c} AS VARCHAR)), '')"
+
+
+def _timestamp(col: str, typ: str) -> str:
+    """A UTC TIMESTAMP, NULL when the value does not parse (text) or cannot be a time (numbers)."""
+    c = _ident(col)
+    if typ.startswith(_TEMPORAL_PREFIXES):
+        return f"CAST({c} AS TIMESTAMP)"  # with time zone: in the session's UTC
+    if typ in _TEXT_TYPES:
+        t = f"json_extract_string({c}, '$')" if typ == "JSON" else c  # a JSON string keeps its quotes
+        return f"CAST(TRY_CAST(trim({t}) AS TIMESTAMPTZ) AS TIMESTAMP)"
+    return "CAST(NULL AS TIMESTAMP)"
+
+
+def _number(col: str, typ: str) -> str:
+    """A finite DOUBLE, NULL when missing, not a number, NaN or infinite."""
+    c = _ident(col)
+    if typ in _TEXT_TYPES:
+        t = f"json_extract_string({c}, '$')" if typ == "JSON" else c
+        d = f"TRY_CAST(trim({t}) AS DOUBLE)"
+    elif typ == "BOOLEAN" or typ.startswith(_TEMPORAL_PREFIXES) or "[" in typ or typ.startswith("STRUCT"):
+        return "CAST(NULL AS DOUBLE)"
+    else:
+        d = f"TRY_CAST({c} AS DOUBLE)"
+    return f"CASE WHEN isfinite({d}) THEN {d} END"
+
+
+# ================================================================== reducing (portable SQL)
+
+
+def _event_names(metrics: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Every event a metric names, and those whose values some metric sums (in first-seen order)."""
+    names: list[str] = []
+    values: list[str] = []
+    for m in metrics:
+        for event, measure in _uses(m):
+            if event not in names:
+                names.append(event)
+            if measure == "value" and event not in values:
+                values.append(event)
+    return names, values
+
+
+def _uses(m: dict[str, Any]) -> list[tuple[str, str]]:
+    if m["kind"] == "proportion":
+        return [(m["event"], "count")]
+    if m["kind"] == "mean":
+        return [(m["event"], "value")]
+    if m["kind"] == "ratio":
+        return [(m["numerator"]["event"], m["numerator"]["measure"]),
+                (m["denominator"]["event"], m["denominator"]["measure"])]
+    raise ValueError(f"unknown metric kind {m['kind']!r}")
+
+
+def _in_list(values: list[str]) -> str:
+    return "(" + ", ".join(_literal(v) for v in values) + ")" if values else "(NULL)"
+
+
+def _within(window: Any, start: str = "ev.first_ts") -> str:
+    """SQL condition: event ``ev.ts`` is no later than the end of the unit's window."""
+    if not window:
+        return "1 = 1"
+    seconds = float(window)
+    literal = str(int(seconds)) if seconds.is_integer() else repr(seconds)
+    return f"ev.ts <= {start} + INTERVAL '{literal}' SECOND"
+
+
+def _reduce(con: Any, variants: list[str], metrics: list[dict[str, Any]], names: list[str],
+            value_events: list[str], cutoff: str | None, check_events: Any) -> Reduction:
+    arms = len(variants)
+    def before(t: str) -> str:  # at or before as_of
+        return f"{t}.ts <= TIMESTAMP '{cutoff}'" if cutoff else "1 = 1"
+
+    def after(t: str) -> str:
+        return f"{t}.ts > TIMESTAMP '{cutoff}'" if cutoff else "1 = 0"
+
+    def needs_value(t: str) -> str:  # a row whose value some metric sums, without a usable value
+        return f"({t}.event IN {_in_list(value_events)} AND {t}.value IS NULL)"
+    variant_rows = ", ".join(f"({_literal(v)}, {i})" for i, v in enumerate(variants))
+    statements: list[str] = []
+
+    def run(sql: str) -> list[tuple]:
+        statements.append(sql.strip() + ";")
+        return con.execute(sql).fetchall()
+
+    # 1. Exposures: what each row is; the units, with first exposure and the number of arms seen.
+    exposure_counts = run(f"""
+WITH variants (variant, arm) AS (VALUES {variant_rows}),
+classified AS (
+  SELECT CASE
+           WHEN e.unit_id IS NULL OR e.variant IS NULL OR e.ts IS NULL THEN 'bad_rows'
+           WHEN {after('e')} THEN 'exposures_after_as_of'
+           WHEN v.arm IS NULL THEN 'unknown_variant_exposures'
+           ELSE 'counted'
+         END AS what
+  FROM exposures_raw e LEFT JOIN variants v ON v.variant = e.variant
+)
+SELECT what, COUNT(*) FROM classified GROUP BY what""")
+
+    run(f"""
+CREATE TEMP TABLE exposed AS
+WITH variants (variant, arm) AS (VALUES {variant_rows}),
+counted AS (
+  SELECT e.unit_id, v.arm, e.ts
+  FROM exposures_raw e JOIN variants v ON v.variant = e.variant
+  WHERE e.unit_id IS NOT NULL AND e.ts IS NOT NULL AND {before('e')}
+)
+SELECT unit_id, ROW_NUMBER() OVER (ORDER BY unit_id) AS unit_key,
+       MIN(arm) AS arm, MIN(ts) AS first_ts, CASE WHEN MIN(arm) < MAX(arm) THEN 1 ELSE 0 END AS several
+FROM counted GROUP BY unit_id""")
+
+    units_rows = run("""
+SELECT arm, several, COUNT(*) FROM exposed GROUP BY arm, several""")
+
+    # 2. Events: what each row of a metric's event is.
+    widest: dict[str, Any] = {}
+    for m in metrics:
+        for event, _ in _uses(m):
+            w = m.get("window_seconds")
+            if event in widest and (widest[event] is None or w is None):
+                widest[event] = None
+            else:
+                widest[event] = w if event not in widest else max(widest[event], w)
+    outside = " ".join(f"WHEN ev.event = {_literal(e)} THEN CASE WHEN {_within(w, 'x.first_ts')} THEN 0 ELSE 1 END"
+                       for e, w in widest.items())
+    outside_case = f"CASE {outside} ELSE 0 END" if widest else "0"
+    run(f"""
+CREATE TEMP TABLE matched AS
+WITH ev AS (
+  SELECT unit_id, event, value, ts, has_ts FROM events_raw
+)
+SELECT CASE
+         WHEN ev.unit_id IS NULL OR ev.event IS NULL OR ev.ts IS NULL OR {needs_value('ev')} THEN 'bad_rows'
+         WHEN {after('ev')} THEN 'events_after_as_of'
+         WHEN x.unit_id IS NULL THEN 'events_of_unexposed_units'
+         WHEN x.several = 1 THEN 'events_of_units_in_several_variants'
+         WHEN ev.ts < x.first_ts THEN 'events_before_exposure'
+         WHEN {outside_case} = 1 THEN 'events_outside_window'
+         ELSE 'counted'
+       END AS what,
+       x.unit_key, x.arm, ev.event, ev.value, ev.ts, ev.has_ts, x.first_ts
+FROM ev LEFT JOIN exposed x ON x.unit_id = ev.unit_id""")
+    check_events()
+    event_counts = run("""
+SELECT what, COUNT(*) FROM matched GROUP BY what""")
+
+    # 3. Per unit with counted events, then per arm: the moments of every metric. Units without
+    #    counted events add 0 to every sum, so they only count in n (from `exposed`).
+    per_unit, per_arm = [], []
+    for i, m in enumerate(metrics):
+        win = _within(m.get("window_seconds"))
+        if m["kind"] == "proportion":
+            per_unit.append(f"MAX(CASE WHEN ev.event = {_literal(m['event'])} AND {win} THEN 1 ELSE 0 END) AS x{i}")
+        elif m["kind"] == "mean":
+            per_unit.append(f"SUM(CASE WHEN ev.event = {_literal(m['event'])} AND {win} "
+                            f"THEN ev.value ELSE 0 END) AS x{i}")
+        else:
+            for part, col in (("numerator", "x"), ("denominator", "y")):
+                d = m[part]
+                what = "ev.value" if d["measure"] == "value" else "1"
+                per_unit.append(f"SUM(CASE WHEN ev.event = {_literal(d['event'])} AND {win} "
+                                f"THEN {what} ELSE 0 END) AS {col}{i}")
+        per_arm += [f"SUM(x{i})", f"SUM(x{i} * x{i})"]
+        if m["kind"] == "ratio":
+            per_arm += [f"SUM(y{i})", f"SUM(y{i} * y{i})", f"SUM(x{i} * y{i})"]
+    columns = ",\n         ".join(per_unit)
+    rows = run(f"""
+WITH per_unit AS (
+  SELECT ev.unit_key, ev.arm,
+         {columns}
+  FROM matched ev
+  WHERE ev.what = 'counted'
+  GROUP BY ev.unit_key, ev.arm
+)
+SELECT arm, {', '.join(per_arm)}
+FROM per_unit GROUP BY arm""") if metrics else []
+
+    # 4. Into numpy, arms in plan order (arms without units: zeros).
+    table = np.zeros((arms, 1 + len(per_arm)), dtype=np.float64)
+    for row in rows:
+        table[int(row[0]), 1:] = [0.0 if v is None else float(v) for v in row[1:]]
+    units = np.zeros(arms, dtype=np.int64)
+    several = 0
+    for arm, is_several, count in units_rows:
+        if is_several:
+            several += int(count)
+        else:
+            units[int(arm)] = int(count)
+    n = units.astype(np.float64)
+    out: dict[str, Moments] = {}
+    col = 1
+    for m in metrics:
+        if m["kind"] == "ratio":
+            out[m["id"]] = Moments.of(n, *(table[:, col + k] for k in range(5)))
+            col += 5
+        else:
+            out[m["id"]] = Moments.of(n, table[:, col], table[:, col + 1])
+            col += 2
+
+    counts = {what: int(c) for what, c in exposure_counts}
+    for what, c in event_counts:
+        counts[what] = counts.get(what, 0) + int(c)
+    counts["units_in_several_variants"] = several
+    excluded = {k: counts.get(k, 0) for k in EXCLUDED_KEYS}
+    ignored = {k: counts.get(k, 0) for k in IGNORED_KEYS}
+    return Reduction(out, units, excluded, "\n\n".join(statements), ignored,
+                     None if cutoff is None else cutoff.replace(" ", "T"))
