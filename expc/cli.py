@@ -74,6 +74,16 @@ def _summary(diagnostics: list[Diagnostic], files: int, err: bool = False) -> No
                f"{warnings} warning{'s' * (warnings != 1)}", err=err)
 
 
+def _emit(text: str, output: str | None) -> None:
+    """Write a command's document to ``output`` (atomically) or to stdout."""
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(Path(output), text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """Write a file so that a reader never sees half of it."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -141,13 +151,7 @@ def compile_command(spec: str, output: str | None) -> None:
     """
     from expc.compiler.compile import compile_plan, plan_json
 
-    text = plan_json(compile_plan(*_checked_spec(spec)))
-    if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(Path(output), text)
-        click.echo(f"wrote {output}", err=True)
-    else:
-        click.echo(text, nl=False)
+    _emit(plan_json(compile_plan(*_checked_spec(spec))), output)
 
 
 @main.command(epilog="""\b
@@ -280,13 +284,7 @@ def export(spec: str, target: str, output: str | None) -> None:
     from expc.compiler.compile import compile_plan
     from expc.runtime.export import growthbook_json
 
-    text = growthbook_json(compile_plan(*_checked_spec(spec)))
-    if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(Path(output), text)
-        click.echo(f"wrote {output}", err=True)
-    else:
-        click.echo(text, nl=False)
+    _emit(growthbook_json(compile_plan(*_checked_spec(spec))), output)
 
 
 def entry() -> None:

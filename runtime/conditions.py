@@ -363,15 +363,18 @@ class _Table:
     def _vector(self, name: str, column: np.ndarray, op: str, arg: Any) -> np.ndarray | None:
         """The clause with numpy alone, or None when no numpy form provably agrees with the scalar one."""
         kind = "number" if column.dtype.kind == "f" else self.units.types.get(name)
-        if name not in self._null:
-            self._null[name] = np.isnan(column) if kind == "number" else np.equal(column, None).astype(bool)
-        null = self._null[name]
+
+        def null() -> np.ndarray:  # built only for the operators that need it
+            if name not in self._null:
+                self._null[name] = np.isnan(column) if kind == "number" else np.equal(column, None).astype(bool)
+            return self._null[name]
+
         if op == "$exists":
-            return ~null if arg else null
+            return ~null() if arg else null()
         if op == "$type" and kind in _JSON_TYPE_OF:
-            return ~null if arg == _JSON_TYPE_OF[kind] else null if arg == "null" else np.zeros(self.n, bool)
+            return ~null() if arg == _JSON_TYPE_OF[kind] else null() if arg == "null" else np.zeros(self.n, bool)
         if op in ("$eq", "$ne") and arg is None:
-            return null if op == "$eq" else ~null
+            return null() if op == "$eq" else ~null()
         if kind == "number":
             return _vector_number(column, op, arg, null)
         if kind in _TEXT_KINDS:
@@ -401,7 +404,7 @@ def _exact_number(x: Any) -> bool:
     return _is_number(x) and (isinstance(x, float) or abs(x) <= _SAFE_INT)
 
 
-def _vector_number(column: np.ndarray, op: str, arg: Any, null: np.ndarray) -> np.ndarray | None:
+def _vector_number(column: np.ndarray, op: str, arg: Any, null: Callable[[], np.ndarray]) -> np.ndarray | None:
     if op in ("$eq", "$ne") and _exact_number(arg):
         equal = column == float(arg)
         return equal if op == "$eq" else ~equal
@@ -414,12 +417,12 @@ def _vector_number(column: np.ndarray, op: str, arg: Any, null: np.ndarray) -> n
             return None
         found = np.isin(column, np.array(numbers, dtype=float))
         if any(a is None for a in arg):
-            found |= null
+            found |= null()
         return found if op in ("$in", "$ini") else ~found
     return None
 
 
-def _vector_text(column: np.ndarray, op: str, arg: Any, null: np.ndarray) -> np.ndarray | None:
+def _vector_text(column: np.ndarray, op: str, arg: Any, null: Callable[[], np.ndarray]) -> np.ndarray | None:
     if op in ("$eq", "$ne") and isinstance(arg, str):
         equal = np.equal(column, arg).astype(bool)  # None == "x" is False
         return equal if op == "$eq" else ~equal
@@ -427,16 +430,15 @@ def _vector_text(column: np.ndarray, op: str, arg: Any, null: np.ndarray) -> np.
         # below U+D800 a character is one UTF-16 code unit, and a supplementary
         # character's lead unit is above it, so both orders agree with this literal
         out = np.zeros(len(column), dtype=bool)
-        present = ~null
+        present = ~null()
         out[present] = _ORDER[op](column[present], arg).astype(bool)
         return out
     if op in ("$in", "$nin") and isinstance(arg, list):
-        texts = np.array([a for a in arg if isinstance(a, str)], dtype=object)
-        found = np.zeros(len(column), dtype=bool)
-        present = ~null
-        found[present] = np.isin(column[present], texts)
+        # set membership in one C loop (None is in no set of strings): faster than sorting objects
+        texts = frozenset(a for a in arg if isinstance(a, str))
+        found = np.frompyfunc(texts.__contains__, 1, 1)(column).astype(bool)
         if any(a is None for a in arg):
-            found |= null
+            found |= null()
         return found if op == "$in" else ~found
     return None
 

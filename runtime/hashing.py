@@ -159,25 +159,31 @@ def gbhash_arrays(ids: np.ndarray, hashes: list[tuple[str, int]], threads: int |
     lengths = np.strings.str_len(text)
     # version 2 hashes seed + id: start from the seed's state; version 1 hashes id + seed
     starts = [fnv1a32(seed) if version == 2 else OFFSET_BASIS for seed, version in hashes]
+    # Ids of one length share every character position, so nothing needs masking: hash them by length.
+    distinct = np.unique(lengths)
+    groups = [None] if len(distinct) <= 1 else [np.flatnonzero(lengths == size) for size in distinct]
+    tasks = [(rows, lo) for rows in groups for lo in range(0, n if rows is None else len(rows), CHUNK)]
 
-    def chunk(lo: int) -> None:
-        hi = min(lo + CHUNK, n)
-        states = [np.full(hi - lo, start, dtype=np.uint32) for start in starts]
-        _fnv_rows(states, points[lo:hi], lengths[lo:hi])
+    def chunk(task: tuple[np.ndarray | None, int]) -> None:
+        rows, lo = task
+        where = slice(lo, min(lo + CHUNK, n)) if rows is None else rows[lo:lo + CHUNK]
+        size = int(lengths[where].max(initial=0))
+        states = [np.full(len(lengths[where]), start, dtype=np.uint32) for start in starts]
+        _fnv_rows(states, points[where, :size], lengths[where])
         for (seed, version), state, out in zip(hashes, states, outs):
             if version == 2:
-                out[lo:hi] = _fnv_decimal(state) % np.uint32(10000) / 10000
+                out[where] = _fnv_decimal(state) % np.uint32(10000) / 10000
             else:
                 _fnv_text(state, seed)
-                out[lo:hi] = state % np.uint32(1000) / 1000
+                out[where] = state % np.uint32(1000) / 1000
 
-    workers = threads or min(os.cpu_count() or 1, max(1, n // CHUNK))
+    workers = threads or min(os.cpu_count() or 1, len(tasks))
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(chunk, range(0, n, CHUNK)))
+            list(pool.map(chunk, tasks))
     else:
-        for lo in range(0, n, CHUNK):
-            chunk(lo)
+        for task in tasks:
+            chunk(task)
     return outs
 
 

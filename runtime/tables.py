@@ -562,7 +562,7 @@ def _format_of(path: Path, doing: str) -> str:
     return kind
 
 
-def _check_readable(path: Path) -> None:
+def _check_readable(path: Path, empty: str = "the file is empty; it has no units") -> None:
     try:
         with open(path, "rb") as f:
             first = f.read(1)
@@ -573,7 +573,7 @@ def _check_readable(path: Path) -> None:
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc})", path) from None
     if not first:
-        raise DataError(f"{path}: the file is empty; it has no units", path)
+        raise DataError(f"{path}: {empty}", path)
 
 
 def _names(names: list[str], limit: int = 12) -> str:

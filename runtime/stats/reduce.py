@@ -81,7 +81,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tables import DataError, _explain, _format_of, _ident, _literal, _names
+from ..tables import DataError, _check_readable, _explain, _format_of, _ident, _literal, _names
 from .moments import Moments
 
 EXCLUDED_KEYS = (
@@ -246,17 +246,7 @@ class _Loader:
 
 
 def _check_file(path: Path, what: str) -> None:
-    try:
-        with open(path, "rb") as f:
-            first = f.read(1)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file", path) from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not a data file", path) from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})", path) from None
-    if not first:
-        raise DataError(f"{path}: the {what} file is empty", path)
+    _check_readable(path, f"the {what} file is empty")
 
 
 def _text(col: str, typ: str, trim: bool = True) -> str:
