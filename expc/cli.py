@@ -329,9 +329,9 @@ def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None,
     stopping rules. The report goes to stdout; --format json gives the stable
     shape for tools. Exits 0 whatever the decision; 1 when the spec is invalid
     or a file is bad (one line naming it); 2 on a usage error, such as an
-    --as-of that is not a timestamp. The look's day is not known (the
-    reduction does not report the data's time span), so `max_days` rules do
-    not fire here.
+    --as-of that is not a timestamp. The look's day (for `max_days` rules)
+    counts whole days from the first exposure to --as-of, or to the latest
+    first exposure.
     """
     import json
 
@@ -351,7 +351,7 @@ def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None,
         if str(exc).startswith("as_of"):  # reduce's own check, stricter or looser than ours
             raise click.BadParameter(str(exc), param_hint="'--as-of'") from None
         raise
-    result = evaluate(plan, reduction, day=None).to_dict()
+    result = evaluate(plan, reduction, day=reduction.day()).to_dict()
     experiment_id = plan["experiment"]["id"]
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, allow_nan=False))

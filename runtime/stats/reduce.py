@@ -108,6 +108,18 @@ class Reduction:
     sql: str  # the portable queries run, in order
     ignored: dict[str, int] = field(default_factory=dict)  # keys IGNORED_KEYS
     as_of: str | None = None  # the cut-off used, as an ISO timestamp (UTC), or None
+    first_exposure: str | None = None  # the earliest counted first exposure (ISO, UTC), None without units
+    last_exposure: str | None = None  # the latest counted first exposure (ISO, UTC)
+
+    def day(self) -> int | None:
+        """Whole days from the first exposure to ``as_of`` (or to the latest first exposure): the look's day."""
+        from datetime import datetime
+
+        end = self.as_of or self.last_exposure
+        if self.first_exposure is None or end is None:
+            return None
+        elapsed = datetime.fromisoformat(end) - datetime.fromisoformat(self.first_exposure)
+        return max(0, int(elapsed.total_seconds() // 86400))
 
 
 def reduce(plan: dict[str, Any], exposures_path: str | os.PathLike[str], events_path: str | os.PathLike[str],
@@ -370,6 +382,8 @@ FROM counted GROUP BY unit_id""")
 
     units_rows = run("""
 SELECT arm, several, COUNT(*) FROM exposed GROUP BY arm, several""")
+    span = run("""
+SELECT MIN(first_ts), MAX(first_ts) FROM exposed""")[0]
 
     # 2. Events: what each row of a metric's event is.
     widest: dict[str, Any] = {}
@@ -462,5 +476,6 @@ FROM per_unit GROUP BY arm""") if metrics else []
     counts["units_in_several_variants"] = several
     excluded = {k: counts.get(k, 0) for k in EXCLUDED_KEYS}
     ignored = {k: counts.get(k, 0) for k in IGNORED_KEYS}
+    first, last = (None if t is None else t.isoformat() for t in span)
     return Reduction(out, units, excluded, "\n\n".join(statements), ignored,
-                     None if cutoff is None else cutoff.replace(" ", "T"))
+                     None if cutoff is None else cutoff.replace(" ", "T"), first, last)

@@ -64,7 +64,7 @@ def test_json_is_the_stable_shape_with_a_winner(data):
     assert out["decision"]["action"] == "stop_ship_winner"
     assert out["decision"]["variant"] == "treatment"
     assert out["decision"]["rule"] == "primary_significant"
-    assert out["day"] is None
+    assert out["day"] == 0  # every exposure on the first day, no --as-of
     (metric,) = out["metrics"]
     assert set(metric) == {"id", "role", "kind", "direction", "variants", "comparisons"}
     assert [(v["id"], v["units"], v["mean"]) for v in metric["variants"]] == [
@@ -156,3 +156,22 @@ def test_help_shows_examples():
     assert result.exit_code == 0
     assert "Examples:" in result.stdout and "expc analyze" in result.stdout
     assert "--as-of" in result.stdout and "--format" in result.stdout
+
+
+def test_the_look_day_counts_from_the_first_exposure_and_max_days_fires(data):
+    spec, exposures, events = data
+    text = spec.read_text(encoding="utf-8").replace(
+        "  rules:\n", "  max_days: 28\n  rules:\n    - {when: max_days, then: stop_inconclusive}\n")
+    spec.write_text(text, encoding="utf-8")
+
+    def look(as_of: str) -> dict:
+        result = run("analyze", spec, "--exposures", exposures, "--events", events, "--format", "json",
+                     "--as-of", as_of)
+        return json.loads(result.stdout)
+
+    # the first exposure is 2026-11-01T00:00Z
+    assert (look("2026-11-20T00:00:00Z")["day"], look("2026-11-28T23:00:00Z")["day"]) == (19, 27)
+    assert look("2026-11-28T23:00:00Z")["decision"]["action"] == "stop_ship_winner"
+    last = look("2026-11-29T00:30:00Z")
+    assert last["day"] == 28 and last["decision"]["action"] == "stop_inconclusive"
+    assert last["decision"]["rule"] == "max_days"
