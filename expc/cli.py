@@ -206,7 +206,8 @@ def init(path: str, force: bool) -> None:
     _write_atomic(target, text.replace("{schema}", schema_ref.replace(os.sep, "/"), 1))
     click.echo(f"wrote {path}; next: expc validate {path} && expc plan {path}")
     if not local.exists():
-        click.echo(f"tip: `expc schema > {SCHEMA_FILE}` lets editors check specs offline", err=True)
+        click.echo(f"tip: to let editors check specs offline, run `mkdir -p schemas && expc schema > {SCHEMA_FILE}` "
+                   "at the repository root and run `expc init` from there", err=True)
 
 
 @main.command(name="assign", epilog="""\b

@@ -60,7 +60,7 @@ def summarise(plan: dict[str, Any]) -> str:
     if "unavailable" in ss:
         lines.append(f"  sample size: cannot be planned ({ss['unavailable']})")
     else:
-        lines.append(f"  required units: {ss['per_variant']:,} per variant, {ss['total']:,} in total "
+        lines.append(f"  required units ({ss['method']}): {ss['per_variant']:,} per variant, {ss['total']:,} in total "
                      f"(baseline {ss['baseline']:g}, MDE {_pct(ss['mde'])}, alpha {ss['alpha']:g}, power {ss['power']:g})")
         if ss["estimated_days"] is not None:
             lines.append(f"  estimated duration: {ss['estimated_days']} days at "
