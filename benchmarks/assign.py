@@ -490,7 +490,6 @@ def profile_assign(plan: dict[str, Any], units, repeat: int) -> list[str]:
 
     # the rest of assign, piece by piece (timed alone, outside assign)
     column = units.columns[asg["unit"]]
-    matches = evaluate_columns(condition, units)
     pieces = [
         ("ids == '' (the missing-id test, over all ids)", lambda: column == ""),
         (f"ids[rows] (gather the audience's ids, {column.dtype})", lambda: column[rows]),

@@ -1071,7 +1071,7 @@ def _bench(args: argparse.Namespace, out: Path) -> int:
     imports_asis = import_times()
     imports = import_times(env=cache_env)
     cumulative_asis = imports_asis["cumulative"]
-    cumulative, self_us, order = imports["cumulative"], imports["self"], imports["order"]
+    cumulative, self_us = imports["cumulative"], imports["self"]
     shutil.rmtree(out / ".pycache", ignore_errors=True)
 
     n = len(paths)

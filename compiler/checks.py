@@ -182,8 +182,8 @@ def _template(ctx: Context, name: str, field: str, source: str, users: list) -> 
     # Folding (`>`) and plain multi-line scalars join lines, so Jinja's line numbers do not match the file's:
     # the raw lines, parsed again, say where each finding is.
     located = analyse(lines) if lines is not None else result
-    if bool(located.syntax_error) != bool(result.syntax_error):
-        located = result if lines is None else Analysis(error_line=1)
+    if bool(located.syntax_error) != bool(result.syntax_error):  # quoting changed how the text parses
+        located = Analysis(error_line=1)
     if result.syntax_error:
         yield error("E038", f"prompt `{name}`: template syntax error: {result.syntax_error}",
                     _template_where(ctx, path, located.error_line))

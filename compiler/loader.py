@@ -174,6 +174,23 @@ def load_text(text: str, name: str = "<spec>") -> tuple[Document | None, list[Di
     return doc, []
 
 
+@dataclass(slots=True)
+class _Frame:
+    """An open mapping or list while its events arrive."""
+
+    container: dict | list
+    path: PathT
+    anchor: str | None = None
+    start: int = 0  # node count when it opened: its expanded size is known when it closes
+    key: Any = None  # a mapping's key waiting for its value
+    key_mark: Mark | None = None
+    seen: dict[Any, Mark] = field(default_factory=dict)  # a mapping's keys so far, for duplicates
+
+    def child_path(self) -> PathT:
+        """The path of the next value added to this container."""
+        return self.path + ((len(self.container),) if isinstance(self.container, list) else (self.key,))
+
+
 class _Builder:
     """Turns the YAML event stream into plain data plus marks, iteratively."""
 
@@ -195,45 +212,39 @@ class _Builder:
         events = yaml.parse(self.doc.text, Loader=_Parser)
         documents = 0
         result: Any = None
-        # Each frame: [container, path, pending_key, key_mark, anchor, start_count, seen_keys]
-        stack: list[list[Any]] = []
+        stack: list[_Frame] = []
 
         def attach(value: Any, mark: Any, style: str | None = None, end: int | None = None) -> None:
             nonlocal result
+            here = Mark(mark.line + 1, mark.column + 1, style, end)
             if not stack:
                 result = value
-                self.doc.values[()] = Mark(mark.line + 1, mark.column + 1, style, end)
+                self.doc.values[()] = here
                 return
             frame = stack[-1]
-            container, path = frame[0], frame[1]
-            if isinstance(container, list):
-                p = path + (len(container),)
-                container.append(value)
-                self.doc.values.setdefault(p, Mark(mark.line + 1, mark.column + 1, style, end))
-            elif frame[2] is None:  # value is a key
+            if isinstance(frame.container, list):
+                self.doc.values.setdefault(frame.path + (len(frame.container),), here)
+                frame.container.append(value)
+            elif frame.key is None:  # this value is a key
                 if isinstance(value, (dict, list)):
                     self._fail("E011", "a mapping key must be a plain value, not a mapping or list", mark)
-                key = value
-                if key in frame[6]:
-                    first = frame[6][key]
-                    self._fail("E008", f"duplicate key `{key}`", mark,
-                               f"`{key}` is first defined at line {first.line}; YAML would silently keep only the last")
-                km = Mark(mark.line + 1, mark.column + 1)
-                frame[6][key] = km
-                frame[2] = key
-                frame[3] = km
+                if value in frame.seen:
+                    self._fail("E008", f"duplicate key `{value}`", mark,
+                               f"`{value}` is first defined at line {frame.seen[value].line}; "
+                               "YAML would silently keep only the last")
+                frame.key, frame.key_mark = value, Mark(mark.line + 1, mark.column + 1)
+                frame.seen[value] = frame.key_mark
             else:
-                key = frame[2]
-                p = path + (key,)
-                container[key] = value
-                self.doc.keys.setdefault(p, frame[3])
-                self.doc.values.setdefault(p, Mark(mark.line + 1, mark.column + 1, style, end))
-                frame[2] = None
+                p = frame.path + (frame.key,)
+                frame.container[frame.key] = value
+                self.doc.keys.setdefault(p, frame.key_mark)
+                self.doc.values.setdefault(p, here)
+                frame.key = None
 
         for event in events:
             kind = type(event)
             if kind is yaml.ScalarEvent:
-                in_key = bool(stack) and isinstance(stack[-1][0], dict) and stack[-1][2] is None
+                in_key = bool(stack) and isinstance(stack[-1].container, dict) and stack[-1].key is None
                 value = event.value if in_key else self._scalar(event)
                 if in_key and event.tag not in (None, "!", _CORE + "str"):
                     self._fail("E011", f"unsupported tag `{_short(event.tag)}` on a key", event.start_mark)
@@ -249,20 +260,13 @@ class _Builder:
                     self._fail("E010", f"nesting is deeper than {MAX_DEPTH} levels", event.start_mark)
                 self._count(1, event.start_mark)
                 container: Any = {} if kind is yaml.MappingStartEvent else []
-                if stack:
-                    parent = stack[-1]
-                    if isinstance(parent[0], dict) and parent[2] is None:
-                        self._fail("E011", "a mapping key must be a plain value, not a mapping or list",
-                                   event.start_mark)
-                    path = parent[1] + ((len(parent[0]),) if isinstance(parent[0], list) else (parent[2],))
-                else:
-                    path = ()
+                path = stack[-1].child_path() if stack else ()
                 attach(container, event.start_mark)  # filled in place as its events arrive
-                stack.append([container, path, None, None, event.anchor, self.nodes, {}])
+                stack.append(_Frame(container, path, anchor=event.anchor, start=self.nodes))
             elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
                 frame = stack.pop()
-                if frame[4]:
-                    self.anchors[frame[4]] = (frame[0], self.nodes - frame[5] + 1)
+                if frame.anchor:
+                    self.anchors[frame.anchor] = (frame.container, self.nodes - frame.start + 1)
             elif kind is yaml.AliasEvent:
                 if event.anchor not in self.anchors:
                     self._fail("E005", f"alias `*{event.anchor}` refers to an unknown anchor", event.start_mark)

@@ -241,7 +241,7 @@ def assign_command(spec: str, units_path: str, output: str | None) -> None:
     try:
         units = read_units(units_path, plan["attributes"], unit)
         result = assign(plan, units)
-        names = np.array([v["id"] for v in plan["variants"]] + [""], dtype=object)
+        names = np.array([v["id"] for v in plan["variants"]] + [""], dtype=object)  # index -1 (out) -> ""
         columns = {unit: id_text(units, unit).astype(object), "variant": names[result.variant],
                    "bucket": result.bucket}
         if output:

@@ -501,7 +501,7 @@ def _decide(plan, stopping, results, raws, srm_res, units, arm_ids, control_id, 
             sign = _good(metric.direction)
             threshold = float(mde) * abs(raw.control_mean)
             reasons = []
-            for j, c in enumerate(metric.comparisons):
+            for c in metric.comparisons:
                 good_bound = c.abs_ci[1] if sign > 0 else -c.abs_ci[0]  # the bound on the good side, signed
                 if not (math.isfinite(good_bound) and good_bound < threshold):
                     return False, []
