@@ -1,0 +1,44 @@
+"""Progress of ``expc run`` on stderr: a line per step, bars for generation and looks (rich).
+
+stdout stays free for the summary or the JSON report; with ``quiet`` nothing
+is shown, and when stderr is not a terminal rich prints no bars at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from expc.runtime.run import Progress
+
+
+@contextmanager
+def progress_for(quiet: bool) -> Iterator[Progress]:
+    """A :class:`Progress` that draws on stderr, or does nothing when ``quiet``."""
+    if quiet:
+        yield Progress()
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bars, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[extra]}"), TimeElapsedColumn(), console=console, transient=False)
+    tasks: dict[str, int] = {}
+
+    def step(message: str) -> None:
+        bars.console.print(f"[dim]·[/dim] {message}")
+
+    def generation(done: int, total: int, errors: int, cost: float) -> None:
+        if "generation" not in tasks:
+            tasks["generation"] = bars.add_task("content", total=total, extra="")
+        bars.update(tasks["generation"], completed=done, total=total,
+                    extra=f"{errors} errors, ${cost:.4f}" if errors else f"${cost:.4f}")
+
+    def look(done: int, total: int) -> None:
+        if "looks" not in tasks:
+            tasks["looks"] = bars.add_task("looks", total=total, extra="")
+        bars.update(tasks["looks"], completed=done, total=total)
+
+    with bars:
+        yield Progress(step=step, generation=generation, look=look)

@@ -1,0 +1,454 @@
+"""One experiment end to end: the run directory, its steps, and how a run resumes.
+
+``expc run`` joins the other stages into the main job::
+
+    plan -> units -> assignments -> content -> exposures/events -> looks -> report
+
+A run lives in a directory (``.expc/runs/<experiment-id>/`` by default)::
+
+    plan.json          the compiled plan the run was made from
+    state.json         what the run is (spec digest, mode, seed, inputs) and which steps are done
+    assignments.parquet  every unit's variant (empty when it is not in the experiment)
+    content.sqlite     the content store (every completed model call, committed as it lands)
+    content.jsonl      the generated items
+    exposures.parquet, events.parquet   the outcomes (simulated runs write them)
+    looks/look-NNN.json  one evaluation per look, written as each look is done
+    report.json, report.md, report.html
+
+Every file is written atomically, so a run killed at any moment leaves only
+complete files; the next invocation skips what is done and does the rest.
+Steps that are cheap and deterministic (drawing simulated units, assigning
+them) are simply done again; the expensive one (generation) resumes from its
+store, which never pays for a call twice. A directory made from another spec,
+mode or seed is refused rather than mixed; ``fresh=True`` clears it first,
+keeping the content store (it is keyed by what was asked, so it cannot mix).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+STATE_VERSION = 1
+STORE_NAME = "content.sqlite"
+SIMULATED_START = "2026-01-01T00:00:00+00:00"  # simulated time starts here (a fixed date keeps runs reproducible)
+CONTENT_SAMPLES = 3  # content examples per variant in the report
+SIMULATED_ITEMS_PER_VARIANT = 200  # per-unit content generated for at most this many simulated units per variant
+
+
+class RunError(Exception):
+    """A run that cannot go on, with a message for a person and the exit code to leave with."""
+
+    def __init__(self, message: str, exit_code: int = 3) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``expc run`` was asked to do (everything but the plan)."""
+
+    run_dir: Path
+    simulate: bool = False
+    seed: int | None = None
+    units_path: Path | None = None
+    events_path: Path | None = None
+    exposures_path: Path | None = None
+    fresh: bool = False
+    generation: Any = None  # GenerateOptions; None = defaults
+    items_per_variant: int | None = None  # cap on per-unit generation (simulated runs default to a sample)
+
+
+@dataclass
+class Progress:
+    """Hooks the command line uses to show progress; every one may be left as a no-op."""
+
+    step: Callable[[str], None] = lambda message: None
+    generation: Callable[[int, int, int, float], None] | None = None
+    look: Callable[[int, int], None] = lambda done, total: None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished run produced: the report (as written) and the paths of its files."""
+
+    report: dict[str, Any]
+    outputs: dict[str, Path]
+    resumed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+# ====================================================================== the run directory
+
+
+def default_run_dir(plan: dict[str, Any]) -> Path:
+    """``.expc/runs/<experiment-id>`` under the current folder."""
+    return Path(".expc") / "runs" / plan["experiment"]["id"]
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` so that it appears complete or not at all."""
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def run_identity(plan: dict[str, Any], options: RunOptions, simulated: bool, seed: int) -> dict[str, Any]:
+    """What makes two invocations the same run: the spec digest, the mode, the seed and the inputs."""
+    inputs = {
+        name: (str(Path(p).resolve()) if p else None)
+        for name, p in (("units", options.units_path), ("events", options.events_path),
+                        ("exposures", options.exposures_path))
+    }
+    return {"state_version": STATE_VERSION, "spec_sha256": plan["spec_sha256"],
+            "experiment": plan["experiment"]["id"], "simulated": simulated, "seed": seed, "inputs": inputs}
+
+
+def open_run_dir(plan: dict[str, Any], options: RunOptions, identity: dict[str, Any]) -> bool:
+    """Create or reuse the run directory; True when an earlier run of the same identity is resumed.
+
+    Raises :class:`RunError` (exit 1) when the directory holds a different run,
+    naming what differs and the two ways out (``--fresh`` or ``--run-dir``).
+    """
+    run_dir = options.run_dir
+    state_path = run_dir / "state.json"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"{run_dir}: exists and is not a folder; choose another --run-dir", 1)
+    if options.fresh and run_dir.is_dir():
+        for child in run_dir.iterdir():
+            if child.name.startswith(STORE_NAME):
+                continue  # the content store survives --fresh: it is keyed by the request, never stale
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    state = _read_json(state_path) if state_path.exists() else None
+    if run_dir.is_dir() and state is None and any(
+            c.name not in (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm") for c in run_dir.iterdir()):
+        raise RunError(f"{run_dir}: this folder is not an expc run directory (it has no readable state.json); "
+                       "choose another --run-dir, or empty it", 1)
+    if state is not None:
+        differences = [key for key in ("state_version", "spec_sha256", "simulated", "seed", "inputs")
+                       if state.get("identity", {}).get(key) != identity[key]]
+        if differences:
+            what = {"spec_sha256": "the spec changed", "simulated": "simulated vs real data",
+                    "seed": "another --seed", "inputs": "other data files",
+                    "state_version": "an older expc"}
+            raise RunError(
+                f"{run_dir}: holds a run made from something else ({', '.join(what[d] for d in differences)}); "
+                "rerun with --fresh to start over there, or give another --run-dir", 1)
+    (run_dir / "looks").mkdir(parents=True, exist_ok=True)
+    if state is None:
+        write_json_atomic(state_path, {"identity": identity, "done": []})
+        write_json_atomic(run_dir / "plan.json", plan)
+        return False
+    return True
+
+
+def _mark_done(run_dir: Path, step: str) -> None:
+    state = _read_json(run_dir / "state.json") or {}
+    done = state.setdefault("done", [])
+    if step not in done:
+        done.append(step)
+    write_json_atomic(run_dir / "state.json", state)
+
+
+def _is_done(run_dir: Path, step: str) -> bool:
+    return step in ((_read_json(run_dir / "state.json") or {}).get("done") or [])
+
+
+# ====================================================================== the steps
+
+
+def look_days(plan: dict[str, Any], last_day: int) -> list[int]:
+    """The days at which the experiment is looked at: every ``stopping.looks`` up to ``last_day``."""
+    step_seconds = (plan.get("stopping") or {}).get("look_seconds") or 86400
+    step = max(1, round(step_seconds / 86400))
+    days = list(range(step, last_day + 1, step))
+    if not days or days[-1] != last_day:
+        days.append(last_day)
+    return days
+
+
+def simulated_days(plan: dict[str, Any]) -> int:
+    """How many days a simulated run lasts: the simulation's ``days``, else ``max_days``, else 28."""
+    sim = plan.get("simulation") or {}
+    return int(sim.get("days") or (plan.get("stopping") or {}).get("max_days") or 28)
+
+
+def _history_entry(look: int, day: int, as_of: str, evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The per-look summary kept in the report's history."""
+    units: dict[str, int] = {}
+    if evaluation["metrics"]:
+        units = {v["id"]: v["units"] for v in evaluation["metrics"][0]["variants"]}
+    return {
+        "look": look, "day": day, "as_of": as_of,
+        "units": units,
+        "srm": {"p_value": evaluation["srm"]["p_value"], "flagged": evaluation["srm"]["flagged"]},
+        "decision": {k: evaluation["decision"].get(k) for k in ("action", "variant", "rule")},
+        "metrics": [
+            {"id": m["id"], "variants": m["variants"],
+             "comparisons": [{k: c.get(k) for k in ("variant", "abs_lift", "abs_ci", "rel_lift", "rel_ci",
+                                                     "p_value", "significant", "chance_to_beat")}
+                             for c in m["comparisons"]]}
+            for m in evaluation["metrics"]
+        ],
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def evaluate_looks(plan: dict[str, Any], run_dir: Path, days: list[int], start: datetime,
+                   reduction_at: Callable[[int, str], Any], progress: Progress) -> list[dict[str, Any]]:
+    """Evaluate each look in order until a stopping rule ends the experiment; each look is saved as it is done.
+
+    ``reduction_at(day, as_of)`` gives the look's :class:`Reduction`. A look
+    already on disk (from an interrupted run) is read back, not recomputed.
+    Returns the evaluations (``Evaluation.to_dict()`` plus ``look`` and ``as_of``).
+    """
+    from expc.runtime.evaluate import evaluate
+
+    results = []
+    for look, day in enumerate(days, start=1):
+        path = run_dir / "looks" / f"look-{look:03d}.json"
+        saved = _read_json(path) if path.exists() else None
+        if saved is not None and saved.get("day") == day:
+            result = saved
+        else:
+            as_of = _iso(start + timedelta(days=day))
+            reduction = reduction_at(day, as_of)
+            result = evaluate(plan, reduction, day=day).to_dict() | {"look": look, "as_of": as_of}
+            write_json_atomic(path, result)
+        results.append(result)
+        progress.look(look, len(days))
+        if result["decision"]["action"] != "continue":
+            break
+    return results
+
+
+def generation_summary(result: Any) -> dict[str, Any]:
+    """The report's ``generation`` block and content samples from a GenerationResult."""
+    per_variant = result.per_variant()
+    failures = [{"variant": i.variant, "key": _key_text(i.key), "reason": i.reason}
+                for i in result.items if i.status in ("failed", "skipped", "use_control")]
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for item in result.items:
+        if item.content is None:
+            continue
+        bucket = samples.setdefault(item.variant, [])
+        if len(bucket) < CONTENT_SAMPLES:
+            bucket.append({"key": _key_text(item.key), "content": item.content})
+    return {
+        "generation": {
+            "spent": round(float(result.spent), 6),
+            "calls": int(sum(v["calls"] for v in per_variant)),
+            "store_hits": int(sum(v["store_hits"] for v in per_variant)),
+            "per_variant": per_variant,
+            "failures": failures,
+        },
+        "content_samples": samples,
+    }
+
+
+def _key_text(key: Any) -> str | None:
+    if key is None:
+        return None
+    if isinstance(key, dict):
+        return ", ".join(f"{k}={v}" for k, v in key.items())
+    return str(key)
+
+
+def build_report(plan: dict[str, Any], looks: list[dict[str, Any]], generation: dict[str, Any],
+                 simulated: bool, seed: int, run_dir: Path) -> dict[str, Any]:
+    """The report: the final look (the same keys as ``expc analyze --format json``) plus the run's history."""
+    final = looks[-1]
+    experiment = plan["experiment"]
+    report: dict[str, Any] = {
+        "report_version": 1,
+        "simulated": simulated,
+        "experiment": {k: experiment.get(k) for k in ("id", "name", "hypothesis", "owner")},
+        "spec_sha256": plan["spec_sha256"],
+        "run": {"seed": seed, "looks": len(looks), "as_of": final.get("as_of"), "run_dir": str(run_dir)},
+    }
+    report.update({k: v for k, v in final.items() if k not in ("look", "as_of")})
+    report["history"] = [_history_entry(r["look"], r["day"], r["as_of"], r) for r in looks]
+    report.update(generation)
+    return report
+
+
+# ====================================================================== the two modes
+
+
+def _generate(plan: dict[str, Any], units: Any, options: RunOptions, progress: Progress,
+              items_per_variant: int | None) -> dict[str, Any]:
+    """Generate every variant's content (resuming from the store) and summarise it for the report."""
+    from dataclasses import replace
+
+    from expc.runtime.generate.runner import GenerateOptions, GenerationError, generate
+
+    gen_options = options.generation or GenerateOptions()
+    if items_per_variant is not None and gen_options.max_items_per_variant is None:
+        gen_options = replace(gen_options, max_items_per_variant=items_per_variant)
+    progress.step("generating content")
+    try:
+        result = generate(plan, units, options.run_dir / STORE_NAME, gen_options, progress=progress.generation)
+    except GenerationError as exc:
+        raise RunError(f"{exc}\nThe run's state is saved in {options.run_dir}; run the same command again "
+                       "to resume.", getattr(exc, "exit_code", 3)) from None
+    _write_content(options.run_dir / "content.jsonl", result)
+    return generation_summary(result)
+
+
+def _write_content(path: Path, result: Any) -> None:
+    lines = [json.dumps({"variant": i.variant, "key": i.key, "content": i.content, "model": i.model,
+                         "cost": i.cost, "status": i.status, "reason": i.reason}, ensure_ascii=False)
+             for i in result.items]
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + ("\n" if lines else ""))
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _write_assignments(plan: dict[str, Any], units: Any, assignment: Any, path: Path) -> None:
+    import numpy as np
+
+    from expc.runtime.assign import id_text
+    from expc.runtime.tables import write_assignments
+
+    names = np.array([v["id"] for v in plan["variants"]] + [""], dtype=object)
+    unit = plan["assignment"]["unit"]
+    write_assignments(path, {unit: id_text(units, unit).astype(object), "variant": names[assignment.variant],
+                             "bucket": assignment.bucket})
+
+
+def run_simulated(plan: dict[str, Any], options: RunOptions, seed: int, progress: Progress) -> tuple[
+        list[dict[str, Any]], dict[str, Any]]:
+    """Draw units day by day, assign them, generate content, draw outcomes and evaluate every look."""
+    from expc.runtime.assign import assign
+    from expc.runtime.synthetic import draw_outcomes, draw_units, look_reduction, write_files
+
+    run_dir = options.run_dir
+    days = simulated_days(plan)
+    progress.step(f"drawing {days} days of simulated units")
+    units, entry_day = draw_units(plan, days, seed)
+    assignment = assign(plan, units)
+    if not _is_done(run_dir, "assignments"):
+        _write_assignments(plan, units, assignment, run_dir / "assignments.parquet")
+        _mark_done(run_dir, "assignments")
+    in_experiment = assignment.variant >= 0
+    generation = _generate(plan, _subset(units, in_experiment), options, progress,
+                           options.items_per_variant or SIMULATED_ITEMS_PER_VARIANT)
+    progress.step("drawing outcomes")
+    data = draw_outcomes(plan, units, entry_day, assignment.variant, seed, start=SIMULATED_START)
+    if not _is_done(run_dir, "outcomes"):
+        write_files(data, run_dir)
+        _mark_done(run_dir, "outcomes")
+    progress.step("evaluating looks")
+    start = datetime.fromisoformat(SIMULATED_START)
+    looks = evaluate_looks(plan, run_dir, look_days(plan, days), start,
+                           lambda day, as_of: look_reduction(plan, data, day), progress)
+    return looks, generation
+
+
+def _subset(units: Any, mask: Any) -> Any:
+    from expc.runtime.units import Units
+
+    return Units({k: v[mask] for k, v in units.columns.items()}, units.types)
+
+
+def run_on_data(plan: dict[str, Any], options: RunOptions, progress: Progress) -> tuple[
+        list[dict[str, Any]], dict[str, Any]]:
+    """Real data: assign the units (when given), generate, then evaluate each look of the exposures and events."""
+    from expc.runtime.stats.reduce import reduce
+
+    run_dir = options.run_dir
+    generation: dict[str, Any] = {}
+    units = None
+    if options.units_path is not None:
+        from expc.runtime.assign import assign
+        from expc.runtime.tables import read_units
+
+        progress.step(f"reading units from {options.units_path}")
+        units = read_units(options.units_path, plan["attributes"], plan["assignment"]["unit"])
+        assignment = assign(plan, units)
+        if not _is_done(run_dir, "assignments"):
+            _write_assignments(plan, units, assignment, run_dir / "assignments.parquet")
+            _mark_done(run_dir, "assignments")
+        units = _subset(units, assignment.variant >= 0)
+    generation = _generate(plan, units, options, progress, options.items_per_variant)
+    if options.events_path is None:
+        return [], generation
+    exposures = options.exposures_path
+    if exposures is None:
+        raise RunError("--events needs --exposures: a file with each unit's id, `variant` and `timestamp` "
+                       "(for example the exposures your GrowthBook SDK logged)", 2)
+    progress.step("reading exposures and events")
+    whole = reduce(plan, exposures, options.events_path)
+    if whole.first_exposure is None:
+        raise RunError(f"{exposures}: no unit was exposed to a variant of this experiment", 1)
+    start = datetime.fromisoformat(whole.first_exposure)
+    last_day = max(1, -(-_seconds_between(whole.first_exposure, whole.last_exposure) // 86400))
+    progress.step("evaluating looks")
+    looks = evaluate_looks(plan, run_dir, look_days(plan, int(last_day)), start,
+                           lambda day, as_of: reduce(plan, exposures, options.events_path, as_of), progress)
+    return looks, generation
+
+
+def _seconds_between(a: str, b: str | None) -> int:
+    if b is None:
+        return 0
+    return int((datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds())
+
+
+def execute(plan: dict[str, Any], options: RunOptions, progress: Progress | None = None) -> RunResult:
+    """Run the experiment of ``plan`` as ``options`` say, resuming an earlier run in the same directory.
+
+    Raises :class:`RunError` for what stops a run (exit code on the error);
+    data problems surface as ``DataError`` from the readers.
+    """
+    from expc.runtime.report import render_all
+
+    progress = progress or Progress()
+    has_data = options.units_path is not None or options.events_path is not None
+    simulated = options.simulate or not has_data
+    if simulated and not plan.get("simulation"):
+        raise RunError("this spec has no `simulation` block, so there is nothing to simulate; give real data "
+                       "(--units, --events and --exposures) or add a simulation block", 2)
+    if simulated and has_data:
+        raise RunError("--simulate draws its own units and outcomes; leave out --units, --events and --exposures", 2)
+    seed = options.seed if options.seed is not None else int((plan.get("simulation") or {}).get("seed") or 0)
+    identity = run_identity(plan, options, simulated, seed)
+    resumed = open_run_dir(plan, options, identity)
+    if simulated:
+        looks, generation = run_simulated(plan, options, seed, progress)
+    else:
+        looks, generation = run_on_data(plan, options, progress)
+    if not looks:
+        report = {"report_version": 1, "simulated": False, "experiment": plan["experiment"],
+                  "spec_sha256": plan["spec_sha256"], "history": []} | generation
+    else:
+        report = build_report(plan, looks, generation, simulated, seed, options.run_dir)
+    progress.step("writing the reports")
+    outputs = render_all(report, options.run_dir)
+    _mark_done(options.run_dir, "report")
+    return RunResult(report=report, outputs=outputs, resumed=resumed)
