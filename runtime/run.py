@@ -27,9 +27,7 @@ keeping the content store (it is keyed by what was asked, so it cannot mix).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -94,14 +92,9 @@ def default_run_dir(plan: dict[str, Any]) -> Path:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` so that it appears complete or not at all."""
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    from expc.runtime.report.write import report_json, write_atomic
+
+    write_atomic(path, report_json(data))
 
 
 def _read_json(path: Path) -> Any:
@@ -317,16 +310,12 @@ def _generate(plan: dict[str, Any], units: Any, options: RunOptions, progress: P
 
 
 def _write_content(path: Path, result: Any) -> None:
+    from expc.runtime.report.write import write_atomic
+
     lines = [json.dumps({"variant": i.variant, "key": i.key, "content": i.content, "model": i.model,
                          "cost": i.cost, "status": i.status, "reason": i.reason}, ensure_ascii=False)
              for i in result.items]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + ("\n" if lines else ""))
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def _write_assignments(plan: dict[str, Any], units: Any, assignment: Any, path: Path) -> None:

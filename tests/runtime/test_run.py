@@ -1,0 +1,193 @@
+"""expc.runtime.run: a run end to end in process, its directory, resuming and refusing a foreign run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from expc.compiler.compile import compile_plan
+from expc.compiler.pipeline import check_bytes
+from expc.runtime.generate.runner import GenerateOptions
+from expc.runtime.run import Progress, RunError, RunOptions, execute, look_days
+
+SMALL = """\
+version: 1
+experiment:
+  id: small-run
+  unit: user_id
+attributes:
+  user_id: string
+  country: string
+  interests: list[string]
+audiences:
+  us:
+    where:
+      country: US
+prompts:
+  line:
+    model: {model}
+    max_tokens: 30
+    template: "Write a line for someone who likes {{{{ user.interests | join(', ') }}}}."
+variants:
+  - id: control
+    content: Hello!
+  - id: treatment
+    prompt: line
+    generate: {generate}
+allocation:
+  audience: us
+metrics:
+  - id: clicked
+    kind: proportion
+    event: clicked
+    window: 2d
+    role: primary
+    mde: 20%
+analysis:
+  method: sequential
+stopping:
+  looks: daily
+  max_days: {days}
+  rules:
+    - {{when: primary_significant, then: stop_ship_winner}}
+    - {{when: max_days, then: stop_inconclusive}}
+simulation:
+  units_per_day: {units_per_day}
+  seed: 3
+  attributes:
+    country: {{values: [US, FR], weights: [0.9, 0.1]}}
+    interests: {{values: [tea, jazz, chess], size: [1, 1]}}
+  truth:
+    control: {{clicked: 0.10}}
+    treatment: {{clicked: {treatment}}}
+"""
+
+
+def small_plan(model: str = "offline/copywriter", per: str = "segment", days: int = 4,
+               units_per_day: int = 300, treatment: float = 0.10) -> dict:
+    """The plan of a small simulated experiment (checked like any spec)."""
+    generate = "{per: segment, segment_by: [interests]}" if per == "segment" else f"{{per: {per}}}"
+    text = SMALL.format(model=model, generate=generate, days=days, units_per_day=units_per_day,
+                        treatment=treatment)
+    result = check_bytes(text.encode(), "small.yaml")
+    assert not [d for d in result.diagnostics if d.severity == "error"], result.diagnostics
+    return compile_plan(result.doc, result.spec)
+
+
+def run(plan: dict, run_dir: Path, **kw) -> object:
+    return execute(plan, RunOptions(run_dir=run_dir, generation=GenerateOptions(offline=True), **kw))
+
+
+def test_a_simulated_run_writes_its_state_looks_and_three_reports(tmp_path: Path) -> None:
+    result = run(small_plan(), tmp_path / "r")
+    d = tmp_path / "r"
+    for name in ("plan.json", "state.json", "assignments.parquet", "content.sqlite", "content.jsonl",
+                 "exposures.parquet", "events.parquet", "report.json", "report.md", "report.html"):
+        assert (d / name).is_file(), name
+    report = json.loads((d / "report.json").read_text())
+    assert report["simulated"] is True
+    assert report["decision"]["action"] in ("stop_ship_winner", "stop_inconclusive")
+    assert [h["look"] for h in report["history"]] == list(range(1, len(report["history"]) + 1))
+    assert len(list((d / "looks").glob("look-*.json"))) == len(report["history"])
+    assert report["content_samples"]["control"] == [{"key": None, "content": "Hello!"}]
+    assert report["content_samples"]["treatment"][0]["content"].startswith("[offline]")
+    assert (d / "report.md").read_text().splitlines()[0].upper().count("SIMULATED") == 1
+    assert result.outputs["report_html"].name == "report.html"
+
+
+def test_every_look_of_an_aa_run_continues_until_max_days(tmp_path: Path) -> None:
+    report = run(small_plan(days=3), tmp_path / "r").report
+    assert [h["day"] for h in report["history"]] == [1, 2, 3]
+    assert report["decision"]["action"] == "stop_inconclusive"
+    assert report["decision"]["rule"] == "max_days"
+
+
+def test_a_second_invocation_resumes_and_makes_no_call(tmp_path: Path) -> None:
+    plan = small_plan(per="unit")
+    first = run(plan, tmp_path / "r").report
+    assert first["generation"]["calls"] > 0
+    second = execute(plan, RunOptions(run_dir=tmp_path / "r", generation=GenerateOptions(offline=True)))
+    assert second.resumed
+    assert second.report["generation"]["calls"] == 0
+    treatment = [row for row in second.report["generation"]["per_variant"] if row["variant"] == "treatment"][0]
+    assert treatment["items"] > 0 and treatment["store_hits"] == treatment["items"]
+    strip = lambda r: {k: v for k, v in r.items() if k != "generation"}  # noqa: E731
+    assert strip(second.report) == strip(first)
+
+
+def test_a_look_saved_by_an_interrupted_run_is_read_back_not_recomputed(tmp_path: Path) -> None:
+    plan = small_plan(days=3)
+    run(plan, tmp_path / "r")
+    look = tmp_path / "r" / "looks" / "look-002.json"
+    saved = json.loads(look.read_text())
+    saved["srm"]["p_value"] = 0.123456  # a mark only a read-back can carry into the report
+    look.write_text(json.dumps(saved))
+    (tmp_path / "r" / "looks" / "look-003.json").unlink()  # as if killed before the last look
+    report = run(plan, tmp_path / "r").report
+    assert report["history"][1]["srm"]["p_value"] == 0.123456
+    assert (tmp_path / "r" / "looks" / "look-003.json").is_file()
+
+
+def test_a_run_dir_of_another_spec_is_refused_and_fresh_starts_over(tmp_path: Path) -> None:
+    run(small_plan(), tmp_path / "r")
+    other = small_plan(units_per_day=301)
+    with pytest.raises(RunError, match="the spec changed") as info:
+        run(other, tmp_path / "r")
+    assert info.value.exit_code == 1
+    result = run(other, tmp_path / "r", fresh=True)
+    assert json.loads((tmp_path / "r" / "state.json").read_text())["identity"]["spec_sha256"] == other["spec_sha256"]
+    assert result.report["spec_sha256"] == other["spec_sha256"]
+
+
+def test_another_seed_is_another_run(tmp_path: Path) -> None:
+    plan = small_plan()
+    run(plan, tmp_path / "r", seed=1)
+    with pytest.raises(RunError, match="another --seed"):
+        run(plan, tmp_path / "r", seed=2)
+    a = run(plan, tmp_path / "a", seed=1).report
+    b = run(plan, tmp_path / "b", seed=2).report
+    assert a["history"][0]["units"] != b["history"][0]["units"]
+
+
+def test_a_folder_that_is_not_a_run_dir_is_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="not an expc run directory"):
+        run(small_plan(), tmp_path / "r")
+    assert (tmp_path / "r" / "notes.txt").read_text() == "mine"
+
+
+def test_fresh_keeps_the_content_store(tmp_path: Path) -> None:
+    plan = small_plan(per="unit")
+    first = run(plan, tmp_path / "r").report
+    again = run(plan, tmp_path / "r", fresh=True).report
+    assert first["generation"]["calls"] > 0
+    assert again["generation"]["calls"] == 0
+
+
+def test_a_spec_without_simulation_and_without_data_is_a_usage_error(tmp_path: Path) -> None:
+    plan = small_plan()
+    plan["simulation"] = None
+    with pytest.raises(RunError, match="no `simulation` block") as info:
+        run(plan, tmp_path / "r")
+    assert info.value.exit_code == 2
+
+
+def test_progress_hooks_see_every_step_and_look(tmp_path: Path) -> None:
+    steps: list[str] = []
+    looks: list[tuple[int, int]] = []
+    execute(small_plan(days=2), RunOptions(run_dir=tmp_path / "r", generation=GenerateOptions(offline=True)),
+            Progress(step=steps.append, look=lambda d, t: looks.append((d, t))))
+    assert steps[0].startswith("drawing") and steps[-1] == "writing the reports"
+    assert looks == [(1, 2), (2, 2)]
+
+
+@pytest.mark.parametrize(("seconds", "last", "days"), [
+    (86400, 3, [1, 2, 3]),
+    (7 * 86400, 10, [7, 10]),
+    (3600, 2, [1, 2]),  # looks finer than a day are taken daily
+])
+def test_look_days_follow_the_spec(seconds: int, last: int, days: list[int]) -> None:
+    assert look_days({"stopping": {"look_seconds": seconds}}, last) == days
