@@ -62,7 +62,7 @@ def compile_plan(doc: Document, spec: Spec) -> dict[str, Any]:
             for i, v in enumerate(spec.variants)
         ],
         "prompts": {name: p.model_dump(mode="json") for name, p in spec.prompts.items()},
-        "metrics": [_metric(m) for m in spec.metrics],
+        "metrics": [_metric(m, spec.analysis.cuped) for m in spec.metrics],
         "analysis": spec.analysis.model_dump(mode="json"),
         "stopping": spec.stopping.model_dump(mode="json") | {"looks": format_duration(spec.stopping.looks),
                                                             "look_seconds": spec.stopping.looks},
@@ -81,15 +81,44 @@ def compile_plan(doc: Document, spec: Spec) -> dict[str, Any]:
             if planned
             else {"unavailable": reason}
         ),
+        "sequential": sequential_design(spec, planned.per_variant if planned else None),
         "generation": spec.generation.model_dump(mode="json") | {"jobs": generation_jobs(spec)},
         "simulation": spec.simulation.model_dump(mode="json") if spec.simulation else None,
     }
 
 
-def _metric(m) -> dict[str, Any]:
+def sequential_design(spec: Spec, planned_per_variant: int | None) -> dict[str, Any] | None:
+    """The design of a sequential analysis (None for other methods): what the runtime needs at every look.
+
+    ``always_valid``: the planned units per variant, from which the runtime tunes
+    the mixing variance of the confidence sequence. ``group``: the planned
+    number of looks (``max_days`` over ``stopping.looks``, e.g. 28 daily looks),
+    the spending function and alpha; the runtime computes the boundaries (they
+    need scipy, which the compiler never imports) at the information fraction
+    of each look, units so far / planned units (capped at 1; the final look
+    spends what is left).
+    """
+    a = spec.analysis
+    if a.method != "sequential":
+        return None
+    looks = None
+    if spec.stopping.max_days:
+        looks = max(1, -(-spec.stopping.max_days * 86400 // spec.stopping.looks))  # ceil
+    return {
+        "type": a.sequential,
+        "alpha": a.alpha,
+        "planned_per_variant": planned_per_variant,
+        "spending": a.spending if a.sequential == "group" else None,
+        "looks": looks,
+        "look_seconds": spec.stopping.looks,
+    }
+
+
+def _metric(m, cuped: bool = False) -> dict[str, Any]:
     out = m.model_dump(mode="json")
     out["window"] = format_duration(m.window) if m.window else None
     out["window_seconds"] = m.window
+    out["cuped"] = bool(cuped if m.cuped is None else m.cuped)  # effective: the metric's own or analysis.cuped
     return out
 
 

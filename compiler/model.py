@@ -277,6 +277,8 @@ class Metric(_Model):
     """Expected control rate (proportion, e.g. 6% or 0.06) or mean, for planning; defaults to the simulation's control truth."""
     sd: float | None = Field(default=None, gt=0)
     """Expected per-unit standard deviation (mean and ratio metrics), for planning."""
+    cuped: bool | None = None
+    """Adjust this metric with its own pre-exposure value (CUPED); overrides `analysis.cuped` (default: that setting)."""
 
 
 class Analysis(_Model):
@@ -294,6 +296,14 @@ class Analysis(_Model):
     """Family for the correction: each metric's variants, or all primary comparisons together."""
     srm_threshold: Percent = 0.001
     """Sample-ratio-mismatch p-value below which results are flagged untrustworthy."""
+    cuped: bool = False
+    """Adjust each metric with its own pre-exposure value (CUPED variance reduction; Deng et al. 2013)."""
+    cuped_lookback: Duration = 14 * 86400
+    """How far before a unit's first exposure its pre-exposure value is measured (CUPED): a duration such as 14d."""
+    sequential: Literal["always_valid", "group"] = "always_valid"
+    """With method sequential: always_valid (mSPRT confidence sequences, look any time) or group (Lan-DeMets alpha-spending boundaries at the planned looks: stopping.looks up to stopping.max_days)."""
+    spending: Literal["obrien_fleming", "pocock"] = "obrien_fleming"
+    """Alpha-spending function of sequential: group: obrien_fleming (strict early, nearly the full alpha at the end) or pocock (about equal boundaries at every look)."""
 
 
 Condition = Literal["primary_significant", "guardrail_harm", "futility", "max_days", "max_units", "srm"]

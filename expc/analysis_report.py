@@ -108,6 +108,19 @@ def _guardrail_notes(metric: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _cuped_notes(metric: dict[str, Any]) -> list[str]:
+    """One line per CUPED-adjusted comparison: lifts and tests use pre-exposure-adjusted values."""
+    notes = []
+    for c in metric.get("comparisons", []):
+        if c.get("cuped"):
+            vr = c.get("variance_reduction")
+            gain = NA if vr is None else f"{vr * 100:.1f}%"
+            notes.append(f"CUPED, {c['variant']}: lift and test adjusted for the pre-exposure value "
+                         f"(variance reduced by {gain}); the {'rate' if metric['kind'] == 'proportion' else 'mean'}"
+                         " column is unadjusted")
+    return notes
+
+
 def _metric_title(metric: dict[str, Any]) -> str:
     return f"{metric['id']} ({metric['role']}, {metric['kind']}, {metric['direction']} is good)"
 
@@ -168,7 +181,7 @@ def render_text(result: dict[str, Any], experiment_id: str | None = None) -> str
     for metric in result.get("metrics", []):
         lines.append(_metric_title(metric))
         lines += ["  " + row for row in _text_table(_headers(result, metric["kind"]), _rows(result, metric))]
-        lines += ["  " + note for note in _guardrail_notes(metric)]
+        lines += ["  " + note for note in _guardrail_notes(metric) + _cuped_notes(metric)]
         lines.append("")
     lines.append(_srm_line(result))
     lines.append(_excluded_line(result))
@@ -202,7 +215,7 @@ def render_markdown(result: dict[str, Any], experiment_id: str | None = None) ->
     for metric in result.get("metrics", []):
         lines += [f"#### {_metric_title(metric)}", ""]
         lines += _md_table(_headers(result, metric["kind"]), _rows(result, metric))
-        notes = _guardrail_notes(metric)
+        notes = _guardrail_notes(metric) + _cuped_notes(metric)
         if notes:
             lines += [""] + [f"- {_md_cell(n)}" for n in notes]
         lines.append("")

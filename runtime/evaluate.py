@@ -12,7 +12,14 @@ Methods
 
 * ``fixed``: :func:`~expc.runtime.stats.fixed.compare` (two-sided, level
   ``alpha``; z for proportions and ratios, Welch t for means).
-* ``sequential``: :func:`~expc.runtime.stats.sequential.always_valid` with
+* ``sequential`` with ``analysis.sequential: group``: the Wald z statistic against
+  this look's two-sided Lan-DeMets boundary (``plan["sequential"]``: planned looks,
+  spending, alpha; see :func:`_group_boundary`), at ``alpha`` divided by the family
+  size unless ``correction: none`` (Bonferroni: the boundary already controls the
+  familywise rate, so no p-value correction follows). ``abs_ci`` is the repeated
+  confidence interval ``Δ̂ ± c_k se``; ``p_value`` is the nominal fixed-horizon p
+  (information only) and ``adjusted_p_value`` is null.
+* ``sequential`` (``always_valid``, the default): :func:`~expc.runtime.stats.sequential.always_valid` with
   ``planned_n = plan["sample_size"]["per_variant"]`` (when the plan has no
   sample size, the largest arm's current units, so the mixing variance is tuned
   for the present look). It gives the absolute lift and a confidence sequence
@@ -20,6 +27,14 @@ Methods
 * ``bayesian``: :func:`~expc.runtime.stats.bayesian.beta_binomial` for
   proportions, :func:`~expc.runtime.stats.bayesian.normal_means` otherwise,
   credible level ``1 - alpha``; ``p_value`` is null and no correction applies.
+
+CUPED: for a metric with CUPED on (the plan entry's ``cuped``, else
+``analysis.cuped``) whose moments carry the pre-exposure covariate,
+:func:`~expc.runtime.stats.cuped.adjust` gives the moments of the adjusted
+values and the method above (and the guardrail test) runs on them as on a
+mean (Welch t; the normal model under ``bayesian``). The comparison then has
+``cuped = True`` and its ``variance_reduction``. Without covariate variance the
+plain analysis runs (``cuped = False``). Variant means stay unadjusted.
 
 ``chance_to_beat`` is the posterior probability that the treatment is better
 than the control *in the metric's good direction* (``P(T > C)`` when an
@@ -47,11 +62,23 @@ Guardrails
 
 Each guardrail metric (``role: guardrail``) gets
 :func:`~expc.runtime.stats.fixed.non_inferiority` with its ``margin`` (0 when
-the spec gives none) and ``direction``, whatever the analysis method. Rule:
-**harm** = non-inferiority is not shown (one-sided p-value ``>= alpha``, or
-NaN) **and** the point estimate moves in the bad direction (``abs_lift < 0``
-when an increase is good, ``> 0`` when a decrease is good). A comparison
-that cannot be computed (NaN lift) is never harm.
+the spec gives none) and ``direction``, whatever the analysis method. What
+**harm** means depends on the look (``guardrail.basis`` says which applied):
+
+* final look (every arm has reached the plan's ``sample_size.per_variant``, or
+  ``day >= stopping.max_days``; also any look that cannot be placed, without a
+  planned size and without a day): harm = non-inferiority is not shown
+  (one-sided p-value ``>= alpha``, or NaN). Basis ``non_inferiority``.
+* interim look (anything earlier): harm = the guardrail is *significantly
+  worse* than the control by the method's own test at this look, uncorrected:
+  the fixed test's p < alpha, the always-valid p < alpha (``sequential``),
+  the look's boundary crossed (``sequential: group``), or the credible
+  interval excluding 0 on the bad side (``bayesian``), with the estimate in
+  the bad direction. Basis ``significantly_worse``. Why: early, with few
+  units, non-inferiority is almost never shown yet, so the final rule would
+  roll back nearly every experiment at its first look.
+
+A comparison that cannot be computed (NaN lift) is never harm.
 
 Sample ratio mismatch
 =====================
@@ -99,8 +126,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import special
 
-from .stats import bayesian, corrections, fixed, sequential
+from .stats import bayesian, corrections, cuped, fixed, sequential
 from .stats.moments import Moments
 from .stats.reduce import Reduction
 from .stats.srm import srm as srm_test
@@ -137,6 +165,8 @@ class GuardrailResult:
     p_value: float
     non_inferior: bool
     harm: bool
+    #: what ``harm`` was judged on: "non_inferiority" (final look) or "significantly_worse" (interim look)
+    basis: str = "non_inferiority"
 
 
 @dataclass(frozen=True)
@@ -156,6 +186,8 @@ class ComparisonResult:
     chance_to_beat: float  # bayesian only (good direction), else NaN
     trustworthy: bool  # False when the SRM check is flagged
     guardrail: GuardrailResult | None = None
+    cuped: bool = False  # compared on CUPED-adjusted values (see stats/cuped.py)
+    variance_reduction: float = math.nan  # CUPED: 1 - Var_adjusted / Var of the difference; NaN without CUPED
 
 
 @dataclass(frozen=True)
@@ -262,6 +294,8 @@ def _comparison_dict(c: ComparisonResult) -> dict[str, Any]:
         "better": bool(c.better),
         "chance_to_beat": _num(c.chance_to_beat),
         "trustworthy": bool(c.trustworthy),
+        "cuped": bool(c.cuped),
+        "variance_reduction": _num(c.variance_reduction),
     }
     if c.guardrail is not None:
         g = c.guardrail
@@ -270,6 +304,7 @@ def _comparison_dict(c: ComparisonResult) -> dict[str, Any]:
             "p_value": _num(g.p_value),
             "non_inferior": bool(g.non_inferior),
             "harm": bool(g.harm),
+            "basis": g.basis,
         }
     return out
 
@@ -278,9 +313,11 @@ def _comparison_dict(c: ComparisonResult) -> dict[str, Any]:
 
 
 def _reorder(m: Moments, order: list[int]) -> Moments:
-    """The same moments with arms permuted (control first)."""
+    """The same moments with arms permuted (control first), covariate sums included."""
+    from dataclasses import fields
+
     pick = lambda x: None if x is None else np.asarray(x, dtype=np.float64)[..., order]  # noqa: E731
-    return Moments(pick(m.n), pick(m.sum), pick(m.sum_sq), pick(m.den_sum), pick(m.den_sum_sq), pick(m.cross))
+    return Moments(**{f.name: pick(getattr(m, f.name)) for f in fields(m)})
 
 
 @dataclass
@@ -295,14 +332,16 @@ class _Raw:
     p_value: np.ndarray
     chance: np.ndarray  # P(better), bayesian only
     control_mean: float
+    reject: np.ndarray | None = None  # group-sequential: |z| crossed this look's boundary
 
 
 def _good(direction: str) -> float:
     return 1.0 if direction == "increase" else -1.0
 
 
-def _compare(m: Moments, metric: dict[str, Any], method: str, alpha: float, planned_n: Any) -> _Raw:
-    kind = metric["kind"]
+def _compare(m: Moments, metric: dict[str, Any], method: str, alpha: float, planned_n: Any,
+             kind: str | None = None, boundary: float | None = None) -> _Raw:
+    kind = kind or metric["kind"]  # "mean" for CUPED-adjusted values of any kind
     sign = _good(metric.get("direction") or "increase")
     t = int(np.asarray(m.n).shape[-1]) - 1
     nan_t = np.full(t, np.nan)
@@ -311,10 +350,22 @@ def _compare(m: Moments, metric: dict[str, Any], method: str, alpha: float, plan
     if method == "fixed":
         c = fixed.compare(m, kind, alpha=alpha)
         return _Raw(metric, c.abs_lift, c.abs_ci, c.rel_lift, c.rel_ci, c.p_value, nan_t, control_mean)
+    if method == "sequential" and boundary is not None:  # group sequential: this look's z boundary
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean, vom = m.mean(), fixed.unit_variance(m, kind) / m.n  # Wald for a proportion
+            diff = mean[1:] - mean[0]
+            se = np.sqrt(vom[1:] + vom[0])
+            z = diff / se
+            ok = np.isfinite(z)
+            reject = ok & (np.abs(z) >= boundary)
+            p = np.where(ok, 2.0 * special.ndtr(-np.abs(z)), np.nan)  # nominal, for information only
+            ci = np.stack([diff - boundary * se, diff + boundary * se], axis=-1)  # repeated CI
+            rel = np.where(control_mean != 0, diff / control_mean, np.nan)
+        return _Raw(metric, diff, ci, rel, np.full((t, 2), np.nan), p, nan_t, control_mean, reject=reject)
     if method == "sequential":
         n_plan = planned_n if planned_n else max(float(np.max(m.n)), 2.0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = sequential.always_valid(m, planned_n=n_plan, alpha=alpha)
+            r = sequential.always_valid(m, planned_n=n_plan, alpha=alpha, kind=kind)
             cm = np.asarray(r.control_mean, dtype=np.float64)
             rel = np.where(cm != 0, r.abs_lift / cm, np.nan)
         # a comparison without a usable variance gets p = 1 from always_valid; report it as NaN (no evidence)
@@ -365,14 +416,35 @@ def evaluate(plan: dict[str, Any], reduction: Reduction, day: int | None = None)
     trustworthy = not srm_res.flagged
 
     planned_n = (plan.get("sample_size") or {}).get("per_variant")
+    final = _final_look(planned_n, units, stopping.get("max_days"), day)
+    design = plan.get("sequential") or {}
+    group = method == "sequential" and design.get("type") == "group"
+    n_primary = sum(1 for mt in plan["metrics"] if mt.get("role") == "primary")
+
+    def boundary(metric: dict[str, Any]) -> float | None:
+        """This look's two-sided z boundary for ``sequential: group`` (Bonferroni over the family)."""
+        if not group:
+            return None
+        size = len(treatments) * (n_primary if family == "primary" and metric.get("role") == "primary" else 1)
+        a = alpha / size if correction != "none" else alpha
+        return _group_boundary(design, units, planned_n, stopping.get("max_days"), day, a)
 
     # ---- raw comparisons
     raws: list[_Raw] = []
     moments: dict[str, Moments] = {}
+    by_cuped: dict[str, cuped.Adjustment] = {}  # CUPED, where enabled and the covariate is usable
     for metric in plan["metrics"]:
         m = _reorder(reduction.metrics[metric["id"]], order)
         moments[metric["id"]] = m
-        raws.append(_compare(m, metric, method, alpha, planned_n))
+        if cuped.enabled(metric, plan) and m.has_covariate:
+            ca = cuped.adjust(m)
+            if bool(np.all(ca.applied)):
+                by_cuped[metric["id"]] = ca
+        if metric["id"] in by_cuped:
+            raws.append(_compare(by_cuped[metric["id"]].moments, metric, method, alpha, planned_n, kind="mean",
+                                 boundary=boundary(metric)))
+        else:
+            raws.append(_compare(m, metric, method, alpha, planned_n, boundary=boundary(metric)))
 
     # ---- multiple-testing correction within families
     adjusted: list[np.ndarray] = [np.full(len(treatments), np.nan) for _ in raws]
@@ -384,7 +456,7 @@ def evaluate(plan: dict[str, Any], reduction: Reduction, day: int | None = None)
             labels += ["__primary__" if is_primary else f"metric:{r.metric['id']}"] * len(treatments)
         adj = corrections.adjust_within(flat_p, np.asarray(labels), correction)
         k = len(treatments)
-        adjusted = [adj[i * k:(i + 1) * k] for i in range(len(raws))]
+        adjusted = [adj[i * k:(i + 1) * k] if r.reject is None else np.full(k, np.nan) for i, r in enumerate(raws)]
 
     # ---- per-metric results
     results: list[MetricResult] = []
@@ -397,10 +469,12 @@ def evaluate(plan: dict[str, Any], reduction: Reduction, day: int | None = None)
             means = m.mean()
         summaries = [VariantSummary(v, int(n), float(x)) for v, n, x in zip(arm_ids, np.asarray(m.n), means)]
 
+        ca = by_cuped.get(metric["id"])
         guard = None
         if metric.get("role") == "guardrail":
             margin = float(metric.get("margin") or 0.0)
-            guard = fixed.non_inferiority(m, metric["kind"], margin, direction)
+            gm, gkind = (ca.moments, "mean") if ca is not None else (m, metric["kind"])
+            guard = fixed.non_inferiority(gm, gkind, margin, direction)
 
         comps = []
         for j, variant in enumerate(treatments):
@@ -410,6 +484,8 @@ def evaluate(plan: dict[str, Any], reduction: Reduction, day: int | None = None)
             if method == "bayesian":
                 pb = float(r.chance[j])
                 significant = bool(np.isfinite(pb) and max(pb, 1.0 - pb) >= 1.0 - alpha / 2)
+            elif r.reject is not None:  # sequential: group (the boundary already splits alpha over the family)
+                significant = bool(r.reject[j])
             else:
                 pa = float(adj[j])
                 significant = bool(np.isfinite(pa) and pa < alpha)
@@ -417,8 +493,12 @@ def evaluate(plan: dict[str, Any], reduction: Reduction, day: int | None = None)
             if guard is not None:
                 gp = float(guard.p_value[j])
                 non_inferior = bool(np.isfinite(gp) and gp < alpha)
+                if final:  # planned size or max_days reached: harm unless non-inferiority is shown
+                    harm, basis = (not non_inferior) and np.isfinite(lift), "non_inferiority"
+                else:  # interim: only a significant worsening by the method's own (peeking-safe) test
+                    harm, basis = worse and _significant_raw(r, j, method, alpha), "significantly_worse"
                 g = GuardrailResult(margin=float(guard.margin), p_value=gp, non_inferior=non_inferior,
-                                    harm=(not non_inferior) and worse)
+                                    harm=bool(harm), basis=basis)
             comps.append(ComparisonResult(
                 variant=variant,
                 baseline=control_id,
@@ -433,6 +513,8 @@ def evaluate(plan: dict[str, Any], reduction: Reduction, day: int | None = None)
                 chance_to_beat=float(r.chance[j]),
                 trustworthy=trustworthy,
                 guardrail=g,
+                cuped=ca is not None,
+                variance_reduction=float(ca.variance_reduction[j]) if ca is not None else math.nan,
             ))
         results.append(MetricResult(metric["id"], metric.get("role", "secondary"), metric["kind"], direction,
                                     summaries, comps))
@@ -440,6 +522,65 @@ def evaluate(plan: dict[str, Any], reduction: Reduction, day: int | None = None)
     decision = _decide(plan, stopping, results, raws, srm_res, units, arm_ids, control_id, day)
     return Evaluation(method=method, alpha=alpha, day=day, metrics=results, srm=srm_res, decision=decision,
                       excluded=dict(reduction.excluded))
+
+
+_BOUNDARIES: dict[tuple[tuple[float, ...], float, str], float] = {}
+
+
+def _group_boundary(design: dict[str, Any], units: np.ndarray, planned_n: Any, max_days: Any, day: int | None,
+                    alpha: float) -> float:
+    """The two-sided z boundary of the current look of a group-sequential design (Lan-DeMets spending).
+
+    Information fraction ``t = units so far / planned units`` (all arms; capped at 1). The look's index
+    ``k`` comes from ``day`` and the look interval (else ``round(t K)``); earlier looks are taken at
+    ``t j / k`` (linear accrual). The last planned look (``k = K``, ``t = 1`` or ``day >= max_days``)
+    is put at ``t = 1`` so it spends all that is left of alpha. Spec ``obrien_fleming`` is the per-side
+    convention of gsDesign / ldbounds (K = 5: 4.877, 3.357, 2.680, 2.290, 2.031).
+    """
+    looks = int(design.get("looks") or 0)
+    n_plan = design.get("planned_per_variant") or planned_n
+    total = float(units.sum())
+    frac = min(1.0, total / (float(n_plan) * units.size)) if n_plan else 1.0
+    if looks <= 0:  # no max_days: one look per day so far, the fraction as measured
+        looks = max(1, int(day) if day else 1)
+    if day is not None and design.get("look_seconds"):
+        k = min(looks, max(1, -(-int(day) * 86400 // int(design["look_seconds"]))))
+    else:
+        k = min(looks, max(1, round(frac * looks)))
+    last = k >= looks or frac >= 1.0 or (max_days is not None and day is not None and day >= max_days)
+    t_k = 1.0 if last else max(frac, 1e-6)
+    fractions = tuple(t_k * j / k for j in range(1, k + 1))
+    spending = "obrien_fleming_per_side" if design.get("spending", "obrien_fleming") == "obrien_fleming" else "pocock"
+    key = (tuple(round(f, 12) for f in fractions), alpha, spending)
+    if key not in _BOUNDARIES:
+        _BOUNDARIES[key] = float(sequential.group_sequential_boundaries(fractions, alpha, spending)[-1])
+    return _BOUNDARIES[key]
+
+
+def _final_look(planned_n: Any, units: np.ndarray, max_days: Any, day: int | None) -> bool:
+    """Is this the final look? The planned units per variant reached in every arm, or ``day >= max_days``.
+
+    Without a planned sample size and without a day to compare with ``max_days``
+    the look cannot be placed, and it is treated as final (the stricter
+    non-inferiority rule for guardrails).
+    """
+    if planned_n and units.size and float(units.min()) >= float(planned_n):
+        return True
+    if max_days is not None and day is not None and day >= max_days:
+        return True
+    return not planned_n and (day is None or max_days is None)
+
+
+def _significant_raw(r: _Raw, j: int, method: str, alpha: float) -> bool:
+    """The method's own uncorrected test at this look: raw p < alpha, a crossed boundary, or P(better) ≤ alpha/2
+    (bayesian, where ``chance`` is in the good direction: the credible interval excludes 0 on the bad side)."""
+    if r.reject is not None:
+        return bool(r.reject[j])
+    if method == "bayesian":
+        pb = float(r.chance[j])
+        return bool(np.isfinite(pb) and pb <= alpha / 2)
+    p = float(r.p_value[j])
+    return bool(np.isfinite(p) and p < alpha)
 
 
 # ================================================================== stopping
@@ -475,9 +616,13 @@ def _decide(plan, stopping, results, raws, srm_res, units, arm_ids, control_id, 
                     continue
                 for c in m.comparisons:
                     if c.guardrail is not None and c.guardrail.harm:
-                        reasons.append(f"guardrail {m.id}: {c.variant} is worse than {c.baseline} "
-                                       f"(lift {c.abs_lift:.4g}) and non-inferiority at margin "
-                                       f"{c.guardrail.margin:g} is not shown (p = {c.guardrail.p_value:.3g})")
+                        if c.guardrail.basis == "significantly_worse":
+                            reasons.append(f"guardrail {m.id}: {c.variant} is significantly worse than "
+                                           f"{c.baseline} at this interim look (lift {c.abs_lift:.4g})")
+                        else:
+                            reasons.append(f"guardrail {m.id}: non-inferiority of {c.variant} at margin "
+                                           f"{c.guardrail.margin:g} is not shown at the final look "
+                                           f"(lift {c.abs_lift:.4g}, p = {c.guardrail.p_value:.3g})")
             return bool(reasons), reasons
         if when in ("primary_significant", "futility"):
             metric = primary if not target else next((m for m in results if m.id == target), None)
@@ -492,7 +637,8 @@ def _decide(plan, stopping, results, raws, srm_res, units, arm_ids, control_id, 
                 return bool(wins), [f"{metric.id}: {c.variant} is a significant improvement over {c.baseline} "
                                     f"(lift {c.abs_lift:.4g}"
                                     + (f", adjusted p = {c.adjusted_p_value:.3g})" if math.isfinite(c.adjusted_p_value)
-                                       else f", chance to beat {c.chance_to_beat:.3g})")
+                                       else f", chance to beat {c.chance_to_beat:.3g})" if math.isfinite(c.chance_to_beat)
+                                       else ", beyond this look's group-sequential boundary)")
                                     for c in wins]
             raw = next(r for r in raws if r.metric["id"] == metric.id)
             mde = raw.metric.get("mde")

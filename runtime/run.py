@@ -303,8 +303,10 @@ def _generate(plan: dict[str, Any], units: Any, options: RunOptions, progress: P
     try:
         result = generate(plan, units, options.run_dir / STORE_NAME, gen_options, progress=progress.generation)
     except GenerationError as exc:
-        raise RunError(f"{exc}\nThe run's state is saved in {options.run_dir}; run the same command again "
-                       "to resume.", getattr(exc, "exit_code", 3)) from None
+        code = getattr(exc, "exit_code", 3)
+        resume = (f"\nThe run's state is saved in {options.run_dir}; run the same command again to resume."
+                  if code == 3 else "")
+        raise RunError(f"{exc}{resume}", code) from None
     _write_content(options.run_dir / "content.jsonl", result)
     return generation_summary(result)
 

@@ -64,10 +64,22 @@ interval ends (as CDF values) and the expected losses agree to ~1e-15,
 including 0 successes and rates near 1. Quantiles come from a vectorised
 Illinois (regula falsi) iteration on these CDFs, to ``1e-10`` posterior
 standard deviations. About 20 ms per comparison set (all arms at once).
+
+Fast paths (same posteriors, for one experiment)
+------------------------------------------------
+* :func:`beta_binomial` with ``method="auto"`` (the default) and every
+  posterior ``Beta(a, b)`` with ``min(a, b) ≥ 1000``: a third-order Edgeworth
+  series on exact cumulants (:mod:`~expc.runtime.stats._edgeworth`), within
+  1e-7 of the quadrature in every probability and 1e-7 posterior sd in the
+  losses (tested), ~50 µs per comparison instead of ~20 ms.
+* The normal model's relative quantiles: Fieller's closed form whenever
+  ``P(C ≤ 0) < 1e-15`` (exact under the model, :meth:`NormalLiftPosterior.rel_quantile`);
+  :func:`normal_means` with a flat prior and two arms is then entirely closed form.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -75,6 +87,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import special
 
+from . import _edgeworth
+from ._build import build
 from .moments import Moments
 
 __all__ = [
@@ -603,6 +617,27 @@ class NormalLiftPosterior(LiftPosterior):
         s = np.hypot(self._sd["t"][idx], self._sd["c"][idx])
         return special.ndtr((delta - x) / s) if upper else special.ndtr((x - delta) / s)
 
+    def rel_quantile(self, q) -> np.ndarray:
+        """Quantile of ``(T - C)/|C|``: Fieller's closed form where ``P(C ≤ 0) < 1e-15``, else quadrature.
+
+        With ``C > 0`` (up to 1e-15), ``P(T/C - 1 ≤ r) = Φ((s m_c - m_t) / sqrt(s_t² + s² s_c²))``,
+        ``s = 1 + r``, exactly, so the quantile is the root of a quadratic (see
+        :func:`~expc.runtime.stats._edgeworth.fieller`); the quadrature gives the same number.
+        """
+        q = np.broadcast_to(np.asarray(q, dtype=np.float64), self.shape)
+        if np.any((q <= 0) | (q >= 1)):
+            raise ValueError("quantile levels must lie in (0, 1)")
+        z = special.ndtri(q)
+        mc, sc, mt, st = self.mean_c, self.sd_c, self.mean_t, self.sd_t
+        a = mc * mc - z * z * sc * sc
+        e = mc * mc * st * st + mt * mt * sc * sc - z * z * sc * sc * st * st
+        closed = self.valid & (mc >= 8.0 * sc) & (a > 0) & (e >= 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            root = (mc * mt + z * np.sqrt(np.where(closed, e, 0.0))) / np.where(closed, a, 1.0) - 1.0
+        if np.all(closed):
+            return self._nan(root)
+        return np.where(closed, root, super().rel_quantile(q))
+
     def abs_quantile(self, q) -> np.ndarray:
         """``δ + s Φ⁻¹(q)``: the absolute lift is exactly normal under this model."""
         q = np.broadcast_to(np.asarray(q, dtype=np.float64), self.shape)
@@ -667,15 +702,61 @@ def beta_binomial_posterior(m: Moments, prior=(1.0, 1.0)) -> BetaLiftPosterior:
     return BetaLiftPosterior(a0 + x, b0 + n - x)
 
 
-def beta_binomial(m: Moments, prior=(1.0, 1.0), level: float = 0.95) -> BayesianResult:
+def _result_1d(model: str, level: float, rows: list[tuple[float, ...]]) -> BayesianResult:
+    """A :class:`BayesianResult` for 1-D moments from per-treatment rows
+    ``(mean_c, mean_t, P(T > C), E[(C - T)⁺], E[(T - C)⁺], abs_lo, abs_hi, rel_lo, rel_hi)``."""
+    a = np.array(rows, dtype=np.float64).reshape(len(rows), 9)
+    mean_c, mean_t = a[:, 0], a[:, 1]
+    return build(
+        BayesianResult,
+        model=model,
+        level=level,
+        control_mean=mean_c,
+        treatment_mean=mean_t,
+        chance_to_beat_control=a[:, 2],
+        expected_loss_treatment=a[:, 3],
+        expected_loss_control=a[:, 4],
+        abs_lift=mean_t - mean_c,
+        abs_ci=a[:, 5:7],
+        rel_lift=(mean_t - mean_c) / np.abs(mean_c),
+        rel_ci=a[:, 7:9],
+    )
+
+
+def beta_binomial(m: Moments, prior=(1.0, 1.0), level: float = 0.95, method: str = "auto") -> BayesianResult:
     """Beta–Binomial comparison of each treatment's rate with the control's.
 
     Posterior ``Beta(a₀ + x, b₀ + n - x)`` per arm; chance to beat control
     ``P(T > C) = ∫ (1 - F_T(c)) f_C(c) dc``; expected losses ``E[(C - T)⁺]``,
     ``E[(T - C)⁺]`` (Stucchio 2015); equal-tailed credible intervals of
-    ``T - C`` and ``T/C - 1`` from the same posterior, all by deterministic
-    quadrature (see the module docstring).
+    ``T - C`` and ``T/C - 1`` from the same posterior.
+
+    ``method="quadrature"``: deterministic quadrature (module docstring), the
+    reference, ~20 ms per call. ``"auto"`` (default): for 1-D moments (one
+    experiment) whose every posterior has ``min(a, b) ≥ 1000`` (large counts:
+    1,000 successes and 1,000 failures per arm), the third-order Edgeworth
+    series of :mod:`~expc.runtime.stats._edgeworth` on exact cumulants, ~50 µs
+    per comparison, within 1e-7 of the quadrature in every probability and
+    1e-7 posterior sd in the expected losses (tested); the quadrature otherwise.
     """
+    if method not in ("auto", "quadrature"):
+        raise ValueError(f"method must be 'auto' or 'quadrature', got {method!r}")
+    if method == "auto" and not m.is_ratio and m.n.ndim == 1 and m.n.size >= 2 and 0 < level < 1:
+        n, x = m.n.tolist(), m.sum.tolist()
+        a0, b0 = prior
+        if np.ndim(a0) == 0 and np.ndim(b0) == 0:  # one prior for every arm (the usual case)
+            a0, b0 = float(a0), float(b0)
+            a = [a0 + xi for xi in x]
+            b = [b0 + ni - xi for ni, xi in zip(n, x)]
+            lowest = _edgeworth.EDGEWORTH_MIN_PARAMETER
+            if (
+                a0 > 0 and b0 > 0
+                and all(0 <= xi <= ni for ni, xi in zip(n, x))
+                and all(lowest <= v < math.inf for v in a + b)
+            ):
+                z = _z(1.0 - (1.0 - level) / 2.0)
+                rows = [_edgeworth.beta_summary(a[0], b[0], a[j], b[j], level, z) for j in range(1, len(a))]
+                return _result_1d("beta-binomial", level, rows)
     return beta_binomial_posterior(m, prior).summary(level)
 
 
@@ -711,4 +792,59 @@ def normal_means(m: Moments, prior_mean=0.0, prior_variance=np.inf, level: float
     a delta-method approximation, so its interval is asymmetric and consistent
     with the absolute one.
     """
+    fast = _normal_means_scalar(m, prior_mean, prior_variance, level)
+    if fast is not None:
+        return fast
     return normal_posterior(m, prior_mean, prior_variance).summary(level)
+
+
+def _normal_means_scalar(m: Moments, prior_mean, prior_variance, level: float) -> BayesianResult | None:
+    """:func:`normal_means` for one control and one treatment with a flat prior, in closed form.
+
+    ``D ~ N(δ, s²)`` gives the chance to beat, the losses and the absolute
+    interval exactly; the relative interval is exact too (Fieller's root, see
+    :mod:`~expc.runtime.stats._edgeworth`) when ``P(C ≤ 0) < 1e-15``
+    (``mean_c ≥ 8 sd_c``), the condition under which the quadrature's answer is
+    the same number. None otherwise (the caller uses the general path).
+    """
+    if not (isinstance(prior_variance, float) and math.isinf(prior_variance) and prior_variance > 0):
+        return None
+    if m.is_ratio or m.n.shape != (2,) or not 0 < level < 1:
+        return None
+    n_c, n_t = m.n.tolist()
+    if not (n_c >= 2 and n_t >= 2):
+        return None
+    x_c, x_t = m.sum.tolist()
+    q_c, q_t = m.sum_sq.tolist()
+    mc, mt = x_c / n_c, x_t / n_t
+    v_c = (q_c - x_c * x_c / n_c) / (n_c - 1) / n_c  # Moments.variance_of_mean
+    v_t = (q_t - x_t * x_t / n_t) / (n_t - 1) / n_t
+    if not (v_c > 0 and v_t > 0 and math.isfinite(v_c + v_t + mc + mt)):
+        return None
+    sc, st = math.sqrt(v_c), math.sqrt(v_t)
+    if mc < 8.0 * sc:
+        return None
+    delta = mt - mc
+    s = math.hypot(st, sc)
+    u = delta / s
+    dens = s * math.exp(-0.5 * u * u) / math.sqrt(2 * math.pi)
+    ncdf = lambda y: 0.5 * math.erfc(-y / math.sqrt(2.0))  # noqa: E731
+    z = _z(1.0 - (1.0 - level) / 2.0)
+    r_lo = _edgeworth.fieller(mc, sc, mt, st, -z)
+    r_hi = _edgeworth.fieller(mc, sc, mt, st, z)
+    if not (math.isfinite(r_lo) and math.isfinite(r_hi)):
+        return None
+    row = (mc, mt, ncdf(u), dens - delta * ncdf(-u), dens + delta * ncdf(u), delta - z * s, delta + z * s,
+           r_lo - 1.0, r_hi - 1.0)
+    return _result_1d("normal", level, [row])
+
+
+_Z_CACHE: dict[float, float] = {}
+
+
+def _z(level: float) -> float:
+    """``Φ⁻¹(level)``, cached per level."""
+    q = _Z_CACHE.get(level)
+    if q is None:
+        q = _Z_CACHE[level] = float(special.ndtri(level))
+    return q

@@ -24,6 +24,17 @@ class Moments:
     den_sum: np.ndarray | None = None
     den_sum_sq: np.ndarray | None = None
     cross: np.ndarray | None = None
+    # Pre-exposure covariate (CUPED, runtime/stats/cuped.py), all optional: z is the metric's own
+    # per-unit value before exposure (for a ratio, w is the pre-period denominator).
+    pre_sum: np.ndarray | None = None  # Σz
+    pre_sum_sq: np.ndarray | None = None  # Σz²
+    pre_cross: np.ndarray | None = None  # Σxz
+    pre_den_sum: np.ndarray | None = None  # Σw (ratio)
+    pre_den_sum_sq: np.ndarray | None = None  # Σw² (ratio)
+    pre_num_den: np.ndarray | None = None  # Σzw (ratio)
+    pre_cross_den: np.ndarray | None = None  # Σxw (ratio)
+    pre_den_cross: np.ndarray | None = None  # Σyz (ratio)
+    pre_den_cross_den: np.ndarray | None = None  # Σyw (ratio)
 
     @classmethod
     def of(cls, n, sum, sum_sq, den_sum=None, den_sum_sq=None, cross=None) -> "Moments":
@@ -35,6 +46,17 @@ class Moments:
     def proportion(cls, n, successes) -> "Moments":
         """Moments of a 0/1 metric from unit and success counts (Σx² = Σx)."""
         return cls.of(n, successes, successes)
+
+    def with_covariate(self, **sums) -> "Moments":
+        """The same moments with the pre-exposure sums (``pre_*`` fields) set, as float arrays."""
+        from dataclasses import replace
+
+        return replace(self, **{k: None if v is None else np.asarray(v, dtype=np.float64) for k, v in sums.items()})
+
+    @property
+    def has_covariate(self) -> bool:
+        """True when the pre-exposure covariate sums are present (CUPED can adjust)."""
+        return self.pre_sum is not None
 
     @property
     def is_ratio(self) -> bool:

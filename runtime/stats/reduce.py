@@ -38,6 +38,13 @@ Semantics
    has at least one event in the window; mean: x = the sum of the values of
    its events in the window (0 for none); ratio: x and y are the numerator and
    denominator, each the sum of values or the count of events (``measure``).
+4. CUPED (a metric whose plan entry has ``cuped: true``, or ``analysis.cuped``
+   when the entry lacks the key): the covariate z is the same per-unit value
+   computed from the unit's events in [first exposure - ``analysis.cuped_lookback``
+   (seconds, default 14 days), first exposure), w likewise for a ratio's
+   denominator; the moments get ``Σz``, ``Σz²``, ``Σxz`` (ratios also ``Σw``,
+   ``Σw²``, ``Σzw``, ``Σxw``, ``Σyz``, ``Σyw``), see :mod:`.cuped`. These events
+   stay excluded from the outcome (``events_before_exposure``).
 
 Exclusions, each counted in :attr:`Reduction.excluded` (one count per row,
 in this order of precedence, except the unit count):
@@ -67,9 +74,15 @@ a file none of whose timestamps parse (for events: none of the rows of the
 metrics' events). Some unparseable timestamps are counted in ``bad_rows``.
 
 Speed: the exposures are loaded into a table; the events file is read once,
-through a view, by the query that matches each event to its unit (one hash
-join), and the per-unit sums come from that table. 1,000,000 exposures and
-10,000,000 events from Parquet take about 4-5 s on two cores.
+through a view that keeps only the metrics' events (for Parquet the filter is on
+the raw column, so the reader skips other events' rows without decoding them),
+by a single query that matches each event to its unit (one hash join),
+classifies it (an integer code) and aggregates per unit, in one GROUP BY, the
+count of each class and every metric's value and covariate (conditional
+aggregates). The per-arm sums and the class counts then come from that much
+smaller per-unit table. No row-level table is materialised and nothing is
+sorted. 1,000,000 exposures and 10,000,000 events from Parquet take about 1.5 s
+on two cores (``benchmarks/analyze.py``).
 """
 
 from __future__ import annotations
@@ -82,6 +95,7 @@ from typing import Any
 import numpy as np
 
 from ..tables import DataError, _check_readable, _explain, _format_of, _ident, _literal, _names
+from .cuped import enabled as cuped_enabled
 from .moments import Moments
 
 EXCLUDED_KEYS = (
@@ -145,7 +159,9 @@ def reduce(plan: dict[str, Any], exposures_path: str | os.PathLike[str], events_
         events = _Loader(con, Path(events_path), "events", unit)
         events.load_events(names, bool(value_events))
         try:  # the events file is read (through a view) while reducing
-            return _reduce(con, variants, metrics, names, value_events, cutoff, events.check_events)
+            cuped = [cuped_enabled(m, plan) for m in metrics]
+            lookback = (plan.get("analysis") or {}).get("cuped_lookback") or 14 * 86400
+            return _reduce(con, variants, metrics, names, value_events, cutoff, events.check_events, cuped, lookback)
         except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
                 duckdb.InternalException):
             raise  # a mistake in expc's SQL, not in a file
@@ -235,13 +251,14 @@ class _Loader:
                   f"{_text(id_col, types[id_col], self.trim)} AS unit_id, {event} AS event, "
                   f"{value} AS value, {_timestamp('timestamp', types['timestamp'])} AS ts, "
                   f"{_ident('timestamp')} IS NOT NULL AS has_ts FROM {self.source} "
-                  f"WHERE {event} IN {_in_list(names)} OR {event} IS NULL")  # only events a metric names
+                  f"WHERE {_event_filter(event, types['event'], self.trim, names)}")
 
-    def check_events(self) -> None:
-        self._check_rows("matched", allow_empty=True)
+    def check_events(self, rows: int, written: int, parsed: int) -> None:
+        """Raise when no event row's timestamp parses (counts from the reducing query)."""
+        self._check_rows("", allow_empty=True, counts=(rows, written, parsed))
 
-    def _check_rows(self, table: str, allow_empty: bool) -> None:
-        rows, written, parsed = self.con.execute(
+    def _check_rows(self, table: str, allow_empty: bool, counts: tuple[int, int, int] | None = None) -> None:
+        rows, written, parsed = counts or self.con.execute(
             f"SELECT count(*), count(CASE WHEN has_ts THEN 1 END), count(ts) FROM {table}").fetchone()
         if rows == 0:
             if allow_empty:
@@ -255,6 +272,19 @@ class _Loader:
                 f"WHERE {_ident('timestamp')} IS NOT NULL LIMIT 1").fetchone()[0]
             raise DataError(f"{self.path}: none of the {written:,} timestamps can be read (the first is "
                             f"{example!r}); write ISO 8601 timestamps, such as 2026-11-28T14:05:00Z", self.path)
+
+
+def _event_filter(event: str, typ: str, trim: bool, names: list[str]) -> str:
+    """Rows of the metrics' events, or without an event name (bad rows, counted).
+
+    For untrimmed text (Parquet) the test is on the raw column, a plain filter that
+    the Parquet reader applies before decoding the other columns, so other events'
+    rows cost only their event name.
+    """
+    if typ == "VARCHAR" and not trim:
+        c = _ident("event")
+        return f"{c} IN {_in_list(names)} OR {c} IS NULL OR {c} = ''"
+    return f"{event} IN {_in_list(names)} OR {event} IS NULL"
 
 
 def _check_file(path: Path, what: str) -> None:
@@ -336,9 +366,18 @@ def _within(window: Any, start: str = "ev.first_ts") -> str:
     return f"ev.ts <= {start} + INTERVAL '{literal}' SECOND"
 
 
+# Integer codes of what an event row is (the portable query returns codes; Python names them).
+_EVENT_CODES = ("counted", "bad_rows", "events_after_as_of", "events_of_unexposed_units",
+                "events_of_units_in_several_variants", "events_before_exposure", "events_outside_window")
+_COUNTED, _BEFORE = 0, _EVENT_CODES.index("events_before_exposure")
+
+
 def _reduce(con: Any, variants: list[str], metrics: list[dict[str, Any]], names: list[str],
-            value_events: list[str], cutoff: str | None, check_events: Any) -> Reduction:
+            value_events: list[str], cutoff: str | None, check_events: Any,
+            cuped: list[bool] | None = None, lookback: Any = None) -> Reduction:
     arms = len(variants)
+    cuped = cuped or [False] * len(metrics)
+
     def before(t: str) -> str:  # at or before as_of
         return f"{t}.ts <= TIMESTAMP '{cutoff}'" if cutoff else "1 = 1"
 
@@ -346,7 +385,7 @@ def _reduce(con: Any, variants: list[str], metrics: list[dict[str, Any]], names:
         return f"{t}.ts > TIMESTAMP '{cutoff}'" if cutoff else "1 = 0"
 
     def needs_value(t: str) -> str:  # a row whose value some metric sums, without a usable value
-        return f"({t}.event IN {_in_list(value_events)} AND {t}.value IS NULL)"
+        return f"({t}.event IN {_in_list(value_events)} AND {t}.value IS NULL)" if value_events else "1 = 0"
     variant_rows = ", ".join(f"({_literal(v)}, {i})" for i, v in enumerate(variants))
     statements: list[str] = []
 
@@ -376,16 +415,15 @@ counted AS (
   FROM exposures_raw e JOIN variants v ON v.variant = e.variant
   WHERE e.unit_id IS NOT NULL AND e.ts IS NOT NULL AND {before('e')}
 )
-SELECT unit_id, ROW_NUMBER() OVER (ORDER BY unit_id) AS unit_key,
-       MIN(arm) AS arm, MIN(ts) AS first_ts, CASE WHEN MIN(arm) < MAX(arm) THEN 1 ELSE 0 END AS several
+SELECT unit_id, MIN(arm) AS arm, MIN(ts) AS first_ts, CASE WHEN MIN(arm) < MAX(arm) THEN 1 ELSE 0 END AS several
 FROM counted GROUP BY unit_id""")
 
     units_rows = run("""
-SELECT arm, several, COUNT(*) FROM exposed GROUP BY arm, several""")
-    span = run("""
-SELECT MIN(first_ts), MAX(first_ts) FROM exposed""")[0]
+SELECT arm, several, COUNT(*), MIN(first_ts), MAX(first_ts) FROM exposed GROUP BY arm, several""")
 
-    # 2. Events: what each row of a metric's event is.
+    # 2. Events, in one pass over the file: each row's class (a code, see _EVENT_CODES), then per unit the
+    #    count of each class and every metric's value (and CUPED covariate); unmatched rows form one
+    #    group with a NULL unit.
     widest: dict[str, Any] = {}
     for m in metrics:
         for event, _ in _uses(m):
@@ -397,56 +435,74 @@ SELECT MIN(first_ts), MAX(first_ts) FROM exposed""")[0]
     outside = " ".join(f"WHEN ev.event = {_literal(e)} THEN CASE WHEN {_within(w, 'x.first_ts')} THEN 0 ELSE 1 END"
                        for e, w in widest.items())
     outside_case = f"CASE {outside} ELSE 0 END" if widest else "0"
-    run(f"""
-CREATE TEMP TABLE matched AS
-WITH ev AS (
-  SELECT unit_id, event, value, ts, has_ts FROM events_raw
-)
-SELECT CASE
-         WHEN ev.unit_id IS NULL OR ev.event IS NULL OR ev.ts IS NULL OR {needs_value('ev')} THEN 'bad_rows'
-         WHEN {after('ev')} THEN 'events_after_as_of'
-         WHEN x.unit_id IS NULL THEN 'events_of_unexposed_units'
-         WHEN x.several = 1 THEN 'events_of_units_in_several_variants'
-         WHEN ev.ts < x.first_ts THEN 'events_before_exposure'
-         WHEN {outside_case} = 1 THEN 'events_outside_window'
-         ELSE 'counted'
-       END AS what,
-       x.unit_key, x.arm, ev.event, ev.value, ev.ts, ev.has_ts, x.first_ts
-FROM ev LEFT JOIN exposed x ON x.unit_id = ev.unit_id""")
-    check_events()
-    event_counts = run("""
-SELECT what, COUNT(*) FROM matched GROUP BY what""")
+    code = {what: i for i, what in enumerate(_EVENT_CODES)}
+    counted = f"ev.what = {_COUNTED}"
+    pre = f"ev.what = {_BEFORE} AND ev.ts >= ev.first_ts - {_interval(lookback)}" if any(cuped) else "1 = 0"
 
-    # 3. Per unit with counted events, then per arm: the moments of every metric. Units without
-    #    counted events add 0 to every sum, so they only count in n (from `exposed`).
     per_unit, per_arm = [], []
     for i, m in enumerate(metrics):
         win = _within(m.get("window_seconds"))
+        cov = cuped[i]
         if m["kind"] == "proportion":
-            per_unit.append(f"MAX(CASE WHEN ev.event = {_literal(m['event'])} AND {win} THEN 1 ELSE 0 END) AS x{i}")
+            e = _literal(m["event"])
+            per_unit.append(f"MAX(CASE WHEN ev.event = {e} AND {counted} AND {win} THEN 1 ELSE 0 END) AS x{i}")
+            if cov:
+                per_unit.append(f"MAX(CASE WHEN ev.event = {e} AND {pre} THEN 1 ELSE 0 END) AS z{i}")
         elif m["kind"] == "mean":
-            per_unit.append(f"SUM(CASE WHEN ev.event = {_literal(m['event'])} AND {win} "
-                            f"THEN ev.value ELSE 0 END) AS x{i}")
+            e = _literal(m["event"])
+            per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {counted} AND {win} THEN ev.value ELSE 0 END) AS x{i}")
+            if cov:
+                per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {pre} THEN ev.value ELSE 0 END) AS z{i}")
         else:
-            for part, col in (("numerator", "x"), ("denominator", "y")):
+            for part, col, pre_col in (("numerator", "x", "z"), ("denominator", "y", "w")):
                 d = m[part]
+                e = _literal(d["event"])
                 what = "ev.value" if d["measure"] == "value" else "1"
-                per_unit.append(f"SUM(CASE WHEN ev.event = {_literal(d['event'])} AND {win} "
+                per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {counted} AND {win} "
                                 f"THEN {what} ELSE 0 END) AS {col}{i}")
+                if cov:
+                    per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {pre} THEN {what} ELSE 0 END) AS {pre_col}{i}")
         per_arm += [f"SUM(x{i})", f"SUM(x{i} * x{i})"]
         if m["kind"] == "ratio":
             per_arm += [f"SUM(y{i})", f"SUM(y{i} * y{i})", f"SUM(x{i} * y{i})"]
-    columns = ",\n         ".join(per_unit)
-    rows = run(f"""
-WITH per_unit AS (
-  SELECT ev.unit_key, ev.arm,
-         {columns}
-  FROM matched ev
-  WHERE ev.what = 'counted'
-  GROUP BY ev.unit_key, ev.arm
+        if cov:
+            per_arm += [f"SUM(z{i})", f"SUM(z{i} * z{i})", f"SUM(x{i} * z{i})"]
+            if m["kind"] == "ratio":
+                per_arm += [f"SUM(w{i})", f"SUM(w{i} * w{i})", f"SUM(z{i} * w{i})",
+                            f"SUM(x{i} * w{i})", f"SUM(y{i} * z{i})", f"SUM(y{i} * w{i})"]
+    classes = ",\n         ".join(f"COUNT(CASE WHEN ev.what = {k} THEN 1 END) AS c{k}"
+                                   for k in range(len(_EVENT_CODES)))
+    columns = "".join(f",\n         {c}" for c in per_unit)
+    run(f"""
+CREATE TEMP TABLE unit_sums AS
+WITH classified AS (
+  SELECT CASE
+           WHEN ev.unit_id IS NULL OR ev.event IS NULL OR ev.ts IS NULL OR {needs_value('ev')} THEN {code['bad_rows']}
+           WHEN {after('ev')} THEN {code['events_after_as_of']}
+           WHEN x.unit_id IS NULL THEN {code['events_of_unexposed_units']}
+           WHEN x.several = 1 THEN {code['events_of_units_in_several_variants']}
+           WHEN ev.ts < x.first_ts THEN {code['events_before_exposure']}
+           WHEN {outside_case} = 1 THEN {code['events_outside_window']}
+           ELSE {code['counted']}
+         END AS what,
+         x.unit_id, x.arm, x.first_ts, ev.event, ev.value, ev.ts, ev.has_ts
+  FROM events_raw ev LEFT JOIN exposed x ON x.unit_id = ev.unit_id
 )
+SELECT ev.unit_id, ev.arm,
+         COUNT(*) AS rows_read, COUNT(CASE WHEN ev.has_ts THEN 1 END) AS rows_with_ts, COUNT(ev.ts) AS rows_parsed,
+         {classes}{columns}
+FROM classified ev
+GROUP BY ev.unit_id, ev.arm""")
+    class_sums = ", ".join(f"SUM(c{k})" for k in range(len(_EVENT_CODES)))
+    totals = run(f"""
+SELECT SUM(rows_read), SUM(rows_with_ts), SUM(rows_parsed), {class_sums} FROM unit_sums""")[0]
+    check_events(*(int(v or 0) for v in totals[:3]))
+
+    # 3. Per arm: the moments of every metric. Units without counted events add 0 to every sum, so
+    #    they only count in n (from `exposed`).
+    rows = run(f"""
 SELECT arm, {', '.join(per_arm)}
-FROM per_unit GROUP BY arm""") if metrics else []
+FROM unit_sums WHERE unit_id IS NOT NULL GROUP BY arm""") if metrics else []
 
     # 4. Into numpy, arms in plan order (arms without units: zeros).
     table = np.zeros((arms, 1 + len(per_arm)), dtype=np.float64)
@@ -454,7 +510,10 @@ FROM per_unit GROUP BY arm""") if metrics else []
         table[int(row[0]), 1:] = [0.0 if v is None else float(v) for v in row[1:]]
     units = np.zeros(arms, dtype=np.int64)
     several = 0
-    for arm, is_several, count in units_rows:
+    firsts, lasts = [], []
+    for arm, is_several, count, first_ts, last_ts in units_rows:
+        firsts.append(first_ts)
+        lasts.append(last_ts)
         if is_several:
             several += int(count)
         else:
@@ -462,20 +521,38 @@ FROM per_unit GROUP BY arm""") if metrics else []
     n = units.astype(np.float64)
     out: dict[str, Moments] = {}
     col = 1
-    for m in metrics:
-        if m["kind"] == "ratio":
-            out[m["id"]] = Moments.of(n, *(table[:, col + k] for k in range(5)))
-            col += 5
-        else:
-            out[m["id"]] = Moments.of(n, table[:, col], table[:, col + 1])
-            col += 2
+
+    def take(k: int) -> list[np.ndarray]:
+        nonlocal col
+        cols = [table[:, col + j] for j in range(k)]
+        col += k
+        return cols
+
+    for i, m in enumerate(metrics):
+        ratio = m["kind"] == "ratio"
+        moments = Moments.of(n, *take(5 if ratio else 2))
+        if cuped[i]:
+            keys = ["pre_sum", "pre_sum_sq", "pre_cross"]
+            if ratio:
+                keys += ["pre_den_sum", "pre_den_sum_sq", "pre_num_den", "pre_cross_den", "pre_den_cross",
+                         "pre_den_cross_den"]
+            moments = moments.with_covariate(**dict(zip(keys, take(len(keys)))))
+        out[m["id"]] = moments
 
     counts = {what: int(c) for what, c in exposure_counts}
-    for what, c in event_counts:
-        counts[what] = counts.get(what, 0) + int(c)
+    for code, c in enumerate(totals[3:]):
+        what = _EVENT_CODES[code]
+        counts[what] = counts.get(what, 0) + int(c or 0)
     counts["units_in_several_variants"] = several
     excluded = {k: counts.get(k, 0) for k in EXCLUDED_KEYS}
     ignored = {k: counts.get(k, 0) for k in IGNORED_KEYS}
-    first, last = (None if t is None else t.isoformat() for t in span)
+    first = min(firsts).isoformat() if firsts else None
+    last = max(lasts).isoformat() if lasts else None
     return Reduction(out, units, excluded, "\n\n".join(statements), ignored,
                      None if cutoff is None else cutoff.replace(" ", "T"), first, last)
+
+
+def _interval(seconds: Any) -> str:
+    """A portable interval literal of a number of seconds."""
+    s = float(seconds or 0)
+    return f"INTERVAL '{str(int(s)) if s.is_integer() else repr(s)}' SECOND"

@@ -83,13 +83,17 @@ z statistics have the canonical correlation ``corr(Z_i, Z_j) = sqrt(t_i/t_j)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 from scipy import optimize, special, stats
 
+from ._build import build
+from .fixed import unit_variance
 from .moments import Moments
 
 Spending = Literal["obrien_fleming", "obrien_fleming_per_side", "pocock"]
@@ -113,10 +117,15 @@ __all__ = [
 # --------------------------------------------------------------------------- helpers
 
 
-def _difference(m: Moments) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Normal approximation, computed here from Moments: (control mean, treatment mean, Δ̂, V)."""
+def _difference(m: Moments, kind=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Normal approximation, computed here from Moments: (control mean, treatment mean, Δ̂, V).
+
+    Per-unit variances follow :func:`~expc.runtime.stats.fixed.unit_variance`
+    (Wald ``p(1 - p)`` for a proportion, ``n - 1`` sample variance for a mean).
+    """
     mean = m.mean()
-    vom = m.variance_of_mean()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vom = unit_variance(m, kind) / m.n
     diff = mean[..., 1:] - mean[..., :1]
     var = vom[..., 1:] + vom[..., :1]
     return mean[..., :1], mean[..., 1:], diff, var
@@ -130,6 +139,7 @@ def _per_arm(x, shape: tuple[int, ...]) -> np.ndarray:
 # --------------------------------------------------------------------------- always valid
 
 
+@lru_cache(maxsize=64)
 def optimal_mixing_ratio(alpha: float = 0.05) -> float:
     """``x* = τ² / V_plan`` minimising the CS half-width at the planned variance.
 
@@ -143,7 +153,7 @@ def optimal_mixing_ratio(alpha: float = 0.05) -> float:
     return float(-1.0 - special.lambertw(-np.exp(-(1.0 + c)), k=-1).real)
 
 
-def mixing_variance(m: Moments, planned_n, alpha: float = 0.05) -> np.ndarray:
+def mixing_variance(m: Moments, planned_n, alpha: float = 0.05, kind=None) -> np.ndarray:
     """Mixing variance ``τ² = x*(α) · V_plan`` tuned for the planned sample size.
 
     ``V_plan = s²_t / N_t + s²_c / N_c``: the variance of the difference in means
@@ -153,7 +163,7 @@ def mixing_variance(m: Moments, planned_n, alpha: float = 0.05) -> np.ndarray:
     Minimises the half-width of the normal-mixture confidence sequence
     (Howard et al. 2021, eq. 14) at ``V = V_plan``; shape ``(..., arms - 1)``.
     """
-    var = m.variance()
+    var = unit_variance(m, kind)
     n_plan = _per_arm(planned_n, var.shape)
     if np.any(n_plan <= 0):
         raise ValueError("planned_n must be positive")
@@ -206,6 +216,7 @@ def always_valid(
     alpha: float = 0.05,
     tau2=None,
     look_axis: int | None = None,
+    kind=None,
 ) -> AlwaysValidResult:
     """Always-valid p-values and confidence sequences for ``mean_t - mean_c``.
 
@@ -230,11 +241,13 @@ def always_valid(
     """
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
-    mc, mt, diff, var = _difference(m)
+    if look_axis is None and (fast := _always_valid_scalar(m, planned_n, alpha, tau2, kind)) is not None:
+        return fast
+    mc, mt, diff, var = _difference(m, kind)
     if tau2 is None:
         if planned_n is None:
             raise ValueError("give planned_n (units per arm) or tau2")
-        tau2 = mixing_variance(m, planned_n, alpha)
+        tau2 = mixing_variance(m, planned_n, alpha, kind)
     tau2 = np.broadcast_to(np.asarray(tau2, dtype=np.float64), diff.shape)
     ok = np.isfinite(var) & (var > 0) & np.isfinite(diff) & np.isfinite(tau2) & (tau2 > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -262,6 +275,69 @@ def always_valid(
         log_lr=llr,
         p_value=p,
         abs_ci=np.stack([lo, hi], axis=-1),
+    )
+
+
+def _always_valid_scalar(m: Moments, planned_n, alpha: float, tau2, kind=None) -> AlwaysValidResult | None:
+    """:func:`always_valid` for one control and one treatment (1-D moments of two arms), in floats.
+
+    Same formulas as the vectorised path, computed with ``math`` on Python
+    floats (numpy costs about a microsecond per operation on 2-element arrays,
+    which made a single comparison cost ~150 µs). Only the regular case: a
+    unit-level metric (proportion or mean), both arms with at least two units,
+    positive finite variances and a positive ``τ²``; None otherwise, and the
+    caller uses the vectorised path (so edge cases keep one implementation).
+    """
+    if m.den_sum is not None or m.n.shape != (2,) or m.sum.shape != (2,) or m.sum_sq.shape != (2,):
+        return None
+    n_c, n_t = m.n.tolist()
+    if not (n_c >= 2 and n_t >= 2):
+        return None
+    x_c, x_t = m.sum.tolist()
+    q_c, q_t = m.sum_sq.tolist()
+    mc, mt = x_c / n_c, x_t / n_t
+    if kind is None:  # fixed.is_binary, on floats
+        kind = "proportion" if x_c == q_c and x_t == q_t and 0 <= x_c <= n_c and 0 <= x_t <= n_t else "mean"
+    if kind == "proportion":  # fixed.unit_variance: Wald
+        s2_c, s2_t = mc * (1 - mc), mt * (1 - mt)
+    elif kind == "mean":  # Moments.variance
+        s2_c, s2_t = (q_c - x_c * x_c / n_c) / (n_c - 1), (q_t - x_t * x_t / n_t) / (n_t - 1)
+    else:
+        return None
+    var = s2_t / n_t + s2_c / n_c
+    diff = mt - mc
+    if tau2 is None:
+        if planned_n is None:
+            raise ValueError("give planned_n (units per arm) or tau2")
+        if isinstance(planned_n, (int, float)) or np.ndim(planned_n) == 0:
+            np_c = np_t = float(planned_n)
+        else:
+            pn = np.broadcast_to(np.asarray(planned_n, dtype=np.float64), (2,))
+            np_c, np_t = pn.tolist()
+        if np_c <= 0 or np_t <= 0:
+            raise ValueError("planned_n must be positive")
+        t2 = optimal_mixing_ratio(alpha) * (s2_t / np_t + s2_c / np_c)
+    elif np.size(tau2) == 1:
+        t2 = float(np.asarray(tau2, dtype=np.float64).reshape(()))
+    else:
+        return None
+    if not (math.isfinite(var) and var > 0 and math.isfinite(diff) and math.isfinite(t2) and t2 > 0):
+        return None
+    llr = -0.5 * math.log1p(t2 / var) + t2 * (diff * diff) / (2.0 * var * (var + t2))
+    p = min(1.0, math.exp(-llr)) if llr > -700.0 else 1.0
+    radius = math.sqrt(var * (var + t2) / t2 * (math.log1p(t2 / var) - 2.0 * math.log(alpha)))
+    buf = np.array([mc, mt, diff, math.sqrt(var), t2, llr, p, diff - radius, diff + radius])
+    return build(
+        AlwaysValidResult,
+        alpha=alpha,
+        control_mean=buf[0:1],
+        treatment_mean=buf[1:2],
+        abs_lift=buf[2:3],
+        se=buf[3:4],
+        tau2=buf[4:5],
+        log_lr=buf[5:6],
+        p_value=buf[6:7],
+        abs_ci=buf[7:9].reshape(1, 2),
     )
 
 
@@ -457,7 +533,7 @@ class GroupSequentialResult:
     rejected: np.ndarray
 
 
-def group_sequential_test(m: Moments, boundaries) -> GroupSequentialResult:
+def group_sequential_test(m: Moments, boundaries, kind=None) -> GroupSequentialResult:
     """Compare the Wald z statistic ``Δ̂ / sqrt(V)`` with two-sided boundaries look by look.
 
     ``m``'s arrays have shape ``(..., looks, arms)`` (cumulative data at each
@@ -466,7 +542,7 @@ def group_sequential_test(m: Moments, boundaries) -> GroupSequentialResult:
     the null the z statistics follow the canonical joint distribution with
     ``corr(Z_i, Z_j) = sqrt(t_i / t_j)`` (Jennison & Turnbull 2000, ch. 3).
     """
-    _, _, diff, var = _difference(m)
+    _, _, diff, var = _difference(m, kind)
     c = np.asarray(boundaries, dtype=np.float64)
     if diff.ndim < 2 or diff.shape[-2] != c.size:
         raise ValueError("moments must have a looks axis (just before the arms) with one entry per boundary")

@@ -44,7 +44,10 @@ def test_defaults_are_resolved_and_weights_normalised():
     assert plan["assignment"]["seed"] == "demo" and plan["assignment"]["hash_version"] == 2
     assert plan["assignment"]["condition"] == {"country": "US"}
     assert plan["analysis"] == {"method": "fixed", "alpha": 0.05, "power": 0.8, "correction": "holm",
-                                "family": "per_metric", "srm_threshold": 0.001}
+                                "family": "per_metric", "srm_threshold": 0.001, "cuped": False,
+                                "cuped_lookback": 14 * 86400, "sequential": "always_valid",
+                                "spending": "obrien_fleming"}
+    assert plan["sequential"] is None  # only method sequential carries a design
     assert plan["stopping"]["looks"] == "1d" and plan["stopping"]["look_seconds"] == 86400
 
 

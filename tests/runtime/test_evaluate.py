@@ -44,7 +44,7 @@ THIRD_VARIANT = """\
 
 def make_plan(*, method: str = "fixed", correction: str = "holm", family: str = "per_metric",
               min_units: int = 1000, max_days: int = 14, max_units: int = 1_000_000,
-              guardrails: bool = True, three_arms: bool = False, rules: str = RULES) -> dict:
+              guardrails: bool = True, three_arms: bool = False, rules: str = RULES, analysis: str = "") -> dict:
     text = BASE
     if three_arms:
         text = text.replace("allocation:\n", THIRD_VARIANT + "allocation:\n")
@@ -52,7 +52,7 @@ def make_plan(*, method: str = "fixed", correction: str = "holm", family: str = 
         text += GUARDRAIL
     else:  # a guardrail_harm rule needs a guardrail (E050)
         rules = "".join(line for line in rules.splitlines(True) if "guardrail_harm" not in line)
-    text += f"analysis:\n  method: {method}\n  correction: {correction}\n  family: {family}\n"
+    text += f"analysis:\n  method: {method}\n  correction: {correction}\n  family: {family}\n" + analysis
     text += f"stopping:\n  min_units_per_variant: {min_units}\n  max_days: {max_days}\n  max_units: {max_units}\n"
     text += rules
     result = check_text(text)
@@ -132,6 +132,45 @@ def test_guardrail_no_harm_when_better_or_shown_non_inferior():
     assert g.non_inferior and not g.harm
 
 
+def test_guardrail_harm_at_an_interim_look_needs_a_significant_worsening():
+    # 10,000 per arm (planned 57,760), day 3 of 14: an interim look
+    plan = make_plan()
+    slightly_worse = reduction([10_000, 10_000], [1000, 1000], errors=[100, 115])  # z ≈ 1.0: noise
+    g = comparison(evaluate(plan, slightly_worse, day=3), "errors").guardrail
+    assert not g.non_inferior  # the old rule (not shown and worse) would have fired
+    assert not g.harm and g.basis == "significantly_worse"
+    assert evaluate(plan, slightly_worse, day=3).decision.action == "continue"
+    much_worse = reduction([10_000, 10_000], [1000, 1000], errors=[100, 160])  # z ≈ 3.7
+    ev = evaluate(plan, much_worse, day=3)
+    assert comparison(ev, "errors").guardrail.harm
+    assert ev.decision.action == "stop_rollback" and "interim" in ev.decision.reasons[0]
+    # the sequential method's own test is the always-valid one: stricter than the fixed z-test
+    seq = make_plan(method="sequential")
+    border = reduction([10_000, 10_000], [1000, 1000], errors=[100, 135])  # fixed p ≈ 0.03
+    assert comparison(evaluate(plan, border, day=3), "errors").guardrail.harm
+    g = comparison(evaluate(seq, border, day=3), "errors").guardrail
+    assert not g.harm and g.basis == "significantly_worse"
+
+
+def test_guardrail_harm_at_the_final_look_is_non_inferiority_not_shown():
+    plan = make_plan()
+    slightly_worse = reduction([10_000, 10_000], [1000, 1000], errors=[100, 115])
+    for day in (14, 20):  # max_days reached
+        g = comparison(evaluate(plan, slightly_worse, day=day), "errors").guardrail
+        assert g.harm and g.basis == "non_inferiority" and not g.non_inferior
+    # planned size reached (57,760 per variant) before max_days: also final
+    big = reduction([60_000, 60_000], [6000, 6000], errors=[600, 610])
+    g = comparison(evaluate(plan, big, day=5), "errors").guardrail
+    assert g.basis == "non_inferiority" and g.harm == (not g.non_inferior)
+    shown = reduction([1_000_000, 1_000_000], [100_000, 100_000], errors=[10_000, 10_050])
+    g = comparison(evaluate(plan, shown, day=14), "errors").guardrail
+    assert g.non_inferior and not g.harm
+    d = evaluate(plan, slightly_worse, day=14).decision
+    assert d.action == "stop_rollback" and "final look" in d.reasons[0]
+    errors = next(m for m in evaluate(plan, slightly_worse, day=14).to_dict()["metrics"] if m["id"] == "errors")
+    assert errors["comparisons"][0]["guardrail"]["basis"] == "non_inferiority"
+
+
 def test_srm_flag_stops_and_marks_comparisons_untrustworthy():
     ev = evaluate(make_plan(), reduction([10_000, 11_000], [1000, 1300]))
     assert ev.srm.flagged and ev.srm.p_value < 0.001
@@ -163,7 +202,8 @@ def test_min_units_does_not_gate_guardrail_harm():
 
 
 def test_max_days_at_or_after_the_limit():
-    plan = make_plan(max_days=14)
+    # no guardrail: at day 14 (the final look) an under-powered guardrail would rightly stop for harm first
+    plan = make_plan(max_days=14, guardrails=False)
     data = reduction([10_000, 10_000], [1000, 1000])
     assert evaluate(plan, data, day=13).decision.action == "continue"
     assert evaluate(plan, data, day=None).decision.action == "continue"
@@ -310,3 +350,37 @@ def test_nan_is_written_as_null():
     c = out["metrics"][0]["comparisons"][0]
     assert c["p_value"] is None and c["abs_ci"] == [None, None] and c["significant"] is False
     assert ev.decision.action == "continue"
+
+
+# ------------------------------------------------------------------ group sequential
+
+
+def test_group_sequential_design_in_the_plan_and_boundaries_at_each_look():
+    plan = make_plan(method="sequential", max_days=5, guardrails=False, analysis="  sequential: group\n")
+    assert plan["sequential"] == {"type": "group", "alpha": 0.05, "planned_per_variant": 57_760,
+                                  "spending": "obrien_fleming", "looks": 5, "look_seconds": 86400}
+    data = reduction([10_000, 10_000], [1000, 1100])  # z ≈ 2.30
+    early = evaluate(plan, data, day=1)
+    c = comparison(early, "activated")
+    width = (c.abs_ci[1] - c.abs_ci[0]) / 2
+    se = math.sqrt(0.1 * 0.9 / 10_000 + 0.11 * 0.89 / 10_000)
+    assert width / se > 4.877  # fraction 0.17 at the first look: stricter than the equal-spacing 4.877
+    assert not c.significant and early.decision.action == "continue"
+    assert math.isnan(c.adjusted_p_value) and 0.02 < c.p_value < 0.025  # nominal p, for information
+    final = evaluate(plan, data, day=5)  # max_days: the last look spends what is left
+    c = comparison(final, "activated")
+    # the published last boundary of 5 equally spaced O'Brien-Fleming looks (gsDesign): 2.031
+    assert (c.abs_ci[1] - c.abs_ci[0]) / 2 / se == pytest.approx(2.031, abs=6e-4)
+    assert c.significant and final.decision.action == "stop_ship_winner"
+    always_valid = evaluate(make_plan(method="sequential", max_days=5, guardrails=False), data, day=5)
+    assert not comparison(always_valid, "activated").significant  # the confidence sequence is wider
+
+
+def test_group_sequential_pocock_and_the_schema():
+    plan = make_plan(method="sequential", max_days=5, guardrails=False,
+                     analysis="  sequential: group\n  spending: pocock\n")
+    assert plan["sequential"]["spending"] == "pocock"
+    c = comparison(evaluate(plan, reduction([10_000, 10_000], [1000, 1100]), day=5), "activated")
+    se = math.sqrt(0.1 * 0.9 / 10_000 + 0.11 * 0.89 / 10_000)
+    assert (c.abs_ci[1] - c.abs_ci[0]) / 2 / se == pytest.approx(2.386, abs=1e-3)  # Pocock-type, K = 5, last look
+    assert make_plan()["sequential"] is None

@@ -8,6 +8,7 @@ import pytest
 from scipy import integrate, special, stats
 
 from expc.runtime.stats.bayesian import (
+    LiftPosterior,
     beta_binomial,
     beta_binomial_posterior,
     normal_means,
@@ -59,7 +60,7 @@ def _params(case, prior=(1.0, 1.0)):
 def test_beta_chance_to_beat_and_intervals_match_adaptive_quadrature(case):
     ac, bc, at, bt = _params(case)
     m = Moments.proportion([case[0], case[2]], [case[1], case[3]])
-    r = beta_binomial(m)
+    r = beta_binomial(m, method="quadrature")  # the reference path; "auto" is tested against it below
     # chance to beat control: P(T > C) = ∫ f_T(t) F_C(t) dt (integrating over T: a different route)
     lo, hi = _support(at, bt)
     ctw = _quad(lambda t: stats.beta.pdf(t, at, bt) * stats.beta.cdf(t, ac, bc), lo, hi, at / (at + bt))
@@ -77,7 +78,7 @@ def test_beta_chance_to_beat_and_intervals_match_adaptive_quadrature(case):
 @pytest.mark.parametrize("case", CASES[:3] + CASES[5:6])
 def test_beta_expected_losses_match_double_integrals(case):
     ac, bc, at, bt = _params(case)
-    r = beta_binomial(Moments.proportion([case[0], case[2]], [case[1], case[3]]))
+    r = beta_binomial(Moments.proportion([case[0], case[2]], [case[1], case[3]]), method="quadrature")
     # E[(C - T)⁺] = ∫ f_C(c) ∫_0^c F_T(u) du dc (integration by parts, independent of the module's formula)
     lo, hi = _support(ac, bc)
     lo_t = _support(at, bt)[0]
@@ -275,3 +276,71 @@ def test_special_functions_used_for_upper_tails_are_accurate():
     a, b = 2_100.0, 17_900.0
     y = np.array([0.09, 0.105, 0.115, 0.12])
     np.testing.assert_allclose(special.betainc(b, a, 1 - y), special.betaincc(a, b, y), rtol=1e-9)
+
+
+# --------------------------------------------------------------------------- fast paths (one comparison)
+
+# large counts: every posterior has min(a, b) >= 1000, so "auto" takes the Edgeworth path
+LARGE = [
+    (10_000, 1_000, 10_000, 1_100),
+    (500_000, 50_000, 20_000, 2_100),  # 25:1 unbalanced
+    (100_000, 10_000, 100_000, 10_100),
+    (1_002_000, 1_000, 1_002_000, 1_080),  # rate 0.1%
+    (1_002_000, 1_001_000, 1_002_000, 1_000_950),  # rate 99.9%
+    (1_000_000, 500_000, 40_000, 20_300),
+    (50_000, 1_000, 2_000_000, 40_500),
+    (3_000, 1_000, 3_000, 1_100),
+    (1_000_000, 999, 1_000_000, 1_100),
+]
+
+
+@pytest.mark.parametrize("case", LARGE)
+def test_beta_edgeworth_path_agrees_with_the_quadrature(case):
+    """The stated accuracy of the large-count path: 1e-7 in probabilities, 1e-7 posterior sd in losses."""
+    m = Moments.proportion([case[0], case[2]], [case[1], case[3]])
+    fast, exact = beta_binomial(m), beta_binomial(m, method="quadrature")
+    p = beta_binomial_posterior(m)
+    assert fast.chance_to_beat_control[0] == pytest.approx(exact.chance_to_beat_control[0], abs=1e-7)
+    # interval ends: their probability under the exact posterior is the nominal level
+    (d_lo, d_hi), (r_lo, r_hi) = fast.abs_ci[0], fast.rel_ci[0]
+    np.testing.assert_allclose(p.cdf_abs([d_lo]), 0.025, atol=1e-7)
+    np.testing.assert_allclose(p.sf_abs([d_hi]), 0.025, atol=1e-7)
+    np.testing.assert_allclose(p.cdf_rel([r_lo]), 0.025, atol=1e-7)
+    np.testing.assert_allclose(p.sf_rel([r_hi]), 0.025, atol=1e-7)
+    sd = float(np.hypot(p.sd_c, p.sd_t)[0])
+    assert fast.expected_loss_treatment[0] == pytest.approx(exact.expected_loss_treatment[0], abs=1e-7 * sd)
+    assert fast.expected_loss_control[0] == pytest.approx(exact.expected_loss_control[0], abs=1e-7 * sd)
+    for name in ("control_mean", "treatment_mean", "abs_lift", "rel_lift"):
+        np.testing.assert_allclose(getattr(fast, name), getattr(exact, name), rtol=1e-12)
+    assert fast.abs_ci.shape == exact.abs_ci.shape == (1, 2)
+
+
+def test_beta_auto_uses_the_quadrature_below_the_threshold_and_for_many_arms():
+    small = Moments.proportion([60, 55], [6, 13])
+    np.testing.assert_array_equal(beta_binomial(small).rel_ci, beta_binomial(small, method="quadrature").rel_ci)
+    # 1-D moments with three arms and large counts: one Edgeworth row per treatment
+    m = Moments.proportion([10_000, 10_000, 12_000], [1_000, 1_100, 1_250])
+    fast, exact = beta_binomial(m), beta_binomial(m, method="quadrature")
+    assert fast.chance_to_beat_control.shape == (2,) and fast.rel_ci.shape == (2, 2)
+    np.testing.assert_allclose(fast.chance_to_beat_control, exact.chance_to_beat_control, atol=1e-7)
+    with pytest.raises(ValueError):
+        beta_binomial(m, method="monte-carlo")
+
+
+def test_normal_means_closed_form_equals_the_quadrature():
+    rng = np.random.default_rng(99)
+    for _ in range(40):
+        n = rng.integers(50, 50_000, 2).astype(float)
+        sd = rng.uniform(0.5, 5.0, 2)
+        s = n * (rng.uniform(1.0, 10.0) + rng.normal(0.0, 0.3, 2))
+        m = Moments.of(n, s, s**2 / n + sd**2 * (n - 1))
+        post = normal_posterior(m)
+        fast, exact = normal_means(m), post.summary(0.95)
+        for name in ("chance_to_beat_control", "expected_loss_treatment", "expected_loss_control", "abs_ci",
+                     "rel_ci", "abs_lift", "rel_lift", "control_mean"):
+            a, b = getattr(fast, name), getattr(exact, name)
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+        # Fieller's closed form (used by both above) against the generic quadrature of the ratio
+        quad = np.stack([LiftPosterior.rel_quantile(post, 0.025), LiftPosterior.rel_quantile(post, 0.975)], -1)
+        np.testing.assert_allclose(fast.rel_ci, quad, rtol=1e-9, atol=1e-12)

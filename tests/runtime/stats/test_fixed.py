@@ -404,3 +404,35 @@ def test_power_at_the_designed_mde():
     x = rng.binomial(n, [baseline, baseline * (1 + mde)], size=(SIMS, 2))
     c = fixed.proportions(Moments.proportion(np.full((SIMS, 2), n), x))
     assert abs(np.mean(c.p_value[:, 0] < 0.05) - 0.8) <= 0.03
+
+
+def test_scalar_path_equals_the_vectorised_engine():
+    """One comparison (1-D moments of two arms) takes a float fast path; it must give the vectorised answer."""
+    rng = np.random.default_rng(5)
+    fields = ("control_mean", "treatment_mean", "abs_lift", "abs_ci", "rel_lift", "rel_ci", "p_value",
+              "statistic", "se", "df", "rel_se")
+    for it in range(200):
+        n = rng.integers(2, 100_000, 2).astype(float)
+        if it % 2:
+            m, f = Moments.proportion(n, rng.binomial(n.astype(int), rng.uniform(0.01, 0.99))), fixed.proportions
+        else:
+            s = n * rng.normal(3.0, 2.0) * rng.uniform(0.9, 1.1, 2)
+            m, f = Moments.of(n, s, s**2 / n + rng.uniform(0.1, 5.0, 2) ** 2 * (n - 1)), fixed.means
+        stacked = Moments.of(*(np.stack([v, v]) for v in (m.n, m.sum, m.sum_sq)))  # 2-D: the vectorised engine
+        for alt in ("two-sided", "greater", "less"):
+            for rel in ("log", "delta"):
+                one, ref = f(m, alternative=alt, relative=rel), f(stacked, alternative=alt, relative=rel)
+                for name in fields:
+                    a, b = getattr(one, name), getattr(ref, name)[0]
+                    assert a.shape == np.shape(b), name
+                    np.testing.assert_allclose(a, b, rtol=1e-12, atol=0, err_msg=name)
+
+
+def test_t_quantile_series_matches_stdtrit_for_large_df():
+    from scipy import special
+
+    for level in (0.9, 0.95, 0.975, 0.995, 0.9995, 1 - 1e-6, 1 - 1e-9):
+        for df in np.geomspace(1_000, 1e9, 60):
+            ref = special.stdtrit(df, level)
+            assert fixed._t_quantile(float(df), level) == pytest.approx(ref, rel=1e-11)
+    assert fixed._t_quantile(50.0, 0.975) == special.stdtrit(50.0, 0.975)  # small df: scipy itself

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
 
+from expc.runtime.stats import fixed
 from expc.runtime.stats.moments import Moments
 from expc.runtime.stats.sequential import (
     always_valid,
@@ -79,7 +80,8 @@ def test_optimal_mixing_ratio_solves_the_fixed_point_and_minimises_the_width():
 def test_mixing_variance_is_tuned_to_the_planned_sample_size():
     m = Moments.proportion([2_000, 2_000, 4_000], [200, 230, 420])
     tau2 = mixing_variance(m, planned_n=20_000)
-    v = m.variance()
+    p = m.mean()
+    v = p * (1 - p)  # a proportion's per-unit variance is the Wald p(1 - p) (fixed.unit_variance)
     expected = optimal_mixing_ratio(0.05) * (v[1:] / 20_000 + v[0] / 20_000)
     np.testing.assert_allclose(tau2, expected, rtol=1e-14)
     # per-arm planned sizes
@@ -127,7 +129,8 @@ def test_confidence_sequence_is_howard_eq14_and_dual_to_the_p_value():
     x = rng.binomial(n, [0.10, 0.105, 0.095])
     m = Moments.proportion(n, x)
     r = always_valid(m, planned_n=60_000)
-    mean, vom = m.mean(), m.variance_of_mean()
+    mean = m.mean()
+    vom = mean * (1 - mean) / m.n  # Wald, as the fixed z-test
     diff = mean[:, 1:] - mean[:, :1]
     var = vom[:, 1:] + vom[:, :1]
     np.testing.assert_allclose(r.abs_lift, diff)
@@ -307,3 +310,54 @@ def test_group_sequential_five_looks_keeps_the_false_positive_rate():
     assert naive > 0.1  # five unadjusted looks: ≈ 0.14
     assert r.z.shape == (20_000, looks, 1)
     np.testing.assert_array_equal(r.rejected, np.logical_or.accumulate(r.crossed, axis=1))
+
+
+def test_scalar_path_equals_the_vectorised_engine():
+    """``always_valid`` on one comparison (1-D, two arms) takes a float fast path with the same answer."""
+    rng = np.random.default_rng(6)
+    for it in range(200):
+        n = rng.integers(2, 100_000, 2).astype(float)
+        if it % 2:
+            m = Moments.proportion(n, rng.binomial(n.astype(int), rng.uniform(0.01, 0.99)))
+        else:
+            s = n * rng.normal(3.0, 2.0) * rng.uniform(0.9, 1.1, 2)
+            m = Moments.of(n, s, s**2 / n + rng.uniform(0.1, 5.0, 2) ** 2 * (n - 1))
+        planned = int(rng.integers(10, 200_000)) if it % 3 else rng.integers(10, 200_000, 2)
+        stacked = Moments.of(*(np.stack([v, v]) for v in (m.n, m.sum, m.sum_sq)))
+        one = always_valid(m, planned_n=planned, alpha=0.05)
+        ref = always_valid(stacked, planned_n=planned, alpha=0.05)
+        for name in ("control_mean", "treatment_mean", "abs_lift", "se", "tau2", "log_lr", "p_value", "abs_ci"):
+            a, b = getattr(one, name), getattr(ref, name)[0]
+            assert a.shape == np.shape(b), name
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=0, err_msg=name)
+
+
+def test_group_sequential_28_daily_looks_keeps_the_false_positive_rate():
+    """The design `sequential: group` uses for 28 daily looks: A/A rejection rate ≤ 0.055, naive peeking far above."""
+    rng = np.random.default_rng(28)
+    m = _daily_proportions(rng, 10_000, 0.10, 0.10, days=DAYS, per_day=500)
+    t = np.arange(1, DAYS + 1) / DAYS
+    for spending in ("obrien_fleming_per_side", "pocock"):
+        r = group_sequential_test(m, group_sequential_boundaries(t, spending=spending))
+        fpr = r.rejected[:, -1, 0].mean()
+        assert fpr <= 0.055, (spending, fpr)
+        assert fpr >= 0.035, (spending, fpr)  # and it is not trivially conservative
+    naive = (_naive_z_p(m)[..., 0] <= ALPHA).any(axis=1).mean()
+    assert naive > 0.15  # 28 unadjusted daily looks
+
+
+def test_proportions_use_the_wald_variance_like_the_fixed_test():
+    """One convention per kind: a proportion's variance of the mean is p(1 - p)/n everywhere (section 1 of
+    docs/statistics.md); a mean's is the n - 1 sample variance over n."""
+    m = Moments.proportion([10_000, 10_000], [1_000, 1_100])
+    r = always_valid(m, planned_n=20_000)
+    wald = np.sqrt(0.1 * 0.9 / 10_000 + 0.11 * 0.89 / 10_000)
+    assert r.se[0] == pytest.approx(wald, rel=1e-14)
+    assert r.se[0] == pytest.approx(fixed.proportions(m).se[0], rel=1e-14)
+    assert always_valid(m, planned_n=20_000, kind="proportion").p_value[0] == r.p_value[0]
+    as_mean = always_valid(m, planned_n=20_000, kind="mean")  # n - 1: larger by n / (n - 1)
+    assert as_mean.se[0] == pytest.approx(wald * np.sqrt(10_000 / 9_999), rel=1e-12)
+    stacked = Moments.proportion([[10_000, 10_000]] * 2, [[1_000, 1_100]] * 2)  # the vectorised path agrees
+    np.testing.assert_allclose(always_valid(stacked, planned_n=20_000).se[:, 0], wald, rtol=1e-14)
+    g = group_sequential_test(Moments.proportion([[10_000, 10_000]], [[1_000, 1_100]]), [2.0])
+    assert g.se[0, 0] == pytest.approx(wald, rel=1e-14)
