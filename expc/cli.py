@@ -362,6 +362,236 @@ def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None,
         click.echo(render_text(result, experiment_id), nl=False)
 
 
+def _load_plan(source: str) -> dict:
+    """A compiled plan (``.json``, from ``expc compile``) read back, or a spec checked and compiled."""
+    import json
+
+    from expc.compiler.compile import PLAN_VERSION, compile_plan
+
+    if not source.endswith(".json"):
+        return compile_plan(*_checked_spec(source))
+    try:
+        plan = json.loads(Path(source).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise click.UsageError(f"{source}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        click.echo(f"error: {source}: not a readable compiled plan ({_one_line(str(exc))})", err=True)
+        sys.exit(EXIT_INVALID)
+    required = ("plan_version", "spec_sha256", "experiment", "assignment", "variants", "metrics")
+    if not isinstance(plan, dict) or any(k not in plan for k in required):
+        click.echo(f"error: {source}: not a plan made by `expc compile` (keys missing)", err=True)
+        sys.exit(EXIT_INVALID)
+    if plan["plan_version"] != PLAN_VERSION:
+        click.echo(f"error: {source}: plan version {plan['plan_version']} is not {PLAN_VERSION}; "
+                   "compile the spec again with this expc", err=True)
+        sys.exit(EXIT_INVALID)
+    return plan
+
+
+@main.command(name="run", epilog="""\b
+Examples:
+  expc run specs/welcome-email.yaml                    # simulated, offline
+  expc run specs/welcome-email.yaml --seed 7 --fresh   # another simulated world
+  expc run specs/welcome-email.yaml --units users.parquet \\
+      --exposures exposures.parquet --events events.parquet --model openai/gpt-4o-mini
+  expc run plan.json --format json > report.json
+""")
+@click.argument("spec")
+@click.option("--units", "units_path", type=click.Path(dir_okay=False, exists=True),
+              help="Real units to assign and generate for (.csv, .jsonl, .parquet).")
+@click.option("--events", "events_path", type=click.Path(dir_okay=False, exists=True),
+              help="Real events (.csv, .jsonl, .parquet): unit id, `event`, `timestamp`, optional `value`.")
+@click.option("--exposures", "exposures_path", type=click.Path(dir_okay=False, exists=True),
+              help="Exposures logged elsewhere (e.g. by a GrowthBook SDK): unit id, `variant`, `timestamp`.")
+@click.option("--simulate", is_flag=True,
+              help="Draw units and outcomes from the spec's simulation block (the default without data).")
+@click.option("--seed", type=int, help="Seed of a simulated run (default: the simulation block's seed).")
+@click.option("--run-dir", "run_dir", type=click.Path(file_okay=False),
+              help="Where the run's state and reports live (default: .expc/runs/<experiment-id>).")
+@click.option("--fresh", is_flag=True, help="Start over in the run directory (the content store is kept).")
+@click.option("--offline", is_flag=True, help="Send every prompt to the built-in offline model (no key, no network).")
+@click.option("--model", help="Use this litellm model for every prompt.")
+@click.option("--api-base", "api_base", help="Send calls to this OpenAI-compatible server (a local model, a LiteLLM proxy).")
+@click.option("--concurrency", type=click.IntRange(1, 256), help="Model calls in flight at once.")
+@click.option("--max-cost", "max_cost", type=click.FloatRange(min=0), metavar="USD",
+              help="Stop starting new calls once this much has been spent.")
+@click.option("--quiet", is_flag=True, help="No progress, only the summary (or the JSON).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: a summary for people; json: the report on stdout.")
+def run_command(spec: str, units_path: str | None, events_path: str | None, exposures_path: str | None,
+                simulate: bool, seed: int | None, run_dir: str | None, fresh: bool, offline: bool,
+                model: str | None, api_base: str | None, concurrency: int | None, max_cost: float | None,
+                quiet: bool, fmt: str) -> None:
+    """Run an experiment end to end: assign, generate, gather outcomes, evaluate every look, report.
+
+    With no data files and a `simulation` block in the spec, the run is
+    simulated: units and outcomes are drawn from the spec's truth, and every
+    output says SIMULATED. State lives in the run directory; running the same
+    command again resumes where it stopped (nothing is generated or paid for
+    twice). Writes report.json, report.md and report.html there. Exits 0
+    whatever the decision; 1 for an invalid spec or bad data; 2 for a usage
+    error; 3 when the run cannot finish (provider outage, budget reached,
+    missing credentials): run it again to resume.
+    """
+    import json
+
+    from expc.run_progress import progress_for
+    from expc.runtime.generate.runner import GenerateOptions
+    from expc.runtime.report.terminal import print_summary
+    from expc.runtime.run import RunError, RunOptions, default_run_dir, execute
+    from expc.runtime.tables import DataError
+
+    plan = _load_plan(spec)
+    options = RunOptions(
+        run_dir=Path(run_dir) if run_dir else default_run_dir(plan),
+        simulate=simulate, seed=seed,
+        units_path=Path(units_path) if units_path else None,
+        events_path=Path(events_path) if events_path else None,
+        exposures_path=Path(exposures_path) if exposures_path else None,
+        fresh=fresh,
+        generation=GenerateOptions(offline=offline, model=model, api_base=api_base,
+                                   concurrency=concurrency, max_cost=max_cost),
+    )
+    try:
+        with progress_for(quiet or fmt == "json") as progress:
+            result = execute(plan, options, progress)
+    except RunError as exc:
+        if exc.exit_code == EXIT_USAGE:
+            raise click.UsageError(str(exc)) from None
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except DataError as exc:
+        click.echo(f"error: {_one_line(str(exc))}", err=True)
+        sys.exit(EXIT_INVALID)
+    if fmt == "json":
+        click.echo(json.dumps(result.report, indent=2, allow_nan=False))
+    else:
+        print_summary(result.report, result.outputs)
+
+
+@main.command(name="simulate", epilog="""\b
+Examples:
+  expc simulate specs/welcome-email.yaml --replications 1000 --truth aa   # false-positive rate
+  expc simulate specs/welcome-email.yaml --replications 1000              # power under the spec's truth
+  expc simulate specs/push-notification.yaml -n 2000 --seed 1 --format json
+""")
+@click.argument("spec")
+@click.option("-n", "--replications", type=click.IntRange(min=1, max=1_000_000), default=1000, show_default=True,
+              help="Number of simulated experiments.")
+@click.option("--truth", type=click.Choice(["spec", "aa"]), default="spec", show_default=True,
+              help="spec: the simulation block's true values (power); aa: every variant equals the control "
+                   "(false-positive rate).")
+@click.option("--seed", type=int, default=None, help="Random seed (default: simulation.seed of the spec).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json for tools.")
+def simulate_command(spec: str, replications: int, truth: str, seed: int | None, fmt: str) -> None:
+    """Operating characteristics of a design before launch, from its simulation block.
+
+    Simulates many experiments at once (traffic per look, outcomes from the
+    true rates or means, every look evaluated and the stopping rules applied)
+    and reports the false-positive rate (--truth aa) or the power (--truth
+    spec), with the distributions of decisions, stopping day and units used.
+    Exits 1 when the spec is invalid or has no simulation block.
+    """
+    import json
+
+    from expc.runtime.simulate import SimulationError, simulate
+    from expc.simulate_report import render_text
+
+    plan = _load_plan(spec)
+    try:
+        result = simulate(plan, replications, truth=truth, seed=seed).to_dict()
+    except SimulationError as exc:
+        click.echo(f"error: {spec}: {_one_line(str(exc))}", err=True)
+        sys.exit(EXIT_INVALID)
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2, allow_nan=False))
+    else:
+        click.echo(render_text(result), nl=False)
+
+
+@main.command(name="generate", epilog="""\b
+Examples:
+  expc generate specs/welcome-email.yaml --offline -o content.jsonl
+  expc generate specs/welcome-email.yaml --units users.parquet --model openai/gpt-4o-mini --max-cost 2
+  expc generate specs/welcome-email.yaml --api-base http://localhost:11434/v1 --model openai/llama3.2
+""")
+@click.argument("spec")
+@click.option("--units", "units_path", type=click.Path(dir_okay=False),
+              help="Units (.csv, .jsonl, .parquet): needed for per-unit content; segments come from them too.")
+@click.option("--offline", is_flag=True, help="Send every prompt to the built-in offline model (no key, no network).")
+@click.option("--model", help="Use this litellm model id for every prompt (e.g. openai/gpt-4o-mini).")
+@click.option("--api-base", "api_base", metavar="URL",
+              help="Send calls to this OpenAI-compatible server (a local model server, a LiteLLM proxy).")
+@click.option("--concurrency", type=click.IntRange(1, 1024), help="Model calls in flight at once (default: the spec's, 8).")
+@click.option("--max-cost", "max_cost", type=click.FloatRange(min=0), metavar="USD",
+              help="No new call starts once this much has been spent in this run (default: the spec's cap).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), metavar="SECONDS", help="Per-call timeout (default: the spec's, 60 s).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Base seed of the requests (a new seed, new candidates).")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False),
+              help="The content store (default: .expc/runs/<experiment-id>/content.sqlite).")
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False),
+              help="Write the items as JSON Lines here (default: stdout).")
+@click.option("--quiet", is_flag=True, help="No progress bar and no table.")
+def generate_command(spec: str, units_path: str | None, offline: bool, model: str | None, api_base: str | None,
+                     concurrency: int | None, max_cost: float | None, timeout: float | None, seed: int,
+                     store_path: str | None, out: str | None, quiet: bool) -> None:
+    """Generate every variant's content through litellm, checked, stored and budgeted.
+
+    Writes one JSON line per item: variant, segment or unit, content, model,
+    cost, status. Every completed call is kept in the content store, so a
+    second run makes no call and an interrupted run resumes where it stopped.
+    Exits 0 when done; 1 for an invalid spec or units (or per-unit content
+    without --units); 3 when the run cannot finish (missing credentials,
+    provider failure, budget reached, content that fails its checks with
+    `on_fail: error`): run it again to resume.
+    """
+    import json
+
+    from expc.compiler.compile import compile_plan
+    from expc.generate_report import progress_bar, variant_table
+    from expc.runtime.generate.runner import GenerateOptions, GenerationError, generate
+    from expc.runtime.tables import DataError, read_units
+
+    plan = compile_plan(*_checked_spec(spec))
+    units = None
+    if units_path:
+        if not Path(units_path).exists():
+            raise click.UsageError(f"{units_path}: no such file")
+        try:
+            units = read_units(units_path, plan["attributes"], plan["assignment"]["unit"])
+        except DataError as exc:
+            click.echo(f"error: {_one_line(str(exc))}", err=True)
+            sys.exit(EXIT_INVALID)
+    store = Path(store_path) if store_path else Path(".expc") / "runs" / plan["experiment"]["id"] / "content.sqlite"
+    opts = GenerateOptions(offline=offline, model=model, api_base=api_base, concurrency=concurrency,
+                           max_cost=max_cost, timeout=timeout, seed=seed)
+    try:
+        with progress_bar(not quiet) as progress:
+            result = generate(plan, units, store, opts, progress)
+    except GenerationError as exc:
+        if exc.result is not None and not quiet:
+            variant_table(exc.result.per_variant(), exc.result.spent)
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    text = "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in result.items)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(Path(out), text)
+    else:
+        click.echo(text, nl=False)
+    if not quiet:
+        variant_table(result.per_variant(), result.spent)
+        if out:
+            click.echo(f"wrote {len(result.items):,} items to {out}", err=True)
+    rejected = result.rejected()
+    if rejected:
+        first = rejected[0]
+        click.echo(f"error: {len(rejected)} item(s) failed their checks (on_fail: error); first: variant "
+                   f"`{first.variant}`: {first.reason}", err=True)
+        sys.exit(EXIT_RUN)
+
+
 def entry() -> None:
     """Console entry point: runs the command line; an unexpected error is one readable line."""
     try:

@@ -299,6 +299,12 @@ def _generate(plan: dict[str, Any], units: Any, options: RunOptions, progress: P
     gen_options = options.generation or GenerateOptions()
     if items_per_variant is not None and gen_options.max_items_per_variant is None:
         gen_options = replace(gen_options, max_items_per_variant=items_per_variant)
+    notes = []
+    if units is None:  # analysing logged data only: copy written per unit needs the units
+        per_unit = [v["id"] for v in plan["variants"] if (v.get("generate") or {}).get("per") == "unit"]
+        if per_unit:
+            plan = plan | {"variants": [v for v in plan["variants"] if v["id"] not in per_unit]}
+            notes.append(f"not generated: {', '.join(per_unit)} (its copy is written per unit; give --units)")
     progress.step("generating content")
     try:
         result = generate(plan, units, options.run_dir / STORE_NAME, gen_options, progress=progress.generation)
@@ -308,7 +314,9 @@ def _generate(plan: dict[str, Any], units: Any, options: RunOptions, progress: P
                   if code == 3 else "")
         raise RunError(f"{exc}{resume}", code) from None
     _write_content(options.run_dir / "content.jsonl", result)
-    return generation_summary(result)
+    summary = generation_summary(result)
+    summary["generation"]["notes"] = notes
+    return summary
 
 
 def _write_content(path: Path, result: Any) -> None:

@@ -707,20 +707,19 @@ def _result_1d(model: str, level: float, rows: list[tuple[float, ...]]) -> Bayes
     ``(mean_c, mean_t, P(T > C), E[(C - T)⁺], E[(T - C)⁺], abs_lo, abs_hi, rel_lo, rel_hi)``."""
     a = np.array(rows, dtype=np.float64).reshape(len(rows), 9)
     mean_c, mean_t = a[:, 0], a[:, 1]
-    return build(
-        BayesianResult,
-        model=model,
-        level=level,
-        control_mean=mean_c,
-        treatment_mean=mean_t,
-        chance_to_beat_control=a[:, 2],
-        expected_loss_treatment=a[:, 3],
-        expected_loss_control=a[:, 4],
-        abs_lift=mean_t - mean_c,
-        abs_ci=a[:, 5:7],
-        rel_lift=(mean_t - mean_c) / np.abs(mean_c),
-        rel_ci=a[:, 7:9],
-    )
+    return build(BayesianResult, {
+        "model": model,
+        "level": level,
+        "control_mean": mean_c,
+        "treatment_mean": mean_t,
+        "chance_to_beat_control": a[:, 2],
+        "expected_loss_treatment": a[:, 3],
+        "expected_loss_control": a[:, 4],
+        "abs_lift": mean_t - mean_c,
+        "abs_ci": a[:, 5:7],
+        "rel_lift": (mean_t - mean_c) / np.abs(mean_c),
+        "rel_ci": a[:, 7:9],
+    })
 
 
 def beta_binomial(m: Moments, prior=(1.0, 1.0), level: float = 0.95, method: str = "auto") -> BayesianResult:

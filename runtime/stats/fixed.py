@@ -361,24 +361,23 @@ def _compare_scalar(
         r_lo = rel - qr * rel_se if alternative != "less" else -math.inf
         r_hi = rel + qr * rel_se if alternative != "greater" else math.inf
     buf = np.array([m_c, m_t, diff, lo, hi, rel, r_lo, r_hi, p, stat, se, df, rel_se])
-    return build(
-        Comparison,
-        method=method,
-        alternative=alternative,
-        alpha=float(alpha),
-        relative=relative,
-        control_mean=buf[0:1].reshape(()),
-        treatment_mean=buf[1:2],
-        abs_lift=buf[2:3],
-        abs_ci=buf[3:5].reshape(1, 2),
-        rel_lift=buf[5:6],
-        rel_ci=buf[6:8].reshape(1, 2),
-        p_value=buf[8:9],
-        statistic=buf[9:10],
-        se=buf[10:11],
-        df=buf[11:12],
-        rel_se=buf[12:13],
-    )
+    return build(Comparison, {
+        "method": method,
+        "alternative": alternative,
+        "alpha": float(alpha),
+        "relative": relative,
+        "control_mean": buf[0:1].reshape(()),
+        "treatment_mean": buf[1:2],
+        "abs_lift": buf[2:3],
+        "abs_ci": buf[3:5].reshape(1, 2),
+        "rel_lift": buf[5:6],
+        "rel_ci": buf[6:8].reshape(1, 2),
+        "p_value": buf[8:9],
+        "statistic": buf[9:10],
+        "se": buf[10:11],
+        "df": buf[11:12],
+        "rel_se": buf[12:13],
+    })
 
 
 _SQRT2 = math.sqrt(2.0)

@@ -288,9 +288,10 @@ def _always_valid_scalar(m: Moments, planned_n, alpha: float, tau2, kind=None) -
     positive finite variances and a positive ``τ²``; None otherwise, and the
     caller uses the vectorised path (so edge cases keep one implementation).
     """
-    if m.den_sum is not None or m.n.shape != (2,) or m.sum.shape != (2,) or m.sum_sq.shape != (2,):
+    n = m.n
+    if n.shape != (2,) or m.den_sum is not None or m.sum.shape != (2,) or m.sum_sq.shape != (2,):
         return None
-    n_c, n_t = m.n.tolist()
+    n_c, n_t = n.tolist()
     if not (n_c >= 2 and n_t >= 2):
         return None
     x_c, x_t = m.sum.tolist()
@@ -309,11 +310,10 @@ def _always_valid_scalar(m: Moments, planned_n, alpha: float, tau2, kind=None) -
     if tau2 is None:
         if planned_n is None:
             raise ValueError("give planned_n (units per arm) or tau2")
-        if isinstance(planned_n, (int, float)) or np.ndim(planned_n) == 0:
+        if type(planned_n) is int or type(planned_n) is float or np.ndim(planned_n) == 0:
             np_c = np_t = float(planned_n)
         else:
-            pn = np.broadcast_to(np.asarray(planned_n, dtype=np.float64), (2,))
-            np_c, np_t = pn.tolist()
+            np_c, np_t = np.broadcast_to(np.asarray(planned_n, dtype=np.float64), (2,)).tolist()
         if np_c <= 0 or np_t <= 0:
             raise ValueError("planned_n must be positive")
         t2 = optimal_mixing_ratio(alpha) * (s2_t / np_t + s2_c / np_c)
@@ -321,24 +321,24 @@ def _always_valid_scalar(m: Moments, planned_n, alpha: float, tau2, kind=None) -
         t2 = float(np.asarray(tau2, dtype=np.float64).reshape(()))
     else:
         return None
-    if not (math.isfinite(var) and var > 0 and math.isfinite(diff) and math.isfinite(t2) and t2 > 0):
+    if not (var > 0 and t2 > 0 and math.isfinite(var + diff + t2)):
         return None
-    llr = -0.5 * math.log1p(t2 / var) + t2 * (diff * diff) / (2.0 * var * (var + t2))
-    p = min(1.0, math.exp(-llr)) if llr > -700.0 else 1.0
-    radius = math.sqrt(var * (var + t2) / t2 * (math.log1p(t2 / var) - 2.0 * math.log(alpha)))
+    r = t2 / var  # the formulas of log_mixture_likelihood_ratio and the radius, with τ²/V factored out
+    llr = -0.5 * math.log1p(r) + r * (diff * diff) / (2.0 * (var + t2))
+    p = math.exp(-llr) if llr > 0 else 1.0  # min(1, 1/Λ)
+    radius = math.sqrt((var + t2) / r * (math.log1p(r) - 2.0 * math.log(alpha)))
     buf = np.array([mc, mt, diff, math.sqrt(var), t2, llr, p, diff - radius, diff + radius])
-    return build(
-        AlwaysValidResult,
-        alpha=alpha,
-        control_mean=buf[0:1],
-        treatment_mean=buf[1:2],
-        abs_lift=buf[2:3],
-        se=buf[3:4],
-        tau2=buf[4:5],
-        log_lr=buf[5:6],
-        p_value=buf[6:7],
-        abs_ci=buf[7:9].reshape(1, 2),
-    )
+    return build(AlwaysValidResult, {
+        "alpha": alpha,
+        "control_mean": buf[0:1],
+        "treatment_mean": buf[1:2],
+        "abs_lift": buf[2:3],
+        "se": buf[3:4],
+        "tau2": buf[4:5],
+        "log_lr": buf[5:6],
+        "p_value": buf[6:7],
+        "abs_ci": buf[None, 7:9],
+    })
 
 
 # --------------------------------------------------------------------------- group sequential

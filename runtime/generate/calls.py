@@ -1,0 +1,285 @@
+"""Model calls: concurrent, timed out, retried with backoff, within a budget, each one stored.
+
+:func:`run` takes the :class:`Task` s that need at least one model call and
+works through them with ``concurrency`` workers on one event loop. A task is
+one distinct request (rendered messages + model + parameters) whose reply
+must pass the prompt's checks: attempt ``k`` uses seed ``base + k`` (a new
+store key), up to ``1 + regenerate`` attempts.
+
+One call is tried up to ``max_tries`` times: 429, 5xx, timeouts, refused
+connections and broken replies (malformed JSON, no choice) are retried after
+an exponential backoff with full jitter, or after the server's
+``Retry-After`` when that is longer; anything else (bad request, refused
+credentials, unknown model) fails the call at once. litellm's own retries
+are off (``max_retries=0``; ``num_retries`` is never passed).
+
+Budget: a call starts only while the money spent on the plan's calls (in
+earlier runs, as stored, and in this one) is below the budget; once it is reached no new call starts, the calls in flight finish
+and are stored, and :func:`run` reports the budget as exhausted.
+
+Every completed call (whatever its checks say) is committed to the store
+before anything else happens, so a killed process never loses a paid call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .checks import check_text
+from .store import Record, Store, request_key
+
+RETRYABLE_STATUS = {408, 409, 425, 429}
+PLACEHOLDER_KEY = "expc-no-key"  # sent to a local OpenAI-compatible server that needs no key
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how a prompt's requests go (no secret: only the *name* of the key's variable)."""
+
+    model: str
+    api_base: str | None
+    params: dict[str, Any]  # temperature, max_tokens, top_p, the prompt's params, offline hints
+    key_env: str | None = None  # environment variable holding the API key
+    placeholder_key: bool = False  # send PLACEHOLDER_KEY (a local server with no key)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How calls are made."""
+
+    concurrency: int = 8
+    timeout: float = 60.0
+    max_cost: float | None = None
+    already_spent: float = 0.0  # on this plan's stored calls, in earlier runs: counts against max_cost
+    max_tries: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    retry_after_cap: float = 120.0
+
+
+@dataclass(eq=False)
+class Task:
+    """One distinct request whose reply must pass ``checks``; filled in as attempts complete."""
+
+    target: Target
+    messages: list[dict[str, str]]
+    checks: dict[str, Any]
+    seed: int
+    attempts_allowed: int
+    start_attempt: int = 0  # attempts before this one were answered from the store
+    records: list[Record] = field(default_factory=list)  # every attempt's record (stored or new), in order
+    calls: int = 0  # calls made in this run
+    cost: float = 0.0  # spent in this run
+    error: str | None = None  # the call could not be made (after retries)
+    done: bool = False
+
+    def key(self, attempt: int) -> str:
+        """The store key of attempt ``attempt``."""
+        return request_key(self.target.model, self.target.api_base, self.target.params, self.messages,
+                           self.seed + attempt)
+
+    @property
+    def passed(self) -> Record | None:
+        """The record whose content passed the checks, if any."""
+        last = self.records[-1] if self.records else None
+        return last if last is not None and not last.checks else None
+
+
+@dataclass
+class Outcome:
+    """What :func:`run` did."""
+
+    spent: float = 0.0
+    calls: int = 0
+    budget_exhausted: bool = False
+    provider_error: str | None = None
+
+
+class _Fatal(Exception):
+    """A call failed in a way retries cannot fix."""
+
+
+class _Halted(Exception):
+    """The run is stopping (budget, another call's failure): a failed call is not retried."""
+
+
+def run(tasks: list[Task], store: Store, limits: Limits,
+        on_task_done: Callable[[Task], None] | None = None, secrets: tuple[str, ...] = ()) -> Outcome:
+    """Make the calls ``tasks`` need; returns when all are done, or the budget or provider stops them."""
+    return asyncio.run(_run(tasks, store, limits, on_task_done, secrets))
+
+
+async def _run(tasks: list[Task], store: Store, limits: Limits,
+               on_task_done: Callable[[Task], None] | None, secrets: tuple[str, ...]) -> Outcome:
+    import litellm
+
+    outcome = Outcome()
+    queue = iter(tasks)
+    stop = asyncio.Event()
+
+    async def worker() -> None:
+        for task in queue:
+            if stop.is_set():
+                return
+            await _task(task)
+            if on_task_done is not None:
+                on_task_done(task)
+
+    async def _task(task: Task) -> None:
+        for attempt in range(task.start_attempt, task.attempts_allowed):
+            key = task.key(attempt)
+            stored = store.get_many([key]).get(key) if attempt > task.start_attempt else None
+            if stored is None:
+                if stop.is_set() or _over_budget():
+                    if limits.max_cost is not None and _over_budget():
+                        outcome.budget_exhausted = True
+                        stop.set()
+                    return
+                try:
+                    stored = await _call(task, key, attempt)
+                except _Fatal as exc:
+                    task.error = _redact(str(exc), secrets)
+                    outcome.provider_error = outcome.provider_error or task.error
+                    stop.set()
+                    return
+                except _Halted:
+                    return
+            task.records.append(stored)
+            if not stored.checks:
+                break
+        task.done = True
+
+    def _over_budget() -> bool:
+        return limits.max_cost is not None and limits.already_spent + outcome.spent >= limits.max_cost
+
+    async def _call(task: Task, key: str, attempt: int) -> Record:
+        target = task.target
+        kwargs: dict[str, Any] = dict(target.params)
+        kwargs.update(model=target.model, messages=task.messages, seed=task.seed + attempt,
+                      timeout=limits.timeout, max_retries=0, drop_params=True)
+        if target.api_base:
+            kwargs["api_base"] = target.api_base
+        if target.key_env:
+            kwargs["api_key"] = os.environ.get(target.key_env, "")
+        elif target.placeholder_key:
+            kwargs["api_key"] = PLACEHOLDER_KEY
+        started = time.perf_counter()
+        last_error = "no attempt made"
+        for tries in range(1, limits.max_tries + 1):
+            wait: float | None = None
+            try:
+                response = await asyncio.wait_for(litellm.acompletion(**kwargs), limits.timeout + 10)
+                content = _content(response)
+            except TimeoutError:
+                last_error = f"no reply within {limits.timeout:g} s"
+            except _Broken as exc:
+                last_error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - litellm's typed errors (openai.APIError subclasses), sorted below
+                status = getattr(exc, "status_code", None)
+                last_error = f"{type(exc).__name__}: {_first_line(str(exc))}"
+                if not _retryable(exc, status):
+                    raise _Fatal(f"{target.model}: {last_error}") from None
+                wait = _retry_after(exc)
+            else:
+                record = _record(task, key, attempt, response, content, time.perf_counter() - started, tries)
+                store.put(record)
+                outcome.calls += 1
+                outcome.spent += record.cost
+                task.calls += 1
+                task.cost += record.cost
+                return record
+            if stop.is_set():
+                raise _Halted
+            if tries < limits.max_tries:
+                backoff = random.uniform(0, min(limits.backoff_cap, limits.backoff_base * 2 ** (tries - 1)))
+                await asyncio.sleep(max(backoff, min(wait or 0.0, limits.retry_after_cap)))
+        raise _Fatal(f"{target.model}: gave up after {limits.max_tries} tries: {last_error}")
+
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(limits.concurrency, len(tasks))))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        await _close_clients()
+    return outcome
+
+
+async def _close_clients() -> None:
+    """Close litellm's cached HTTP clients while their event loop still runs, and forget them.
+
+    They belong to this run's loop: left open they would be closed at exit on a
+    dead loop (a noisy traceback), and a later run (a new loop) must not reuse them.
+    """
+    import litellm
+
+    try:
+        await litellm.close_litellm_async_clients()
+        cache = getattr(litellm, "in_memory_llm_clients_cache", None)
+        if cache is not None and hasattr(cache, "flush_cache"):
+            cache.flush_cache()
+    except Exception:  # noqa: BLE001, S110 - cleanup must never hide the run's outcome
+        pass
+
+
+def _record(task: Task, key: str, attempt: int, response: Any, content: str, latency: float,
+            tries: int) -> Record:
+    """A completed call as the store keeps it: tokens from the reply, cost from litellm's price table."""
+    usage = getattr(response, "usage", None)
+    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+    target = task.target
+    return Record(
+        key=key, model=target.model, api_base=target.api_base,
+        request={"params": target.params, "messages": task.messages, "seed": task.seed + attempt},
+        content=content, response_model=getattr(response, "model", None),
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        cost=float(cost) if cost is not None else 0.0, cost_known=cost is not None,
+        latency=round(latency, 4), attempts=tries, checks=check_text(content, task.checks),
+    )
+
+
+class _Broken(Exception):
+    """A reply came back but holds no usable choice (retried like a 5xx)."""
+
+
+def _content(response: Any) -> str:
+    choices = getattr(response, "choices", None) or []
+    if not choices:
+        raise _Broken("the reply has no choices")
+    return choices[0].message.content or ""
+
+
+def _retryable(exc: Exception, status: int | None) -> bool:
+    import litellm
+
+    if isinstance(exc, (litellm.Timeout, litellm.APIConnectionError, litellm.RateLimitError,
+                        litellm.InternalServerError, litellm.ServiceUnavailableError)):
+        return True
+    return status is not None and (status >= 500 or status in RETRYABLE_STATUS)
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:300] if text.strip() else "(no message)"
+
+
+def _redact(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 6:
+            text = text.replace(secret, "***")
+    return text

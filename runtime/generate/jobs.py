@@ -1,0 +1,156 @@
+"""From the plan (and the units) to what must be generated: one :class:`Piece` per item.
+
+A variant with static ``content`` is one item. A prompted variant is one item
+(``per: once``), one per distinct combination of its ``segment_by`` values
+(``per: segment``) or one per unit (``per: unit``). Each item's template is
+rendered here, so what leaves this module is the exact messages to send.
+
+Segments come from the units when there are any (the combinations present),
+else from the simulation block's declared ``values`` (their cross product;
+for a ``list[string]`` attribute, every combination of ``size`` items). A
+list value in a segment is sorted, so ``[running, cooking]`` and
+``[cooking, running]`` are one segment (see :func:`segment_id`).
+
+Per-unit items are rendered once per distinct combination of the attributes
+the template reads, not once per unit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from expc.compiler.templates import analyse
+
+from .render import RenderError, plain, render
+
+#: Most segments a spec's simulation block may imply when there are no units.
+MAX_SIMULATED_SEGMENTS = 10_000
+
+
+class JobError(Exception):
+    """What to generate cannot be worked out (missing units, a template that fails): a message for a person."""
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One item to produce: a variant's content for everyone, a segment or a unit."""
+
+    variant: str
+    key: None | dict[str, Any] | str
+    prompt: str | None  # None for static content
+    messages: tuple[tuple[str, str], ...] = ()  # (role, content)
+    static: str | None = None
+
+
+def segment_id(segment: dict[str, Any]) -> str:
+    """A canonical text for a segment (its values, lists sorted): equal segments, equal ids."""
+    return json.dumps({k: sorted(v) if isinstance(v, list) else v for k, v in segment.items()},
+                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def pieces(plan: dict[str, Any], units: Any | None, max_items_per_variant: int | None = None) -> list[Piece]:
+    """Every item of every variant, rendered (raises :class:`JobError` or a render error as JobError)."""
+    out: list[Piece] = []
+    for variant in plan["variants"]:
+        if variant.get("prompt") is None:
+            out.append(Piece(variant["id"], None, None, static=variant.get("content") or ""))
+            continue
+        prompt = plan["prompts"][variant["prompt"]]
+        gen = variant.get("generate") or {"per": "once", "segment_by": []}
+        try:
+            if gen["per"] == "once":
+                out.append(_piece(plan, variant, prompt, None, {}, {}))
+            elif gen["per"] == "segment":
+                for segment in _segments(plan, variant, gen["segment_by"], units):
+                    out.append(_piece(plan, variant, prompt, segment, segment, segment))
+            else:
+                out.extend(_unit_pieces(plan, variant, prompt, units, max_items_per_variant))
+        except RenderError as exc:
+            raise JobError(f"variant `{variant['id']}` (prompt `{variant['prompt']}`): {exc}") from None
+    return out
+
+
+def _piece(plan: dict[str, Any], variant: dict[str, Any], prompt: dict[str, Any], key: Any,
+           user: dict[str, Any], segment: dict[str, Any]) -> Piece:
+    context = {
+        "user": user,
+        "segment": segment,
+        "variant": {"id": variant["id"], "description": variant.get("description")},
+        "experiment": {k: plan["experiment"].get(k) for k in ("id", "name", "owner", "hypothesis", "description")},
+    }
+    messages: list[tuple[str, str]] = []
+    if prompt.get("system"):
+        messages.append(("system", prompt["system"].strip()))
+    messages.append(("user", render(prompt["template"], context)))
+    return Piece(variant["id"], key, variant["prompt"], tuple(messages))
+
+
+def _segments(plan: dict[str, Any], variant: dict[str, Any], names: list[str], units: Any | None) -> list[dict]:
+    if units is not None and len(units):
+        missing = [n for n in names if n not in units.columns]
+        if missing:
+            raise JobError(f"variant `{variant['id']}` generates per segment of {', '.join(names)}, "
+                           f"but the units have no column {', '.join(missing)}")
+        columns = [[_canonical(plain(x, units.types.get(n))) for x in units.columns[n]] for n in names]
+        combos = dict.fromkeys(json.dumps(c, ensure_ascii=False) for c in zip(*columns))
+        return [dict(zip(names, json.loads(c))) for c in sorted(combos)]
+    simulation = plan.get("simulation") or {}
+    declared = simulation.get("attributes") or {}
+    choices: list[list[Any]] = []
+    for name in names:
+        dist = declared.get(name) or {}
+        if not dist.get("values"):
+            raise JobError(f"variant `{variant['id']}` generates per segment of {', '.join(names)}: give the "
+                           f"units (--units FILE), or declare `simulation.attributes.{name}.values` in the spec")
+        values = list(dict.fromkeys(json.dumps(v) for v in dist["values"]))
+        values = [json.loads(v) for v in values]
+        if plan["attributes"].get(name) == "list[string]" and not any(isinstance(v, list) for v in values):
+            low, high = dist.get("size") or [1, 1]
+            values = [sorted(c) for k in range(max(low, 0), min(high, len(values)) + 1)
+                      for c in itertools.combinations(values, k)]
+        choices.append(values)
+    total = 1
+    for c in choices:
+        total *= len(c)
+    if total > MAX_SIMULATED_SEGMENTS:
+        raise JobError(f"variant `{variant['id']}`: the simulation's values make {total:,} segments "
+                       f"(more than {MAX_SIMULATED_SEGMENTS:,}); give the units (--units FILE)")
+    return [dict(zip(names, combo)) for combo in itertools.product(*choices)]
+
+
+def _canonical(value: Any) -> Any:
+    return sorted(value) if isinstance(value, list) else value
+
+
+def _unit_pieces(plan: dict[str, Any], variant: dict[str, Any], prompt: dict[str, Any], units: Any | None,
+                 limit: int | None) -> list[Piece]:
+    from expc.runtime.assign import id_text
+
+    if units is None or not len(units):
+        raise JobError(f"variant `{variant['id']}` generates content per unit: give the units (--units FILE)")
+    unit = plan["assignment"]["unit"]
+    ids = id_text(units, unit)
+    n = len(ids) if limit is None else min(limit, len(ids))
+    uses = analyse(prompt["template"]).uses
+    if any(u.kind == "whole" and u.name == "user" for u in uses):
+        names = list(units.columns)
+    else:
+        names = sorted({u.name.split(".", 1)[1] for u in uses if u.kind == "field" and u.name.startswith("user.")})
+        names = [x for x in names if x in units.columns]
+    columns = [units.columns[name][:n] for name in names]
+    rendered: dict[str, Piece] = {}
+    out: list[Piece] = []
+    for i in range(n):
+        user = {name: plain(col[i], units.types.get(name, "")) for name, col in zip(names, columns)}
+        signature = json.dumps(user, sort_keys=True, ensure_ascii=False, default=str)
+        base = rendered.get(signature)
+        if base is None:
+            try:
+                base = rendered[signature] = _piece(plan, variant, prompt, None, user, {})
+            except RenderError as exc:
+                raise RenderError(f"unit {ids[i]}: {exc}") from None
+        out.append(Piece(variant["id"], str(ids[i]), base.prompt, base.messages))
+    return out

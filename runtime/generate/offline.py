@@ -1,0 +1,150 @@
+"""The built-in offline provider: deterministic copy with no key and no network.
+
+Registered with litellm as the custom provider ``offline`` (models
+``offline/<anything>``), so offline content takes exactly the path real
+content takes (``litellm.acompletion``, the store, the checks). Each text is
+made from the rendered prompt and the seed: the same request always gives the
+same text, another seed or another prompt gives another one, and every text
+starts with ``[offline]`` so nobody mistakes it for real model output.
+
+The request may carry ``extra_body={"expc_chars": [min, max]}`` (the prompt's
+length checks), which the text is fitted into, and ``"expc_json_schema"`` (the
+prompt's ``json_schema`` check), for which the reply is a JSON value of that
+shape with the offline text in its strings, so that offline runs exercise the
+checks without failing them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+PROVIDER = "offline"
+MARK = "[offline]"
+
+_OPENERS = ("Discover", "Meet", "Try", "Explore", "Say hello to", "Get more from", "Make room for", "Picture")
+_LINKS = ("made for", "picked for", "built around", "inspired by", "with a nod to", "tuned to")
+_CLOSERS = (
+    "See what is new today.", "It takes one tap to start.", "Come and have a look.",
+    "We saved you a seat.", "Your next favourite is waiting.", "Start where you left off.",
+    "Small steps, big difference.", "Everything in one place.",
+)
+_FILLER = (
+    "Each piece is chosen with care and described plainly.", "Details, sizes and materials are listed below.",
+    "Nothing here is rushed; take your time to compare.", "Care instructions come with every item.",
+    "The essentials are covered, with room for what you like most.",
+)
+_STOP = frozenset(
+    ["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "were", "will", "with", "who", "write", "one", "short", "new", "your", "you", "our", "their", "them", "they", "about", "what", "which", "when", "where", "who", "whom", "whose", "each", "every", "sentence", "line", "subject", "words", "word", "block", "text", "copy", "customer", "customers", "user", "users", "people", "person", "reader", "likes", "like", "products", "product", "category", "categories", "lead", "made", "inviting", "back", "app", "see"]
+)
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,}")
+
+
+def offline_text(messages: list[dict[str, Any]], seed: int | None, chars: tuple[int, int] | None = None) -> str:
+    """The deterministic offline reply to ``messages`` with ``seed`` (fitted into ``chars`` when given)."""
+    prompt = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") != "system")
+    digest = hashlib.sha256(f"{seed}\x00{prompt}".encode()).digest()
+    words = [w for w in _WORD.findall(prompt) if w.lower() not in _STOP]
+    topics = list(dict.fromkeys(w.lower() for w in words))
+    pick = lambda seq, i: seq[digest[i] % len(seq)]
+    if topics:
+        first = topics[digest[3] % len(topics)]
+        second = topics[digest[4] % len(topics)]
+        topic = first if first == second else f"{first} and {second}"
+    else:
+        topic = "something new"
+    headline = f"{MARK} {pick(_OPENERS, 0)} {pick(('picks', 'ideas', 'finds', 'favourites'), 1)} {pick(_LINKS, 2)} {topic}."
+    text = f"{headline} {pick(_CLOSERS, 5)}"
+    low, high = chars if chars else (0, 280)
+    start = digest[6] % len(_FILLER)
+    i = 0
+    while len(text) < low:
+        text += " " + _FILLER[(start + i) % len(_FILLER)]
+        i += 1
+    if high and len(text) > high:
+        text = headline if low <= len(headline) <= high else _cut(text, high, low)
+    return text
+
+
+def offline_json(schema: dict[str, Any], text: str) -> Any:
+    """A small JSON value of ``schema``'s shape (objects, arrays, scalars, enums), strings filled with ``text``."""
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        if schema.get(combinator):
+            return offline_json(schema[combinator][0], text)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {name: offline_json(sub, text) for name, sub in props.items()}
+    if kind == "array":
+        return [offline_json(schema.get("items") or {}, text)] * max(1, int(schema.get("minItems", 1)))
+    if kind in ("integer", "number"):
+        return max(1, schema.get("minimum", 1))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    low, high = int(schema.get("minLength", 0)), int(schema.get("maxLength", 0) or 0)
+    return (text + " " + text * (low // max(1, len(text)) + 1))[:max(low, len(text))][:high or None]
+
+
+def _cut(text: str, high: int, low: int) -> str:
+    """Shorten at a word boundary to at most ``high`` characters (never below ``low`` if avoidable)."""
+    cut = text[:high]
+    space = cut.rfind(" ")
+    if space > max(len(MARK), low):
+        cut = cut[:space]
+    return cut.rstrip(" ,;:")
+
+
+def _tokens(text: str) -> int:
+    return len(text.split())
+
+
+_provider: Any = None
+
+
+def register() -> None:
+    """Register the offline provider with litellm (idempotent). Imports litellm: call it only to make calls."""
+    global _provider
+    import litellm
+
+    if _provider is None:
+        from litellm import CustomLLM, ModelResponse
+
+        class OfflineLLM(CustomLLM):
+            """litellm custom provider ``offline``: see the module's documentation."""
+
+            async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
+                optional = kwargs.get("optional_params") or {}
+                hint = (optional.get("extra_body") or {}).get("expc_chars")
+                chars = (int(hint[0]), int(hint[1])) if hint else None
+                text = offline_text(messages, optional.get("seed"), chars)
+                schema = (optional.get("extra_body") or {}).get("expc_json_schema")
+                if schema is not None:
+                    text = json.dumps(offline_json(schema, text), ensure_ascii=False)
+                prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in messages)
+                done = _tokens(text)
+                response = ModelResponse(
+                    model=f"{PROVIDER}/{model}",
+                    choices=[{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+                    usage={"prompt_tokens": prompt_tokens, "completion_tokens": done,
+                           "total_tokens": prompt_tokens + done},
+                )
+                response._hidden_params["response_cost"] = 0.0  # offline is free; spares litellm's price lookup
+                return response
+
+            def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
+                raise NotImplementedError("expc calls the offline provider asynchronously only")
+
+        _provider = OfflineLLM()
+    if not any(item.get("provider") == PROVIDER for item in litellm.custom_provider_map):
+        litellm.custom_provider_map = [*litellm.custom_provider_map,
+                                       {"provider": PROVIDER, "custom_handler": _provider}]

@@ -1,0 +1,426 @@
+"""Generate a plan's content: the public entry point (:func:`generate`).
+
+Steps, each in its own module:
+
+1. :mod:`.jobs` renders every item's messages from the plan (and the units);
+2. items with identical requests share one :class:`~.calls.Task`;
+3. the store (:mod:`.store`) answers every task it can, walking the
+   regeneration chain (attempt ``k`` has seed ``seed + k``); a run whose
+   answers are all stored never imports litellm;
+4. credentials are checked for the models that still need calls, before any
+   call starts (:class:`MissingCredentials` names the variable);
+5. :mod:`.calls` makes the calls (concurrency, timeouts, retries, budget),
+   committing each completed one to the store;
+6. each item gets its content, or its status and reason when the checks
+   failed (``on_fail``: ``error`` -> failed, ``skip`` -> skipped,
+   ``use_control`` -> the control's content).
+
+Errors for a person are :class:`GenerationError` s with an exit code: 3 when
+the run could not finish (budget, provider, credentials), 1 when the input
+cannot work (per-unit generation without units, a template that fails).
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import calls as calls_mod
+from .calls import Limits, Target, Task
+from .jobs import JobError, Piece, pieces
+from .store import Store
+
+EXIT_INVALID, EXIT_RUN = 1, 3
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.IGNORECASE)
+_SECRET_PARAM = re.compile(r"(api_key|secret|password|credential|access_key|(^|_)token$)", re.IGNORECASE)
+
+
+class GenerationError(Exception):
+    """Generation could not finish: ``str(exc)`` is for a person, ``exit_code`` for the shell."""
+
+    exit_code = EXIT_RUN
+
+    def __init__(self, message: str, result: GenerationResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class MissingCredentials(GenerationError):
+    """A model's API key is not in the environment (nothing was called)."""
+
+
+class BudgetExhausted(GenerationError):
+    """The budget was reached: no new call started; the completed ones are stored."""
+
+
+class ProviderFailed(GenerationError):
+    """A call failed after its retries (or could never succeed); the completed ones are stored."""
+
+
+class ContentRejected(GenerationError):
+    """Content still failed its checks after regenerating, and the prompt says ``on_fail: error``."""
+
+
+class GenerationInputError(GenerationError):
+    """What to generate cannot be worked out from the spec and the units (exit 1)."""
+
+    exit_code = EXIT_INVALID
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """Overrides and limits for one generation run (``None``: the spec's value or the default)."""
+
+    offline: bool = False
+    model: str | None = None
+    api_base: str | None = None
+    concurrency: int | None = None
+    max_cost: float | None = None
+    timeout: float | None = None
+    seed: int = 0
+    max_items_per_variant: int | None = None
+    max_tries: int = 5
+    backoff_base: float = 0.5
+
+
+@dataclass(frozen=True)
+class Item:
+    """One generated (or static) piece of content.
+
+    ``cost`` and ``tokens`` are those of the calls behind the item (all its
+    attempts, made now or earlier), counted on the first item that shares
+    them, so that they add up.
+    """
+
+    variant: str
+    key: None | dict[str, Any] | str
+    content: str | None
+    model: str | None
+    cost: float
+    tokens: int
+    status: str  # ok | failed | skipped | use_control | static
+    reason: str | None
+    from_store: bool
+    cost_known: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """The item as one JSON Lines record (``segment`` or ``unit`` names what it is for)."""
+        out: dict[str, Any] = {"variant": self.variant}
+        if isinstance(self.key, dict):
+            out["segment"] = self.key
+        elif isinstance(self.key, str):
+            out["unit"] = self.key
+        out.update(content=self.content, model=self.model, cost=round(self.cost, 8), tokens=self.tokens,
+                   status=self.status)
+        if self.reason:
+            out["reason"] = self.reason
+        if not self.cost_known:
+            out["cost_known"] = False
+        return out
+
+
+@dataclass
+class GenerationResult:
+    """What :func:`generate` produced."""
+
+    items: list[Item]
+    spent: float = 0.0
+    calls: int = 0
+    store_path: Path | None = None
+    _calls_by_variant: dict[str, int] = field(default_factory=dict)
+    _spent_by_variant: dict[str, float] = field(default_factory=dict)
+    _tokens_by_variant: dict[str, int] = field(default_factory=dict)
+
+    def per_variant(self) -> list[dict[str, Any]]:
+        """Per variant: items, calls made now, store hits, failures, tokens and cost of the calls made now."""
+        rows: dict[str, dict[str, Any]] = {}
+        for item in self.items:
+            row = rows.setdefault(item.variant, {"variant": item.variant, "items": 0, "calls": 0, "store_hits": 0,
+                                                 "failures": 0, "tokens": 0, "cost": 0.0, "cost_known": True})
+            row["items"] += 1
+            row["store_hits"] += item.from_store
+            row["failures"] += item.status in ("failed", "skipped", "use_control")
+            row["cost_known"] &= item.cost_known
+        for variant, row in rows.items():
+            row["calls"] = self._calls_by_variant.get(variant, 0)
+            row["cost"] = self._spent_by_variant.get(variant, 0.0)
+            row["tokens"] = self._tokens_by_variant.get(variant, 0)
+        return list(rows.values())
+
+    def rejected(self) -> list[Item]:
+        """Items whose content failed its checks with ``on_fail: error`` (or could not be made)."""
+        return [i for i in self.items if i.status == "failed"]
+
+
+def generate(plan: dict[str, Any], units: Any | None, store_path: Path,
+             opts: GenerateOptions = GenerateOptions(),
+             progress: Callable[[int, int, int, float], None] | None = None) -> GenerationResult:
+    """Generate every item of ``plan`` (per unit needs ``units``), through the store at ``store_path``.
+
+    Raises :class:`MissingCredentials`, :class:`BudgetExhausted`,
+    :class:`ProviderFailed` (each with the partial result on ``.result``) or
+    :class:`GenerationInputError`. Items whose checks failed are returned with
+    their status; :meth:`GenerationResult.rejected` lists the ones that must
+    stop the run (the CLI exits 3 for them).
+    """
+    _refuse_secret_params(plan)
+    try:
+        todo = pieces(plan, units, opts.max_items_per_variant)
+    except JobError as exc:
+        raise GenerationInputError(str(exc)) from None
+    targets = {name: _target(prompt, opts) for name, prompt in plan["prompts"].items()}
+    tasks: dict[tuple, Task] = {}
+    owner: dict[tuple, Piece] = {}
+    for piece in todo:
+        if piece.prompt is None:
+            continue
+        gid = (piece.prompt, piece.messages)
+        if gid not in tasks:
+            checks = plan["prompts"][piece.prompt].get("checks") or {}
+            tasks[gid] = Task(targets[piece.prompt], [{"role": r, "content": c} for r, c in piece.messages],
+                              checks, opts.seed, 1 + int(checks.get("regenerate", 2)))
+            owner[gid] = piece
+    group_sizes: dict[tuple, int] = {}
+    for piece in todo:
+        if piece.prompt is not None:
+            gid = (piece.prompt, piece.messages)
+            group_sizes[gid] = group_sizes.get(gid, 0) + 1
+    store_path = Path(store_path)
+    total = len(todo)
+    with Store(store_path) as store:
+        pending = _answer_from_store(list(tasks.values()), store)
+        waiting = {id(t) for t in pending}
+        done = total - sum(group_sizes[gid] for gid, t in tasks.items() if id(t) in waiting)
+        state = {"done": done, "errors": 0, "cost": 0.0}
+        if progress:
+            progress(done, total, 0, 0.0)
+        outcome = calls_mod.Outcome()
+        if pending:
+            sizes = {id(t): group_sizes[gid] for gid, t in tasks.items()}
+            secrets = _prepare_calls(pending)
+
+            def task_done(task: Task) -> None:
+                state["done"] += sizes[id(task)]
+                state["errors"] += sizes[id(task)] * (task.passed is None)
+                state["cost"] += task.cost
+                if progress:
+                    progress(state["done"], total, state["errors"], state["cost"])
+
+            limits = Limits(
+                concurrency=opts.concurrency or int(plan["generation"].get("concurrency") or 8),
+                timeout=float(opts.timeout or plan["generation"].get("timeout") or 60),
+                max_cost=opts.max_cost if opts.max_cost is not None else plan["generation"].get("max_cost_usd"),
+                max_tries=opts.max_tries, backoff_base=opts.backoff_base,
+                already_spent=sum(r.cost for t in tasks.values() for r in t.records),
+            )
+            outcome = calls_mod.run(pending, store, limits, task_done, secrets)
+    result = _result(plan, todo, tasks, owner, outcome, store_path)
+    if outcome.budget_exhausted:
+        missing = sum(1 for t in tasks.values() if not t.done)
+        raise BudgetExhausted(
+            f"budget of ${limits.max_cost:g} reached: ${outcome.spent:.4f} spent on {outcome.calls} calls in this "
+            f"run, ${limits.already_spent + outcome.spent:.4f} on this spec's content in all; {missing} request(s) "
+            f"not generated. Every completed call is stored in {store_path}: run the "
+            "same command again (with a higher --max-cost or generation.max_cost_usd) to resume without paying "
+            "twice.", result)
+    if outcome.provider_error:
+        raise ProviderFailed(
+            f"a model call failed: {outcome.provider_error}. ${outcome.spent:.4f} spent on {outcome.calls} calls; "
+            f"every completed call is stored in {store_path}: run the same command again to resume.", result)
+    return result
+
+
+def _answer_from_store(tasks: list[Task], store: Store) -> list[Task]:
+    """Fill each task from the store as far as it goes; the tasks that still need a call."""
+    first = store.get_many(t.key(0) for t in tasks)
+    pending: list[Task] = []
+    for task in tasks:
+        record = first.get(task.key(0))
+        attempt = 0
+        while record is not None:
+            task.records.append(record)
+            attempt += 1
+            if not record.checks or attempt >= task.attempts_allowed:
+                task.done = True
+                break
+            record = store.get_many([task.key(attempt)]).get(task.key(attempt))
+        if not task.done:
+            task.start_attempt = attempt
+            pending.append(task)
+    return pending
+
+
+def _target(prompt: dict[str, Any], opts: GenerateOptions) -> Target:
+    model = opts.model or prompt["model"]
+    api_base = opts.api_base or prompt.get("api_base")
+    params = {k: prompt[k] for k in ("temperature", "max_tokens", "top_p") if prompt.get(k) is not None}
+    params.update(prompt.get("params") or {})
+    if opts.offline or model.startswith("offline/"):
+        model = model if model.startswith("offline/") else "offline/" + model.rsplit("/", 1)[-1]
+        checks = prompt.get("checks") or {}
+        hints: dict[str, Any] = {}
+        if checks.get("json_schema") is not None:
+            hints["expc_json_schema"] = checks["json_schema"]
+        elif checks.get("max_chars") or checks.get("min_chars"):
+            hints["expc_chars"] = [checks.get("min_chars") or 0, checks.get("max_chars") or 0]
+        if hints:
+            params["extra_body"] = hints
+        return Target(model, None, params)
+    return Target(model, api_base, params, key_env=prompt.get("api_key_env"))
+
+
+def _refuse_secret_params(plan: dict[str, Any]) -> None:
+    for name, prompt in plan["prompts"].items():
+        for key in prompt.get("params") or {}:
+            if _SECRET_PARAM.search(key):
+                raise GenerationInputError(
+                    f"prompt `{name}`: `params.{key}` looks like a secret; secrets come only from the environment "
+                    "(name the variable with `api_key_env`)")
+
+
+def _prepare_calls(pending: list[Task]) -> tuple[str, ...]:
+    """Import and set up litellm, check credentials (before any call): the secrets to keep out of messages."""
+    os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")  # litellm's price table from the package, no download
+    import litellm
+
+    from .offline import register
+
+    litellm.suppress_debug_info = True
+    litellm.drop_params = True
+    register()
+    _skip_unobserved_success_logging(litellm)
+    _once(atexit.register, _skip_collection_at_exit)
+    checked: dict[tuple[str, str | None, str | None], Target] = {}
+    for task in pending:
+        target = task.target
+        which = (target.model, target.api_base, target.key_env)
+        if which not in checked:
+            checked[which] = _credentials(target)
+        task.target = Target(target.model, target.api_base, target.params, checked[which].key_env,
+                             checked[which].placeholder_key)
+    return tuple(v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8)
+
+
+_registered: set[Any] = set()
+
+
+def _once(register: Callable[[Callable[[], None]], Any], hook: Callable[[], None]) -> None:
+    if hook not in _registered:
+        _registered.add(hook)
+        register(hook)
+
+
+def _skip_collection_at_exit() -> None:
+    """At exit, skip the garbage collector's last passes over litellm's ~200 MB of objects.
+
+    The process is ending and nothing is left to finalise that matters (every
+    call is committed, outputs are written); those passes cost about 2 s.
+    """
+    gc.disable()
+    gc.freeze()
+
+
+def _skip_unobserved_success_logging(litellm: Any) -> None:
+    """Drop litellm's per-call success logging when nothing listens to it (no callbacks configured).
+
+    After each call litellm queues a coroutine that builds a logging payload
+    (prices, metadata) for its callbacks; with none configured nobody reads
+    it, yet it costs about a millisecond of CPU per call and is flushed at
+    exit. The reply's cost is computed before that step, so it is unaffected.
+    Guarded: with any callback configured, or another litellm version
+    without this worker, nothing changes.
+    """
+    if any(getattr(litellm, name, None) for name in ("callbacks", "success_callback", "_async_success_callback",
+                                                      "input_callback", "service_callback")):
+        return
+    try:
+        from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+    except ImportError:
+        return
+    if not hasattr(GLOBAL_LOGGING_WORKER, "ensure_initialized_and_enqueue"):
+        return
+
+    def discard(async_coroutine: Any) -> None:
+        async_coroutine.close()
+
+    GLOBAL_LOGGING_WORKER.ensure_initialized_and_enqueue = discard
+
+
+def _credentials(target: Target) -> Target:
+    """The target, ready to call: its key's variable is set, or a placeholder goes to a local server."""
+    import litellm
+
+    if target.model.startswith("offline/"):
+        return target
+    if target.key_env:
+        if not os.environ.get(target.key_env):
+            raise MissingCredentials(f"model {target.model} needs an API key: set the environment variable "
+                                     f"{target.key_env} (the prompt's api_key_env), or run with --offline")
+        return target
+    provider = target.model.split("/", 1)[0] if "/" in target.model else "openai"
+    try:
+        env = litellm.validate_environment(target.model)
+    except Exception:  # noqa: BLE001 - an unknown provider: let the call say what is wrong
+        return target
+    missing = [k for k in env.get("missing_keys") or [] if not k.endswith(("_API_BASE", "_BASE_URL", "_ENDPOINT"))]
+    if not missing:
+        return target
+    if target.api_base and provider in ("openai", "hosted_vllm", "text-completion-openai", "custom_openai"):
+        return Target(target.model, target.api_base, target.params, None, placeholder_key=True)
+    raise MissingCredentials(
+        f"model {target.model} needs credentials: set the environment variable{'s' * (len(missing) > 1)} "
+        f"{', '.join(missing)} (or run with --offline, or --api-base URL for a local OpenAI-compatible server)")
+
+
+def _result(plan: dict[str, Any], todo: list[Piece], tasks: dict[tuple, Task], owner: dict[tuple, Piece],
+            outcome: calls_mod.Outcome, store_path: Path) -> GenerationResult:
+    control = next((v for v in plan["variants"] if v.get("control")), None)
+    control_text = control.get("content") if control else None
+    result = GenerationResult(items=[], spent=outcome.spent, calls=outcome.calls, store_path=store_path)
+    for piece in todo:
+        if piece.prompt is None:
+            result.items.append(Item(piece.variant, piece.key, piece.static, None, 0.0, 0, "static", None, False))
+            continue
+        gid = (piece.prompt, piece.messages)
+        task = tasks[gid]
+        first = owner[gid] is piece
+        if first:
+            result._calls_by_variant[piece.variant] = result._calls_by_variant.get(piece.variant, 0) + task.calls
+            result._spent_by_variant[piece.variant] = result._spent_by_variant.get(piece.variant, 0.0) + task.cost
+            made = task.records[len(task.records) - task.calls:] if task.calls else []
+            result._tokens_by_variant[piece.variant] = (result._tokens_by_variant.get(piece.variant, 0)
+                                                        + sum(r.tokens for r in made))
+        cost = sum(r.cost for r in task.records) if first else 0.0
+        tokens = sum(r.tokens for r in task.records) if first else 0
+        known = all(r.cost_known for r in task.records)
+        from_store = task.calls == 0 and bool(task.records)
+        model = task.target.model
+        passed = task.passed
+        if passed is not None:
+            result.items.append(Item(piece.variant, piece.key, passed.content, model, cost, tokens, "ok", None,
+                                     from_store, known))
+            continue
+        if not task.done:
+            reason = f"not generated: {task.error}" if task.error else "not generated: the run stopped first"
+            result.items.append(Item(piece.variant, piece.key, None, model, cost, tokens, "failed", reason,
+                                     False, known))
+            continue
+        reasons = "; ".join(task.records[-1].checks)
+        reason = f"failed its checks after {len(task.records)} attempt(s): {reasons}"
+        on_fail = (plan["prompts"][piece.prompt].get("checks") or {}).get("on_fail", "error")
+        if on_fail == "skip":
+            item = Item(piece.variant, piece.key, None, model, cost, tokens, "skipped", reason, from_store, known)
+        elif on_fail == "use_control":
+            item = Item(piece.variant, piece.key, control_text, model, cost, tokens, "use_control", reason,
+                        from_store, known)
+        else:
+            item = Item(piece.variant, piece.key, task.records[-1].content, model, cost, tokens, "failed", reason,
+                        from_store, known)
+        result.items.append(item)
+    return result

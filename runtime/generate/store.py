@@ -1,0 +1,131 @@
+"""The content store: every completed model call, in one SQLite file.
+
+A call is identified by :func:`request_key`, the SHA-256 of its model, API
+base, parameters, rendered messages and seed: the same request is never paid
+for twice. Each completed call is committed on its own (WAL mode), so a
+process killed in the middle loses nothing that finished. API keys are never
+part of a request as stored: :func:`request_key` and :meth:`Store.put` take
+only what :mod:`expc.runtime.generate.calls` passes, which holds no secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    api_base TEXT,
+    request TEXT NOT NULL,
+    content TEXT,
+    response_model TEXT,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    cost_known INTEGER NOT NULL,
+    latency REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    checks TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
+
+def request_key(model: str, api_base: str | None, params: dict[str, Any], messages: list[dict[str, str]],
+                seed: int | None) -> str:
+    """The store key of a request: a digest of everything that decides the reply (and nothing secret)."""
+    canonical = json.dumps([model, api_base or "", params, messages, seed], sort_keys=True,
+                           ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Record:
+    """One completed call as stored."""
+
+    key: str
+    model: str
+    api_base: str | None
+    request: dict[str, Any]
+    content: str | None
+    response_model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    cost_known: bool
+    latency: float
+    attempts: int
+    checks: list[str]
+
+    @property
+    def tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+_COLUMNS = ("key", "model", "api_base", "request", "content", "response_model", "prompt_tokens",
+            "completion_tokens", "cost", "cost_known", "latency", "attempts", "checks")
+
+
+class Store:
+    """The SQLite content store (a context manager; close it when done)."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # a commit survives a killed process (not a power cut)
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.execute(SCHEMA)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Record]:
+        """The stored records among ``keys``."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, Record] = {}
+        for start in range(0, len(keys), 900):  # SQLite's parameter limit
+            chunk = keys[start:start + 900]
+            rows = self._db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM calls WHERE key IN ({', '.join('?' * len(chunk))})", chunk)
+            for row in rows:
+                found[row[0]] = _record(row)
+        return found
+
+    def put(self, record: Record) -> None:
+        """Store one completed call and commit it at once."""
+        self._db.execute(
+            f"INSERT OR REPLACE INTO calls ({', '.join(_COLUMNS)}, created) VALUES ({', '.join('?' * 14)})",
+            (record.key, record.model, record.api_base, json.dumps(record.request, sort_keys=True),
+             record.content, record.response_model, record.prompt_tokens, record.completion_tokens,
+             record.cost, int(record.cost_known), record.latency, record.attempts,
+             json.dumps(record.checks), time.time()),
+        )
+
+    def count(self) -> int:
+        """How many calls are stored."""
+        return int(self._db.execute("SELECT count(*) FROM calls").fetchone()[0])
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    return Record(key=row[0], model=row[1], api_base=row[2], request=json.loads(row[3]), content=row[4],
+                  response_model=row[5], prompt_tokens=row[6], completion_tokens=row[7], cost=row[8],
+                  cost_known=bool(row[9]), latency=row[10], attempts=row[11], checks=json.loads(row[12]))

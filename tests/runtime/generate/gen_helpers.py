@@ -1,0 +1,62 @@
+"""Helpers shared by the generation tests: a small spec, its plan, units."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+import numpy as np
+from expc.compiler.compile import compile_plan
+from expc.runtime.units import Units
+
+SPEC = """\
+version: 1
+experiment:
+  id: gen-demo
+  unit: user_id
+attributes:
+  user_id: string
+  first_name: string
+  country: string
+prompts:
+  hello:
+    model: {model}
+    {extra}
+    template: |
+      Write a greeting for {{{{ user.first_name }}}}.
+    checks: {checks}
+variants:
+  - id: control
+    content: Hello!
+  - id: treatment
+    prompt: hello
+    generate: {{per: unit}}
+metrics:
+  - id: activated
+    kind: proportion
+    event: activated
+    role: primary
+    mde: 5%
+    baseline: 0.1
+"""
+
+
+def spec_text(model: str = "offline/test", checks: str = "{}", extra: str = "") -> str:
+    """The spec above with a model, checks (YAML flow) and extra prompt lines."""
+    return SPEC.format(model=model, checks=checks, extra=extra or "temperature: 0.5")
+
+
+def plan_of(text: str) -> dict[str, Any]:
+    """Compile spec text (it must be valid)."""
+    from conftest import check_text
+
+    result = check_text(textwrap.dedent(text))
+    assert result.ok(), [d.message for d in result.diagnostics]
+    return compile_plan(result.doc, result.spec)
+
+
+def units_of(n: int, start: int = 0) -> Units:
+    """``n`` units u<start>..: distinct first names."""
+    ids = np.array([f"u{i}" for i in range(start, start + n)], dtype=object)
+    names = np.array([f"Name{i}" for i in range(start, start + n)], dtype=object)
+    return Units({"user_id": ids, "first_name": names}, {"user_id": "string", "first_name": "string"})
