@@ -314,6 +314,12 @@ def _generate(plan: dict[str, Any], units: Any, options: RunOptions, progress: P
                   if code == 3 else "")
         raise RunError(f"{exc}{resume}", code) from None
     _write_content(options.run_dir / "content.jsonl", result)
+    rejected = result.rejected()
+    if rejected:
+        first = rejected[0]
+        raise RunError(f"{len(rejected)} item(s) failed their checks (on_fail: error); first: variant "
+                       f"`{first.variant}`: {first.reason}. Every item is in {options.run_dir / 'content.jsonl'}; "
+                       "change the prompt or its checks (or on_fail) and run again: stored calls are not repeated")
     summary = generation_summary(result)
     summary["generation"]["notes"] = notes
     return summary
@@ -438,6 +444,10 @@ def execute(plan: dict[str, Any], options: RunOptions, progress: Progress | None
     seed = options.seed if options.seed is not None else int((plan.get("simulation") or {}).get("seed") or 0)
     identity = run_identity(plan, options, simulated, seed)
     resumed = open_run_dir(plan, options, identity)
+    if not resumed and plan.get("prompts"):
+        from expc.runtime.generate.runner import preload_litellm
+
+        preload_litellm()
     if simulated:
         looks, generation = run_simulated(plan, options, seed, progress)
     else:

@@ -94,8 +94,10 @@ def _segments(plan: dict[str, Any], variant: dict[str, Any], names: list[str], u
         if missing:
             raise JobError(f"variant `{variant['id']}` generates per segment of {', '.join(names)}, "
                            f"but the units have no column {', '.join(missing)}")
-        columns = [[_canonical(plain(x, units.types.get(n))) for x in units.columns[n]] for n in names]
-        combos = dict.fromkeys(json.dumps(c, ensure_ascii=False) for c in zip(*columns))
+        distinct = set(zip(*(units.columns[n].tolist() for n in names)))  # hashing in C: few combinations remain
+        combos = dict.fromkeys(
+            json.dumps([_canonical(plain(x, units.types.get(n))) for n, x in zip(names, row)], ensure_ascii=False)
+            for row in distinct)
         return [dict(zip(names, json.loads(c))) for c in sorted(combos)]
     simulation = plan.get("simulation") or {}
     declared = simulation.get("attributes") or {}

@@ -284,6 +284,19 @@ def _refuse_secret_params(plan: dict[str, Any]) -> None:
                     "(name the variable with `api_key_env`)")
 
 
+def preload_litellm() -> None:
+    """Start importing litellm in a background thread (it takes seconds) while the caller does other work.
+
+    For callers that know calls are coming, such as a fresh ``expc run``: the
+    import overlaps with drawing and assigning units, and :func:`generate`
+    then finds the module ready (or waits for the import to finish).
+    """
+    import threading
+
+    os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")  # before the import, as in _prepare_calls
+    threading.Thread(target=__import__, args=("litellm",), name="expc-preload-litellm", daemon=True).start()
+
+
 def _prepare_calls(pending: list[Task]) -> tuple[str, ...]:
     """Import and set up litellm, check credentials (before any call): the secrets to keep out of messages."""
     os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")  # litellm's price table from the package, no download

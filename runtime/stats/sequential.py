@@ -90,7 +90,7 @@ from functools import lru_cache
 from typing import Literal
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import special
 
 from ._build import build
 from .fixed import unit_variance
@@ -115,6 +115,22 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _sf(x):
+    """Upper tail of the standard normal (scipy.stats.norm.sf without importing scipy.stats)."""
+    return special.ndtr(-np.asarray(x, dtype=np.float64))
+
+
+def _isf(q):
+    """Inverse of :func:`_sf`: the z with upper tail ``q``."""
+    return -special.ndtri(q)
+
+
+def _pdf(x):
+    """Standard normal density."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
 
 
 def _difference(m: Moments, kind=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -350,9 +366,9 @@ def spend_obrien_fleming(t, alpha: float = 0.05) -> np.ndarray:
     Lan & DeMets (1983), Biometrika 70, 659–663. ``α*(0) = 0``, ``α*(t ≥ 1) = α``.
     """
     t = np.clip(np.asarray(t, dtype=np.float64), 0.0, 1.0)
-    z = stats.norm.isf(alpha / 2.0)
+    z = _isf(alpha / 2.0)
     with np.errstate(divide="ignore"):
-        return np.where(t > 0, 2.0 * stats.norm.sf(z / np.sqrt(t)), 0.0)
+        return np.where(t > 0, 2.0 * _sf(z / np.sqrt(t)), 0.0)
 
 
 def spend_pocock(t, alpha: float = 0.05) -> np.ndarray:
@@ -369,9 +385,9 @@ def spend_obrien_fleming_per_side(t, alpha: float = 0.05) -> np.ndarray:
     ldbounds ``iuse = 1`` conventions). ``α*(t ≥ 1) = α``.
     """
     t = np.clip(np.asarray(t, dtype=np.float64), 0.0, 1.0)
-    z = stats.norm.isf(alpha / 4.0)
+    z = _isf(alpha / 4.0)
     with np.errstate(divide="ignore"):
-        return np.where(t > 0, 4.0 * stats.norm.sf(z / np.sqrt(t)), 0.0)
+        return np.where(t > 0, 4.0 * _sf(z / np.sqrt(t)), 0.0)
 
 
 _SPENDING: dict[str, Callable[..., np.ndarray]] = {
@@ -408,10 +424,10 @@ class _Recursion:
         b = c * np.sqrt(t_next)
         if self.s is None:
             mu, sd = self.drift * t_next, np.sqrt(t_next)
-            return float(stats.norm.sf((b - mu) / sd) + stats.norm.cdf((-b - mu) / sd))
+            return float(_sf((b - mu) / sd) + special.ndtr((-b - mu) / sd))
         shift, sd = self._kernel_moments(t_next)
         loc = self.s + shift
-        tail = stats.norm.sf((b - loc) / sd) + stats.norm.cdf((-b - loc) / sd)
+        tail = _sf((b - loc) / sd) + special.ndtr((-b - loc) / sd)
         return float(self.mass @ tail)
 
     def advance(self, t_next: float, c: float) -> None:
@@ -433,13 +449,13 @@ class _Recursion:
         w[1:-1:2], w[2:-1:2] = 4.0, 2.0
         w *= (hi - lo) / n_int / 3.0
         if self.s is None:
-            dens = stats.norm.pdf(s_new, loc=centre, scale=sd_tot)
+            dens = _pdf((s_new - centre) / sd_tot) / sd_tot
         else:
             shift, sd = self._kernel_moments(t_next)
             dens = np.empty_like(s_new)
             for i in range(0, s_new.size, 1024):  # bounded memory
                 block = s_new[i : i + 1024, None]
-                dens[i : i + 1024] = stats.norm.pdf((block - self.s[None, :] - shift) / sd) @ self.mass / sd
+                dens[i : i + 1024] = _pdf((block - self.s[None, :] - shift) / sd) @ self.mass / sd
         self.s, self.mass, self.t = s_new, dens * w, t_next
 
 
@@ -484,12 +500,14 @@ def group_sequential_boundaries(
         if a <= 1e-15:
             c = np.inf
         elif k == 0:
-            c = float(stats.norm.isf(a / 2.0))
+            c = float(_isf(a / 2.0))
         else:
             g = lambda c_: rec.exit_probability(tk, c_) - a  # noqa: E731
             if g(0.0) <= 0:  # cannot spend that much: reject everything that is left
                 c = 0.0
             else:
+                from scipy import optimize  # only the group-sequential search needs it
+
                 c = optimize.brentq(g, 0.0, _Z_MAX, xtol=1e-12, rtol=1e-14)
         bounds[k] = c
         if k < t.size - 1:

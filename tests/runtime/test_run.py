@@ -191,3 +191,14 @@ def test_progress_hooks_see_every_step_and_look(tmp_path: Path) -> None:
 ])
 def test_look_days_follow_the_spec(seconds: int, last: int, days: list[int]) -> None:
     assert look_days({"stopping": {"look_seconds": seconds}}, last) == days
+
+
+def test_content_that_fails_its_checks_with_on_fail_error_stops_the_run(tmp_path: Path) -> None:
+    plan = small_plan()
+    plan["prompts"]["line"]["checks"] = plan["prompts"]["line"]["checks"] | {
+        "forbid": ["offline"], "regenerate": 0, "on_fail": "error"}
+    with pytest.raises(RunError, match="failed their checks") as info:
+        run(plan, tmp_path / "r")
+    assert info.value.exit_code == 3
+    assert (tmp_path / "r" / "content.jsonl").read_text().count('"failed"') >= 1
+    assert not (tmp_path / "r" / "report.json").exists()
