@@ -98,7 +98,7 @@ None holding gives ``continue`` with ``rule = None``. Conditions:
 
 * ``srm``: the SRM check is flagged.
 * ``guardrail_harm``: some treatment harms some guardrail (only the rule's
-  ``metric`` when it names one).
+  ``metric`` when it names one; gated by ``min_units_per_variant``).
 * ``primary_significant``: some treatment is a significant improvement on the
   primary metric (gated by ``min_units_per_variant`` and SRM).
 * ``futility``: for every treatment, the primary metric's interval (confidence
@@ -610,6 +610,8 @@ def _decide(plan, stopping, results, raws, srm_res, units, arm_ids, control_id, 
                               f"(units {srm_res.observed})"]
             return False, []
         if when == "guardrail_harm":
+            if not enough:  # a handful of units cannot show harm, and an early naive peek would cry wolf
+                return False, []
             reasons = []
             for m in results:
                 if m.role != "guardrail" or (target and m.id != target):

@@ -690,7 +690,7 @@ def decide(plan: dict[str, Any], draws: Draws, exact: bool = False) -> LookDecis
             for mid in looks:
                 if metrics[mid].get("role") == "guardrail" and (not target or mid == target):
                     out |= np.any(harm(mid), axis=-1)
-            return out
+            return out & enough
         if when in ("primary_significant", "futility"):
             mid = target or primary
             if mid is None or mid not in looks:

@@ -196,8 +196,10 @@ def test_min_units_gates_primary_significant():
     assert open_.decision.action == "stop_ship_winner"
 
 
-def test_min_units_does_not_gate_guardrail_harm():
-    ev = evaluate(make_plan(min_units=1000), reduction([500, 500], [50, 50], errors=[5, 40]))
+def test_min_units_gates_guardrail_harm_too():
+    plan = make_plan(min_units=1000)
+    assert evaluate(plan, reduction([500, 500], [50, 50], errors=[5, 40])).decision.action == "continue"
+    ev = evaluate(plan, reduction([1000, 1000], [100, 100], errors=[10, 80]))
     assert ev.decision.action == "stop_rollback"
 
 
