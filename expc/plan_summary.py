@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from expc.compiler.quantities import format_duration
+
 
 def _pct(x: float) -> str:
     return f"{x * 100:.4g}%"
@@ -54,6 +56,18 @@ def summarise(plan: dict[str, Any]) -> str:
                      + (f"; {', '.join(extra)}" if extra else ""))
     a = plan["analysis"]
     lines.append(f"  analysis: {a['method']}, alpha {a['alpha']:g}, power {a['power']:g}, correction {a['correction']}")
+    seq = plan.get("sequential")
+    if seq:
+        if seq["type"] == "group":
+            looks = f"{seq['looks']} looks" if seq["looks"] else "one look per stopping.looks"
+            lines.append(f"  sequential design: group-sequential, {seq['spending'].replace('_', '-')} alpha spending "
+                         f"over {looks} (Lan-DeMets; boundaries computed at each look)")
+        else:
+            lines.append("  sequential design: always-valid (mSPRT, mixing tuned to the planned size): "
+                         "safe to look at any time")
+    if any(m.get("cuped") for m in plan["metrics"]):
+        lines.append(f"  CUPED: {', '.join(m['id'] for m in plan['metrics'] if m.get('cuped'))} "
+                     f"(pre-period {format_duration(int(a['cuped_lookback']))} before first exposure)")
 
     lines += ["", "Design"]
     ss = plan["sample_size"]
