@@ -242,10 +242,38 @@ async def raw_client(url: str, bodies: list[dict[str, Any]], concurrency: int) -
             "errors": len(errors), "first_error": repr(errors[0])[:200] if errors else ""}
 
 
-def client_main(url: str, bodies_file: str, concurrency: int) -> int:
-    """Entry point of the raw-client child: prints its figures as one JSON line."""
+async def bare_litellm(url: str, bodies: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+    """Send every body through ``litellm.acompletion`` alone (no expc code): the floor for any litellm caller."""
+    import os
+
+    start = time.perf_counter()
+    os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    imported = time.perf_counter()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(body: dict[str, Any]) -> str:
+        kwargs = {k: v for k, v in body.items() if k != "model"}
+        async with gate:
+            reply = await litellm.acompletion(model="openai/" + body["model"].split("/")[-1], api_base=url,
+                                              api_key="sk-bench", max_retries=0, **kwargs)
+        return reply.choices[0].message.content or ""
+
+    begun = time.perf_counter()
+    results = await asyncio.gather(*(one(b) for b in bodies), return_exceptions=True)
+    done = time.perf_counter()
+    errors = [r for r in results if isinstance(r, BaseException)]
+    return {"import_s": imported - start, "send_s": done - begun, "ok": len(results) - len(errors),
+            "errors": len(errors), "first_error": repr(errors[0])[:200] if errors else ""}
+
+
+def client_main(url: str, bodies_file: str, concurrency: int, kind: str = "openai") -> int:
+    """Entry point of a client child (raw openai, or bare litellm): prints its figures as one JSON line."""
     bodies = json.loads(Path(bodies_file).read_text(encoding="utf-8"))
-    print(json.dumps(asyncio.run(raw_client(url, bodies, concurrency))))
+    send = raw_client if kind == "openai" else bare_litellm
+    print(json.dumps(asyncio.run(send(url, bodies, concurrency))))
     return 0
 
 
@@ -263,9 +291,10 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="also profile one more first run of expc generate (fresh store) with cProfile")
     parser.add_argument("--client", nargs=3, metavar=("URL", "BODIES", "CONCURRENCY"), help=argparse.SUPPRESS)
+    parser.add_argument("--client-kind", default="openai", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        return client_main(args.client[0], args.client[1], int(args.client[2]))
+        return client_main(args.client[0], args.client[1], int(args.client[2]), args.client_kind)
 
     sys.path.insert(0, str(ROOT / "tests"))
     from importlib.metadata import version
@@ -316,6 +345,9 @@ def main() -> int:
         raw = timed_child("raw-client", [sys.executable, str(Path(__file__).resolve()), "--client", server.url,
                                          str(bodies_file), str(args.concurrency)], server, tmp)
         raw_figures = json.loads(raw.stdout.strip().splitlines()[-1]) if raw.returncode == 0 else {}
+        bare = timed_child("bare-litellm", [sys.executable, str(Path(__file__).resolve()), "--client", server.url,
+                                            str(bodies_file), str(args.concurrency), "--client-kind", "litellm"],
+                           server, tmp)
 
         if first is not None:
             second = timed_child("expc-run2", expc_cmd + ["--out", str(tmp / "out2.jsonl")], server, tmp)
@@ -351,6 +383,7 @@ def main() -> int:
         print("-" * 100)
         table = [("expc generate (litellm), run 1", first),
                  (f"raw openai.AsyncOpenAI + Semaphore({args.concurrency})", raw),
+                 (f"bare litellm.acompletion + Semaphore({args.concurrency})", bare),
                  ("expc generate, run 2 (store hits)", second)]
         for label, run in table:
             if run is None:
@@ -376,6 +409,10 @@ def main() -> int:
             print(f"  expc >= {GOAL_RATIO} x the raw client's calls/s, end to end (wall): {e2e:.2f} -> "
                   f"{'PASS' if e2e >= GOAL_RATIO else 'FAIL'}")
             print(f"  (not a goal) the same while busy (start-up excluded): {busy:.2f}")
+            if bare is not None and bare.calls:
+                floor = rate(bare.calls, bare.wall) / rate(raw.calls, raw.wall)
+                print(f"  (not a goal) bare litellm.acompletion, no expc code, vs the raw client: {floor:.2f} end to "
+                      f"end; expc vs bare litellm: {rate(first.calls, first.wall) / rate(bare.calls, bare.wall):.2f}")
             print(f"  outside the busy span: expc {first.before:.2f} s before its first request (start-up, units, "
                   f"rendering, store) and {first.after:.2f} s after its last reply (writing, exit); the raw "
                   f"client {raw.before:.2f} s and {raw.after:.2f} s")
