@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -79,7 +79,6 @@ class RunResult:
     report: dict[str, Any]
     outputs: dict[str, Path]
     resumed: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 # ====================================================================== the run directory
@@ -176,12 +175,6 @@ def look_days(plan: dict[str, Any], last_day: int) -> list[int]:
     if not days or days[-1] != last_day:
         days.append(last_day)
     return days
-
-
-def simulated_days(plan: dict[str, Any]) -> int:
-    """How many days a simulated run lasts: the simulation's ``days``, else ``max_days``, else 28."""
-    sim = plan.get("simulation") or {}
-    return int(sim.get("days") or (plan.get("stopping") or {}).get("max_days") or 28)
 
 
 def _history_entry(look: int, day: int, as_of: str, evaluation: dict[str, Any]) -> dict[str, Any]:
@@ -326,12 +319,10 @@ def _generate(plan: dict[str, Any], units: Any, options: RunOptions, progress: P
 
 
 def _write_content(path: Path, result: Any) -> None:
+    """content.jsonl: the items as `expc generate` writes them."""
     from expc.runtime.report.write import write_atomic
 
-    lines = [json.dumps({"variant": i.variant, "key": i.key, "content": i.content, "model": i.model,
-                         "cost": i.cost, "status": i.status, "reason": i.reason}, ensure_ascii=False)
-             for i in result.items]
-    write_atomic(path, "".join(line + "\n" for line in lines))
+    write_atomic(path, "".join(json.dumps(i.to_json(), ensure_ascii=False) + "\n" for i in result.items))
 
 
 def _write_assignments(plan: dict[str, Any], units: Any, assignment: Any, path: Path) -> None:
@@ -350,10 +341,10 @@ def run_simulated(plan: dict[str, Any], options: RunOptions, seed: int, progress
         list[dict[str, Any]], dict[str, Any]]:
     """Draw units day by day, assign them, generate content, draw outcomes and evaluate every look."""
     from expc.runtime.assign import assign
-    from expc.runtime.synthetic import draw_outcomes, draw_units, look_reduction, write_files
+    from expc.runtime.synthetic import draw_outcomes, draw_units, look_reduction, simulation_days, write_files
 
     run_dir = options.run_dir
-    days = simulated_days(plan)
+    days = simulation_days(plan)
     progress.step(f"drawing {days} days of simulated units")
     units, entry_day = draw_units(plan, days, seed)
     assignment = assign(plan, units)
