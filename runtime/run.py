@@ -378,7 +378,6 @@ def run_on_data(plan: dict[str, Any], options: RunOptions, progress: Progress) -
     from expc.runtime.stats.reduce import reduce
 
     run_dir = options.run_dir
-    generation: dict[str, Any] = {}
     units = None
     if options.units_path is not None:
         from expc.runtime.assign import assign
@@ -444,8 +443,14 @@ def execute(plan: dict[str, Any], options: RunOptions, progress: Progress | None
     else:
         looks, generation = run_on_data(plan, options, progress)
     if not looks:
-        report = {"report_version": 1, "simulated": False, "experiment": plan["experiment"],
-                  "spec_sha256": plan["spec_sha256"], "history": []} | generation
+        experiment = plan["experiment"]
+        report = {"report_version": 1, "simulated": False,
+                  "experiment": {k: experiment.get(k) for k in ("id", "name", "hypothesis", "owner")},
+                  "spec_sha256": plan["spec_sha256"],
+                  "decision": {"action": "continue", "variant": None, "rule": None,
+                               "reasons": ["units assigned and content generated; no outcomes yet: give "
+                                           "--exposures and --events to evaluate the experiment"]},
+                  "history": []} | generation
     else:
         report = build_report(plan, looks, generation, simulated, seed, options.run_dir)
     progress.step("writing the reports")
