@@ -362,6 +362,24 @@ def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None,
         click.echo(render_text(result, experiment_id), nl=False)
 
 
+def _generation_options(command):
+    """The options that steer model calls, shared by `expc generate` and `expc run`."""
+    options = [
+        click.option("--offline", is_flag=True,
+                     help="Send every prompt to the built-in offline model (no key, no network)."),
+        click.option("--model", help="Use this litellm model id for every prompt (e.g. openai/gpt-4o-mini)."),
+        click.option("--api-base", "api_base", metavar="URL",
+                     help="Send calls to this OpenAI-compatible server (a local model server, a LiteLLM proxy)."),
+        click.option("--concurrency", type=click.IntRange(1, 1024),
+                     help="Model calls in flight at once (default: the spec's, 8)."),
+        click.option("--max-cost", "max_cost", type=click.FloatRange(min=0), metavar="USD",
+                     help="No new call starts once this much has been spent (default: the spec's cap)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _load_plan(source: str) -> dict:
     """A compiled plan (``.json``, from ``expc compile``) read back, or a spec checked and compiled."""
     import json
@@ -409,12 +427,7 @@ Examples:
 @click.option("--run-dir", "run_dir", type=click.Path(file_okay=False),
               help="Where the run's state and reports live (default: .expc/runs/<experiment-id>).")
 @click.option("--fresh", is_flag=True, help="Start over in the run directory (the content store is kept).")
-@click.option("--offline", is_flag=True, help="Send every prompt to the built-in offline model (no key, no network).")
-@click.option("--model", help="Use this litellm model for every prompt.")
-@click.option("--api-base", "api_base", help="Send calls to this OpenAI-compatible server (a local model, a LiteLLM proxy).")
-@click.option("--concurrency", type=click.IntRange(1, 256), help="Model calls in flight at once.")
-@click.option("--max-cost", "max_cost", type=click.FloatRange(min=0), metavar="USD",
-              help="Stop starting new calls once this much has been spent.")
+@_generation_options
 @click.option("--quiet", is_flag=True, help="No progress, only the summary (or the JSON).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: a summary for people; json: the report on stdout.")
@@ -519,13 +532,7 @@ Examples:
 @click.argument("spec")
 @click.option("--units", "units_path", type=click.Path(dir_okay=False),
               help="Units (.csv, .jsonl, .parquet): needed for per-unit content; segments come from them too.")
-@click.option("--offline", is_flag=True, help="Send every prompt to the built-in offline model (no key, no network).")
-@click.option("--model", help="Use this litellm model id for every prompt (e.g. openai/gpt-4o-mini).")
-@click.option("--api-base", "api_base", metavar="URL",
-              help="Send calls to this OpenAI-compatible server (a local model server, a LiteLLM proxy).")
-@click.option("--concurrency", type=click.IntRange(1, 1024), help="Model calls in flight at once (default: the spec's, 8).")
-@click.option("--max-cost", "max_cost", type=click.FloatRange(min=0), metavar="USD",
-              help="No new call starts once this much has been spent in this run (default: the spec's cap).")
+@_generation_options
 @click.option("--timeout", type=click.FloatRange(min=0.1), metavar="SECONDS", help="Per-call timeout (default: the spec's, 60 s).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed of the requests (a new seed, new candidates).")
 @click.option("--store", "store_path", type=click.Path(dir_okay=False),
