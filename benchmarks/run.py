@@ -46,14 +46,12 @@ def _wall(spec: Path, run_dir: Path) -> float:
 
 
 def _stages(spec: Path, run_dir: Path) -> list[tuple[str, float]]:
-    from expc.compiler.compile import compile_plan
-    from expc.compiler.pipeline import check_file
+    from expc import compile_file
     from expc.runtime.generate.runner import GenerateOptions
     from expc.runtime.run import Progress, RunOptions, execute
 
     marks: list[tuple[str, float]] = [("compile", time.perf_counter())]
-    result = check_file(spec)
-    plan = compile_plan(result.doc, result.spec)
+    plan = compile_file(spec)
     execute(plan, RunOptions(run_dir=run_dir, simulate=True, generation=GenerateOptions(offline=True)),
             Progress(step=lambda message: marks.append((message, time.perf_counter()))))
     marks.append(("end", time.perf_counter()))

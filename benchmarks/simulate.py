@@ -34,13 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _plan(path: Path) -> dict:
-    from expc.compiler.compile import compile_plan
-    from expc.compiler.pipeline import check_file
+    from expc import compile_file
 
-    result = check_file(path)
-    if not result.ok():
-        raise SystemExit(f"{path}: the spec does not check")
-    return compile_plan(result.doc, result.spec)
+    return compile_file(path)
 
 
 def _timed(plan: dict, replications: int, truth: str, repeat: int) -> tuple[float, dict]:

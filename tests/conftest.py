@@ -58,6 +58,15 @@ def check_text(text: str, name: str = "spec.yaml") -> CheckResult:
     return check_bytes(textwrap.dedent(text).encode("utf-8"), name)
 
 
+def plan_of_text(text: str, name: str = "spec.yaml") -> dict:
+    """Check and compile YAML text (dedented) into its plan; the spec must have no error."""
+    from expc.compiler.compile import compile_plan
+
+    result = check_text(text, name)
+    assert result.ok(), [str(d) for d in result.diagnostics]
+    return compile_plan(result.doc, result.spec)
+
+
 def codes(result: CheckResult) -> list[str]:
     """The codes of a result's findings, in order."""
     return [d.code for d in result.diagnostics]

@@ -151,14 +151,12 @@ def test_a_bad_events_file_is_named_with_exit_1(tmp_path: Path) -> None:
 
 
 def test_real_data_runs_unsimulated(tmp_path: Path) -> None:
-    from expc.compiler.compile import compile_plan
-    from expc.compiler.pipeline import check_file
+    from expc import compile_file
     from expc.runtime.assign import assign
     from expc.runtime.synthetic import draw_outcomes, draw_units, write_files
 
     spec = write_spec(tmp_path, model="offline/x", days=3, units_per_day=300)
-    checked = check_file(str(spec))
-    plan = compile_plan(checked.doc, checked.spec)
+    plan = compile_file(spec)
     units, entry_day = draw_units(plan, 3, seed=1)
     data = draw_outcomes(plan, units, entry_day, assign(plan, units).variant, 1)
     (tmp_path / "files").mkdir()

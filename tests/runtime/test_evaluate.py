@@ -7,9 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from conftest import BASE, check_text
+from conftest import BASE, plan_of_text
 
-from expc.compiler.compile import compile_plan
 from expc.runtime.evaluate import evaluate
 from expc.runtime.stats.moments import Moments
 from expc.runtime.stats.reduce import EXCLUDED_KEYS, Reduction
@@ -55,9 +54,7 @@ def make_plan(*, method: str = "fixed", correction: str = "holm", family: str = 
     text += f"analysis:\n  method: {method}\n  correction: {correction}\n  family: {family}\n" + analysis
     text += f"stopping:\n  min_units_per_variant: {min_units}\n  max_days: {max_days}\n  max_units: {max_units}\n"
     text += rules
-    result = check_text(text)
-    assert result.ok(), result.diagnostics
-    return compile_plan(result.doc, result.spec)
+    return plan_of_text(text)
 
 
 def revenue(n) -> Moments:
@@ -302,9 +299,7 @@ def test_families_separate_metrics():
 def test_control_not_first_in_the_plan():
     text = BASE.replace("  - id: control\n    content: Welcome!\n", "") + ""
     text = text.replace("allocation:\n", "  - id: control\n    content: Welcome!\n    control: true\nallocation:\n")
-    result = check_text(text)
-    assert result.ok(), result.diagnostics
-    plan = compile_plan(result.doc, result.spec)
+    plan = plan_of_text(text)
     assert [v["id"] for v in plan["variants"]] == ["treatment", "control"]
     # arms in plan order: treatment first
     red = Reduction(metrics={"activated": Moments.proportion([10_000, 10_000], [1200, 1000])},

@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import BASE, check_text
+from conftest import BASE, plan_of_text
 
-from expc.compiler.compile import compile_plan
 from expc.runtime.evaluate import evaluate
 from expc.runtime.stats import cuped, fixed
 from expc.runtime.stats.moments import Moments
@@ -31,9 +30,7 @@ METRICS = """\
 def make_plan(method: str = "fixed", cuped_on: bool = True, lookback: str = "7d") -> dict:
     text = BASE + METRICS + f"analysis:\n  method: {method}\n  cuped: {str(cuped_on).lower()}\n"
     text += f"  cuped_lookback: {lookback}\n"
-    result = check_text(text)
-    assert result.ok(), result.diagnostics
-    return compile_plan(result.doc, result.spec)
+    return plan_of_text(text)
 
 
 def test_plan_carries_the_effective_flag_and_the_lookback():

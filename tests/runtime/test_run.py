@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from expc.compiler.compile import compile_plan
-from expc.compiler.pipeline import check_bytes
+from conftest import plan_of_text
 from expc.runtime.generate.runner import GenerateOptions
 from expc.runtime.run import Progress, RunError, RunOptions, execute, look_days
 
@@ -71,9 +70,7 @@ def small_plan(model: str = "offline/copywriter", per: str = "segment", days: in
     generate = "{per: segment, segment_by: [interests]}" if per == "segment" else f"{{per: {per}}}"
     text = SMALL.format(model=model, generate=generate, days=days, units_per_day=units_per_day,
                         treatment=treatment)
-    result = check_bytes(text.encode(), "small.yaml")
-    assert not [d for d in result.diagnostics if d.severity == "error"], result.diagnostics
-    return compile_plan(result.doc, result.spec)
+    return plan_of_text(text, "small.yaml")
 
 
 def run(plan: dict, run_dir: Path, **kw) -> object:

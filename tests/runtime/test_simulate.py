@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, check_text
-from expc.compiler.compile import compile_plan
-from expc.compiler.pipeline import check_file
+from conftest import ROOT, plan_of_text
+from expc import compile_file
 from expc.runtime.evaluate import evaluate
 from expc.runtime.simulate import (
     Draws,
@@ -26,21 +24,9 @@ from expc.runtime.simulate import (
 from expc.runtime.stats import corrections
 
 
-def plan_of(path: Path) -> dict:
-    result = check_file(path)
-    assert result.ok(), result.diagnostics
-    return compile_plan(result.doc, result.spec)
-
-
-def plan_text(text: str) -> dict:
-    result = check_text(text)
-    assert result.ok(), [str(d) for d in result.diagnostics]
-    return compile_plan(result.doc, result.spec)
-
-
 @pytest.fixture(scope="module")
 def welcome() -> dict:
-    return plan_of(ROOT / "specs" / "welcome-email.yaml")
+    return compile_file(ROOT / "specs" / "welcome-email.yaml")
 
 
 def primary_only(plan: dict, **truth: float) -> dict:
@@ -90,7 +76,7 @@ def test_weekly_looks_and_layer_share_and_coverage():
                 "    - {when: max_days, then: stop_inconclusive}\n",
                 "    control: {m: 0.1}\n", days=20).replace("looks: daily", "looks: weekly")
     text = text.replace("metrics:", "allocation: {coverage: 50%, layer: {id: l, range: [0, 0.5]}}\nmetrics:", 1)
-    d = design_of(plan_text(text))
+    d = design_of(plan_of_text(text))
     assert list(d.look_days) == [7, 14, 21]  # the first look at or after the 20-day horizon is the last
     assert d.per_day == pytest.approx(1200 * 0.5 * 0.5)
     assert d.entering.sum() == 300 * 21
@@ -102,7 +88,7 @@ def test_mean_and_ratio_draws_have_the_true_mean_and_delta_method_sd():
                 "  - {id: rps, kind: ratio, numerator: o, denominator: s}\n",
                 "    - {when: max_days, then: stop_inconclusive}\n",
                 "    control: {rev: {mean: 2.0, sd: 10.0}, rps: {mean: 1.5, sd: 4.0}}\n", days=3)
-    plan = plan_text(text)
+    plan = plan_of_text(text)
     d = draw(plan, 4000, "spec", seed=3)
     for mid, mean, sd in (("rev", 2.0, 10.0), ("rps", 1.5, 4.0)):
         m = d.metrics[mid]
@@ -132,7 +118,7 @@ def test_a_spec_without_simulation_or_sd_is_refused(welcome):
     text = spec("fixed", "  - {id: rev, kind: mean, event: o, role: primary, mde: 5%, baseline: 2}\n",
                 "    - {when: max_days, then: stop_inconclusive}\n", "")
     with pytest.raises(SimulationError, match="needs a per-unit sd"):
-        simulate(plan_text(text.replace("  truth:\n", "  truth: {}\n")), 10)
+        simulate(plan_of_text(text.replace("  truth:\n", "  truth: {}\n")), 10)
     with pytest.raises(ValueError):
         simulate(welcome, 0)
 
@@ -200,7 +186,7 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_every_look_decides_as_evaluate_does(name):
     """For a few replications, each look's action and variant equal evaluate()'s on the same moments."""
-    plan = plan_text(CASES[name])
+    plan = plan_of_text(CASES[name])
     d = draw(plan, 4, "spec", seed=11)
     looks = decide(plan, d)
     seen = set()
@@ -246,7 +232,7 @@ def test_stopping_look_and_decision_of_simulate_equal_evaluate_at_the_first_stop
 
 
 def test_beta_screening_gives_the_exact_decisions():
-    plan = plan_text(CASES["bayesian, proportions, 3 arms"])
+    plan = plan_of_text(CASES["bayesian, proportions, 3 arms"])
     d = draw(plan, 25, "aa", seed=2)
     fast, exact = decide(plan, d), decide(plan, d, exact=True)
     np.testing.assert_array_equal(fast.action, exact.action)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import textwrap
-from typing import Any
-
 import numpy as np
-from expc.compiler.compile import compile_plan
+from conftest import plan_of_text as plan_of  # noqa: F401  (the generation tests import it from here)
 from expc.runtime.units import Units
 
 SPEC = """\
@@ -44,15 +41,6 @@ metrics:
 def spec_text(model: str = "offline/test", checks: str = "{}", extra: str = "") -> str:
     """The spec above with a model, checks (YAML flow) and extra prompt lines."""
     return SPEC.format(model=model, checks=checks, extra=extra or "temperature: 0.5")
-
-
-def plan_of(text: str) -> dict[str, Any]:
-    """Compile spec text (it must be valid)."""
-    from conftest import check_text
-
-    result = check_text(textwrap.dedent(text))
-    assert result.ok(), [d.message for d in result.diagnostics]
-    return compile_plan(result.doc, result.spec)
 
 
 def units_of(n: int, start: int = 0) -> Units:

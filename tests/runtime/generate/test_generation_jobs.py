@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT
-from expc.compiler.compile import compile_plan
-from expc.compiler.pipeline import check_file
+from expc import compile_file
 from expc.runtime.generate.jobs import pieces, segment_id
 from expc.runtime.generate.runner import GenerateOptions, GenerationInputError, generate
 from expc.runtime.units import Units
@@ -16,8 +15,7 @@ from gen_helpers import plan_of, spec_text, units_of
 
 
 def _welcome() -> dict:
-    result = check_file(ROOT / "specs" / "welcome-email.yaml")
-    return compile_plan(result.doc, result.spec)
+    return compile_file(ROOT / "specs" / "welcome-email.yaml")
 
 
 def test_segments_from_the_simulation_block() -> None:
