@@ -22,6 +22,7 @@ from expc.compiler.diagnostics import FORMATTERS, Diagnostic, format_text  # noq
 from expc.compiler.loader import Document  # noqa: E402
 from expc.compiler.model import Spec  # noqa: E402
 from expc.compiler.pipeline import check_file  # noqa: E402
+from expc.runtime.files import write_atomic  # noqa: E402
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUN = 0, 1, 2, 3
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -78,20 +79,10 @@ def _emit(text: str, output: str | None) -> None:
     """Write a command's document to ``output`` (atomically) or to stdout."""
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(Path(output), text)
+        write_atomic(Path(output), text)
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write a file so that a reader never sees half of it."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -203,7 +194,7 @@ def init(path: str, force: bool) -> None:
     local = Path(SCHEMA_FILE)
     schema_ref = os.path.relpath(local.resolve(), target.parent.resolve()) if local.exists() else SCHEMA_ID
     text = files("expc").joinpath("starter.yaml").read_text(encoding="utf-8")
-    _write_atomic(target, text.replace("{schema}", schema_ref.replace(os.sep, "/"), 1))
+    write_atomic(target, text.replace("{schema}", schema_ref.replace(os.sep, "/"), 1))
     click.echo(f"wrote {path}; next: expc validate {path} && expc plan {path}")
     if not local.exists():
         click.echo(f"tip: to let editors check specs offline, run `mkdir -p schemas && expc schema > {SCHEMA_FILE}` "
@@ -584,7 +575,7 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
     text = "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in result.items)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(Path(out), text)
+        write_atomic(Path(out), text)
     else:
         click.echo(text, nl=False)
     if not quiet:

@@ -91,7 +91,8 @@ def default_run_dir(plan: dict[str, Any]) -> Path:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` so that it appears complete or not at all."""
-    from expc.runtime.report.write import report_json, write_atomic
+    from expc.runtime.files import write_atomic
+    from expc.runtime.report.write import report_json
 
     write_atomic(path, report_json(data))
 
@@ -320,7 +321,7 @@ def _generate(plan: dict[str, Any], units: Any, options: RunOptions, progress: P
 
 def _write_content(path: Path, result: Any) -> None:
     """content.jsonl: the items as `expc generate` writes them."""
-    from expc.runtime.report.write import write_atomic
+    from expc.runtime.files import write_atomic
 
     write_atomic(path, "".join(json.dumps(i.to_json(), ensure_ascii=False) + "\n" for i in result.items))
 

@@ -9,34 +9,19 @@ file or the new one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..files import write_atomic
 from .html import render_html
 from .markdown import render_markdown
 
-__all__ = ["render_all", "report_json", "write_atomic"]
+__all__ = ["render_all", "report_json"]
 
 
 def report_json(report: dict[str, Any]) -> str:
     """report.json's text: two-space indent, no NaN or infinity (they must already be ``null``)."""
     return json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same directory and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def render_all(report: dict[str, Any], directory: Path) -> dict[str, Path]:
