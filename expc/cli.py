@@ -437,11 +437,10 @@ def run_command(spec: str, units_path: str | None, events_path: str | None, expo
     error; 3 when the run cannot finish (provider outage, budget reached,
     missing credentials): run it again to resume.
     """
-    import json
-
     from expc.run_progress import progress_for
     from expc.runtime.generate.runner import GenerateOptions
     from expc.runtime.report.terminal import print_summary
+    from expc.runtime.report.write import report_json
     from expc.runtime.run import RunError, RunOptions, default_run_dir, execute
     from expc.runtime.tables import DataError
 
@@ -468,7 +467,7 @@ def run_command(spec: str, units_path: str | None, events_path: str | None, expo
         click.echo(f"error: {_one_line(str(exc))}", err=True)
         sys.exit(EXIT_INVALID)
     if fmt == "json":
-        click.echo(json.dumps(result.report, indent=2, allow_nan=False))
+        click.echo(report_json(result.report), nl=False)
     else:
         print_summary(result.report, result.outputs)
 

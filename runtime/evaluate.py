@@ -351,10 +351,9 @@ def _compare(m: Moments, metric: dict[str, Any], method: str, alpha: float, plan
         c = fixed.compare(m, kind, alpha=alpha)
         return _Raw(metric, c.abs_lift, c.abs_ci, c.rel_lift, c.rel_ci, c.p_value, nan_t, control_mean)
     if method == "sequential" and boundary is not None:  # group sequential: this look's z boundary
+        _, _, diff, var = sequential._difference(m, kind)  # Wald for a proportion
         with np.errstate(divide="ignore", invalid="ignore"):
-            mean, vom = m.mean(), fixed.unit_variance(m, kind) / m.n  # Wald for a proportion
-            diff = mean[1:] - mean[0]
-            se = np.sqrt(vom[1:] + vom[0])
+            se = np.sqrt(var)
             z = diff / se
             ok = np.isfinite(z)
             reject = ok & (np.abs(z) >= boundary)

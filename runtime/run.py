@@ -35,7 +35,6 @@ from typing import Any, Callable
 
 STATE_VERSION = 1
 STORE_NAME = "content.sqlite"
-SIMULATED_START = "2026-01-01T00:00:00+00:00"  # simulated time starts here (a fixed date keeps runs reproducible)
 CONTENT_SAMPLES = 3  # content examples per variant in the report
 SIMULATED_ITEMS_PER_VARIANT = 200  # per-unit content generated for at most this many simulated units per variant
 
@@ -60,7 +59,6 @@ class RunOptions:
     exposures_path: Path | None = None
     fresh: bool = False
     generation: Any = None  # GenerateOptions; None = defaults
-    items_per_variant: int | None = None  # cap on per-unit generation (simulated runs default to a sample)
 
 
 @dataclass
@@ -284,7 +282,7 @@ def build_report(plan: dict[str, Any], looks: list[dict[str, Any]], generation: 
 
 
 def _generate(plan: dict[str, Any], units: Any, options: RunOptions, progress: Progress,
-              items_per_variant: int | None) -> dict[str, Any]:
+              items_per_variant: int | None = None) -> dict[str, Any]:
     """Generate every variant's content (resuming from the store) and summarise it for the report."""
     from dataclasses import replace
 
@@ -342,7 +340,8 @@ def run_simulated(plan: dict[str, Any], options: RunOptions, seed: int, progress
         list[dict[str, Any]], dict[str, Any]]:
     """Draw units day by day, assign them, generate content, draw outcomes and evaluate every look."""
     from expc.runtime.assign import assign
-    from expc.runtime.synthetic import draw_outcomes, draw_units, look_reduction, simulation_days, write_files
+    from expc.runtime.synthetic import (DEFAULT_START, draw_outcomes, draw_units, look_reduction, simulation_days,
+                                        write_files)
 
     run_dir = options.run_dir
     days = simulation_days(plan)
@@ -354,14 +353,14 @@ def run_simulated(plan: dict[str, Any], options: RunOptions, seed: int, progress
         _mark_done(run_dir, "assignments")
     in_experiment = assignment.variant >= 0
     generation = _generate(plan, _subset(units, in_experiment), options, progress,
-                           options.items_per_variant or SIMULATED_ITEMS_PER_VARIANT)
+                           SIMULATED_ITEMS_PER_VARIANT)
     progress.step("drawing outcomes")
-    data = draw_outcomes(plan, units, entry_day, assignment.variant, seed, start=SIMULATED_START)
+    data = draw_outcomes(plan, units, entry_day, assignment.variant, seed, start=DEFAULT_START)
     if not _is_done(run_dir, "outcomes"):
         write_files(data, run_dir)
         _mark_done(run_dir, "outcomes")
     progress.step("evaluating looks")
-    start = datetime.fromisoformat(SIMULATED_START)
+    start = datetime.fromisoformat(DEFAULT_START)
     looks = evaluate_looks(plan, run_dir, look_days(plan, days), start,
                            lambda day, as_of: look_reduction(plan, data, day), progress)
     return looks, generation
@@ -391,7 +390,7 @@ def run_on_data(plan: dict[str, Any], options: RunOptions, progress: Progress) -
             _write_assignments(plan, units, assignment, run_dir / "assignments.parquet")
             _mark_done(run_dir, "assignments")
         units = _subset(units, assignment.variant >= 0)
-    generation = _generate(plan, units, options, progress, options.items_per_variant)
+    generation = _generate(plan, units, options, progress)
     if options.events_path is None:
         return [], generation
     exposures = options.exposures_path

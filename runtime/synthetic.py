@@ -118,7 +118,8 @@ from typing import Any
 import numpy as np
 
 from .stats.moments import Moments
-from .stats.reduce import EXCLUDED_KEYS, IGNORED_KEYS, Reduction
+from .stats.cuped import enabled as _cuped_on
+from .stats.reduce import EXCLUDED_KEYS, IGNORED_KEYS, Reduction, _uses
 from .units import Units
 
 DAY_US = 86_400_000_000
@@ -715,15 +716,6 @@ class _Prepared:
     outside_cum: np.ndarray
 
 
-def _uses(m: dict[str, Any]) -> list[tuple[str, str]]:
-    if m["kind"] == "proportion":
-        return [(m["event"], "count")]
-    if m["kind"] == "mean":
-        return [(m["event"], "value")]
-    return [(m["numerator"]["event"], m["numerator"]["measure"]),
-            (m["denominator"]["event"], m["denominator"]["measure"])]
-
-
 def _prepare(plan: dict[str, Any], run: SyntheticRun) -> _Prepared:
     """What every look needs, once per run and plan: event classes and each metric's counted events."""
     variants = tuple(v["id"] for v in plan["variants"])
@@ -765,7 +757,7 @@ def _prepare(plan: dict[str, Any], run: SyntheticRun) -> _Prepared:
                 sel &= ts <= first + w
             selected.append((sel, measure))
         covariates = None
-        if _cuped_enabled(m, plan):  # the pre-exposure value: events in [first - lookback, first)
+        if _cuped_on(m, plan):  # the pre-exposure value: events in [first - lookback, first)
             pre = before & (ts >= first - _lookback_us(plan))
             covariates = [_pre_values(run, pre & (run.event_code == code_of.get(event, -1)), measure,
                                       m["kind"] == "proportion") for event, measure in _uses(m)]
@@ -777,14 +769,6 @@ def _prepare(plan: dict[str, Any], run: SyntheticRun) -> _Prepared:
     prepared = _Prepared(len(variants), metrics, cum(named), ts[before], first[before], cum(outside))
     run._cache[key] = prepared
     return prepared
-
-
-def _cuped_enabled(m: dict[str, Any], plan: dict[str, Any]) -> bool:
-    try:
-        from .stats.cuped import enabled
-    except ImportError:  # no CUPED in this version of the statistics
-        return False
-    return enabled(m, plan)
 
 
 def _lookback_us(plan: dict[str, Any]) -> int:

@@ -90,11 +90,6 @@ def edgeworth_cdf(u: float, g1: float, g2: float, g3: float, upper: bool = False
     return edgeworth_cdf_pdf(u, g1, g2, g3, upper)[0]
 
 
-def edgeworth_pdf(u: float, g1: float, g2: float, g3: float) -> float:
-    """Density of the standardised Edgeworth series at ``u``."""
-    return edgeworth_cdf_pdf(u, g1, g2, g3)[1]
-
-
 def edgeworth_cdf_pdf(u: float, g1: float, g2: float, g3: float, upper: bool = False) -> tuple[float, float]:
     """CDF (upper tail when ``upper``) and density at ``u``, sharing the Hermite polynomials."""
     phi = math.exp(-0.5 * u * u) * _INV_SQRT_2PI

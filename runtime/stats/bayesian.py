@@ -89,6 +89,7 @@ from scipy import special
 
 from . import _edgeworth
 from ._build import build
+from .fixed import _z_quantile as _z
 from .moments import Moments
 
 __all__ = [
@@ -836,14 +837,3 @@ def _normal_means_scalar(m: Moments, prior_mean, prior_variance, level: float) -
     row = (mc, mt, ncdf(u), dens - delta * ncdf(-u), dens + delta * ncdf(u), delta - z * s, delta + z * s,
            r_lo - 1.0, r_hi - 1.0)
     return _result_1d("normal", level, [row])
-
-
-_Z_CACHE: dict[float, float] = {}
-
-
-def _z(level: float) -> float:
-    """``Φ⁻¹(level)``, cached per level."""
-    q = _Z_CACHE.get(level)
-    if q is None:
-        q = _Z_CACHE[level] = float(special.ndtri(level))
-    return q

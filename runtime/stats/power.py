@@ -31,7 +31,7 @@ from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 ProportionMethod = Literal["unpooled", "pooled", "arcsine"]
 Direction = Literal["increase", "decrease"]
@@ -141,14 +141,14 @@ def power_proportion(
         d = np.abs(p2 - p1)
         s1 = np.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n)
         if method == "unpooled":
-            out = stats.norm.cdf(d / s1 - za) + stats.norm.cdf(-d / s1 - za)
+            out = special.ndtr(d / s1 - za) + special.ndtr(-d / s1 - za)
         elif method == "pooled":
             pbar = (p1 + p2) / 2
             s0 = np.sqrt(2 * pbar * (1 - pbar) / n)
-            out = stats.norm.cdf((d - za * s0) / s1) + stats.norm.cdf((-d - za * s0) / s1)
+            out = special.ndtr((d - za * s0) / s1) + special.ndtr((-d - za * s0) / s1)
         elif method == "arcsine":
             h = np.abs(2 * np.arcsin(np.sqrt(p2)) - 2 * np.arcsin(np.sqrt(p1))) * np.sqrt(n / 2)
-            out = stats.norm.cdf(h - za) + stats.norm.cdf(-h - za)
+            out = special.ndtr(h - za) + special.ndtr(-h - za)
         else:
             raise ValueError(f"method must be 'unpooled', 'pooled' or 'arcsine', got {method!r}")
     return np.where(ok, out, np.nan)[()]
@@ -160,7 +160,7 @@ def power_mean(baseline, sd, mde, n, alpha: float = 0.05) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         delta = np.abs(np.asarray(baseline, dtype=np.float64)) * np.asarray(mde, dtype=np.float64)
         sigma = np.asarray(sd, dtype=np.float64) * np.sqrt(2 / np.asarray(n, dtype=np.float64))
-        out = stats.norm.cdf(delta / sigma - za) + stats.norm.cdf(-delta / sigma - za)
+        out = special.ndtr(delta / sigma - za) + special.ndtr(-delta / sigma - za)
     return out[()]
 
 
