@@ -28,7 +28,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .checks import check_text
@@ -84,6 +84,10 @@ class Task:
         return request_key(self.target.model, self.target.api_base, self.target.params, self.messages,
                            self.seed + attempt)
 
+    def reuse(self, record: Record) -> Record:
+        """A stored record judged by this task's checks as they are now (the spec's checks may have changed)."""
+        return replace(record, checks=check_text(record.content, self.checks))
+
     @property
     def passed(self) -> Record | None:
         """The record whose content passed the checks, if any."""
@@ -135,11 +139,13 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
         for attempt in range(task.start_attempt, task.attempts_allowed):
             key = task.key(attempt)
             stored = store.get_many([key]).get(key) if attempt > task.start_attempt else None
-            if stored is None:
-                if stop.is_set() or _over_budget():
-                    if limits.max_cost is not None and _over_budget():
-                        outcome.budget_exhausted = True
-                        stop.set()
+            if stored is not None:
+                stored = task.reuse(stored)
+            else:
+                if _over_budget():
+                    outcome.budget_exhausted = True
+                    stop.set()
+                if stop.is_set():
                     return
                 try:
                     stored = await _call(task, key, attempt)

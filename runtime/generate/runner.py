@@ -244,6 +244,7 @@ def _answer_from_store(tasks: list[Task], store: Store) -> list[Task]:
         record = first.get(task.key(0))
         attempt = 0
         while record is not None:
+            record = task.reuse(record)
             task.records.append(record)
             attempt += 1
             if not record.checks or attempt >= task.attempts_allowed:

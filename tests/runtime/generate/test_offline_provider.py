@@ -67,3 +67,14 @@ def test_json_schema_prompts_get_json_offline(tmp_path: Path) -> None:
     assert all(i.status == "ok" for i in made), [i.reason for i in made]
     value = json.loads(made[0].content)
     assert set(value) == {"title", "tags", "score"} and value["title"].startswith(MARK) and value["score"] == 3
+
+
+def test_stored_content_is_judged_by_the_checks_as_they_are_now(tmp_path: Path) -> None:
+    store = tmp_path / "s.sqlite"
+    first = generate(plan_of(spec_text()), units_of(3), store, GenerateOptions())
+    assert {i.status for i in first.items if i.variant == "treatment"} == {"ok"} and first.calls == 3
+    stricter = plan_of(spec_text(checks="{forbid: [offline], regenerate: 0, on_fail: error}"))
+    again = generate(stricter, units_of(3), store, GenerateOptions())
+    assert again.calls == 0  # the same requests: nothing is paid for again ...
+    assert {i.status for i in again.items if i.variant == "treatment"} == {"failed"}  # ... but nothing stale passes
+    assert len(again.rejected()) == 3
