@@ -543,11 +543,10 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
     provider failure, budget reached, content that fails its checks with
     `on_fail: error`): run it again to resume.
     """
-    import json
-
     from expc.compiler.compile import compile_plan
     from expc.generate_report import progress_bar, variant_table
     from expc.runtime.generate.runner import GenerateOptions, GenerationError, generate
+    from expc.runtime.run import STORE_NAME, default_run_dir
     from expc.runtime.tables import DataError, read_units
 
     plan = compile_plan(*_checked_spec(spec))
@@ -560,7 +559,7 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
         except DataError as exc:
             click.echo(f"error: {_one_line(str(exc))}", err=True)
             sys.exit(EXIT_INVALID)
-    store = Path(store_path) if store_path else Path(".expc") / "runs" / plan["experiment"]["id"] / "content.sqlite"
+    store = Path(store_path) if store_path else default_run_dir(plan) / STORE_NAME
     opts = GenerateOptions(offline=offline, model=model, api_base=api_base, concurrency=concurrency,
                            max_cost=max_cost, timeout=timeout, seed=seed)
     try:
@@ -571,7 +570,7 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
             variant_table(exc.result.per_variant(), exc.result.spent)
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    text = "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in result.items)
+    text = result.jsonl()
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         write_atomic(Path(out), text)
@@ -581,11 +580,9 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
         variant_table(result.per_variant(), result.spent)
         if out:
             click.echo(f"wrote {len(result.items):,} items to {out}", err=True)
-    rejected = result.rejected()
-    if rejected:
-        first = rejected[0]
-        click.echo(f"error: {len(rejected)} item(s) failed their checks (on_fail: error); first: variant "
-                   f"`{first.variant}`: {first.reason}", err=True)
+    rejection = result.rejection()
+    if rejection:
+        click.echo(f"error: {rejection}", err=True)
         sys.exit(EXIT_RUN)
 
 

@@ -305,23 +305,16 @@ def _generate(plan: dict[str, Any], units: Any, options: RunOptions, progress: P
         resume = (f"\nThe run's state is saved in {options.run_dir}; run the same command again to resume."
                   if code == 3 else "")
         raise RunError(f"{exc}{resume}", code) from None
-    _write_content(options.run_dir / "content.jsonl", result)
-    rejected = result.rejected()
-    if rejected:
-        first = rejected[0]
-        raise RunError(f"{len(rejected)} item(s) failed their checks (on_fail: error); first: variant "
-                       f"`{first.variant}`: {first.reason}. Every item is in {options.run_dir / 'content.jsonl'}; "
-                       "change the prompt or its checks (or on_fail) and run again: stored calls are not repeated")
+    from expc.runtime.files import write_atomic
+
+    write_atomic(options.run_dir / "content.jsonl", result.jsonl())
+    rejection = result.rejection()
+    if rejection:
+        raise RunError(f"{rejection}. Every item is in {options.run_dir / 'content.jsonl'}; change the prompt or "
+                       "its checks (or on_fail) and run again: stored calls are not repeated")
     summary = generation_summary(result)
     summary["generation"]["notes"] = notes
     return summary
-
-
-def _write_content(path: Path, result: Any) -> None:
-    """content.jsonl: the items as `expc generate` writes them."""
-    from expc.runtime.files import write_atomic
-
-    write_atomic(path, "".join(json.dumps(i.to_json(), ensure_ascii=False) + "\n" for i in result.items))
 
 
 def _write_assignments(plan: dict[str, Any], units: Any, assignment: Any, path: Path) -> None:

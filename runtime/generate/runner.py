@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import json
 import os
 import re
 from collections.abc import Callable
@@ -156,6 +157,19 @@ class GenerationResult:
     def rejected(self) -> list[Item]:
         """Items whose content failed its checks with ``on_fail: error`` (or could not be made)."""
         return [i for i in self.items if i.status == "failed"]
+
+    def rejection(self) -> str | None:
+        """One line saying which items failed their checks with ``on_fail: error``; None when none did."""
+        rejected = self.rejected()
+        if not rejected:
+            return None
+        first = rejected[0]
+        return (f"{len(rejected)} item(s) failed their checks (on_fail: error); first: variant "
+                f"`{first.variant}`: {first.reason}")
+
+    def jsonl(self) -> str:
+        """The items as JSON Lines, one record per item (what `expc generate` writes)."""
+        return "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in self.items)
 
 
 def generate(plan: dict[str, Any], units: Any | None, store_path: Path,
