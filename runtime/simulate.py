@@ -121,7 +121,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from .stats import bayesian, fixed, sequential
+from .stats import bayesian, corrections, fixed, sequential
 from .stats.moments import Moments
 from .stats.reduce import EXCLUDED_KEYS, Reduction
 from .stats.srm import srm as srm_test
@@ -133,7 +133,6 @@ __all__ = [
     "LookDecisions",
     "SimulationError",
     "SimulationResult",
-    "adjust_last_axis",
     "decide",
     "design_of",
     "draw",
@@ -332,39 +331,6 @@ def look_reduction(draws: Draws, plan: dict[str, Any], replication: int, look: i
                           pick(m.cross)) for k, m in draws.metrics.items()}
     units = np.asarray(draws.units[replication, look])[inverse].astype(np.int64)
     return Reduction(metrics=metrics, units=units, excluded={k: 0 for k in EXCLUDED_KEYS}, sql="")
-
-
-# ================================================================== corrections over the last axis
-
-
-def adjust_last_axis(p: np.ndarray, method: str) -> np.ndarray:
-    """Adjusted p-values of independent families laid along the last axis (one family per row).
-
-    The same procedures as :mod:`expc.runtime.stats.corrections` (NaN counts as
-    a hypothesis ranked as p = 1 and stays NaN), vectorised over the leading
-    axes, which that module (one family per call) is not.
-    """
-    p = np.asarray(p, dtype=np.float64)
-    if method == "none":
-        return p.copy()
-    m = p.shape[-1]
-    nan = np.isnan(p)
-    flat = np.where(nan, 1.0, p)
-    if method == "bonferroni":
-        adj = flat * m
-    elif method in ("holm", "bh", "fdr_bh"):
-        order = np.argsort(flat, axis=-1, kind="stable")
-        ranked = np.take_along_axis(flat, order, axis=-1)
-        if method == "holm":
-            steps = np.maximum.accumulate(np.minimum(ranked * np.arange(m, 0, -1), 1.0), axis=-1)
-        else:
-            raw = ranked * m / np.arange(1, m + 1)
-            steps = np.flip(np.minimum.accumulate(np.flip(raw, -1), axis=-1), -1)
-        adj = np.empty_like(flat)
-        np.put_along_axis(adj, order, steps, axis=-1)
-    else:
-        raise ValueError(f"correction must be none, bonferroni, holm or bh, got {method!r}")
-    return np.where(nan, np.nan, np.minimum(adj, 1.0))
 
 
 # ================================================================== Bayesian probabilities
@@ -636,7 +602,7 @@ def decide(plan: dict[str, Any], draws: Draws, exact: bool = False) -> LookDecis
             groups.setdefault("__primary__" if is_primary else f"metric:{mid}", []).append(mid)
         for members in groups.values():
             p = np.concatenate([looks[mid].p_value for mid in members], axis=-1)
-            adj = adjust_last_axis(p, correction)
+            adj = corrections.adjust_rows(p, correction)
             t = looks[members[0]].p_value.shape[-1]
             for i, mid in enumerate(members):
                 a = adj[..., i * t:(i + 1) * t]

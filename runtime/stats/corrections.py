@@ -20,22 +20,44 @@ import numpy as np
 Method = Literal["none", "bonferroni", "holm", "bh", "fdr_bh"]
 
 
-def _prepare(p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flat float p-values with NaN as 1, their NaN mask, and the original array (for its shape)."""
+def adjust_rows(p, method: Method) -> np.ndarray:
+    """Adjusted p-values of independent families laid along the last axis (one family per row).
+
+    NaN counts as a hypothesis ranked as p = 1 and stays NaN. Vectorised over
+    the leading axes, so that a simulation adjusts every replication and look
+    in one call; :func:`adjust` is the one-family case.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    if method == "none":
+        return p.copy()
+    m = p.shape[-1]
+    nan = np.isnan(p)
+    flat = np.where(nan, 1.0, p)
+    if method == "bonferroni":
+        adj = flat * m
+    elif method in ("holm", "bh", "fdr_bh"):
+        order = np.argsort(flat, axis=-1, kind="stable")
+        ranked = np.take_along_axis(flat, order, axis=-1)
+        if method == "holm":
+            steps = np.maximum.accumulate(np.minimum(ranked * np.arange(m, 0, -1), 1.0), axis=-1)
+        else:
+            raw = ranked * m / np.arange(1, m + 1)
+            steps = np.flip(np.minimum.accumulate(np.flip(raw, -1), axis=-1), -1)
+        adj = np.empty_like(flat)
+        np.put_along_axis(adj, order, steps, axis=-1)
+    else:
+        raise ValueError(f"method must be one of {('none', *_METHODS)}, got {method!r}")
+    return np.where(nan, np.nan, np.minimum(adj, 1.0))
+
+
+def _one_family(p, method: Method) -> np.ndarray:
     arr = np.asarray(p, dtype=np.float64)
-    flat = arr.ravel()
-    nan = np.isnan(flat)
-    return np.where(nan, 1.0, flat), nan, arr
-
-
-def _finish(adjusted: np.ndarray, nan: np.ndarray, arr: np.ndarray) -> np.ndarray:
-    return np.where(nan, np.nan, np.minimum(adjusted, 1.0)).reshape(arr.shape)
+    return adjust_rows(arr.ravel(), method).reshape(arr.shape)
 
 
 def bonferroni(p) -> np.ndarray:
     """Bonferroni: ``min(1, m p_i)``. Controls the family-wise error rate under any dependence."""
-    flat, nan, arr = _prepare(p)
-    return _finish(flat * flat.size, nan, arr)
+    return _one_family(p, "bonferroni")
 
 
 def holm(p) -> np.ndarray:
@@ -44,13 +66,7 @@ def holm(p) -> np.ndarray:
     Why: controls the family-wise error rate under any dependence, like
     Bonferroni, and is uniformly more powerful.
     """
-    flat, nan, arr = _prepare(p)
-    m = flat.size
-    order = np.argsort(flat, kind="stable")
-    raw = flat[order] * np.arange(m, 0, -1)
-    adjusted = np.empty(m)
-    adjusted[order] = np.maximum.accumulate(np.minimum(raw, 1.0)) if m else raw
-    return _finish(adjusted, nan, arr)
+    return _one_family(p, "holm")
 
 
 def benjamini_hochberg(p) -> np.ndarray:
@@ -61,13 +77,7 @@ def benjamini_hochberg(p) -> np.ndarray:
     conservative than FWER control when many metrics are tested (Statsig,
     Optimizely).
     """
-    flat, nan, arr = _prepare(p)
-    m = flat.size
-    order = np.argsort(flat, kind="stable")
-    raw = flat[order] * m / np.arange(1, m + 1)
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum.accumulate(raw[::-1])[::-1] if m else raw
-    return _finish(adjusted, nan, arr)
+    return _one_family(p, "bh")
 
 
 _METHODS = {

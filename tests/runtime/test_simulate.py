@@ -13,7 +13,6 @@ from expc.runtime.evaluate import evaluate
 from expc.runtime.simulate import (
     Draws,
     SimulationError,
-    adjust_last_axis,
     decide,
     design_of,
     draw,
@@ -21,7 +20,6 @@ from expc.runtime.simulate import (
     resolve_truth,
     simulate,
 )
-from expc.runtime.stats import corrections
 
 
 @pytest.fixture(scope="module")
@@ -121,17 +119,6 @@ def test_a_spec_without_simulation_or_sd_is_refused(welcome):
         simulate(plan_of_text(text.replace("  truth:\n", "  truth: {}\n")), 10)
     with pytest.raises(ValueError):
         simulate(welcome, 0)
-
-
-@pytest.mark.parametrize("method", ["none", "bonferroni", "holm", "bh"])
-def test_vectorised_corrections_equal_the_stats_module_row_by_row(method):
-    rng = np.random.default_rng(0)
-    p = rng.uniform(0, 0.2, size=(50, 4))
-    p[rng.uniform(size=p.shape) < 0.1] = np.nan
-    got = adjust_last_axis(p, method)
-    want = np.stack([corrections.adjust(row, method) for row in p])
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
-    np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], rtol=1e-12)
 
 
 # ================================================================== decisions equal evaluate()'s

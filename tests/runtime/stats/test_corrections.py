@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests
 
-from expc.runtime.stats.corrections import adjust, adjust_within, benjamini_hochberg, bonferroni, holm
+from expc.runtime.stats.corrections import adjust, adjust_rows, adjust_within, benjamini_hochberg, bonferroni, holm
 
 OURS = {"bonferroni": bonferroni, "holm": holm, "fdr_bh": benjamini_hochberg}
 
@@ -84,3 +84,17 @@ def test_adjust_within_families():
     with pytest.raises(ValueError):
         adjust_within(p, families[:3], "holm")
 
+
+
+@pytest.mark.parametrize("method", ["bonferroni", "holm", "fdr_bh"])
+def test_many_families_at_once_match_statsmodels_row_by_row(method):
+    p = np.random.default_rng(0).uniform(0, 0.2, size=(50, 4))  # 50 families (say replications) of 4
+    want = np.stack([multipletests(row, method=method)[1] for row in p])
+    np.testing.assert_allclose(adjust_rows(p, method), want, rtol=0, atol=1e-12)
+
+
+def test_many_families_at_once_keep_nan_as_a_hypothesis():
+    p = np.array([[0.01, np.nan, 0.04], [np.nan, np.nan, 0.02]])
+    got = adjust_rows(p, "holm")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(p))
+    np.testing.assert_allclose(got[0, [0, 2]], [0.03, 0.08])  # three hypotheses in the family, not two
