@@ -73,16 +73,16 @@ missing columns (the message lists what is expected and what the file has);
 a file none of whose timestamps parse (for events: none of the rows of the
 metrics' events). Some unparseable timestamps are counted in ``bad_rows``.
 
-Speed: the exposures are loaded into a table; the events file is read once,
-through a view that keeps only the metrics' events (for Parquet the filter is on
-the raw column, so the reader skips other events' rows without decoding them),
-by a single query that matches each event to its unit (one hash join),
-classifies it (an integer code) and aggregates per unit, in one GROUP BY, the
-count of each class and every metric's value and covariate (conditional
-aggregates). The per-arm sums and the class counts then come from that much
-smaller per-unit table. No row-level table is materialised and nothing is
-sorted. 1,000,000 exposures and 10,000,000 events from Parquet take about 1.5 s
-on two cores (``benchmarks/analyze.py``).
+Speed: each file is read once, through a view (for events, one that keeps only
+the metrics' events; for Parquet the filter is on the raw column, so the reader
+skips other events' rows without decoding them). One query classifies every
+exposure row (an integer code) and groups them per unit and class; one query
+matches each event to its unit (one hash join), classifies it and groups per
+unit and class, with every metric's value and covariate as conditional
+aggregates. The class counts, the checks of the files and the per-arm sums then
+come from those much smaller grouped tables. No row-level table is
+materialised and nothing is sorted. 1,000,000 exposures and 10,000,000 events
+from Parquet take about 0.8 s on two cores (``benchmarks/analyze.py``).
 """
 
 from __future__ import annotations
@@ -155,18 +155,12 @@ def reduce(plan: dict[str, Any], exposures_path: str | os.PathLike[str], events_
     try:
         con.execute("SET TimeZone = 'UTC'")
         cutoff = _parse_as_of(con, as_of)
-        _Loader(con, Path(exposures_path), "exposures", unit).load_exposures()
+        exposures = _Loader(con, Path(exposures_path), "exposures", unit)
+        exposures.load_exposures()
         events = _Loader(con, Path(events_path), "events", unit)
-        events.load_events(names, bool(value_events))
-        try:  # the events file is read (through a view) while reducing
-            cuped = [cuped_enabled(m, plan) for m in metrics]
-            lookback = (plan.get("analysis") or {}).get("cuped_lookback") or 14 * 86400
-            return _reduce(con, variants, metrics, names, value_events, cutoff, events.check_events, cuped, lookback)
-        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
-                duckdb.InternalException):
-            raise  # a mistake in expc's SQL, not in a file
-        except duckdb.Error as exc:
-            raise _explain(exc, events.path, events.kind) from None
+        cuped = [cuped_enabled(m, plan) for m in metrics]
+        lookback = (plan.get("analysis") or {}).get("cuped_lookback") or 14 * 86400
+        return _reduce(variants, metrics, names, value_events, cutoff, exposures, events, cuped, lookback)
     finally:
         con.close()
 
@@ -184,7 +178,11 @@ def _parse_as_of(con: Any, as_of: str | None) -> str | None:
 
 
 class _Loader:
-    """Read one file into a typed staging table (``exposures_raw`` or ``events_raw``)."""
+    """One input file as a typed view (``exposures_raw`` or ``events_raw``), and the queries that read it.
+
+    The views are read once each, by the reducing queries; :meth:`query` runs
+    those and names this file in any error reading it.
+    """
 
     def __init__(self, con: Any, path: Path, what: str, unit: str) -> None:
         self.con, self.path, self.what, self.unit = con, path, what, unit
@@ -224,11 +222,12 @@ class _Loader:
                             f"it needs {expected}; it has {has}", self.path)
         return types, id_col
 
-    def _run(self, sql: str) -> None:
+    def query(self, sql: str) -> list[tuple]:
+        """Run ``sql`` (which reads this file) and fetch its rows; a read error becomes a DataError naming the file."""
         import duckdb
 
         try:
-            self.con.execute(sql)
+            return self.con.execute(sql).fetchall()
         except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.InternalException):
             raise
         except duckdb.Error as exc:
@@ -236,32 +235,30 @@ class _Loader:
 
     def load_exposures(self) -> None:
         types, id_col = self._columns(["variant", "timestamp"])
-        self._run("CREATE TEMP TABLE exposures_raw AS SELECT "
-                  f"{_text(id_col, types[id_col], self.trim)} AS unit_id, {_text('variant', types['variant'], self.trim)} AS variant, "
-                  f"{_timestamp('timestamp', types['timestamp'])} AS ts, "
-                  f"{_ident('timestamp')} IS NOT NULL AS has_ts FROM {self.source}")
-        self._check_rows("exposures_raw", allow_empty=False)
+        self.query("CREATE TEMP VIEW exposures_raw AS SELECT "
+                   f"{_text(id_col, types[id_col], self.trim)} AS unit_id, "
+                   f"{_text('variant', types['variant'], self.trim)} AS variant, "
+                   f"{_timestamp('timestamp', types['timestamp'])} AS ts, "
+                   f"{_ident('timestamp')} IS NOT NULL AS has_ts FROM {self.source}")
 
     def load_events(self, names: list[str], need_value: bool) -> None:
         types, id_col = self._columns(["event", "timestamp"] + (["value"] if need_value else []))
         value = _number("value", types["value"]) if "value" in types else "CAST(NULL AS DOUBLE)"
         event = _text("event", types["event"], self.trim)
-        # A view: the file is scanned once, by the query that matches events to units.
-        self._run("CREATE TEMP VIEW events_raw AS SELECT "
+        self.query("CREATE TEMP VIEW events_raw AS SELECT "
                   f"{_text(id_col, types[id_col], self.trim)} AS unit_id, {event} AS event, "
                   f"{value} AS value, {_timestamp('timestamp', types['timestamp'])} AS ts, "
                   f"{_ident('timestamp')} IS NOT NULL AS has_ts FROM {self.source} "
                   f"WHERE {_event_filter(event, types['event'], self.trim, names)}")
 
-    def check_events(self, rows: int, written: int, parsed: int) -> None:
-        """Raise when no event row's timestamp parses (counts from the reducing query)."""
-        self._check_rows("", allow_empty=True, counts=(rows, written, parsed))
+    def check_rows(self, rows: int, written: int, parsed: int) -> None:
+        """Raise when the file has no rows (exposures only), or no row's timestamp parses.
 
-    def _check_rows(self, table: str, allow_empty: bool, counts: tuple[int, int, int] | None = None) -> None:
-        rows, written, parsed = counts or self.con.execute(
-            f"SELECT count(*), count(CASE WHEN has_ts THEN 1 END), count(ts) FROM {table}").fetchone()
+        ``rows`` read, ``written`` with a timestamp, ``parsed`` whose timestamp parses: counts from the
+        reducing queries, which tell these rows apart (see ``_EVENT_CODES``).
+        """
         if rows == 0:
-            if allow_empty:
+            if self.what == "events":  # no events yet
                 return
             raise DataError(f"{self.path}: the {self.what} file has no rows", self.path)
         if parsed == 0:
@@ -366,20 +363,21 @@ def _within(window: Any, start: str = "ev.first_ts") -> str:
     return f"ev.ts <= {start} + INTERVAL '{literal}' SECOND"
 
 
-# Integer codes of what an event row is (the portable query returns codes; Python names them).
-_EVENT_CODES = ("counted", "bad_rows", "events_after_as_of", "events_of_unexposed_units",
+# Integer codes of what an event row is (the portable query returns codes; Python names them). Bad rows
+# have three codes, so that the counts the timestamp check needs come with the others: rows without a
+# timestamp, rows whose timestamp does not parse, and the rest.
+_EVENT_CODES = ("counted", "bad_rows", "bad_rows", "bad_rows", "events_after_as_of", "events_of_unexposed_units",
                 "events_of_units_in_several_variants", "events_before_exposure", "events_outside_window")
-_COUNTED, _BEFORE = 0, _EVENT_CODES.index("events_before_exposure")
+_COUNTED, _BAD, _NO_TIMESTAMP, _UNPARSED_TIMESTAMP = 0, 1, 2, 3
+_BEFORE = _EVENT_CODES.index("events_before_exposure")
+_EXPOSURE_CODES = ("counted", "bad_rows", "bad_rows", "bad_rows", "exposures_after_as_of", "unknown_variant_exposures")
 
 
-def _reduce(con: Any, variants: list[str], metrics: list[dict[str, Any]], names: list[str],
-            value_events: list[str], cutoff: str | None, check_events: Any,
+def _reduce(variants: list[str], metrics: list[dict[str, Any]], names: list[str], value_events: list[str],
+            cutoff: str | None, exposures: _Loader, events: _Loader,
             cuped: list[bool] | None = None, lookback: Any = None) -> Reduction:
     arms = len(variants)
     cuped = cuped or [False] * len(metrics)
-
-    def before(t: str) -> str:  # at or before as_of
-        return f"{t}.ts <= TIMESTAMP '{cutoff}'" if cutoff else "1 = 1"
 
     def after(t: str) -> str:
         return f"{t}.ts > TIMESTAMP '{cutoff}'" if cutoff else "1 = 0"
@@ -389,41 +387,49 @@ def _reduce(con: Any, variants: list[str], metrics: list[dict[str, Any]], names:
     variant_rows = ", ".join(f"({_literal(v)}, {i})" for i, v in enumerate(variants))
     statements: list[str] = []
 
-    def run(sql: str) -> list[tuple]:
+    def run(sql: str, reading: _Loader = events) -> list[tuple]:
         statements.append(sql.strip() + ";")
-        return con.execute(sql).fetchall()
+        return reading.query(sql)
 
-    # 1. Exposures: what each row is; the units, with first exposure and the number of arms seen.
-    exposure_counts = run(f"""
+    def check(loader: _Loader, by_code: list[int]) -> None:
+        rows = sum(by_code)
+        loader.check_rows(rows, rows - by_code[_NO_TIMESTAMP],
+                          rows - by_code[_NO_TIMESTAMP] - by_code[_UNPARSED_TIMESTAMP])
+
+    # 1. Exposures, in one pass over the file: each row's class (a code, see _EXPOSURE_CODES), then one
+    #    row per unit and class; a counted unit's row has its arm, first exposure and whether it was
+    #    exposed to several arms. `exposed` keeps the counted units.
+    run(f"""
+CREATE TEMP TABLE exposure_groups AS
 WITH variants (variant, arm) AS (VALUES {variant_rows}),
 classified AS (
   SELECT CASE
-           WHEN e.unit_id IS NULL OR e.variant IS NULL OR e.ts IS NULL THEN 'bad_rows'
-           WHEN {after('e')} THEN 'exposures_after_as_of'
-           WHEN v.arm IS NULL THEN 'unknown_variant_exposures'
-           ELSE 'counted'
-         END AS what
+           WHEN e.ts IS NULL THEN CASE WHEN e.has_ts THEN {_UNPARSED_TIMESTAMP} ELSE {_NO_TIMESTAMP} END
+           WHEN e.unit_id IS NULL OR e.variant IS NULL THEN {_BAD}
+           WHEN {after('e')} THEN {_EXPOSURE_CODES.index('exposures_after_as_of')}
+           WHEN v.arm IS NULL THEN {_EXPOSURE_CODES.index('unknown_variant_exposures')}
+           ELSE {_COUNTED}
+         END AS what,
+         e.unit_id, v.arm, e.ts
   FROM exposures_raw e LEFT JOIN variants v ON v.variant = e.variant
 )
-SELECT what, COUNT(*) FROM classified GROUP BY what""")
-
-    run(f"""
-CREATE TEMP TABLE exposed AS
-WITH variants (variant, arm) AS (VALUES {variant_rows}),
-counted AS (
-  SELECT e.unit_id, v.arm, e.ts
-  FROM exposures_raw e JOIN variants v ON v.variant = e.variant
-  WHERE e.unit_id IS NOT NULL AND e.ts IS NOT NULL AND {before('e')}
-)
-SELECT unit_id, MIN(arm) AS arm, MIN(ts) AS first_ts, CASE WHEN MIN(arm) < MAX(arm) THEN 1 ELSE 0 END AS several
-FROM counted GROUP BY unit_id""")
-
+SELECT unit_id, what, COUNT(*) AS row_count, MIN(arm) AS arm, MIN(ts) AS first_ts,
+       CASE WHEN MIN(arm) < MAX(arm) THEN 1 ELSE 0 END AS several
+FROM classified GROUP BY unit_id, what""", exposures)
+    exposure_codes = [0] * len(_EXPOSURE_CODES)
+    for what, count in run("SELECT what, SUM(row_count) FROM exposure_groups GROUP BY what"):
+        exposure_codes[int(what)] = int(count)
+    check(exposures, exposure_codes)
+    run(f"CREATE TEMP VIEW exposed AS SELECT unit_id, arm, first_ts, several FROM exposure_groups WHERE what = {_COUNTED}")
     units_rows = run("""
 SELECT arm, several, COUNT(*), MIN(first_ts), MAX(first_ts) FROM exposed GROUP BY arm, several""")
+    events.load_events(names, bool(value_events))
 
-    # 2. Events, in one pass over the file: each row's class (a code, see _EVENT_CODES), then per unit the
-    #    count of each class and every metric's value (and CUPED covariate); unmatched rows form one
-    #    group with a NULL unit.
+    # 2. Events, in one pass over the file: each row's class (a code, see _EVENT_CODES), then one row per
+    #    unit and class with the class's row count and every metric's value (and CUPED covariate), which
+    #    count only in the unit's row of counted events. Unmatched rows group under a NULL unit. With
+    #    CUPED, a unit's events before exposure join its counted row (the covariates multiply the outcome)
+    #    and are counted apart.
     widest: dict[str, Any] = {}
     for m in metrics:
         for event, _ in _uses(m):
@@ -436,21 +442,27 @@ SELECT arm, several, COUNT(*), MIN(first_ts), MAX(first_ts) FROM exposed GROUP B
                        for e, w in widest.items())
     outside_case = f"CASE {outside} ELSE 0 END" if widest else "0"
     code = {what: i for i, what in enumerate(_EVENT_CODES)}
-    counted = f"ev.what = {_COUNTED}"
-    pre = f"ev.what = {_BEFORE} AND ev.ts >= ev.first_ts - {_interval(lookback)}" if any(cuped) else "1 = 0"
+    with_cuped = any(cuped)
+    counted = f"ev.what = {_COUNTED} AND " if with_cuped else ""  # otherwise the group says so
+    pre = f"ev.what = {_BEFORE} AND ev.ts >= ev.first_ts - {_interval(lookback)}"
+
+    def within(m: dict[str, Any], event: str) -> str:
+        """The metric's window, where it is narrower than the widest window of its event (which `what` applies)."""
+        w = m.get("window_seconds")
+        return f" AND {_within(w)}" if w is not None and (widest[event] is None or w < widest[event]) else ""
 
     per_unit, per_arm = [], []
     for i, m in enumerate(metrics):
-        win = _within(m.get("window_seconds"))
         cov = cuped[i]
         if m["kind"] == "proportion":
             e = _literal(m["event"])
-            per_unit.append(f"MAX(CASE WHEN ev.event = {e} AND {counted} AND {win} THEN 1 ELSE 0 END) AS x{i}")
+            per_unit.append(f"MAX(CASE WHEN {counted}ev.event = {e}{within(m, m['event'])} THEN 1 ELSE 0 END) AS x{i}")
             if cov:
                 per_unit.append(f"MAX(CASE WHEN ev.event = {e} AND {pre} THEN 1 ELSE 0 END) AS z{i}")
         elif m["kind"] == "mean":
             e = _literal(m["event"])
-            per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {counted} AND {win} THEN ev.value ELSE 0 END) AS x{i}")
+            per_unit.append(f"SUM(CASE WHEN {counted}ev.event = {e}{within(m, m['event'])} "
+                            f"THEN ev.value ELSE 0 END) AS x{i}")
             if cov:
                 per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {pre} THEN ev.value ELSE 0 END) AS z{i}")
         else:
@@ -458,7 +470,7 @@ SELECT arm, several, COUNT(*), MIN(first_ts), MAX(first_ts) FROM exposed GROUP B
                 d = m[part]
                 e = _literal(d["event"])
                 what = "ev.value" if d["measure"] == "value" else "1"
-                per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {counted} AND {win} "
+                per_unit.append(f"SUM(CASE WHEN {counted}ev.event = {e}{within(m, d['event'])} "
                                 f"THEN {what} ELSE 0 END) AS {col}{i}")
                 if cov:
                     per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {pre} THEN {what} ELSE 0 END) AS {pre_col}{i}")
@@ -470,39 +482,43 @@ SELECT arm, several, COUNT(*), MIN(first_ts), MAX(first_ts) FROM exposed GROUP B
             if m["kind"] == "ratio":
                 per_arm += [f"SUM(w{i})", f"SUM(w{i} * w{i})", f"SUM(z{i} * w{i})",
                             f"SUM(x{i} * w{i})", f"SUM(y{i} * z{i})", f"SUM(y{i} * w{i})"]
-    classes = ",\n         ".join(f"COUNT(CASE WHEN ev.what = {k} THEN 1 END) AS c{k}"
-                                   for k in range(len(_EVENT_CODES)))
+    group = f"CASE WHEN ev.what = {_BEFORE} THEN {_COUNTED} ELSE ev.what END" if with_cuped else "ev.what"
+    before_rows = f",\n         COUNT(CASE WHEN ev.what = {_BEFORE} THEN 1 END) AS before_rows" if with_cuped else ""
     columns = "".join(f",\n         {c}" for c in per_unit)
     run(f"""
 CREATE TEMP TABLE unit_sums AS
 WITH classified AS (
   SELECT CASE
-           WHEN ev.unit_id IS NULL OR ev.event IS NULL OR ev.ts IS NULL OR {needs_value('ev')} THEN {code['bad_rows']}
+           WHEN ev.ts IS NULL THEN CASE WHEN ev.has_ts THEN {_UNPARSED_TIMESTAMP} ELSE {_NO_TIMESTAMP} END
+           WHEN ev.unit_id IS NULL OR ev.event IS NULL OR {needs_value('ev')} THEN {_BAD}
            WHEN {after('ev')} THEN {code['events_after_as_of']}
            WHEN x.unit_id IS NULL THEN {code['events_of_unexposed_units']}
            WHEN x.several = 1 THEN {code['events_of_units_in_several_variants']}
-           WHEN ev.ts < x.first_ts THEN {code['events_before_exposure']}
+           WHEN ev.ts < x.first_ts THEN {_BEFORE}
            WHEN {outside_case} = 1 THEN {code['events_outside_window']}
-           ELSE {code['counted']}
+           ELSE {_COUNTED}
          END AS what,
-         x.unit_id, x.arm, x.first_ts, ev.event, ev.value, ev.ts, ev.has_ts
+         x.unit_id, x.arm, x.first_ts, ev.event, ev.value, ev.ts
   FROM events_raw ev LEFT JOIN exposed x ON x.unit_id = ev.unit_id
 )
-SELECT ev.unit_id, ev.arm,
-         COUNT(*) AS rows_read, COUNT(CASE WHEN ev.has_ts THEN 1 END) AS rows_with_ts, COUNT(ev.ts) AS rows_parsed,
-         {classes}{columns}
+SELECT ev.unit_id, ev.arm, {group} AS what, COUNT(*) AS row_count{before_rows}{columns}
 FROM classified ev
-GROUP BY ev.unit_id, ev.arm""")
-    class_sums = ", ".join(f"SUM(c{k})" for k in range(len(_EVENT_CODES)))
-    totals = run(f"""
-SELECT SUM(rows_read), SUM(rows_with_ts), SUM(rows_parsed), {class_sums} FROM unit_sums""")[0]
-    check_events(*(int(v or 0) for v in totals[:3]))
+GROUP BY ev.unit_id, ev.arm, {group}""")
+    class_rows = run(f"""
+SELECT what, SUM(row_count){', SUM(before_rows)' if with_cuped else ''} FROM unit_sums GROUP BY what""")
+    by_code = [0] * len(_EVENT_CODES)
+    for row in class_rows:
+        by_code[int(row[0])] += int(row[1])
+        if with_cuped:  # the events before exposure that joined the counted rows
+            by_code[int(row[0])] -= int(row[2])
+            by_code[_BEFORE] += int(row[2])
+    check(events, by_code)
 
     # 3. Per arm: the moments of every metric. Units without counted events add 0 to every sum, so
     #    they only count in n (from `exposed`).
     rows = run(f"""
 SELECT arm, {', '.join(per_arm)}
-FROM unit_sums WHERE unit_id IS NOT NULL GROUP BY arm""") if metrics else []
+FROM unit_sums WHERE unit_id IS NOT NULL AND what = {_COUNTED} GROUP BY arm""") if metrics else []
 
     # 4. Into numpy, arms in plan order (arms without units: zeros).
     table = np.zeros((arms, 1 + len(per_arm)), dtype=np.float64)
@@ -539,10 +555,9 @@ FROM unit_sums WHERE unit_id IS NOT NULL GROUP BY arm""") if metrics else []
             moments = moments.with_covariate(**dict(zip(keys, take(len(keys)))))
         out[m["id"]] = moments
 
-    counts = {what: int(c) for what, c in exposure_counts}
-    for code, c in enumerate(totals[3:]):
-        what = _EVENT_CODES[code]
-        counts[what] = counts.get(what, 0) + int(c or 0)
+    counts: dict[str, int] = {}
+    for what, c in [*zip(_EXPOSURE_CODES, exposure_codes), *zip(_EVENT_CODES, by_code)]:
+        counts[what] = counts.get(what, 0) + c
     counts["units_in_several_variants"] = several
     excluded = {k: counts.get(k, 0) for k in EXCLUDED_KEYS}
     ignored = {k: counts.get(k, 0) for k in IGNORED_KEYS}
