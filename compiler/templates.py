@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
-from jinja2.sandbox import SandboxedEnvironment
+if TYPE_CHECKING:  # jinja2 is imported when a template is first parsed: specs without prompts never need it
+    from jinja2 import nodes
+    from jinja2.sandbox import SandboxedEnvironment
 
 #: Names a template may use besides the ones Jinja provides.
 CONTEXT = ("user", "variant", "experiment", "segment")
@@ -53,11 +55,16 @@ class Analysis:
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
     """The Jinja environment expc renders and parses templates with."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
     return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 def analyse(source: str) -> Analysis:
     """Parse a template and list every name, field, filter and risky access it uses."""
+    from jinja2 import TemplateSyntaxError, nodes
+
     env = environment()
     try:
         tree = env.parse(source)
@@ -98,4 +105,6 @@ def analyse(source: str) -> Analysis:
 
 
 def _const(node: nodes.Node) -> str | None:
+    from jinja2 import nodes
+
     return node.value if isinstance(node, nodes.Const) and isinstance(node.value, str) else None
