@@ -77,6 +77,7 @@ def compile_plan(doc: Document, spec: Spec) -> dict[str, Any]:
                 "total": planned.total,
                 "estimated_days": planned.estimated_days,
                 "method": planned.method,
+                "fixed_horizon_per_variant": planned.fixed_horizon_per_variant,
             }
             if planned
             else {"unavailable": reason}

@@ -76,6 +76,9 @@ def summarise(plan: dict[str, Any]) -> str:
     else:
         lines.append(f"  required units ({ss['method']}): {ss['per_variant']:,} per variant, {ss['total']:,} in total "
                      f"(baseline {ss['baseline']:g}, MDE {_pct(ss['mde'])}, alpha {ss['alpha']:g}, power {ss['power']:g})")
+        if ss.get("fixed_horizon_per_variant"):
+            lines.append(f"    a fixed-horizon test would need {ss['fixed_horizon_per_variant']:,} per variant; looking at "
+                         f"any time costs x{ss['per_variant'] / ss['fixed_horizon_per_variant']:.2f} for the same power")
         if ss["estimated_days"] is not None:
             lines.append(f"  estimated duration: {ss['estimated_days']} days at "
                          f"{plan['simulation']['units_per_day']:,} units/day")

@@ -102,7 +102,8 @@ def test_compile_writes_the_plan_or_nothing(specs, tmp_path):
 def test_plan_is_a_readable_dry_run():
     result = run("plan", WELCOME)
     assert result.exit_code == 0
-    for expected in ("Experiment welcome-subject-2026q4", "new_north_america", "57,760 per variant",
+    for expected in ("Experiment welcome-subject-2026q4", "new_north_america", "77,137 per variant",
+                     "a fixed-horizon test would need 40,284 per variant",
                      "estimated duration", "personalized: prompt subject_line"):
         assert expected in result.output
 

@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize
 
-from expc.compiler.planning import sample_size, units_for_mean, units_for_proportion
+from expc.compiler.planning import (
+    always_valid_inflation,
+    mixing_ratio,
+    sample_size,
+    units_for_mean,
+    units_for_proportion,
+)
 from expc.runtime.stats import power as P
 
 
@@ -126,3 +132,45 @@ def test_invalid_planning_inputs_raise_value_error():
         P.sample_size_proportion(0.1, 0.05, alpha=0.0)
     with pytest.raises(ValueError):
         P.sample_size_mean(0.0, 1.0, 0.05)
+
+
+# --------------------------------------------------------------------------- always-valid sequential designs
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.1, 0.05, 0.01, 1e-6])
+def test_mixing_ratio_is_scipys_lambert_w_solution(alpha):
+    from scipy.special import lambertw
+
+    c = -2.0 * np.log(alpha)
+    reference = float(-1.0 - lambertw(-np.exp(-(1.0 + c)), k=-1).real)
+    assert mixing_ratio(alpha) == pytest.approx(reference, rel=1e-13)
+
+
+def test_always_valid_inflation_reference_values():
+    # k = sqrt((1 + r)/r (log(1 + r) + 2 log 20)) = 3.035 at r = 8.212; ((k + 0.8416) / (1.96 + 0.8416))^2
+    assert always_valid_inflation(0.05, 0.8) == pytest.approx(1.91481, abs=1e-5)
+    assert always_valid_inflation(0.05, 0.9) < always_valid_inflation(0.05, 0.8)  # a larger z[power] dilutes k
+
+
+@pytest.mark.parametrize("alpha, power", [(0.05, 0.8), (0.01, 0.9)])
+def test_always_valid_inflation_gives_the_nominal_power_at_the_planned_end(alpha, power):
+    from expc.runtime.stats.moments import Moments
+    from expc.runtime.stats.sequential import always_valid
+
+    base, target = 0.10, 0.106
+    n = int(np.ceil(units_for_proportion(base, target, alpha, power) * always_valid_inflation(alpha, power)))
+    reps = 20_000
+    successes = np.random.default_rng(20261128).binomial(n, [base, target], size=(reps, 2))
+    result = always_valid(Moments.proportion(np.full((reps, 2), n), successes), planned_n=n, alpha=alpha,
+                          kind="proportion")
+    assert abs(float(np.mean(result.reject)) - power) < 0.015  # the standard error of 20,000 draws is 0.003
+
+
+def test_an_always_valid_spec_is_sized_up_and_a_group_one_is_not():
+    fixed = sample_size(check_text(BASE).spec)[0]
+    always = sample_size(check_text(BASE + "analysis:\n  method: sequential\n").spec)[0]
+    group = sample_size(check_text(BASE + "analysis:\n  method: sequential\n  sequential: group\n").spec)[0]
+    assert fixed.fixed_horizon_per_variant is None and group.fixed_horizon_per_variant is None
+    assert group.per_variant == fixed.per_variant == always.fixed_horizon_per_variant == 57_760
+    assert always.per_variant == int(np.ceil(57_760 * always_valid_inflation(0.05, 0.8)))
+    assert "always-valid" in always.method and "fixed horizon" in group.method
