@@ -92,7 +92,7 @@ from typing import Literal
 import numpy as np
 from scipy import special
 
-from ._build import build
+from ._build import build, float_arrays
 from .fixed import unit_variance
 from .moments import Moments
 
@@ -340,21 +340,28 @@ def _always_valid_scalar(m: Moments, planned_n, alpha: float, tau2, kind=None) -
     if not (var > 0 and t2 > 0 and math.isfinite(var + diff + t2)):
         return None
     r = t2 / var  # the formulas of log_mixture_likelihood_ratio and the radius, with τ²/V factored out
-    llr = -0.5 * math.log1p(r) + r * (diff * diff) / (2.0 * (var + t2))
+    log1p_r = math.log1p(r)
+    llr = -0.5 * log1p_r + r * (diff * diff) / (2.0 * (var + t2))
     p = math.exp(-llr) if llr > 0 else 1.0  # min(1, 1/Λ)
-    radius = math.sqrt((var + t2) / r * (math.log1p(r) - 2.0 * math.log(alpha)))
-    buf = np.array([mc, mt, diff, math.sqrt(var), t2, llr, p, diff - radius, diff + radius])
+    radius = math.sqrt((var + t2) / r * (log1p_r - 2.0 * math.log(alpha)))
+    cm, tm, lift, se, tau, lr, pv, ci = _AV_ARRAYS(
+        mc, mt, diff, math.sqrt(var), t2, llr, p, diff - radius, diff + radius
+    )
     return build(AlwaysValidResult, {
         "alpha": alpha,
-        "control_mean": buf[0:1],
-        "treatment_mean": buf[1:2],
-        "abs_lift": buf[2:3],
-        "se": buf[3:4],
-        "tau2": buf[4:5],
-        "log_lr": buf[5:6],
-        "p_value": buf[6:7],
-        "abs_ci": buf[None, 7:9],
+        "control_mean": cm,
+        "treatment_mean": tm,
+        "abs_lift": lift,
+        "se": se,
+        "tau2": tau,
+        "log_lr": lr,
+        "p_value": pv,
+        "abs_ci": ci,
     })
+
+
+# the arrays of a one-comparison AlwaysValidResult, in field order: the vectorised path's shapes for 1-D moments
+_AV_ARRAYS = float_arrays((1,), (1,), (1,), (1,), (1,), (1,), (1,), (1, 2))
 
 
 # --------------------------------------------------------------------------- group sequential

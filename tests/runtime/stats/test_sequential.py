@@ -328,6 +328,7 @@ def test_scalar_path_equals_the_vectorised_engine():
         ref = always_valid(stacked, planned_n=planned, alpha=0.05)
         for name in ("control_mean", "treatment_mean", "abs_lift", "se", "tau2", "log_lr", "p_value", "abs_ci"):
             a, b = getattr(one, name), getattr(ref, name)[0]
+            assert type(a) is np.ndarray and a.dtype == np.float64 and a.flags.writeable, name
             assert a.shape == np.shape(b), name
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=0, err_msg=name)
 
