@@ -92,6 +92,8 @@ from typing import Literal
 import numpy as np
 from scipy import special
 
+from expc.compiler.planning import mixing_ratio
+
 from ._build import build, float_arrays
 from .fixed import unit_variance
 from .moments import Moments
@@ -157,16 +159,15 @@ def _per_arm(x, shape: tuple[int, ...]) -> np.ndarray:
 
 @lru_cache(maxsize=64)
 def optimal_mixing_ratio(alpha: float = 0.05) -> float:
-    """``x* = τ² / V_plan`` minimising the CS half-width at the planned variance.
+    """``x* = τ² / V_plan`` minimising the CS half-width at the planned variance (cached per α).
 
-    Solves ``x = 2 log(1/α) + log(1 + x)`` exactly: ``x* = -1 - W₋₁(-e^{-(1 + 2 log(1/α))})``
+    Solves ``x = 2 log(1/α) + log(1 + x)``, i.e. ``x* = -1 - W₋₁(-e^{-(1 + 2 log(1/α))})``
     (Howard et al. 2021, tuning of the eq. 14 boundary; their closed form
-    ``c + log(1 + c)`` is one fixed-point step). 8.212 for α = 0.05.
+    ``c + log(1 + c)`` is one fixed-point step). 8.212 for α = 0.05. Computed by
+    :func:`expc.compiler.planning.mixing_ratio`, the one the compiler sizes
+    always-valid designs with, so the plan and the test use the same sequence.
     """
-    if not 0 < alpha < 1:
-        raise ValueError("alpha must be in (0, 1)")
-    c = -2.0 * np.log(alpha)
-    return float(-1.0 - special.lambertw(-np.exp(-(1.0 + c)), k=-1).real)
+    return mixing_ratio(alpha)
 
 
 def mixing_variance(m: Moments, planned_n, alpha: float = 0.05, kind=None) -> np.ndarray:
