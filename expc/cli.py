@@ -332,10 +332,11 @@ def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None,
     from expc.compiler.compile import compile_plan
 
     plan = compile_plan(*_checked_spec(spec))
+    from expc.runtime.stats.reduce import reduce  # with DuckDB and numpy
+    from expc.runtime.tables import DataError
+
     # The statistics import scipy (about 0.4 s): in a thread, while DuckDB (which releases the GIL) reduces.
     threading.Thread(target=__import__, args=("expc.runtime.evaluate",), name="expc-import-stats", daemon=True).start()
-    from expc.runtime.stats.reduce import reduce
-    from expc.runtime.tables import DataError
 
     try:
         reduction = reduce(plan, exposures_path, events_path, as_of)

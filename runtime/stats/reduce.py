@@ -92,6 +92,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 
 from ..tables import DataError, _check_readable, _explain, _format_of, _ident, _literal, _names
@@ -144,8 +145,6 @@ def reduce(plan: dict[str, Any], exposures_path: str | os.PathLike[str], events_
     Raises :class:`DataError` for a bad file and ``ValueError`` for an ``as_of``
     that is not a timestamp.
     """
-    import duckdb
-
     variants = [v["id"] for v in plan["variants"]]
     metrics = plan["metrics"]
     unit = (plan.get("assignment") or {}).get("unit") or (plan.get("experiment") or {}).get("unit") or "unit_id"
@@ -191,8 +190,6 @@ class _Loader:
         _check_file(path, what)
 
     def _describe(self) -> dict[str, str]:
-        import duckdb
-
         lit = _literal(str(self.path))
         if self.kind == "csv":
             self.source = (f"read_csv({lit}, header=true, all_varchar=true, delim=',', quote='\"', "
@@ -224,8 +221,6 @@ class _Loader:
 
     def query(self, sql: str) -> list[tuple]:
         """Run ``sql`` (which reads this file) and fetch its rows; a read error becomes a DataError naming the file."""
-        import duckdb
-
         try:
             return self.con.execute(sql).fetchall()
         except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.InternalException):
