@@ -17,10 +17,9 @@ Normal approximation, equal arms, two-sided at ``alpha``, with
   the delta-method per-unit standard deviation, ``sqrt(Moments.variance())``
   of the control.
 
-Sample sizes are rounded up and computed with the same standard-library
-normal quantiles and the same floating-point operations as
-``compiler/planning.py``, so compile-time plans and runtime plans agree to
-the unit. Reference: baseline 10%, relative MDE 5%, alpha 0.05, power 0.8 →
+The unpooled and mean sample sizes are ``compiler/planning.py``'s own
+functions, so compile-time plans and runtime plans agree to the unit; the
+others use the same standard-library normal quantiles. Reference: baseline 10%, relative MDE 5%, alpha 0.05, power 0.8 →
 57,760 (unpooled), 57,763 (pooled), 57,756 (arcsine / NormalIndPower).
 """
 
@@ -32,6 +31,8 @@ from typing import Literal
 
 import numpy as np
 from scipy import special
+
+from expc.compiler.planning import units_for_mean, units_for_proportion
 
 ProportionMethod = Literal["unpooled", "pooled", "arcsine"]
 Direction = Literal["increase", "decrease"]
@@ -72,9 +73,7 @@ def sample_size_proportion(
     if not (mde > 0 and 0 < baseline < 1 and 0 < target < 1):
         raise ValueError(f"baseline {baseline!r} with relative MDE {mde!r} leaves the range (0, 1)")
     if method == "unpooled":
-        z = za + zb
-        variance = baseline * (1 - baseline) + target * (1 - target)
-        return math.ceil(z * z * variance / (target - baseline) ** 2)
+        return units_for_proportion(baseline, target, alpha, power)
     if method == "pooled":
         pbar = (baseline + target) / 2
         root = za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(
@@ -94,12 +93,11 @@ def sample_size_mean(baseline: float, sd: float, mde: float, alpha: float = 0.05
     Equals ``compiler.planning.units_for_mean(sd, abs(baseline) * mde, alpha, power)``;
     planned with z (Welch's t is within a unit for the n an online test needs).
     """
-    za, zb = _z(alpha, power)
+    _z(alpha, power)  # checks their range
     delta = abs(baseline) * mde
     if not (sd > 0 and delta > 0 and math.isfinite(delta)):
         raise ValueError(f"need sd > 0, a non-zero baseline and mde > 0, got {baseline!r}, {sd!r}, {mde!r}")
-    z = za + zb
-    return math.ceil(2 * z * z * sd * sd / (delta * delta))
+    return units_for_mean(sd, delta, alpha, power)
 
 
 def sample_size_ratio(baseline: float, sd: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int:
