@@ -550,7 +550,8 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
     `on_fail: error`): run it again to resume.
     """
     from expc.compiler.compile import compile_plan
-    from expc.generate_report import progress_bar, variant_table
+    from expc.generate_report import variant_table
+    from expc.run_progress import progress_for
     from expc.runtime.generate.runner import GenerateOptions, GenerationError, generate
     from expc.runtime.run import STORE_NAME, default_run_dir
     from expc.runtime.tables import DataError, read_units
@@ -569,8 +570,8 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
     opts = GenerateOptions(offline=offline, model=model, api_base=api_base, concurrency=concurrency,
                            max_cost=max_cost, timeout=timeout, seed=seed)
     try:
-        with progress_bar(not quiet) as progress:
-            result = generate(plan, units, store, opts, progress)
+        with progress_for(quiet) as progress:
+            result = generate(plan, units, store, opts, progress.generation)
     except GenerationError as exc:
         if exc.result is not None and not quiet:
             variant_table(exc.result.per_variant(), exc.result.spent)

@@ -1,10 +1,7 @@
-"""What ``expc generate`` shows a person: a live progress bar, then a table per variant (rich, on stderr)."""
+"""What ``expc generate`` shows a person after its progress bar (``run_progress``): a table per variant (rich, on stderr)."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 
@@ -12,35 +9,6 @@ def _console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
-
-
-@contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[Callable[[int, int, int, float], None]]:
-    """A progress callback ``(done, total, errors, cost)`` that drives a rich bar while the block runs.
-
-    The bar is drawn only when stderr is a terminal; otherwise the callback does nothing.
-    """
-    if not enabled or not sys.stderr.isatty():
-        yield lambda done, total, errors, cost: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    bar = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("errors {task.fields[errors]}"), TextColumn("${task.fields[cost]:.4f}"),
-                   TimeElapsedColumn(), console=_console(), transient=False)
-    task = bar.add_task("generate", total=None, errors=0, cost=0.0)
-
-    def update(done: int, total: int, errors: int, cost: float) -> None:
-        bar.update(task, completed=done, total=total, errors=errors, cost=cost)
-
-    with bar:
-        yield update
 
 
 def variant_table(rows: list[dict[str, Any]], spent: float) -> None:

@@ -1,4 +1,4 @@
-"""Progress of ``expc run`` on stderr: a line per step, bars for generation and looks (rich).
+"""Progress of ``expc run`` and ``expc generate`` on stderr: a line per step, bars for generation and looks (rich).
 
 stdout stays free for the summary or the JSON report; with ``quiet`` nothing
 is shown, and when stderr is not a terminal rich prints no bars at all.
@@ -23,11 +23,12 @@ def progress_for(quiet: bool) -> Iterator[Progress]:
 
     console = Console(stderr=True)
     bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[extra]}"), TimeElapsedColumn(), console=console, transient=False)
+                TextColumn("{task.fields[extra]}"), TimeElapsedColumn(), console=console, transient=False,
+                disable=not console.is_terminal)
     tasks: dict[str, int] = {}
 
     def step(message: str) -> None:
-        bars.console.print(f"[dim]·[/dim] {message}")
+        console.print(f"[dim]·[/dim] {message}")
 
     def generation(done: int, total: int, errors: int, cost: float) -> None:
         if "generation" not in tasks:
