@@ -64,10 +64,6 @@ class ProviderFailed(GenerationError):
     """A call failed after its retries (or could never succeed); the completed ones are stored."""
 
 
-class ContentRejected(GenerationError):
-    """Content still failed its checks after regenerating, and the prompt says ``on_fail: error``."""
-
-
 class GenerationInputError(GenerationError):
     """What to generate cannot be worked out from the spec and the units (exit 1)."""
 
