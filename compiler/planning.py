@@ -29,8 +29,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
-from .model import Metric, Spec
+if TYPE_CHECKING:  # annotations only: the runtime's statistics import this module without the spec models
+    from .model import Metric, Spec
 
 _Z = NormalDist()
 
