@@ -414,7 +414,7 @@ def execute(plan: dict[str, Any], options: RunOptions, progress: Progress | None
     Raises :class:`RunError` for what stops a run (exit code on the error);
     data problems surface as ``DataError`` from the readers.
     """
-    from expc.runtime.report import render_all
+    from expc.runtime.report import render_all, report_paths
 
     progress = progress or Progress()
     has_data = options.units_path is not None or options.events_path is not None
@@ -447,6 +447,7 @@ def execute(plan: dict[str, Any], options: RunOptions, progress: Progress | None
     else:
         report = build_report(plan, looks, generation, simulated, seed, options.run_dir)
     progress.step("writing the reports")
+    report["outputs"] = {key: path.name for key, path in report_paths(options.run_dir).items()}  # in run.run_dir
     outputs = render_all(report, options.run_dir)
     _mark_done(options.run_dir, "report")
     return RunResult(report=report, outputs=outputs, resumed=resumed)

@@ -6,6 +6,6 @@ The input is a report dict (its shape is documented in docs/reports.md).
 figures (matplotlib is imported only when a figure is drawn).
 """
 
-from .write import render_all
+from .write import render_all, report_paths
 
-__all__ = ["render_all"]
+__all__ = ["render_all", "report_paths"]

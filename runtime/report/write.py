@@ -16,7 +16,14 @@ from ..files import write_atomic
 from .html import render_html
 from .markdown import render_markdown
 
-__all__ = ["render_all", "report_json"]
+__all__ = ["render_all", "report_json", "report_paths"]
+
+_FILES = {"report_json": "report.json", "report_md": "report.md", "report_html": "report.html"}
+
+
+def report_paths(directory: Path) -> dict[str, Path]:
+    """Where :func:`render_all` writes the reports in ``directory``, by key (a report's ``outputs``)."""
+    return {key: Path(directory) / name for key, name in _FILES.items()}
 
 
 def report_json(report: dict[str, Any]) -> str:
@@ -31,16 +38,10 @@ def render_all(report: dict[str, Any], directory: Path) -> dict[str, Path]:
     before anything is written, so a rendering error leaves the previous reports
     untouched. Raises ``ValueError`` when the report holds NaN or infinity.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    texts = {
-        "report_json": ("report.json", report_json(report)),
-        "report_md": ("report.md", render_markdown(report)),
-        "report_html": ("report.html", render_html(report)),
-    }
-    paths = {}
-    for key, (name, text) in texts.items():
-        path = directory / name
-        write_atomic(path, text)
-        paths[key] = path
+    paths = report_paths(directory)
+    texts = {"report_json": report_json(report), "report_md": render_markdown(report),
+             "report_html": render_html(report)}
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for key, text in texts.items():
+        write_atomic(paths[key], text)
     return paths
