@@ -120,6 +120,7 @@ import numpy as np
 from .stats.moments import Moments
 from .stats.cuped import enabled as _cuped_on
 from .stats.reduce import EXCLUDED_KEYS, IGNORED_KEYS, Reduction, _uses
+from .tables import _ident, _literal, copy_atomic
 from .units import Units
 
 DAY_US = 86_400_000_000
@@ -923,7 +924,7 @@ def write_files(run: SyntheticRun, directory: str | os.PathLike[str]) -> tuple[P
     exposures = {"uid": ids, "arm": run.arm, "ts": run.exposure_ts.astype("datetime64[us]")}
     events = {"uid": ids[run.event_unit], "code": run.event_code, "value": run.event_value,
               "ts": run.event_ts.astype("datetime64[us]")}
-    unit = '"' + run.unit.replace('"', '""') + '"'
+    unit = _ident(run.unit)
     variant_list = _sql_list(run.variants)
     event_list = _sql_list(run.event_names)
     paths = (folder / "exposures.parquet", folder / "events.parquet")
@@ -937,17 +938,11 @@ def write_files(run: SyntheticRun, directory: str | os.PathLike[str]) -> tuple[P
             f"SELECT uid AS {unit}, list_extract({event_list}, code + 1) AS event, value, ts AS timestamp FROM events_np",
         )
         for path, query in zip(paths, queries):
-            tmp = path.with_name(path.name + ".tmp")
-            con.execute(f"COPY ({query}) TO '{_sql_text(str(tmp))}' (FORMAT parquet)")
-            os.replace(tmp, path)
+            copy_atomic(con, query, path, "FORMAT parquet")
     finally:
         con.close()
     return paths
 
 
-def _sql_text(s: str) -> str:
-    return s.replace("'", "''")
-
-
 def _sql_list(values: tuple[str, ...]) -> str:
-    return "CAST([" + ", ".join(f"'{_sql_text(v)}'" for v in values) + "] AS VARCHAR[])"
+    return "CAST([" + ", ".join(_literal(v) for v in values) + "] AS VARCHAR[])"

@@ -749,16 +749,32 @@ def write_assignments(path: str | os.PathLike[str], columns: dict[str, np.ndarra
         select.append(f"{expr} AS {_ident(name)}")
     options = {"csv": "FORMAT csv, HEADER true, DELIMITER ','", "jsonl": "FORMAT json",
                "parquet": "FORMAT parquet"}[kind]
-    try:  # a hidden file of our own next to the target, so that os.replace is atomic
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot write in {folder} ({exc.strerror or exc})", path) from None
-    os.close(fd)
-    tmp = Path(name)
     con = duckdb.connect()
     try:
         con.register("assignments", table)
-        _copy(con, f"COPY (SELECT {', '.join(select)} FROM assignments) TO {_literal(str(tmp))} ({options})")
+        copy_atomic(con, f"SELECT {', '.join(select)} FROM assignments", path, options)
+    finally:
+        con.close()
+
+
+def copy_atomic(con: Any, query: str, path: Path, options: str) -> None:
+    """Write ``query``'s rows to ``path`` with DuckDB's COPY (``options``, e.g. ``FORMAT parquet``), atomically.
+
+    The rows go to a hidden temporary file of our own next to ``path``, which
+    then replaces it (``os.replace``): the file appears complete or not at all,
+    and a failure leaves no temporary file behind. Raises :class:`DataError`
+    naming ``path`` when the folder cannot be written or the COPY fails.
+    """
+    import duckdb
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write in {path.parent} ({exc.strerror or exc})", path) from None
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        _copy(con, f"COPY ({query}) TO {_literal(str(tmp))} ({options})")
         os.replace(tmp, path)
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -766,7 +782,6 @@ def write_assignments(path: str | os.PathLike[str], columns: dict[str, np.ndarra
     except OSError as exc:
         raise DataError(f"{path}: could not write the file ({exc.strerror or exc})", path) from None
     finally:
-        con.close()
         tmp.unlink(missing_ok=True)
 
 
