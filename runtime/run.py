@@ -368,7 +368,7 @@ def _subset(units: Any, mask: Any) -> Any:
 def run_on_data(plan: dict[str, Any], options: RunOptions, progress: Progress) -> tuple[
         list[dict[str, Any]], dict[str, Any]]:
     """Real data: assign the units (when given), generate, then evaluate each look of the exposures and events."""
-    from expc.runtime.stats.reduce import reduce
+    from expc.runtime.stats.reduce import reducer
 
     run_dir = options.run_dir
     units = None
@@ -391,14 +391,15 @@ def run_on_data(plan: dict[str, Any], options: RunOptions, progress: Progress) -
         raise RunError("--events needs --exposures: a file with each unit's id, `variant` and `timestamp` "
                        "(for example the exposures your GrowthBook SDK logged)", 2)
     progress.step("reading exposures and events")
-    whole = reduce(plan, exposures, options.events_path)
-    if whole.first_exposure is None:
-        raise RunError(f"{exposures}: no unit was exposed to a variant of this experiment", 1)
-    start = datetime.fromisoformat(whole.first_exposure)
-    last_day = max(1, -(-_seconds_between(whole.first_exposure, whole.last_exposure) // 86400))
-    progress.step("evaluating looks")
-    looks = evaluate_looks(plan, run_dir, look_days(plan, int(last_day)), start,
-                           lambda day, as_of: reduce(plan, exposures, options.events_path, as_of), progress)
+    with reducer(plan, exposures, options.events_path, repeated=True) as reduce_at:  # the files are read once
+        whole = reduce_at(None)
+        if whole.first_exposure is None:
+            raise RunError(f"{exposures}: no unit was exposed to a variant of this experiment", 1)
+        start = datetime.fromisoformat(whole.first_exposure)
+        last_day = max(1, -(-_seconds_between(whole.first_exposure, whole.last_exposure) // 86400))
+        progress.step("evaluating looks")
+        looks = evaluate_looks(plan, run_dir, look_days(plan, int(last_day)), start,
+                               lambda day, as_of: reduce_at(as_of), progress)
     return looks, generation
 
 

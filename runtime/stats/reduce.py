@@ -88,6 +88,8 @@ from Parquet take about 0.8 s on two cores (``benchmarks/analyze.py``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,21 +147,44 @@ def reduce(plan: dict[str, Any], exposures_path: str | os.PathLike[str], events_
     Raises :class:`DataError` for a bad file and ``ValueError`` for an ``as_of``
     that is not a timestamp.
     """
+    with reducer(plan, exposures_path, events_path) as reduce_at:
+        return reduce_at(as_of)
+
+
+@contextmanager
+def reducer(plan: dict[str, Any], exposures_path: str | os.PathLike[str], events_path: str | os.PathLike[str],
+            *, repeated: bool = False) -> Iterator[Callable[[str | None], Reduction]]:
+    """``reduce_at(as_of)``: :func:`reduce` of these files at one cut-off after another, on one connection.
+
+    With ``repeated`` (a run's looks), the first call loads the typed rows
+    (for events, those of the metrics' events) into tables, so the files are
+    read once however many cut-offs follow; without it they are read through
+    views, which is cheaper for a single reduction.
+    """
     variants = [v["id"] for v in plan["variants"]]
     metrics = plan["metrics"]
     unit = (plan.get("assignment") or {}).get("unit") or (plan.get("experiment") or {}).get("unit") or "unit_id"
     names, value_events = _event_names(metrics)
-
+    cuped = [cuped_enabled(m, plan) for m in metrics]
+    lookback = (plan.get("analysis") or {}).get("cuped_lookback") or 14 * 86400
     con = duckdb.connect()
+    loaders: list[_Loader] = []
+
+    def reduce_at(as_of: str | None = None) -> Reduction:
+        cutoff = _parse_as_of(con, as_of)
+        if not loaders:
+            exposures = _Loader(con, Path(exposures_path), "exposures", unit, repeated)
+            exposures.load_exposures()
+            loaders.extend([exposures, _Loader(con, Path(events_path), "events", unit, repeated)])
+        try:
+            return _reduce(variants, metrics, names, value_events, cutoff, *loaders, cuped, lookback)
+        finally:  # the working tables of this cut-off
+            con.execute("DROP VIEW IF EXISTS exposed; DROP TABLE IF EXISTS exposure_groups; "
+                        "DROP TABLE IF EXISTS unit_sums")
+
     try:
         con.execute("SET TimeZone = 'UTC'")
-        cutoff = _parse_as_of(con, as_of)
-        exposures = _Loader(con, Path(exposures_path), "exposures", unit)
-        exposures.load_exposures()
-        events = _Loader(con, Path(events_path), "events", unit)
-        cuped = [cuped_enabled(m, plan) for m in metrics]
-        lookback = (plan.get("analysis") or {}).get("cuped_lookback") or 14 * 86400
-        return _reduce(variants, metrics, names, value_events, cutoff, exposures, events, cuped, lookback)
+        yield reduce_at
     finally:
         con.close()
 
@@ -183,8 +208,10 @@ class _Loader:
     those and names this file in any error reading it.
     """
 
-    def __init__(self, con: Any, path: Path, what: str, unit: str) -> None:
+    def __init__(self, con: Any, path: Path, what: str, unit: str, materialise: bool = False) -> None:
         self.con, self.path, self.what, self.unit = con, path, what, unit
+        self.relation = "TABLE" if materialise else "VIEW"  # what the typed rows become
+        self.loaded = False
         self.kind = _format_of(path, f"read {what} from")
         self.trim = self.kind != "parquet"  # text in CSV and JSON may carry stray spaces
         _check_file(path, what)
@@ -230,21 +257,24 @@ class _Loader:
 
     def load_exposures(self) -> None:
         types, id_col = self._columns(["variant", "timestamp"])
-        self.query("CREATE TEMP VIEW exposures_raw AS SELECT "
+        self.query(f"CREATE TEMP {self.relation} exposures_raw AS SELECT "
                    f"{_text(id_col, types[id_col], self.trim)} AS unit_id, "
                    f"{_text('variant', types['variant'], self.trim)} AS variant, "
                    f"{_timestamp('timestamp', types['timestamp'])} AS ts, "
                    f"{_ident('timestamp')} IS NOT NULL AS has_ts FROM {self.source}")
 
     def load_events(self, names: list[str], need_value: bool) -> None:
+        if self.loaded:  # an earlier cut-off of the same files
+            return
         types, id_col = self._columns(["event", "timestamp"] + (["value"] if need_value else []))
         value = _number("value", types["value"]) if "value" in types else "CAST(NULL AS DOUBLE)"
         event = _text("event", types["event"], self.trim)
-        self.query("CREATE TEMP VIEW events_raw AS SELECT "
+        self.query(f"CREATE TEMP {self.relation} events_raw AS SELECT "
                   f"{_text(id_col, types[id_col], self.trim)} AS unit_id, {event} AS event, "
                   f"{value} AS value, {_timestamp('timestamp', types['timestamp'])} AS ts, "
                   f"{_ident('timestamp')} IS NOT NULL AS has_ts FROM {self.source} "
                   f"WHERE {_event_filter(event, types['event'], self.trim, names)}")
+        self.loaded = True
 
     def check_rows(self, rows: int, written: int, parsed: int) -> None:
         """Raise when the file has no rows (exposures only), or no row's timestamp parses.

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import expc
-from expc.runtime.stats.reduce import EXCLUDED_KEYS, Reduction, reduce
+from expc.runtime.stats.reduce import EXCLUDED_KEYS, Reduction, reduce, reducer
 from expc.runtime.tables import DataError
 
 BASE = datetime(2026, 11, 1)
@@ -248,6 +248,15 @@ def test_as_of_matches_reference(tmp_path, as_of):
     assert_same(r, reference(plan, exposures, events, as_of))
     assert r.as_of == as_of
 
+
+def test_a_reducer_over_loaded_tables_gives_each_cut_off_what_reduce_gives(tmp_path):
+    exposures, events = random_rows(7)
+    ex, ev = files(tmp_path, exposures, events)
+    plan = plan_of(METRICS)
+    cut_offs = [None, "2026-11-01T03:00:00", "2026-11-01T08:30:00", "2026-11-02T00:00:00"]
+    with reducer(plan, ex, ev, repeated=True) as reduce_at:
+        for as_of in cut_offs:
+            assert_same(reduce_at(as_of), reference(plan, exposures, events, as_of))
 
 def test_as_of_with_offset_is_converted_to_utc(tmp_path):
     exposures, events = random_rows(8)
