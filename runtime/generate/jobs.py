@@ -142,17 +142,14 @@ def _unit_pieces(plan: dict[str, Any], variant: dict[str, Any], prompt: dict[str
     else:
         names = sorted({u.name.split(".", 1)[1] for u in uses if u.kind == "field" and u.name.startswith("user.")})
         names = [x for x in names if x in units.columns]
-    columns = [units.columns[name][:n] for name in names]
-    rendered: dict[str, Piece] = {}
-    out: list[Piece] = []
-    for i in range(n):
-        user = {name: plain(col[i], units.types.get(name, "")) for name, col in zip(names, columns)}
-        signature = json.dumps(user, sort_keys=True, ensure_ascii=False, default=str)
-        base = rendered.get(signature)
-        if base is None:
-            try:
-                base = rendered[signature] = _piece(plan, variant, prompt, None, user, {})
-            except RenderError as exc:
-                raise RenderError(f"unit {ids[i]}: {exc}") from None
-        out.append(Piece(variant["id"], str(ids[i]), base.prompt, base.messages))
-    return out
+    # one render per distinct combination of the attributes the template reads (list values are tuples)
+    keys = list(zip(*(units.columns[name][:n].tolist() for name in names))) if names else [()] * n
+    rendered: dict[tuple, Piece] = {}
+    for key in dict.fromkeys(keys):
+        user = {name: plain(value, units.types.get(name, "")) for name, value in zip(names, key)}
+        try:
+            rendered[key] = _piece(plan, variant, prompt, None, user, {})
+        except RenderError as exc:
+            raise RenderError(f"unit {ids[keys.index(key)]}: {exc}") from None
+    return [Piece(variant["id"], str(uid), rendered[key].prompt, rendered[key].messages)
+            for uid, key in zip(ids[:n], keys)]
