@@ -4,47 +4,34 @@
 
     plan -> units -> assignments -> content -> exposures/events -> looks -> report
 
-A run lives in a directory (``.expc/runs/<experiment-id>/`` by default)::
-
-    plan.json          the compiled plan the run was made from
-    state.json         what the run is (spec digest, mode, seed, inputs) and which steps are done
-    assignments.parquet  every unit's variant (empty when it is not in the experiment)
-    content.sqlite     the content store (every completed model call, committed as it lands)
-    content.jsonl      the generated items
-    exposures.parquet, events.parquet   the outcomes (simulated runs write them)
-    looks/look-NNN.json  one evaluation per look, written as each look is done
-    report.json, report.md, report.html
-
+A run lives in a directory (``.expc/runs/<experiment-id>/`` by default);
+:mod:`expc.runtime.rundir` lists its files and keeps the run inside it (what
+``--fresh`` may delete, no write through a link, one run at a time).
 Every file is written atomically, so a run killed at any moment leaves only
 complete files; the next invocation skips what is done and does the rest.
 Steps that are cheap and deterministic (drawing simulated units, assigning
 them) are simply done again; the expensive one (generation) resumes from its
 store, which never pays for a call twice. A directory made from another spec,
-mode or seed is refused rather than mixed; ``fresh=True`` clears it first,
-keeping the content store (it is keyed by what was asked, so it cannot mix).
+mode or seed is refused rather than mixed; ``fresh=True`` clears the run's
+own files first, keeping the content store (it is keyed by what was asked, so
+it cannot mix).
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-STATE_VERSION = 1
-STORE_NAME = "content.sqlite"
+from .rundir import STATE_VERSION, STORE_NAME, RunError, default_run_dir, open_run_dir, release_run_dir
+from .rundir import is_done as _is_done
+from .rundir import mark_done as _mark_done
+from .rundir import read_json as _read_json
+from .rundir import write_json_atomic
+
 CONTENT_SAMPLES = 3  # content examples per variant in the report
 SIMULATED_ITEMS_PER_VARIANT = 200  # per-unit content generated for at most this many simulated units per variant
-
-
-class RunError(Exception):
-    """A run that cannot go on, with a message for a person and the exit code to leave with."""
-
-    def __init__(self, message: str, exit_code: int = 3) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -82,26 +69,6 @@ class RunResult:
 # ====================================================================== the run directory
 
 
-def default_run_dir(plan: dict[str, Any]) -> Path:
-    """``.expc/runs/<experiment-id>`` under the current folder."""
-    return Path(".expc") / "runs" / plan["experiment"]["id"]
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` so that it appears complete or not at all."""
-    from expc.runtime.files import write_atomic
-    from expc.runtime.report.write import report_json
-
-    write_atomic(path, report_json(data))
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def run_identity(plan: dict[str, Any], options: RunOptions, simulated: bool, seed: int) -> dict[str, Any]:
     """What makes two invocations the same run: the spec digest, the mode, the seed and the inputs."""
     inputs = {
@@ -111,56 +78,6 @@ def run_identity(plan: dict[str, Any], options: RunOptions, simulated: bool, see
     }
     return {"state_version": STATE_VERSION, "spec_sha256": plan["spec_sha256"],
             "experiment": plan["experiment"]["id"], "simulated": simulated, "seed": seed, "inputs": inputs}
-
-
-def open_run_dir(plan: dict[str, Any], options: RunOptions, identity: dict[str, Any]) -> bool:
-    """Create or reuse the run directory; True when an earlier run of the same identity is resumed.
-
-    Raises :class:`RunError` (exit 1) when the directory holds a different run,
-    naming what differs and the two ways out (``--fresh`` or ``--run-dir``).
-    """
-    run_dir = options.run_dir
-    state_path = run_dir / "state.json"
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunError(f"{run_dir}: exists and is not a folder; choose another --run-dir", 1)
-    if options.fresh and run_dir.is_dir():
-        for child in run_dir.iterdir():
-            if child.name.startswith(STORE_NAME):
-                continue  # the content store survives --fresh: it is keyed by the request, never stale
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
-    state = _read_json(state_path) if state_path.exists() else None
-    if run_dir.is_dir() and state is None and any(
-            c.name not in (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm") for c in run_dir.iterdir()):
-        raise RunError(f"{run_dir}: this folder is not an expc run directory (it has no readable state.json); "
-                       "choose another --run-dir, or empty it", 1)
-    if state is not None:
-        differences = [key for key in ("state_version", "spec_sha256", "simulated", "seed", "inputs")
-                       if state.get("identity", {}).get(key) != identity[key]]
-        if differences:
-            what = {"spec_sha256": "the spec changed", "simulated": "simulated vs real data",
-                    "seed": "another --seed", "inputs": "other data files",
-                    "state_version": "an older expc"}
-            raise RunError(
-                f"{run_dir}: holds a run made from something else ({', '.join(what[d] for d in differences)}); "
-                "rerun with --fresh to start over there, or give another --run-dir", 1)
-    (run_dir / "looks").mkdir(parents=True, exist_ok=True)
-    if state is None:
-        write_json_atomic(state_path, {"identity": identity, "done": []})
-        write_json_atomic(run_dir / "plan.json", plan)
-        return False
-    return True
-
-
-def _mark_done(run_dir: Path, step: str) -> None:
-    state = _read_json(run_dir / "state.json") or {}
-    done = state.setdefault("done", [])
-    if step not in done:
-        done.append(step)
-    write_json_atomic(run_dir / "state.json", state)
-
-
-def _is_done(run_dir: Path, step: str) -> bool:
-    return step in ((_read_json(run_dir / "state.json") or {}).get("done") or [])
 
 
 # ====================================================================== the steps
@@ -412,6 +329,19 @@ def _seconds_between(a: str, b: str | None) -> int:
 def execute(plan: dict[str, Any], options: RunOptions, progress: Progress | None = None) -> RunResult:
     """Run the experiment of ``plan`` as ``options`` say, resuming an earlier run in the same directory.
 
+    The run directory is locked while the run works (:func:`~expc.runtime.rundir.open_run_dir`).
+    Raises :class:`RunError` for what stops a run (exit code on the error);
+    data problems surface as ``DataError`` from the readers.
+    """
+    try:
+        return _execute(plan, options, progress)
+    finally:
+        release_run_dir(options.run_dir)
+
+
+def _execute(plan: dict[str, Any], options: RunOptions, progress: Progress | None = None) -> RunResult:
+    """Run the experiment of ``plan`` as ``options`` say, resuming an earlier run in the same directory.
+
     Raises :class:`RunError` for what stops a run (exit code on the error);
     data problems surface as ``DataError`` from the readers.
     """
@@ -427,7 +357,7 @@ def execute(plan: dict[str, Any], options: RunOptions, progress: Progress | None
         raise RunError("--simulate draws its own units and outcomes; leave out --units, --events and --exposures", 2)
     seed = options.seed if options.seed is not None else int((plan.get("simulation") or {}).get("seed") or 0)
     identity = run_identity(plan, options, simulated, seed)
-    resumed = open_run_dir(plan, options, identity)
+    resumed = open_run_dir(plan, options.run_dir, identity, fresh=options.fresh)
     if not resumed and plan.get("prompts"):
         from expc.runtime.generate.runner import preload_litellm
 
