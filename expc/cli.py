@@ -328,7 +328,7 @@ def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None,
     import json
     import threading
 
-    from expc.analysis_report import render_markdown, render_text
+    from expc.analysis_report import analysis_report
     from expc.compiler.compile import compile_plan
 
     plan = compile_plan(*_checked_spec(spec))
@@ -350,13 +350,16 @@ def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None,
     from expc.runtime.evaluate import evaluate  # waits for the thread's import to finish
 
     result = evaluate(plan, reduction, day=reduction.day()).to_dict()
-    experiment_id = plan["experiment"]["id"]
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, allow_nan=False))
     elif fmt == "md":
-        click.echo(render_markdown(result, experiment_id), nl=False)
+        from expc.runtime.report.markdown import render_markdown
+
+        click.echo(render_markdown(analysis_report(plan, result)), nl=False)
     else:
-        click.echo(render_text(result, experiment_id), nl=False)
+        from expc.runtime.report.terminal import print_summary
+
+        print_summary(analysis_report(plan, result))
 
 
 def _generation_options(command):

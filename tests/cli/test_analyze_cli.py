@@ -81,25 +81,44 @@ def test_text_shows_the_table_srm_exclusions_and_decision(data):
     result = analyze(data)  # text is the default
     assert result.exit_code == 0, result.output
     text = result.stdout
-    assert text.startswith("demo: stop_ship_winner (ship treatment)")
+    lines = text.splitlines()
+    assert lines[0].startswith("demo · day ")
+    assert lines[1] == "decision: Ship treatment (stop_ship_winner, by rule primary_significant)"
     for words in ("variant", "units", "rate", "abs. lift [95% CI]", "rel. lift [95% CI]", "p (adjusted)",
-                  "significant", "10.00%", "50.00%", "+40.00 pp", "+400.0%", "<0.001", "yes, better",
-                  "sample ratio: ok", "excluded: none", "decision: stop_ship_winner",
+                  "result", "10.00%", "50.00%", "+40.00 pp [", "+400.0% [", "<0.001", "better (winner)",
+                  "Sample ratio as planned", "Excluded from the analysis: none.",
                   "treatment is a significant improvement over control"):
         assert words in text, words
-    row = next(line for line in text.splitlines() if line.strip().startswith("treatment "))
-    assert "200" in row and "yes, better" in row
+    row = next(line for line in lines if line.startswith("treatment "))
+    assert "200" in row and row.endswith("better (winner)")
+    control = next(line for line in lines if line.startswith("control "))
+    assert control.endswith("baseline")
 
 
 def test_markdown_starts_with_the_id_and_decision(data):
     result = analyze(data, "--format", "md")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("### ") and "demo" in lines[0] and "stop_ship_winner" in lines[0]
-    assert "treatment" in lines[0]
-    assert "| variant | units | rate |" in result.stdout
+    assert lines[0].startswith("## ") and "demo" in lines[0] and "Ship treatment" in lines[0]
+    assert "stop\\_ship\\_winner, by rule primary\\_significant" in result.stdout
+    assert "| variant | units | rate | abs. lift \\[95% CI\\] |" in result.stdout
     assert any(line.startswith("| treatment | 200 | 50.00% |") for line in lines)
-    assert "sample ratio: ok" in result.stdout and "excluded: none" in result.stdout
+    assert any(line.startswith("| control | 200 | 10.00% |") and "baseline" in line for line in lines)
+    assert "Sample ratio as planned" in result.stdout and "Excluded from the analysis: none." in result.stdout
+    assert "report.html" not in result.stdout  # analyze writes no report files
+
+
+def test_text_and_markdown_say_the_same_words(data):
+    """One row model: the analysis's table rows read the same in the terminal text and in Markdown."""
+    text = analyze(data).stdout
+    md = analyze(data, "--format", "md").stdout
+    for line in text.splitlines():
+        if line.startswith(("control ", "treatment ")):
+            cells = [c for c in line.split("  ") if c.strip()]
+            md_row = next(m for m in md.splitlines() if m.startswith(f"| {cells[0].strip()} |"))
+            for cell in cells:
+                plain = cell.strip().replace("[", "\\[").replace("]", "\\]").replace("<", "&lt;")
+                assert plain in md_row, (plain, md_row)
 
 
 def test_as_of_cuts_the_data(data):

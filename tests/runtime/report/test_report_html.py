@@ -194,4 +194,23 @@ def test_cuped_is_noted() -> None:
     report = load("analyze-product")
     report["metrics"] = report["metrics"][:1]
     report["metrics"][0]["comparisons"][0].update(cuped=True, variance_reduction=0.381)
-    assert "CUPED, variance −38%" in render_html(report)
+    page = render_html(report)
+    assert "CUPED: the lift and test of benefit_led use pre-exposure-adjusted values (variance −38%)" in page
+
+
+def test_guardrail_section_states_the_rule_the_decision_applies(welcome_page: str) -> None:
+    section = welcome_page[welcome_page.index('id="guardrails"'):welcome_page.index('id="srm"')]
+    assert "at an interim look a treatment harms a guardrail when it is significantly worse" in section
+    assert "unless non-inferiority within the margin is shown" in section
+    assert "moving the wrong way" not in welcome_page
+    assert '<span class="pill good">non-inferior</span>' in section
+
+
+def test_the_simulated_strip_and_the_rule_line() -> None:
+    report = load("push-notification")
+    report.pop("history")
+    report["metrics"] = report["metrics"][:1]
+    o = outline(render_html(report))
+    banner = " ".join(" ".join(o.banner_text).split())
+    assert "SIMULATED: the outcomes were drawn from the spec's simulation block (seed 21)" in banner
+    assert "stop_rollback, by rule guardrail_harm" in banner

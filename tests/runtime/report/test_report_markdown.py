@@ -43,19 +43,22 @@ def test_decision_and_reasons_come_before_the_tables(welcome: dict) -> None:
     first_table = text.index("| variant |")
     for reason in welcome["decision"]["reasons"]:
         assert 0 < text.index(reason.split(":")[0]) < first_table
-    assert text.index("primary_significant") < first_table
+    assert text.index("**Decision:** stop\\_ship\\_winner, by rule primary\\_significant") < first_table
 
 
 def test_one_table_per_metric_with_every_variant() -> None:
     report = load("push-notification")
     text = render_markdown(report)
     for m in report["metrics"]:
-        assert f"`{m['id']}`" in text
-    # one header row per non-guardrail metric, one guardrail table
-    assert text.count("| variant | units | rate") == sum(m["role"] != "guardrail" for m in report["metrics"])
-    assert "### Guardrails" in text and "❌ harm" in text
+        assert f"#### {m['id']} · {m['role']} · proportion" in text
+    # one table per metric, guardrails included, under their own heading
+    assert text.count("| variant | units | rate |") == len(report["metrics"])
+    assert text.index("### Guardrails") < text.index("#### unsubscribed")
+    assert "| ❌ harm |" in text and "| p (non-inferiority) |" in text
     for vid in ("control", "playful", "urgent"):
         assert f"| {vid} |" in text
+    controls = [line for line in text.splitlines() if line.startswith("| control | 13,630 | ")]
+    assert sum(line.endswith("| baseline |") for line in controls) == len(report["metrics"])
 
 
 def test_srm_generation_failures_history_and_samples_are_there(welcome: dict) -> None:
@@ -74,9 +77,9 @@ def test_analyze_shape_renders_without_run_keys() -> None:
     assert "history" not in report and "generation" not in report
     text = render_markdown(report)
     assert text.startswith("## ⚪ Continue")
-    assert "revenue\\_per\\_visitor" in text or "`revenue_per_visitor`" in text
-    assert "Generation" not in text and "<details>" not in text
-    assert "Excluded: bad rows 3; units in several variants 12" in text
+    assert "#### revenue\\_per\\_visitor · primary · mean" in text
+    assert "Generation" not in text and "<details>" not in text and "report.html" not in text
+    assert "Excluded from the analysis: bad rows 3; units in several variants 12." in text
 
 
 def test_untrusted_text_is_inert(welcome: dict) -> None:
@@ -106,7 +109,7 @@ def test_nulls_render_as_dashes(welcome: dict) -> None:
     text = render_markdown(report)
     row = next(line for line in text.splitlines() if line.startswith("| personalized | 35,875"))
     assert row.count("—") >= 4
-    assert "[—, +1.00 pp]" in row
+    assert "| — \\[—\\] | — \\[—, +1.00\\] | — | — |" in row  # the header promises intervals: shown missing
     assert "None" not in text and "nan" not in text.lower().replace("personalized", "")
 
 
@@ -125,3 +128,22 @@ def test_huge_reports_still_fit_a_comment(welcome: dict) -> None:
 def test_the_empty_report_does_not_crash() -> None:
     text = render_markdown({"decision": {"action": "continue"}})
     assert "Continue" in text.splitlines()[0]
+
+
+def test_the_decision_line_and_tables_use_the_shared_words(welcome: dict) -> None:
+    text = render_markdown(welcome)
+    assert "| variant | units | rate \\[95% CI\\] | abs. lift \\[95% CI\\] | rel. lift | p (adjusted) | result |" in text
+    assert "| control | 36,125 | 9.97% \\[9.66, 10.28\\] |   |   |   | baseline |" in text
+    assert "| ✅ better (winner) |" in text
+    assert "(control)" not in text and "p (adj.)" not in text and "null" not in text
+
+
+def test_untrusted_ids_and_controls_are_inert(welcome: dict) -> None:
+    report = copy.deepcopy(welcome)
+    report["metrics"][0]["variants"][1]["id"] = "per|so`na`lized\x1b[2J"
+    report["metrics"][0]["comparisons"][0]["variant"] = "per|so`na`lized\x1b[2J"
+    report["experiment"]["hypothesis"] = "**bold** <script>x</script> \u202eevil"
+    text = render_markdown(report)
+    assert "\x1b" not in text and "\u202e" not in text
+    assert "per\\|so\\`na\\`lized\\\\x1b\\[2J" in text
+    assert "\\*\\*bold\\*\\* &lt;script&gt;x&lt;/script&gt; \\\\u202eevil" in text
