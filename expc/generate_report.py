@@ -1,32 +1,32 @@
-"""What ``expc generate`` shows a person after its progress bar (``run_progress``): a table per variant (rich, on stderr)."""
+"""What ``expc generate`` shows a person after its progress bar (``run_progress``): a table per variant.
+
+The table is the generation table of the run's reports
+(:func:`expc.runtime.report.rows.generation_table`): the same columns and
+number formats, variant ids escaped, every cell plain text (no rich markup).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
+from expc.runtime.report.format import fmt_money
+from expc.runtime.report.rows import UNKNOWN_PRICE, generation_table
 
 
 def variant_table(rows: list[dict[str, Any]], spent: float) -> None:
     """Print the per-variant summary: items, calls made, store hits, failures, tokens, cost."""
+    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    shared = generation_table(rows)
     table = Table(title=None, show_edge=False, pad_edge=False)
-    for name, justify in (("variant", "left"), ("items", "right"), ("calls", "right"), ("store hits", "right"),
-                          ("failures", "right"), ("tokens", "right"), ("cost", "right")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    unknown = False
-    for row in rows:
-        unknown |= not row.get("cost_known", True)
-        cost = f"${row['cost']:.4f}" + ("" if row.get("cost_known", True) else " *")
-        table.add_row(row["variant"], f"{row['items']:,}", f"{row['calls']:,}", f"{row['store_hits']:,}",
-                      f"{row['failures']:,}", f"{row['tokens']:,}", cost)
-    console = _console()
+    for name, numeric in zip(shared.headers, shared.numeric):
+        table.add_column(name, justify="right" if numeric else "left")
+    for cells in shared.rows:
+        table.add_row(*(Text(c) for c in cells))
+    console = Console(stderr=True, highlight=False, markup=False, emoji=False)
     console.print(table)
-    console.print(f"spent in this run: ${spent:.4f}")
-    if unknown:
-        console.print("* a model without a known price: its calls are counted by tokens only, not in the cost")
+    console.print(Text(f"spent in this run: {fmt_money(spent)}"))
+    if any(not row.get("cost_known", True) for row in rows):
+        console.print(UNKNOWN_PRICE)

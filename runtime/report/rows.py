@@ -55,11 +55,13 @@ __all__ = [
     "VariantRow",
     "best_comparison",
     "build",
+    "generation_table",
     "guardrail_state",
     "level_label",
 ]
 
 MISSING_INTERVAL = "[—]"
+UNKNOWN_PRICE = "* a model without a known price: its calls are counted by tokens only, not in the cost."
 
 _HEADLINES = {
     "stop_ship_winner": "Ship {variant}",
@@ -533,17 +535,27 @@ def _generation(report: Mapping[str, Any]) -> GenerationRows | None:
     spent, calls = fmt_money(g.get("spent")), fmt_int(g.get("calls"))
     line = (f"Generation: {spent} spent on {calls} model calls; {fmt_int(g.get('store_hits'))} items from the "
             f"content store; {n_fail} failure{'' if n_fail == 1 else 's'}.")
-    table = None
-    if per:
-        rows = tuple((_text(p.get("variant")), fmt_int(p.get("items")), fmt_int(p.get("calls")),
-                      fmt_int(p.get("store_hits")), fmt_int(p.get("failures")), fmt_int(p.get("tokens")),
-                      fmt_money(p.get("cost"))) for p in per)
-        table = Table("Generation", ("variant", "items", "calls", "store hits", "failures", "tokens", "cost"), rows,
-                      (False,) + (True,) * 6)
+    if any(p.get("cost_known") is False for p in per):
+        line += f" {UNKNOWN_PRICE}"
+    table = generation_table(per) if per else None
     failure_rows = tuple((_text(f.get("variant")), _text(f.get("key")) or NULL, _text(f.get("reason")) or NULL)
                          for f in failures)
     return GenerationRows(line=line, spent=spent, calls=calls, failures=n_fail, table=table,
                           failure_rows=failure_rows)
+
+
+def generation_table(per_variant: list[dict[str, Any]]) -> Table:
+    """The generation costs per variant (``generation.per_variant`` or ``GenerationResult.per_variant()``).
+
+    Columns: variant, items, calls, store hits, failures, tokens, cost; a cost
+    whose model has no known price (``cost_known: false``) is marked ``*``.
+    """
+    rows = tuple((_text(p.get("variant")), fmt_int(p.get("items")), fmt_int(p.get("calls")),
+                  fmt_int(p.get("store_hits")), fmt_int(p.get("failures")), fmt_int(p.get("tokens")),
+                  fmt_money(p.get("cost")) + ("" if p.get("cost_known", True) else " *"))
+                 for p in per_variant if isinstance(p, dict))
+    return Table("Generation", ("variant", "items", "calls", "store hits", "failures", "tokens", "cost"), rows,
+                 (False,) + (True,) * 6)
 
 
 def _history(report: Mapping[str, Any]) -> Table | None:

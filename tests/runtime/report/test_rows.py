@@ -311,14 +311,21 @@ def _metric(direction: str, lifts: dict[str, float], significant: tuple[str, ...
 @pytest.mark.parametrize(("direction", "best"), [("increase", "up"), ("decrease", "down")])
 def test_best_comparison_follows_direction(direction: str, best: str) -> None:
     m = _metric(direction, {"up": 0.03, "down": -0.02, "flat": 0.0})
-    assert best_comparison(m, {"action": "continue", "variant": None})["variant"] == best  # type: ignore[index]
+    chosen = best_comparison(m, {"action": "continue", "variant": None})
+    assert chosen is not None and chosen["variant"] == best
 
 
 def test_best_comparison_reads_the_decision_first_then_significance() -> None:
     m = _metric("increase", {"big": 0.05, "small": 0.01}, significant=("small",))
-    assert best_comparison(m, None)["variant"] == "small"  # type: ignore[index]
-    assert best_comparison(m, {"action": "stop_ship_winner", "variant": "big"})["variant"] == "big"  # type: ignore[index]
-    assert best_comparison(m, {"action": "stop_rollback", "variant": "control"})["variant"] == "small"  # type: ignore[index]
+
+    def best(decision: dict | None) -> str:
+        chosen = best_comparison(m, decision)
+        assert chosen is not None
+        return chosen["variant"]
+
+    assert best(None) == "small"  # the significant improvement before the larger lift
+    assert best({"action": "stop_ship_winner", "variant": "big"}) == "big"  # the decision's variant, as it is
+    assert best({"action": "stop_rollback", "variant": "control"}) == "small"  # the control is not a treatment
     assert best_comparison({"comparisons": []}, None) is None
 
 
@@ -398,3 +405,19 @@ def test_building_is_pure() -> None:
     before = copy.deepcopy(report)
     assert build(report) == build(report)
     assert report == before
+
+
+def test_generation_table_is_shared_and_marks_unknown_prices() -> None:
+    from expc.runtime.report.rows import UNKNOWN_PRICE, generation_table
+
+    per = [{"variant": "a", "items": 3, "calls": 2, "store_hits": 1, "failures": 0, "tokens": 1234, "cost": 0.00012},
+           {"variant": "b\x1b[2J", "items": 1, "calls": 1, "store_hits": 0, "failures": 1, "tokens": 9, "cost": 0.0,
+            "cost_known": False}]
+    table = generation_table(per)
+    assert table.rows == (("a", "3", "2", "1", "0", "1,234", "$0.0001"),
+                          ("b\\x1b[2J", "1", "1", "0", "1", "9", "$0.00 *"))
+    report = {"generation": {"spent": 0.00012, "calls": 3, "store_hits": 1, "per_variant": per, "failures": []}}
+    rows = build(report)
+    assert rows.generation is not None and rows.generation.table == table
+    assert rows.generation.line.endswith(UNKNOWN_PRICE)
+    assert UNKNOWN_PRICE in summary_text(report) and "$0.00 \\*" in render_markdown(report)
