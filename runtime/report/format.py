@@ -136,9 +136,15 @@ def fmt_p(p: Any) -> str:
 
 
 def fmt_prob(p: Any) -> str:
-    """A probability in percent (``59.3%``)."""
+    """A probability in percent (``59.3%``); ``>99.9%`` / ``<0.1%`` when rounding would say certain."""
     f = num(p)
-    return NULL if f is None else f"{f * 100:.1f}%"
+    if f is None:
+        return NULL
+    if 0.999 < f < 1:
+        return ">99.9%"
+    if 0 < f < 0.001:
+        return "<0.1%"
+    return f"{f * 100:.1f}%"
 
 
 def fmt_share(part: Any, whole: float) -> str:

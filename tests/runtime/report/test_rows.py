@@ -421,3 +421,10 @@ def test_generation_table_is_shared_and_marks_unknown_prices() -> None:
     assert rows.generation is not None and rows.generation.table == table
     assert rows.generation.line.endswith(UNKNOWN_PRICE)
     assert UNKNOWN_PRICE in summary_text(report) and "$0.00 \\*" in render_markdown(report)
+
+
+def test_probabilities_never_round_to_certainty() -> None:
+    from expc.runtime.report.format import fmt_prob
+
+    assert [fmt_prob(x) for x in (0.99996, 1.0, 0.5934, 0.0004, 0.0, None)] == [
+        ">99.9%", "100.0%", "59.3%", "<0.1%", "0.0%", "—"]
