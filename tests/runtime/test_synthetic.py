@@ -3,18 +3,19 @@ reductions that equal reduce() on the written files."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, check_text, codes, edited, plan_of_text
 
 import expc
+from expc.compiler.plan import Plan, TruthValue
 from expc.runtime.assign import assign
 from expc.runtime.stats.reduce import reduce
 from expc.runtime.synthetic import (
@@ -24,8 +25,6 @@ from expc.runtime.synthetic import (
     draw_units,
     look_reduction,
     look_reductions,
-    simulation_days,
-    true_value,
     write_files,
 )
 
@@ -36,23 +35,46 @@ SPECS = {
 }
 
 
-def plan_of(name: str, units_per_day: int | None = None) -> dict[str, Any]:
-    plan = copy.deepcopy(_compiled(name))
+def plan_of(name: str, units_per_day: int | None = None) -> Plan:
+    plan = _compiled(name)
     if units_per_day is not None:
-        plan["simulation"]["units_per_day"] = units_per_day
+        plan = edited(plan, lambda p: p["simulation"].update(units_per_day=units_per_day))
     return plan
 
 
-_CACHE: dict[str, dict[str, Any]] = {}
+_CACHE: dict[str, Plan] = {}
 
 
-def _compiled(name: str) -> dict[str, Any]:
+def _compiled(name: str) -> Plan:
     if name not in _CACHE:
         _CACHE[name] = expc.compile_file(ROOT / "specs" / f"{name}.yaml")
     return _CACHE[name]
 
 
-def simulate(plan: dict[str, Any], days: int, seed: int = 1, truth: str = "spec") -> tuple[Any, SyntheticRun]:
+def metric(**fields: Any) -> dict[str, Any]:
+    """A plan metric's JSON form: ``fields``, and every other PlanMetric field at a neutral value."""
+    return {"name": None, "description": None, "event": None, "numerator": None, "denominator": None,
+            "window_seconds": None, "role": "secondary", "direction": "increase", "mde": None, "margin": None,
+            "baseline": None, "sd": None, "cuped": False, "family": f"metric:{fields['id']}", "family_size": 1,
+            **fields}
+
+
+def add_metric(p: dict[str, Any], truth: dict[str, Any], **fields: Any) -> None:
+    """Append a metric to a plan's JSON form, with the same ``truth`` in every variant (plans give every one)."""
+    p["metrics"].append(metric(**fields))
+    for row in p["simulation"]["truth"].values():
+        row[fields["id"]] = truth
+
+
+def spec_text(name: str, truth: str) -> str:
+    """A spec of ``specs/`` with its ``simulation.truth`` block replaced by ``truth`` (indented YAML lines)."""
+    text = (ROOT / "specs" / f"{name}.yaml").read_text(encoding="utf-8")
+    new, count = re.subn(r"  truth:\n(?:    .*\n|\n)+", lambda _: "  truth:\n" + truth, text)
+    assert count == 1
+    return new
+
+
+def simulate(plan: Plan, days: int, seed: int = 1, truth: str = "spec") -> tuple[Any, SyntheticRun]:
     units, entry = draw_units(plan, days, seed)
     run = draw_outcomes(plan, units, entry, assign(plan, units).variant, seed, truth=truth)
     return units, run
@@ -101,13 +123,16 @@ def test_look_reduction_with_a_plan_whose_windows_differ_from_the_draw(tmp_path:
     """Events drawn within 7 days, read with a 2-day window and without one: both ways agree."""
     plan = plan_of("welcome-email", units_per_day=200)
     _, run = simulate(plan, days=6, seed=8)
-    other = copy.deepcopy(plan)
-    other["metrics"][0]["window_seconds"] = 2 * 86400  # activated: 2 days
-    other["metrics"].append({"id": "unsub_ever", "kind": "proportion", "event": "unsubscribed",
-                             "window_seconds": None})
-    other["metrics"].append({"id": "activations_per_unsub", "kind": "ratio", "window_seconds": 3 * 86400,
-                             "numerator": {"event": "activated", "measure": "count"},
-                             "denominator": {"event": "unsubscribed", "measure": "count"}})
+
+    def edit(p: dict[str, Any]) -> None:
+        p["metrics"][0]["window_seconds"] = 2 * 86400  # activated: 2 days
+        add_metric(p, {"mean": 0.01, "sd": None}, id="unsub_ever", kind="proportion", event="unsubscribed",
+                   window_seconds=None)
+        add_metric(p, {"mean": 1.0, "sd": 1.0}, id="activations_per_unsub", kind="ratio",
+                   window_seconds=3 * 86400, numerator={"event": "activated", "measure": "count"},
+                   denominator={"event": "unsubscribed", "measure": "count"})
+
+    other = edited(plan, edit)
     paths = write_files(run, tmp_path)
     for day in (2, 4, 12):
         ours = look_reduction(other, run, day)
@@ -131,13 +156,16 @@ def test_look_reduction_counts_events_before_exposure(tmp_path: Path) -> None:
 
 def test_cuped_covariate_sums_agree_with_reduce(tmp_path: Path) -> None:
     """With CUPED on, the pre-exposure sums (events in the look-back before exposure) agree too."""
-    plan = plan_of("product-descriptions", units_per_day=150)
-    plan["metrics"].append({"id": "aov", "kind": "ratio", "window_seconds": 5 * 86400,
-                            "numerator": {"event": "order_completed", "measure": "value"},
-                            "denominator": {"event": "order_completed", "measure": "count"}})
-    for m in plan["metrics"]:
-        m["cuped"] = True
-    plan["analysis"]["cuped_lookback"] = 2 * 86400
+
+    def edit(p: dict[str, Any]) -> None:
+        add_metric(p, {"mean": 1.0, "sd": 1.0}, id="aov", kind="ratio", window_seconds=5 * 86400,
+                   numerator={"event": "order_completed", "measure": "value"},
+                   denominator={"event": "order_completed", "measure": "count"})
+        for m in p["metrics"]:
+            m["cuped"] = True
+        p["analysis"]["cuped_lookback"] = 2 * 86400
+
+    plan = edited(plan_of("product-descriptions", units_per_day=150), edit)
     _, run = simulate(plan, days=4, seed=12)
     ts = run.event_ts.copy()
     ts[::3] -= np.arange(len(ts[::3])) % 4 * 86400 * 1_000_000  # some events 1-3 days before exposure
@@ -156,19 +184,22 @@ def test_cuped_covariate_sums_agree_with_reduce(tmp_path: Path) -> None:
 
 def test_ratio_models_agree_with_reduce(tmp_path: Path) -> None:
     """Ratios that draw their own events: the same event's value over its count; count over count."""
-    plan = plan_of("product-descriptions", units_per_day=200)
-    plan["metrics"] = [
-        {"id": "aov", "kind": "ratio", "window_seconds": 5 * 86400,
-         "numerator": {"event": "order", "measure": "value"}, "denominator": {"event": "order", "measure": "count"}},
-        {"id": "clicks_per_visit", "kind": "ratio", "window_seconds": None,
-         "numerator": {"event": "click", "measure": "count"}, "denominator": {"event": "visit", "measure": "count"}},
-        {"id": "refund", "kind": "mean", "event": "refund", "window_seconds": 86400},
-    ]
-    plan["simulation"]["truth"] = {
-        "spec_sheet": {"aov": {"mean": 80, "sd": 40}, "clicks_per_visit": {"mean": 0.5, "sd": 1},
-                       "refund": {"mean": -3, "sd": 2}},
-        "benefit_led": {"aov": {"mean": 84, "sd": 40}},
-    }
+
+    def edit(p: dict[str, Any]) -> None:
+        p["metrics"] = [
+            metric(id="aov", kind="ratio", window_seconds=5 * 86400, role="primary",
+                   numerator={"event": "order", "measure": "value"},
+                   denominator={"event": "order", "measure": "count"}),
+            metric(id="clicks_per_visit", kind="ratio", window_seconds=None,
+                   numerator={"event": "click", "measure": "count"},
+                   denominator={"event": "visit", "measure": "count"}),
+            metric(id="refund", kind="mean", event="refund", window_seconds=86400),
+        ]
+        control = {"aov": {"mean": 80, "sd": 40}, "clicks_per_visit": {"mean": 0.5, "sd": 1},
+                   "refund": {"mean": -3, "sd": 2}}
+        p["simulation"]["truth"] = {"spec_sheet": control, "benefit_led": control | {"aov": {"mean": 84, "sd": 40}}}
+
+    plan = edited(plan_of("product-descriptions", units_per_day=200), edit)
     _, run = simulate(plan, days=5, seed=3)
     paths = write_files(run, tmp_path)
     for day in (1, 2.5, 12):
@@ -192,8 +223,8 @@ def test_look_reductions_is_look_reduction_at_each_day() -> None:
 
 
 def test_units_outside_the_audience_are_never_exposed(tmp_path: Path) -> None:
-    plan = plan_of("product-descriptions", units_per_day=400)
-    plan["simulation"]["attributes"]["country"] = {"values": ["US", "CA", "FR"], "weights": [1, 1, 2]}
+    plan = edited(plan_of("product-descriptions", units_per_day=400), lambda p: p["simulation"]["attributes"].update(
+        country={"values": ["US", "CA", "FR"], "weights": [1, 1, 2]}))
     units, entry = draw_units(plan, 3, 5)
     assignment = assign(plan, units)
     run = draw_outcomes(plan, units, entry, assignment.variant, 5)
@@ -231,7 +262,7 @@ def test_exposures_fall_on_the_entry_day_in_order() -> None:
 def test_events_lie_in_the_drawing_metrics_window() -> None:
     plan = plan_of("push-notification", units_per_day=500)
     _, run = simulate(plan, days=3)
-    windows = {m["event"]: m["window_seconds"] * 1_000_000 for m in plan["metrics"]}
+    windows = {m.event: m.window_seconds * 1_000_000 for m in plan.metrics}
     first = run.exposure_ts[run.event_unit]
     for code, name in enumerate(run.event_names):
         mine = run.event_code == code
@@ -242,9 +273,12 @@ def test_events_lie_in_the_drawing_metrics_window() -> None:
 
 
 def test_events_without_a_window_end_at_the_horizon() -> None:
-    plan = plan_of("welcome-email", units_per_day=300)
-    for m in plan["metrics"]:
-        m["window_seconds"] = None
+
+    def edit(p: dict[str, Any]) -> None:
+        for m in p["metrics"]:
+            m["window_seconds"] = None
+
+    plan = edited(plan_of("welcome-email", units_per_day=300), edit)
     _, run = simulate(plan, days=5)
     assert run.event_ts.max() <= run.start_us + 5 * DAY_US
     assert np.all(run.event_ts >= run.exposure_ts[run.event_unit])
@@ -254,8 +288,8 @@ def test_events_without_a_window_end_at_the_horizon() -> None:
 
 
 def test_proportions_follow_the_truth_and_aa_removes_the_effect() -> None:
-    plan = plan_of("welcome-email", units_per_day=20000)
-    plan["simulation"]["truth"]["personalized"]["activated"] = 0.15  # a large effect, visible in one draw
+    plan = edited(plan_of("welcome-email", units_per_day=20000),  # a large effect, visible in one draw
+                  lambda p: p["simulation"]["truth"]["personalized"].update(activated={"mean": 0.15, "sd": None}))
     for truth, expected in (("spec", 0.15), ("aa", 0.10)):
         _, run = simulate(plan, days=2, seed=21, truth=truth)
         m = look_reduction(plan, run, 20).metrics["activated"]
@@ -285,8 +319,12 @@ def test_means_and_ratios_follow_the_truth() -> None:
 
 
 def test_a_mean_with_a_small_sd_is_a_gamma_for_everyone() -> None:
-    plan = plan_of("product-descriptions", units_per_day=5000)
-    plan["simulation"]["truth"] = {"spec_sheet": {"revenue_per_visitor": {"mean": 10, "sd": 2}}}
+
+    def edit(p: dict[str, Any]) -> None:
+        for row in p["simulation"]["truth"].values():
+            row["revenue_per_visitor"] = {"mean": 10, "sd": 2}
+
+    plan = edited(plan_of("product-descriptions", units_per_day=5000), edit)
     _, run = simulate(plan, days=1, seed=6)
     orders = run.event_code == run.event_names.index("order_completed")
     assert orders.sum() == run.exposures  # every unit
@@ -295,15 +333,25 @@ def test_a_mean_with_a_small_sd_is_a_gamma_for_everyone() -> None:
 
 
 def test_truth_falls_back_to_the_control_then_the_baseline() -> None:
-    plan = plan_of("welcome-email")
-    plan["simulation"]["truth"] = {"control": {"activated": 0.2}}
-    m = {x["id"]: x for x in plan["metrics"]}
-    assert true_value(plan, m["activated"], "personalized") == (0.2, 0.2)
-    assert true_value(plan, m["unsubscribed"], "personalized")[0] == 0.1  # no truth, no baseline: default
-    product = plan_of("product-descriptions")
-    metric = {x["id"]: x for x in product["metrics"]}["revenue_per_visitor"]
-    product["simulation"]["truth"] = {}
-    assert true_value(product, metric, "benefit_led") == (2.40, 19.5)  # baseline and sd of the metric
+    """The plan's truth table resolves the shorthand, and the outcomes are drawn from that table."""
+    plan = plan_of_text(spec_text("welcome-email", "    control: {activated: 0.2, unsubscribed: 0.01}\n"))
+    plan = edited(plan, lambda p: p["simulation"].update(units_per_day=50))
+    assert plan.simulation.truth["personalized"]["activated"] == TruthValue(mean=0.2, sd=None)  # the control's
+    _, run = simulate(plan, days=1)
+    assert run.true_values["activated"]["personalized"][0] == 0.2
+    # no truth and no baseline: the spec does not validate (there is no default rate any more)
+    result = check_text(spec_text("welcome-email", "    control: {activated: 0.2}\n"))
+    assert "E060" in codes(result) and "unsubscribed" in str(result.diagnostics)
+    product = plan_of_text(spec_text("product-descriptions", (
+        "    spec_sheet: {revenue_per_session: {mean: 1.55, sd: 14.0}, added_to_cart: 0.085,"
+        " return_requested: 0.0045}\n"
+        "    benefit_led: {revenue_per_session: 1.63}\n")))
+    truth = product.simulation.truth
+    assert truth["benefit_led"]["revenue_per_visitor"] == TruthValue(mean=2.40, sd=19.5)  # baseline and sd
+    assert truth["benefit_led"]["revenue_per_session"] == TruthValue(mean=1.63, sd=14.0)  # the control's sd
+    product = edited(product, lambda p: p["simulation"].update(units_per_day=50))
+    _, run = simulate(product, days=1)
+    assert run.true_values["revenue_per_visitor"]["benefit_led"] == (2.40, 19.5)
 
 
 # ---------------------------------------------------------------- reproducibility
@@ -326,8 +374,7 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_another() -> None:
 def test_an_attribute_draw_does_not_depend_on_the_others() -> None:
     plan = plan_of("product-descriptions", units_per_day=200)
     units, _ = draw_units(plan, 2, 3)
-    fewer = copy.deepcopy(plan)
-    del fewer["attributes"]["device"]
+    fewer = edited(plan, lambda p: p["attributes"].pop("device"))
     other, _ = draw_units(fewer, 2, 3)
     assert units.columns["category"].tolist() == other.columns["category"].tolist()
 
@@ -355,15 +402,18 @@ def test_declared_distributions_are_respected() -> None:
 
 
 def test_numbers_booleans_and_lists() -> None:
-    plan = plan_of("welcome-email", units_per_day=20000)
-    plan["attributes"].update({"score": "number", "vip": "boolean", "height": "integer", "joined": "datetime",
-                               "tags": "list[string]", "build": "version"})
-    plan["simulation"]["attributes"].update({
-        "score": {"min": 2.5, "max": 4.0},
-        "vip": {"p": 0.2},
-        "height": {"mean": 170, "sd": 10, "min": 150, "max": 185},
-        "tags": {"values": ["a", "b", "c", "d"], "weights": [8, 1, 1, 0], "size": [2, 3]},
-    })
+
+    def edit(p: dict[str, Any]) -> None:
+        p["attributes"].update({"score": "number", "vip": "boolean", "height": "integer", "joined": "datetime",
+                                "tags": "list[string]", "build": "version"})
+        p["simulation"]["attributes"].update({
+            "score": {"min": 2.5, "max": 4.0},
+            "vip": {"p": 0.2},
+            "height": {"mean": 170, "sd": 10, "min": 150, "max": 185},
+            "tags": {"values": ["a", "b", "c", "d"], "weights": [8, 1, 1, 0], "size": [2, 3]},
+        })
+
+    plan = edited(plan_of("welcome-email", units_per_day=20000), edit)
     units, _ = draw_units(plan, 1, 2)
     c = units.columns
     assert c["score"].min() >= 2.5 and c["score"].max() < 4.0
@@ -383,8 +433,7 @@ def test_numbers_booleans_and_lists() -> None:
 
 def test_defaults_stay_inside_the_audience() -> None:
     """Without distributions, attributes the audience constrains are drawn inside it."""
-    plan = plan_of("push-notification", units_per_day=3000)
-    plan["simulation"]["attributes"] = {}
+    plan = edited(plan_of("push-notification", units_per_day=3000), lambda p: p["simulation"].update(attributes={}))
     units, _ = draw_units(plan, 1, 1)
     c = units.columns
     assert set(c["platform"]) == {"ios", "android"}
@@ -397,8 +446,7 @@ def test_defaults_stay_inside_the_audience() -> None:
 
 
 def test_integer_ids_are_numbers() -> None:
-    plan = plan_of("welcome-email", units_per_day=50)
-    plan["attributes"]["user_id"] = "integer"
+    plan = edited(plan_of("welcome-email", units_per_day=50), lambda p: p["attributes"].update(user_id="integer"))
     units, _ = draw_units(plan, 2, 1)
     assert units.columns["user_id"].dtype == np.float64
     assert units.columns["user_id"][:3].tolist() == [1.0, 2.0, 3.0]
@@ -427,18 +475,26 @@ def test_written_files_have_the_columns_reduce_reads(tmp_path: Path) -> None:
 def test_errors_are_explained() -> None:
     plan = plan_of("welcome-email", units_per_day=10)
     with pytest.raises(ValueError, match="no `simulation` block"):
-        draw_units({**plan, "simulation": None}, 3, 1)
+        draw_units(edited(plan, lambda p: p.update(simulation=None)), 3, 1)
     with pytest.raises(ValueError, match="truth"):
         draw_units(plan, 3, 1, truth="bogus")
     _, run = simulate(plan, days=1)
-    other = copy.deepcopy(plan)
-    other["variants"] = other["variants"][:1]
+
+    def rename(p: dict[str, Any]) -> None:  # a plan has at least two variants: another name, not fewer
+        p["variants"][1]["id"] = "other"
+        p["simulation"]["truth"]["other"] = p["simulation"]["truth"].pop("personalized")
+
+    other = edited(plan, rename)
     with pytest.raises(ValueError, match="variants"):
         look_reduction(other, run, 1)
 
 
 def test_simulation_days() -> None:
+    """A simulated run lasts simulation.days, else stopping.max_days, else 28 days (resolved in the plan)."""
     plan = plan_of("welcome-email")
-    assert simulation_days(plan) == 28
-    plan["simulation"]["days"] = 9
-    assert simulation_days(plan) == 9
+    assert plan.simulation.days == 28 == plan.stopping.max_days
+    text = (ROOT / "specs" / "welcome-email.yaml").read_text(encoding="utf-8")
+    assert plan_of_text(text.replace("  seed: 7\n", "  seed: 7\n  days: 9\n", 1)).simulation.days == 9
+    no_limit = plan_of_text(text.replace("  max_days: 28\n", "", 1).replace(
+        "    - {when: max_days, then: stop_inconclusive}\n", "", 1))
+    assert no_limit.stopping.max_days is None and no_limit.simulation.days == 28
