@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from .conditions import check_condition
+from .destinations import SAFE_PARAMS, Allowances, has_url, param_problem, parse_base
 from .diagnostics import Diagnostic, did_you_mean, error, warning
 from .loader import Document, PathT
-from .model import Spec
+from .model import MAX_DAYS, MAX_LIST_DRAWS, MAX_LOOKS, MAX_SIMULATED_UNITS, MAX_TIMEOUT, Spec
 from .planning import sample_size
-from .templates import CONTEXT, CONTEXT_FIELDS, SAFE_GLOBALS, Analysis, analyse, environment
+from .providers import known_providers, provider_of
+from .quantities import format_duration
+from .templates import CONTEXT, CONTEXT_FIELDS, LIMITS_HINT, SAFE_GLOBALS, Analysis, analyse, environment
 
 
 @dataclass(frozen=True)
@@ -206,8 +209,13 @@ def _template(ctx: Context, name: str, field: str, source: str, users: list) -> 
         elif use.kind == "unsafe":
             yield error("E040", f"prompt `{name}`: `{use.name}` is not allowed in templates", where,
                         "it can be used to reach internals; format text with Jinja filters instead")
+        elif use.kind == "limit":
+            yield error("E090", f"prompt `{name}`: {use.detail}", where, LIMITS_HINT)
         elif use.kind == "name" and use.name not in CONTEXT and use.name not in SAFE_GLOBALS:
-            hint = did_you_mean(use.name, CONTEXT) or f"templates know {', '.join(CONTEXT)}; attributes are `user.<name>`"
+            hint = did_you_mean(use.name, CONTEXT) or (
+                f"templates know {', '.join(CONTEXT)}, the globals {', '.join(SAFE_GLOBALS)}, and the names they "
+                "set on every path before a use (a `{% set %}` inside an `if` without an `else`, or inside a loop, "
+                "does not count after it)")
             yield error("E039", f"prompt `{name}`: `{use.name}` is not defined", where, hint)
         elif use.kind == "filter" and use.name not in env.filters:
             yield error("E039", f"prompt `{name}`: no filter named `{use.name}`", where, did_you_mean(use.name, env.filters))
@@ -297,6 +305,66 @@ def _template_where(ctx: Context, path: PathT, template_line: int, needle: str |
     elif text.strip() and (block or template_line > 1):
         col = len(text) - len(text.lstrip()) + 1
     return (file, line, col)
+
+
+
+# ------------------------------------------------------------ destinations
+
+
+def destinations(ctx: Context) -> Iterator[Diagnostic]:
+    """A spec chooses no key variable and no host, except those the user allows from outside it.
+
+    The allow-lists are the environment variables ``EXPC_ALLOWED_KEY_ENVS`` and
+    ``EXPC_ALLOWED_API_BASES`` (see :mod:`expc.compiler.destinations`);
+    ``params`` may only hold parameters that cannot send a call or a key
+    elsewhere.
+    """
+    allowed = Allowances.from_environ()
+    for name, prompt in ctx.spec.prompts.items():
+        path = ("prompts", name)
+        key_env = prompt.api_key_env
+        if key_env is not None and not allowed.key_env_allowed(key_env):
+            yield error("E080", f"prompt `{name}`: `api_key_env` chooses the variable `{key_env}` for its API key; "
+                        "a spec may not choose which secret is sent", ctx.at(path + ("api_key_env",)),
+                        "remove it (litellm reads the provider's own variable, e.g. OPENAI_API_KEY), pass "
+                        f"`--api-key-env {key_env}` to `expc run`/`generate`, or allow it outside the spec: "
+                        f"EXPC_ALLOWED_KEY_ENVS={key_env}")
+        if prompt.api_base is not None and not allowed.base_allowed(prompt.api_base):
+            base = parse_base(prompt.api_base)
+            what = (f"sends its calls, and their key, to `{base.host}`, which is not on your allow-list"
+                    if base is not None else "is not a plain base URL (http(s)://host[:port][/path])")
+            yield error("E080", f"prompt `{name}`: `api_base` {what}; a spec may not choose where calls go",
+                        ctx.at(path + ("api_base",)),
+                        "remove it and pass `--api-base URL` when you run, or allow the server outside the spec: "
+                        "EXPC_ALLOWED_API_BASES=" + (f"{base.scheme}://{base.host}" if base else "https://host/v1"))
+        for key, value in prompt.params.items():
+            problem = param_problem(key)
+            if problem is None or _inline_secret(key, value):  # an inline secret is E044's to report
+                continue
+            where = ctx.at(path + ("params", key), key=True)
+            if problem == "redirects":
+                yield error("E080", f"prompt `{name}`: `params.{key}` can send calls or keys elsewhere; "
+                            "a spec may not set it", where,
+                            "remove it: the host comes from `--api-base` and keys from your environment")
+            else:
+                yield error("E081", f"prompt `{name}`: `params.{key}` is not a parameter expc passes to models",
+                            where, did_you_mean(key, SAFE_PARAMS) or f"allowed: {', '.join(sorted(SAFE_PARAMS))}")
+
+
+def models(ctx: Context) -> Iterator[Diagnostic]:
+    """Each model id names a provider litellm knows (or `offline`), and no URL."""
+    known = known_providers()
+    for name, prompt in ctx.spec.prompts.items():
+        where = ctx.at(("prompts", name, "model"))
+        if has_url(prompt.model):
+            yield error("E080", f"prompt `{name}`: the model id holds a URL; a spec may not choose where calls go",
+                        where, "name the model as `<provider>/<model>` and pass `--api-base URL` when you run")
+        provider = provider_of(prompt.model)
+        if provider is not None and provider not in known:
+            yield error("E082", f"prompt `{name}`: litellm knows no provider `{provider}`", where,
+                        did_you_mean(provider.lower(), known)
+                        or "write `<provider>/<model>` with a provider from https://docs.litellm.ai/docs/providers, "
+                        "e.g. `openai/gpt-4o-mini`, or `offline/<name>` (no key, no network)")
 
 
 # ------------------------------------------------------------------ metrics
@@ -408,6 +476,16 @@ def simulation(ctx: Context) -> Iterator[Diagnostic]:
                         ctx.at(path + ("weights",)))
 
 
+def simulation_truth(ctx: Context) -> Iterator[Diagnostic]:
+    """Every metric has a true value in the control (its truth or baseline), and means and ratios an sd."""
+    if ctx.spec.simulation is None or ctx.spec.control is None:
+        return
+    from .compile import truth_table
+
+    for path, message in truth_table(ctx.spec)[1]:
+        yield error("E060", message, ctx.at(path))
+
+
 # ------------------------------------------------------------------ design
 
 
@@ -428,16 +506,115 @@ def design(ctx: Context) -> Iterator[Diagnostic]:
                       f"but max_days is {st.max_days}",
                       ctx.at(("stopping", "max_days")),
                       "raise traffic or coverage, accept a larger MDE, or extend max_days")
-    peeks = [r for r in st.rules if r.when == "primary_significant"]
-    if ctx.spec.analysis.method == "fixed" and peeks and st.min_units_per_variant < planned.per_variant:
-        i = st.rules.index(peeks[0])
-        yield warning("W006", f"a fixed-horizon test is checked for significance at every look before it reaches its "
-                      f"{planned.per_variant:,} planned units per variant, which inflates false positives",
-                      ctx.at(("stopping", "rules", i)),
-                      f"set `min_units_per_variant: {planned.per_variant}`, or use `method: sequential`")
+    yield from _peeking(ctx, planned.per_variant, planned.total, planned.estimated_days)
     if st.max_units is not None and planned.total > st.max_units:
         yield warning("W001", f"the primary metric needs {planned.total:,} units in total, but max_units is "
                       f"{st.max_units:,}", ctx.at(("stopping", "max_units")))
+
+
+def _looks_once(ctx: Context, per_variant: int) -> bool:
+    """The design tests once: it waits for the planned units per variant, and a ``max_units`` rule stops it at the
+    first look that has them (every arm at ``min_units_per_variant`` makes at least ``arms x min`` units)."""
+    st = ctx.spec.stopping
+    stops = any(r.when == "max_units" and r.then != "continue" for r in st.rules)
+    return (stops and st.min_units_per_variant >= per_variant and st.max_units is not None
+            and st.max_units <= st.min_units_per_variant * len(ctx.spec.variants))
+
+
+def _peeking(ctx: Context, per_variant: int, total: int, days: int | None) -> Iterator[Diagnostic]:
+    """Designs whose repeated looks spend more than alpha (W006, W011) or outlive their plan (W010)."""
+    st, a = ctx.spec.stopping, ctx.spec.analysis
+    peeks = [r for r in st.rules if r.when == "primary_significant"]
+    if not peeks:
+        return
+    where = ctx.at(("stopping", "rules", st.rules.index(peeks[0])))
+    once = (f"set `min_units_per_variant: {per_variant}` and `max_units: {total}` with a rule "
+            "`{when: max_units, then: stop_inconclusive}` after `primary_significant`, so the test is made once")
+    if a.method in ("fixed", "bayesian") and not _looks_once(ctx, per_variant):
+        if a.method == "fixed":
+            yield warning("W006", f"a fixed-horizon test is checked for significance at every look (before and after "
+                          f"its {per_variant:,} planned units per variant), which inflates false positives",
+                          where, f"{once}; or use `method: sequential`, which may be checked at every look")
+        else:
+            yield warning("W011", "a Bayesian decision taken at every look ships an equal variant more often than "
+                          f"alpha = {a.alpha:g} (the false-positive rate `expc simulate SPEC --truth aa` shows; "
+                          "about 14% at 28 daily looks and alpha 0.05)", where,
+                          f"{once}; or use `method: sequential`, whose looks keep alpha")
+    if (a.method == "sequential" and a.sequential == "group" and days is not None and st.max_days is not None
+            and days < st.max_days):
+        yield warning("W010", f"the group-sequential design reaches its {per_variant:,} planned units per variant "
+                      f"in about {days} days, before max_days ({st.max_days}): it ends at that look, which spends "
+                      "the rest of alpha, and no later look can ship", ctx.at(("stopping", "max_days")),
+                      f"set `max_days: {days}`, or lower the traffic or coverage to use the whole time")
+
+
+_DAY = 86400
+_HORIZON_DAYS = 28  # a run's horizon without max_days or simulation.days (as the runtime and the plan take it)
+
+
+def limits(ctx: Context) -> Iterator[Diagnostic]:
+    """What several values make together stays within expc's resource limits (E070).
+
+    A simulated run holds ``units_per_day x days`` units in memory, a list
+    attribute's draw ``units x vocabulary`` numbers, and the schedule has one
+    look per ``stopping.looks`` up to the horizon; durations are bounded like days.
+    The limits are in :mod:`expc.compiler.model`; single values are bounded there.
+    """
+    spec, st, sim = ctx.spec, ctx.spec.stopping, ctx.spec.simulation
+    durations = [(("metrics", i, "window"), m.window, MAX_DAYS * _DAY) for i, m in enumerate(spec.metrics)]
+    durations += [(("analysis", "cuped_lookback"), spec.analysis.cuped_lookback, MAX_DAYS * _DAY),
+                  (("generation", "timeout"), spec.generation.timeout, MAX_TIMEOUT)]
+    for path, seconds, limit in durations:
+        if seconds is not None and seconds > limit:
+            yield error("E070", f"{'.'.join(str(p) for p in path)} is {format_duration(seconds)}; the limit is "
+                        f"{format_duration(limit)}", ctx.at(path))
+    sim_days = sim.days if sim is not None else None
+    horizon = max(st.max_days or 0, sim_days or 0) or _HORIZON_DAYS
+    looks = -(-horizon * _DAY // st.looks)
+    if looks > MAX_LOOKS:
+        path = ("stopping", "looks") if ctx.given(("stopping", "looks")) else ("stopping",)
+        yield error("E070", f"looking every {format_duration(st.looks)} for {horizon:,} days makes {looks:,} looks; "
+                    f"the limit is {MAX_LOOKS:,}", ctx.at(path), "look less often (such as `looks: daily`)")
+    if sim is None:
+        return
+    days = sim_days or st.max_days or _HORIZON_DAYS
+    units = sim.units_per_day * days
+    days_from = "simulation.days" if sim_days else "stopping.max_days" if st.max_days else "the default horizon"
+    if units > MAX_SIMULATED_UNITS:
+        yield error("E070", f"a simulated run would draw {units:,} units ({sim.units_per_day:,} a day for {days:,} "
+                    f"days, from {days_from}); the limit is {MAX_SIMULATED_UNITS:,}",
+                    ctx.at(("simulation", "units_per_day")),
+                    "simulate fewer days (`simulation.days`) or fewer units a day: the plan's estimates "
+                    "scale with units_per_day, a simulated run only needs enough units to show the design")
+        return
+    for name, attr in spec.attributes.items():
+        if not attr.type.startswith("list["):
+            continue
+        vocabulary = _list_vocabulary(spec, name)
+        if units * vocabulary > MAX_LIST_DRAWS:
+            path = ("simulation", "attributes", name, "values")
+            yield error("E070", f"drawing the list attribute `{name}` for {units:,} simulated units from "
+                        f"{vocabulary:,} values needs {units * vocabulary:,} draws; the limit is {MAX_LIST_DRAWS:,}",
+                        ctx.at(path if ctx.given(path) else ("simulation", "units_per_day")),
+                        "give it fewer values, or simulate fewer units")
+
+
+def _list_vocabulary(spec: Spec, name: str) -> int:
+    """How many values a simulated list attribute draws from: its `values`, else the audience's, else 5."""
+    dist = spec.simulation.attributes.get(name) if spec.simulation else None
+    if dist is not None and dist.values is not None:
+        return len(dist.values)
+    audience = spec.audiences.get(spec.allocation.audience or "")
+    found = [5]
+    stack: list[Any] = [audience.where] if audience else []
+    while stack:  # every list in the condition counts: an upper bound of the one the simulation takes
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            found.append(len(node))
+            stack.extend(node)
+    return max(found)
 
 
 def unused(ctx: Context) -> Iterator[Diagnostic]:
@@ -453,8 +630,8 @@ def unused(ctx: Context) -> Iterator[Diagnostic]:
 
 
 CHECKS: list[Callable[[Context], Iterator[Diagnostic]]] = [
-    unique_ids, unit_declared, variants, allocation, audiences, prompts,
-    metrics, analysis, stopping, simulation, design, unused,
+    unique_ids, unit_declared, variants, allocation, audiences, prompts, destinations, models,
+    metrics, analysis, stopping, simulation, simulation_truth, design, limits, unused,
 ]
 
 
@@ -475,6 +652,11 @@ _SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|sk-ant-[A-Za-z0-9_-]{16,}|
                            r"ghp_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})")
 
 
+def _inline_secret(key: Any, value: Any) -> bool:
+    """True when ``key: value`` writes a secret into the spec (a secret-like name with a value)."""
+    return bool(_SECRET_KEY.match(str(key))) and isinstance(value, (str, int, float)) and value != ""
+
+
 def find_secrets(doc: Document) -> list[Diagnostic]:
     """Keys named like secrets with a value, and values shaped like known API keys.
 
@@ -490,11 +672,10 @@ def find_secrets(doc: Document) -> list[Diagnostic]:
             names_only = path in (("attributes",), ("simulation", "attributes")) or "where" in path
             for key, value in node.items():
                 p = path + (key,)
-                if not names_only and _SECRET_KEY.match(str(key)) and isinstance(value, (str, int, float)) \
-                        and value != "":
+                if not names_only and _inline_secret(key, value):
                     found.append(error("E044", f"`{key}` holds a secret written into the spec", doc.where(p, True),
-                                       f"remove it, rotate the key, and name an environment variable instead: "
-                                       f"`api_key_env: OPENAI_API_KEY`"))
+                                       "remove it, rotate the key, and keep the key in the environment instead "
+                                       "(OPENAI_API_KEY, ANTHROPIC_API_KEY, ...)"))
                 else:
                     stack.append((p, value))
         elif isinstance(node, list):

@@ -1,149 +1,192 @@
 """The compiler's back half: a checked spec becomes the plan (the IR).
 
-The plan is one JSON document that everything downstream works from: every
-default resolved, weights normalised, bucket ranges computed as GrowthBook
-computes them, the hashing seed and layer, each metric's resolved definition,
-the planned sample size and the content-generation jobs. It carries the spec's
-SHA-256, and the same spec always compiles to byte-identical JSON (no times,
-no absolute paths, insertion-ordered keys, deterministic floats).
+The plan (:class:`~expc.compiler.plan.Plan`) is what everything downstream
+works from: every default resolved, weights normalised, bucket ranges computed
+as GrowthBook computes them, the hashing seed and layer, each metric's
+resolved definition and correction family, the look schedule, the simulation's
+truth table, the planned sample size and the content-generation jobs. It
+carries the spec's SHA-256, and the same spec always compiles to byte-identical
+JSON (no times, no absolute paths, insertion-ordered keys, deterministic floats).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import Any
 
 from .buckets import bucket_ranges, normalise
 from .loader import Document
-from .model import Spec
+from .model import Generate, Metric, Spec
+from .plan import (
+    DAY,
+    DEFAULT_HORIZON_DAYS,
+    PLAN_VERSION,
+    Assignment,
+    GenerationJob,
+    Namespace,
+    Plan,
+    PlanAnalysis,
+    PlanExperiment,
+    PlanGeneration,
+    PlanMetric,
+    PlanStopping,
+    PlanVariant,
+    SampleSize,
+    Schedule,
+    SequentialDesign,
+    Simulation,
+    TruthValue,
+    looks_between,
+)
 from .planning import sample_size
 from .quantities import format_duration
 
-PLAN_VERSION = 1
+_ONCE = Generate()  # a prompted variant without `generate` is generated once
+
+__all__ = ["PLAN_VERSION", "compile_plan", "generation_jobs", "plan_json", "schedule", "truth_table"]
 
 
-def compile_plan(doc: Document, spec: Spec) -> dict[str, Any]:
+def compile_plan(doc: Document, spec: Spec) -> Plan:
     """Build the plan of a checked spec (call only when checks found no error)."""
     control = spec.control
+    assert control is not None, "a checked spec has variants"
     weights = normalise([v.weight for v in spec.variants])
     ranges = bucket_ranges(len(weights), spec.allocation.coverage, weights)
     layer = spec.allocation.layer
     planned, reason = sample_size(spec)
-    return {
-        "plan_version": PLAN_VERSION,
-        "spec_sha256": hashlib.sha256(doc.text.encode("utf-8")).hexdigest(),
-        "experiment": spec.experiment.model_dump(mode="json") | {"seed": spec.experiment.seed or spec.experiment.id},
-        "attributes": {name: a.type for name, a in spec.attributes.items()},
-        "assignment": {
-            "unit": spec.experiment.unit,
-            "seed": spec.experiment.seed or spec.experiment.id,
-            "hash_version": spec.allocation.hash_version,
-            "coverage": spec.allocation.coverage,
-            "audience": spec.allocation.audience,
-            "condition": spec.audiences[spec.allocation.audience].where if spec.allocation.audience else {},
-            "namespace": [layer.id, layer.range[0], layer.range[1]] if layer else None,
-        },
-        "control": control.id if control else None,
-        "variants": [
-            {
-                "id": v.id,
-                "index": i,
-                "control": v is control,
-                "weight": weights[i],
-                "bucket_range": list(ranges[i]),
-                "description": v.description,
-                "content": v.content,
-                "prompt": v.prompt,
-                "generate": (v.generate.model_dump(mode="json") if v.generate else {"per": "once", "segment_by": []})
-                if v.prompt
-                else None,
-            }
+    seed = spec.experiment.seed or spec.experiment.id
+    ci = spec.variants.index(control)
+    treatments = len(spec.variants) - 1
+    a = spec.analysis
+    n_primary = sum(1 for m in spec.metrics if m.role == "primary")
+    sched = schedule(spec)
+    return Plan(
+        plan_version=PLAN_VERSION,
+        spec_sha256=hashlib.sha256(doc.text.encode("utf-8")).hexdigest(),
+        experiment=PlanExperiment(**spec.experiment.model_dump(exclude={"seed"}), seed=seed),
+        attributes={name: attr.type for name, attr in spec.attributes.items()},
+        assignment=Assignment(
+            unit=spec.experiment.unit,
+            seed=seed,
+            hash_version=spec.allocation.hash_version,
+            coverage=spec.allocation.coverage,
+            audience=spec.allocation.audience,
+            condition=spec.audiences[spec.allocation.audience].where if spec.allocation.audience else {},
+            namespace=Namespace(id=layer.id, start=layer.range[0], end=layer.range[1]) if layer else None,
+        ),
+        control=control.id,
+        arm_order=[ci] + [i for i in range(len(spec.variants)) if i != ci],
+        variants=[
+            PlanVariant(
+                id=v.id, index=i, control=v is control, weight=weights[i], bucket_range=list(ranges[i]),
+                description=v.description, content=v.content, prompt=v.prompt,
+                generate=(v.generate or _ONCE) if v.prompt else None,
+            )
             for i, v in enumerate(spec.variants)
         ],
-        "prompts": {name: p.model_dump(mode="json") for name, p in spec.prompts.items()},
-        "metrics": [_metric(m, spec.analysis.cuped) for m in spec.metrics],
-        "analysis": spec.analysis.model_dump(mode="json"),
-        "stopping": spec.stopping.model_dump(mode="json") | {"looks": format_duration(spec.stopping.looks),
-                                                            "look_seconds": spec.stopping.looks},
-        "sample_size": (
-            {
-                "metric": planned.metric,
-                "baseline": planned.baseline,
-                "mde": planned.mde,
-                "alpha": planned.alpha,
-                "power": planned.power,
-                "per_variant": planned.per_variant,
-                "total": planned.total,
-                "estimated_days": planned.estimated_days,
-                "method": planned.method,
-                "fixed_horizon_per_variant": planned.fixed_horizon_per_variant,
-            }
-            if planned
-            else {"unavailable": reason}
+        prompts=dict(spec.prompts),
+        metrics=[_metric(m, spec, treatments, n_primary) for m in spec.metrics],
+        analysis=PlanAnalysis(**a.model_dump()),
+        stopping=PlanStopping(**spec.stopping.model_dump(exclude={"looks"})),
+        schedule=sched,
+        sample_size=SampleSize(**{f: getattr(planned, f) for f in SampleSize.model_fields}) if planned else None,
+        sample_size_unavailable=None if planned else reason,
+        sequential=(
+            SequentialDesign(type=a.sequential, alpha=a.alpha,
+                             planned_per_variant=planned.per_variant if planned else None,
+                             spending=a.spending if a.sequential == "group" else None)
+            if a.method == "sequential" else None
         ),
-        "sequential": sequential_design(spec, planned.per_variant if planned else None),
-        "generation": spec.generation.model_dump(mode="json") | {"jobs": generation_jobs(spec)},
-        "simulation": spec.simulation.model_dump(mode="json") if spec.simulation else None,
-    }
+        generation=PlanGeneration(**spec.generation.model_dump(), jobs=generation_jobs(spec)),
+        simulation=_simulation(spec, sched),
+    )
 
 
-def sequential_design(spec: Spec, planned_per_variant: int | None) -> dict[str, Any] | None:
-    """The design of a sequential analysis (None for other methods): what the runtime needs at every look.
+def schedule(spec: Spec) -> Schedule:
+    """The look schedule: every ``stopping.looks`` up to the horizon (see :class:`~expc.compiler.plan.Schedule`)."""
+    st = spec.stopping
+    sim_days = spec.simulation.days if spec.simulation else None
+    horizon_days = st.max_days or sim_days or DEFAULT_HORIZON_DAYS
+    horizon = horizon_days * DAY
+    return Schedule(every_seconds=st.looks, every=format_duration(st.looks), horizon_seconds=horizon,
+                    bounded=st.max_days is not None, looks=looks_between(st.looks, horizon, horizon))
 
-    ``always_valid``: the planned units per variant, from which the runtime tunes
-    the mixing variance of the confidence sequence. ``group``: the planned
-    number of looks (``max_days`` over ``stopping.looks``, e.g. 28 daily looks),
-    the spending function and alpha; the runtime computes the boundaries (they
-    need scipy, which the compiler never imports) at the information fraction
-    of each look, units so far / planned units (capped at 1; the final look
-    spends what is left).
+
+def truth_table(spec: Spec) -> tuple[dict[str, dict[str, TruthValue]], list[tuple[tuple, str]]]:
+    """Every variant × metric's true value, and the problems that leave a value unknown (path, message).
+
+    See :class:`~expc.compiler.plan.Simulation` for how shorthand resolves.
     """
-    a = spec.analysis
-    if a.method != "sequential":
+    sim, control = spec.simulation, spec.control
+    assert sim is not None and control is not None
+    given = sim.truth
+    table: dict[str, dict[str, TruthValue]] = {v.id: {} for v in spec.variants}
+    problems: list[tuple[tuple, str]] = []
+    for m in spec.metrics:
+        base = given.get(control.id, {}).get(m.id)
+        mean = base.mean if base is not None else m.baseline
+        sd = (base.sd if base is not None and base.sd is not None else m.sd) if m.kind != "proportion" else None
+        if mean is None:
+            problems.append(((("simulation", "truth", control.id) if control.id in given else ("simulation",)),
+                             f"metric `{m.id}` has no true value for the control `{control.id}`: give "
+                             f"`simulation.truth.{control.id}.{m.id}` or the metric's `baseline`"))
+            continue
+        if m.kind != "proportion" and sd is None:
+            problems.append(((("simulation", "truth", control.id, m.id) if base is not None else ("simulation",)),
+                             f"metric `{m.id}` ({m.kind}) needs a per-unit sd: give "
+                             f"`simulation.truth.{control.id}.{m.id}` as {{mean, sd}} or the metric's `sd`"))
+            continue
+        for v in spec.variants:
+            value = given.get(v.id, {}).get(m.id)
+            if value is None:
+                table[v.id][m.id] = TruthValue(mean=mean, sd=sd)
+            else:
+                own_sd = None if m.kind == "proportion" else (value.sd if value.sd is not None else sd)
+                table[v.id][m.id] = TruthValue(mean=value.mean, sd=own_sd)
+    return table, problems
+
+
+def _simulation(spec: Spec, sched: Schedule) -> Simulation | None:
+    sim = spec.simulation
+    if sim is None:
         return None
-    looks = None
-    if spec.stopping.max_days:
-        looks = max(1, -(-spec.stopping.max_days * 86400 // spec.stopping.looks))  # ceil
-    return {
-        "type": a.sequential,
-        "alpha": a.alpha,
-        "planned_per_variant": planned_per_variant,
-        "spending": a.spending if a.sequential == "group" else None,
-        "looks": looks,
-        "look_seconds": spec.stopping.looks,
-    }
+    table, problems = truth_table(spec)
+    assert not problems, "a checked spec's truth resolves"
+    layer = spec.allocation.layer
+    share = (layer.range[1] - layer.range[0]) if layer else 1.0
+    days = sim.days or spec.stopping.max_days or DEFAULT_HORIZON_DAYS
+    return Simulation(
+        units_per_day=sim.units_per_day, days=days,
+        entering_per_day=sim.units_per_day * share * spec.allocation.coverage, seed=sim.seed,
+        attributes=dict(sim.attributes), truth=table, looks=sched.until(days * DAY),
+    )
 
 
-def _metric(m, cuped: bool = False) -> dict[str, Any]:
-    out = m.model_dump(mode="json")
-    out["window"] = format_duration(m.window) if m.window else None
-    out["window_seconds"] = m.window
-    out["cuped"] = bool(cuped if m.cuped is None else m.cuped)  # effective: the metric's own or analysis.cuped
-    return out
+def _metric(m: Metric, spec: Spec, treatments: int, n_primary: int) -> PlanMetric:
+    a = spec.analysis
+    joint = a.family == "primary" and m.role == "primary"
+    return PlanMetric(
+        **m.model_dump(exclude={"window", "cuped", "numerator", "denominator"}),
+        numerator=m.numerator, denominator=m.denominator,
+        window_seconds=m.window,
+        cuped=bool(a.cuped if m.cuped is None else m.cuped),
+        family="primary" if joint else f"metric:{m.id}",
+        family_size=treatments * (n_primary if joint else 1),
+    )
 
 
-def generation_jobs(spec: Spec) -> list[dict[str, Any]]:
+def generation_jobs(spec: Spec) -> list[GenerationJob]:
     """One entry per prompted variant: what is generated, by which model, how often."""
     jobs = []
     for v in spec.variants:
         if v.prompt is None:
             continue
-        gen = v.generate
-        per = gen.per if gen else "once"
-        jobs.append(
-            {
-                "variant": v.id,
-                "prompt": v.prompt,
-                "model": spec.prompts[v.prompt].model,
-                "per": per,
-                "segment_by": list(gen.segment_by) if gen else [],
-                "count": 1 if per == "once" else None,  # known once the units are
-            }
-        )
+        gen = v.generate or _ONCE
+        jobs.append(GenerationJob(variant=v.id, prompt=v.prompt, model=spec.prompts[v.prompt].model,
+                                  per=gen.per, segment_by=list(gen.segment_by)))
     return jobs
 
 
-def plan_json(plan: dict[str, Any]) -> str:
+def plan_json(plan: Plan) -> str:
     """The plan's canonical JSON text (byte-identical for the same spec)."""
-    return json.dumps(plan, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return plan.to_json()
+

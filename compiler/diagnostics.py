@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Iterable, Literal, Sequence
 
+from .textsafe import json_safe, terminal_safe
+
 Severity = Literal["error", "warning"]
 
 #: Every diagnostic code and its one-line meaning.
@@ -28,6 +30,7 @@ CODES: dict[str, str] = {
     "E009": "too many nodes once aliases are expanded (alias bomb)",
     "E010": "nesting deeper than the limit",
     "E011": "unsupported YAML tag or non-scalar mapping key",
+    "E012": "a number too large to read (an integer of more than 30 digits, a float beyond a double)",
     # structure: the spec's shape and types
     "E020": "unknown key",
     "E021": "required key is missing",
@@ -58,12 +61,20 @@ CODES: dict[str, str] = {
     "E048": "invalid regular expression",
     "E049": "the unit attribute is not declared",
     "E050": "stopping rule cannot apply to this spec",
+    "E060": "the simulation's truth leaves a metric without a true value",
+    "E070": "the spec asks for more than expc's resource limits (simulated units, looks, durations)",
+    "E080": "the spec chooses where a key or a call goes (api_key_env, api_base, a URL, a routing parameter)",
+    "E081": "a parameter in `params` that expc does not pass to models",
+    "E082": "the model id names a provider litellm does not know",
+    "E090": "a template construct that can only exhaust the machine (huge range or power, deep loops, size)",
     "W001": "the required sample size cannot be reached within max_days",
     "W002": "the required sample size cannot be computed",
     "W003": "prompt is defined but no variant uses it",
     "W004": "audience is defined but not used by the allocation",
     "W005": "simulation gives no true value for a metric of a variant",
-    "W006": "a fixed-horizon test is checked for significance before its planned sample size",
+    "W006": "a fixed-horizon test is checked for significance at more than one look",
+    "W010": "a group-sequential design reaches its planned units before max_days",
+    "W011": "a Bayesian decision is taken at more than one look",
 }
 
 
@@ -117,28 +128,37 @@ def has_errors(diagnostics: Iterable[Diagnostic], strict: bool = False) -> bool:
 
 
 def format_text(diagnostics: Sequence[Diagnostic]) -> str:
-    """``path:line:col: error[E012] message`` with the hint on the next line."""
+    """``path:line:col: error[E012] message`` with the hint on the next line.
+
+    File, message and hint are escaped (:func:`~expc.compiler.textsafe.terminal_safe`):
+    they quote spec values and file names, which must not control the terminal.
+    """
     out = []
     for d in diagnostics:
-        out.append(f"{d.file}:{d.line}:{d.col}: {d.severity}[{d.code}] {d.message}")
+        out.append(terminal_safe(f"{d.file}:{d.line}:{d.col}: {d.severity}[{d.code}] {d.message}"))
         if d.hint:
-            out.append(f"  hint: {d.hint}")
+            out.append(terminal_safe(f"  hint: {d.hint}"))
     return "\n".join(out)
 
 
 def format_json(diagnostics: Sequence[Diagnostic]) -> str:
-    """A JSON list of objects with file, line, col, severity, code, message, hint."""
+    """A JSON list of objects with file, line, col, severity, code, message, hint.
+
+    Control, bidi and invisible characters are ``\\uXXXX`` escapes (the strings are unchanged).
+    """
     import json
 
-    return json.dumps([asdict(d) for d in diagnostics], indent=2, ensure_ascii=False)
+    return json_safe(json.dumps([asdict(d) for d in diagnostics], indent=2, ensure_ascii=False))
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """GitHub's escaping of a workflow command's message, after the terminal's (a log shows it too)."""
+    return terminal_safe(text, multiline=True).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+    """GitHub's escaping of a workflow command's property value (``file=...``): also ``:`` and ``,``."""
+    return _escape_data(terminal_safe(text)).replace(":", "%3A").replace(",", "%2C")
 
 
 def format_github(diagnostics: Sequence[Diagnostic]) -> str:

@@ -22,7 +22,9 @@ from expc.compiler.diagnostics import FORMATTERS, Diagnostic, format_text  # noq
 from expc.compiler.loader import Document  # noqa: E402
 from expc.compiler.model import Spec  # noqa: E402
 from expc.compiler.pipeline import check_file  # noqa: E402
-from expc.runtime.files import write_atomic  # noqa: E402
+from expc.compiler.textsafe import json_safe, terminal_safe  # noqa: E402
+from expc.compiler.plan import Plan  # noqa: E402
+from expc.runtime.files import OutputError, write_atomic  # noqa: E402
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUN = 0, 1, 2, 3
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -75,17 +77,46 @@ def _summary(diagnostics: list[Diagnostic], files: int, err: bool = False) -> No
                f"{warnings} warning{'s' * (warnings != 1)}", err=err)
 
 
+def _say(text: str, err: bool = False, nl: bool = True) -> None:
+    """Print text for a person, escaped: nothing from a spec, a file name or a provider controls the terminal."""
+    click.echo(terminal_safe(text, multiline=True), err=err, nl=nl)
+
+
+def _write_output(path: Path, text: str) -> None:
+    """Write a file the user named (its folders created), or say in one line why not and exit 1.
+
+    A device, FIFO or terminal (``/dev/stdout``) is written into, never
+    replaced; a link to a file, /proc and /sys are refused (expc.runtime.files).
+    """
+    try:
+        write_atomic(path, text, parents=True)
+    except OutputError as exc:
+        _say(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+
+
 def _emit(text: str, output: str | None) -> None:
-    """Write a command's document to ``output`` (atomically) or to stdout."""
+    """Write a command's JSON document to ``output`` (atomically) or to stdout (terminal controls escaped)."""
     if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(Path(output), text)
-        click.echo(f"wrote {output}", err=True)
+        _write_output(Path(output), text)
+        _say(f"wrote {output}", err=True)
     else:
-        click.echo(text, nl=False)
+        click.echo(json_safe(text), nl=False)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The command group: click's own error messages (which quote paths and options) are escaped too."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; a usage error's message leaves escaped."""
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            exc.message = terminal_safe(exc.message)
+            raise
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="expc", prog_name="expc")
 def main() -> None:
     """expc: experiments on LLM-generated content, as code.
@@ -132,7 +163,7 @@ Examples:
   expc compile specs/welcome-email.yaml -o build/welcome.plan.json
 """)
 @click.argument("spec")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the plan here (default: stdout).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the plan here (default: stdout).")
 def compile_command(spec: str, output: str | None) -> None:
     """Compile a spec into its plan (JSON).
 
@@ -159,15 +190,22 @@ def plan(spec: str) -> None:
     from expc.compiler.compile import compile_plan
     from expc.plan_summary import summarise
 
-    click.echo(summarise(compile_plan(*_checked_spec(spec))))
+    _say(summarise(compile_plan(*_checked_spec(spec))))
 
 
 @main.command(epilog="""\b
 Examples:
   expc schema > schemas/expc-spec.schema.json
+  expc schema --plan > schemas/expc-plan.schema.json
 """)
-def schema() -> None:
-    """Print the JSON Schema of the spec (draft-07, for editors and CI)."""
+@click.option("--plan", "of_plan", is_flag=True, help="The schema of a compiled plan (2020-12) instead of the spec's.")
+def schema(of_plan: bool) -> None:
+    """Print the JSON Schema of the spec (draft-07, for editors and CI), or of a compiled plan."""
+    if of_plan:
+        from expc.compiler.plan import plan_schema_json
+
+        click.echo(plan_schema_json(), nl=False)
+        return
     from expc.compiler.schema import schema_json
 
     click.echo(schema_json(), nl=False)
@@ -189,13 +227,12 @@ def init(path: str, force: bool) -> None:
     target = Path(path)
     if target.exists() and not force:
         raise click.UsageError(f"{path} already exists (use --force to overwrite it)")
-    target.parent.mkdir(parents=True, exist_ok=True)
     # Point editors at the repository's committed schema when there is one, else at its published id.
     local = Path(SCHEMA_FILE)
     schema_ref = os.path.relpath(local.resolve(), target.parent.resolve()) if local.exists() else SCHEMA_ID
     text = files("expc").joinpath("starter.yaml").read_text(encoding="utf-8")
-    write_atomic(target, text.replace("{schema}", schema_ref.replace(os.sep, "/"), 1))
-    click.echo(f"wrote {path}; next: expc validate {path} && expc plan {path}")
+    _write_output(target, text.replace("{schema}", schema_ref.replace(os.sep, "/"), 1))
+    _say(f"wrote {path}; next: expc validate {path} && expc plan {path}")
     if not local.exists():
         click.echo(f"tip: to let editors check specs offline, run `mkdir -p schemas && expc schema > {SCHEMA_FILE}` "
                    "at the repository root and run `expc init` from there", err=True)
@@ -228,11 +265,11 @@ def assign_command(spec: str, units_path: str, output: str | None) -> None:
     from expc.runtime.tables import DataError, read_units, write_assignments
 
     plan = compile_plan(*_checked_spec(spec))
-    unit = plan["assignment"]["unit"]
+    unit = plan.assignment.unit
     try:
-        units = read_units(units_path, plan["attributes"], unit)
+        units = read_units(units_path, plan.attributes, unit)
         result = assign(plan, units)
-        names = np.array([v["id"] for v in plan["variants"]] + [""], dtype=object)  # index -1 (out) -> ""
+        names = np.array([v.id for v in plan.variants] + [""], dtype=object)  # index -1 (out) -> ""
         columns = {unit: id_text(units, unit).astype(object), "variant": names[result.variant],
                    "bucket": result.bucket}
         if output:
@@ -241,20 +278,21 @@ def assign_command(spec: str, units_path: str, output: str | None) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "assignments.csv"
                 write_assignments(path, columns)
-                sys.stdout.write(path.read_text(encoding="utf-8"))
+                text = path.read_text(encoding="utf-8")
+                sys.stdout.write(terminal_safe(text, multiline=True) if sys.stdout.isatty() else text)
     except DataError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _say(f"error: {exc}", err=True)
         sys.exit(EXIT_INVALID)
-    counts = result.counts([v["id"] for v in plan["variants"]])
+    counts = result.counts([v.id for v in plan.variants])
     in_experiment = sum(counts["assigned"].values())
-    click.echo(f"{counts['units']:,} units read from {units_path}; {in_experiment:,} assigned", err=True)
+    _say(f"{counts['units']:,} units read from {units_path}; {in_experiment:,} assigned", err=True)
     for variant, count in counts["assigned"].items():
-        click.echo(f"  {variant}: {count:,}", err=True)
+        _say(f"  {variant}: {count:,}", err=True)
     for reason, count in counts["excluded"].items():
         if count:
             click.echo(f"  excluded, {reason}: {count:,}", err=True)
     if output:
-        click.echo(f"wrote {output}", err=True)
+        _say(f"wrote {output}", err=True)
 
 
 @main.command(epilog="""\b
@@ -264,7 +302,7 @@ Examples:
 """)
 @click.argument("spec")
 @click.option("--to", "target", type=click.Choice(["growthbook"]), required=True, help="The system to export to.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here (default: stdout).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here (default: stdout).")
 def export(spec: str, target: str, output: str | None) -> None:
     """Export a spec's assignment to another system.
 
@@ -321,9 +359,10 @@ def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None,
     stopping rules. The report goes to stdout; --format json gives the stable
     shape for tools. Exits 0 whatever the decision; 1 when the spec is invalid
     or a file is bad (one line naming it); 2 on a usage error, such as an
-    --as-of that is not a timestamp. The look's day (for `max_days` rules)
-    counts whole days from the first exposure to --as-of, or to the latest
-    first exposure.
+    --as-of that is not a timestamp. The look is numbered by the spec's look
+    schedule, as `expc run` numbers its looks: the first scheduled look at or
+    after the time from the first exposure to --as-of (or to the latest first
+    exposure), never past max_days.
     """
     import json
     import threading
@@ -341,7 +380,7 @@ def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None,
     try:
         reduction = reduce(plan, exposures_path, events_path, as_of)
     except DataError as exc:
-        click.echo(f"error: {_one_line(str(exc))}", err=True)
+        _say(f"error: {_one_line(str(exc))}", err=True)
         sys.exit(EXIT_INVALID)
     except ValueError as exc:
         if str(exc).startswith("as_of"):  # reduce's own check, stricter or looser than ours
@@ -349,17 +388,45 @@ def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None,
         raise
     from expc.runtime.evaluate import evaluate  # waits for the thread's import to finish
 
-    result = evaluate(plan, reduction, day=reduction.day()).to_dict()
+    elapsed = reduction.elapsed_seconds()
+    look = plan.schedule.look_at(elapsed) if elapsed is not None else None
+    result = evaluate(plan, reduction, look, elapsed).to_dict()
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, allow_nan=False))
     elif fmt == "md":
         from expc.runtime.report.markdown import render_markdown
 
-        click.echo(render_markdown(analysis_report(plan, result)), nl=False)
+        _say(render_markdown(analysis_report(plan, result)), nl=False)
     else:
         from expc.runtime.report.terminal import print_summary
 
         print_summary(analysis_report(plan, result))
+
+
+def _model_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--model: a model id whose provider litellm knows (checked without importing litellm), and no URL."""
+    from expc.compiler.destinations import has_url
+    from expc.compiler.diagnostics import did_you_mean
+    from expc.compiler.providers import known_providers, provider_of
+
+    if value is None:
+        return None
+    if has_url(value):
+        raise click.BadParameter("a model id holds no URL; give the server with --api-base URL")
+    provider = provider_of(value)
+    if provider is not None and provider not in known_providers():
+        hint = did_you_mean(provider.lower(), known_providers()) or "see https://docs.litellm.ai/docs/providers"
+        raise click.BadParameter(f"litellm knows no provider `{provider}` ({hint})")
+    return value
+
+
+def _env_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--api-key-env: the name of an environment variable (never a key)."""
+    import re
+
+    if value is not None and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):
+        raise click.BadParameter("give the name of an environment variable (A-Z, 0-9, _), never the key itself")
+    return value
 
 
 def _generation_options(command):
@@ -367,9 +434,14 @@ def _generation_options(command):
     options = [
         click.option("--offline", is_flag=True,
                      help="Send every prompt to the built-in offline model (no key, no network)."),
-        click.option("--model", help="Use this litellm model id for every prompt (e.g. openai/gpt-4o-mini)."),
+        click.option("--model", callback=_model_id,
+                     help="Use this litellm model id for every prompt (e.g. openai/gpt-4o-mini)."),
         click.option("--api-base", "api_base", metavar="URL",
-                     help="Send calls to this OpenAI-compatible server (a local model server, a LiteLLM proxy)."),
+                     help="Send every call to this OpenAI-compatible server (a local model server, a LiteLLM "
+                          "proxy); wins over any api_base in the spec."),
+        click.option("--api-key-env", "api_key_env", metavar="NAME", callback=_env_name,
+                     help="Read every prompt's API key from this environment variable (its name, never the key); "
+                          "wins over any api_key_env in the spec."),
         click.option("--concurrency", type=click.IntRange(1, 1024),
                      help="Model calls in flight at once (default: the spec's, 8)."),
         click.option("--max-cost", "max_cost", type=click.FloatRange(min=0), metavar="USD",
@@ -380,30 +452,25 @@ def _generation_options(command):
     return command
 
 
-def _load_plan(source: str) -> dict:
-    """A compiled plan (``.json``, from ``expc compile``) read back, or a spec checked and compiled."""
-    import json
-
-    from expc.compiler.compile import PLAN_VERSION, compile_plan
+def _load_plan(source: str) -> Plan:
+    """A compiled plan (``.json``, from ``expc compile``) read back and validated, or a spec checked and compiled."""
+    from expc.compiler.compile import compile_plan
+    from expc.compiler.plan import Plan, PlanError
 
     if not source.endswith(".json"):
         return compile_plan(*_checked_spec(source))
     try:
-        plan = json.loads(Path(source).read_text(encoding="utf-8"))
+        text = Path(source).read_bytes()
     except FileNotFoundError:
         raise click.UsageError(f"{source}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        click.echo(f"error: {source}: not a readable compiled plan ({_one_line(str(exc))})", err=True)
+    except OSError as exc:
+        _say(f"error: {source}: not a readable compiled plan ({_one_line(str(exc))})", err=True)
         sys.exit(EXIT_INVALID)
-    required = ("plan_version", "spec_sha256", "experiment", "assignment", "variants", "metrics")
-    if not isinstance(plan, dict) or any(k not in plan for k in required):
-        click.echo(f"error: {source}: not a plan made by `expc compile` (keys missing)", err=True)
+    try:
+        return Plan.from_json(text, source)
+    except PlanError as exc:
+        _say(f"error: {_one_line(str(exc))}", err=True)
         sys.exit(EXIT_INVALID)
-    if plan["plan_version"] != PLAN_VERSION:
-        click.echo(f"error: {source}: plan version {plan['plan_version']} is not {PLAN_VERSION}; "
-                   "compile the spec again with this expc", err=True)
-        sys.exit(EXIT_INVALID)
-    return plan
 
 
 @main.command(name="run", epilog="""\b
@@ -433,7 +500,8 @@ Examples:
               help="text: a summary for people; json: the report on stdout.")
 def run_command(spec: str, units_path: str | None, events_path: str | None, exposures_path: str | None,
                 simulate: bool, seed: int | None, run_dir: str | None, fresh: bool, offline: bool,
-                model: str | None, api_base: str | None, concurrency: int | None, max_cost: float | None,
+                model: str | None, api_base: str | None, api_key_env: str | None, concurrency: int | None,
+                max_cost: float | None,
                 quiet: bool, fmt: str) -> None:
     """Run an experiment end to end: assign, generate, gather outcomes, evaluate every look, report.
 
@@ -454,14 +522,19 @@ def run_command(spec: str, units_path: str | None, events_path: str | None, expo
     from expc.runtime.tables import DataError
 
     plan = _load_plan(spec)
+    try:
+        directory = Path(run_dir) if run_dir else default_run_dir(plan)
+    except RunError as exc:
+        _say(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
     options = RunOptions(
-        run_dir=Path(run_dir) if run_dir else default_run_dir(plan),
+        run_dir=directory,
         simulate=simulate, seed=seed,
         units_path=Path(units_path) if units_path else None,
         events_path=Path(events_path) if events_path else None,
         exposures_path=Path(exposures_path) if exposures_path else None,
         fresh=fresh,
-        generation=GenerateOptions(offline=offline, model=model, api_base=api_base,
+        generation=GenerateOptions(offline=offline, model=model, api_base=api_base, api_key_env=api_key_env,
                                    concurrency=concurrency, max_cost=max_cost),
     )
     try:
@@ -470,13 +543,17 @@ def run_command(spec: str, units_path: str | None, events_path: str | None, expo
     except RunError as exc:
         if exc.exit_code == EXIT_USAGE:
             raise click.UsageError(str(exc)) from None
-        click.echo(f"error: {exc}", err=True)
+        _say(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except DataError as exc:
-        click.echo(f"error: {_one_line(str(exc))}", err=True)
+        _say(f"error: {_one_line(str(exc))}", err=True)
+        sys.exit(EXIT_INVALID)
+    except OutputError as exc:
+        saved = f"what the run saved in {options.run_dir} stays valid"
+        _say(f"error: {exc}; {saved}: fix this and run the same command again to resume", err=True)
         sys.exit(EXIT_INVALID)
     if fmt == "json":
-        click.echo(report_json(result.report), nl=False)
+        click.echo(json_safe(report_json(result.report)), nl=False)
     else:
         print_summary(result.report, result.outputs)
 
@@ -514,12 +591,12 @@ def simulate_command(spec: str, replications: int, truth: str, seed: int | None,
     try:
         result = simulate(plan, replications, truth=truth, seed=seed).to_dict()
     except SimulationError as exc:
-        click.echo(f"error: {spec}: {_one_line(str(exc))}", err=True)
+        _say(f"error: {spec}: {_one_line(str(exc))}", err=True)
         sys.exit(EXIT_INVALID)
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, allow_nan=False))
     else:
-        click.echo(render_text(result), nl=False)
+        _say(render_text(result), nl=False)
 
 
 @main.command(name="generate", epilog="""\b
@@ -540,6 +617,7 @@ Examples:
               help="Write the items as JSON Lines here (default: stdout).")
 @click.option("--quiet", is_flag=True, help="No progress bar and no table.")
 def generate_command(spec: str, units_path: str | None, offline: bool, model: str | None, api_base: str | None,
+                     api_key_env: str | None,
                      concurrency: int | None, max_cost: float | None, timeout: float | None, seed: int,
                      store_path: str | None, out: str | None, quiet: bool) -> None:
     """Generate every variant's content through litellm, checked, stored and budgeted.
@@ -556,7 +634,7 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
     from expc.generate_report import variant_table
     from expc.run_progress import progress_for
     from expc.runtime.generate.runner import GenerateOptions, GenerationError, generate
-    from expc.runtime.run import STORE_NAME, default_run_dir
+    from expc.runtime.run import STORE_NAME, RunError, default_run_dir
     from expc.runtime.tables import DataError, read_units
 
     plan = compile_plan(*_checked_spec(spec))
@@ -565,34 +643,40 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
         if not Path(units_path).exists():
             raise click.UsageError(f"{units_path}: no such file")
         try:
-            units = read_units(units_path, plan["attributes"], plan["assignment"]["unit"])
+            units = read_units(units_path, plan.attributes, plan.assignment.unit)
         except DataError as exc:
-            click.echo(f"error: {_one_line(str(exc))}", err=True)
+            _say(f"error: {_one_line(str(exc))}", err=True)
             sys.exit(EXIT_INVALID)
-    store = Path(store_path) if store_path else default_run_dir(plan) / STORE_NAME
-    opts = GenerateOptions(offline=offline, model=model, api_base=api_base, concurrency=concurrency,
-                           max_cost=max_cost, timeout=timeout, seed=seed)
+    try:
+        store = Path(store_path) if store_path else default_run_dir(plan) / STORE_NAME
+    except RunError as exc:
+        _say(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    opts = GenerateOptions(offline=offline, model=model, api_base=api_base, api_key_env=api_key_env,
+                           concurrency=concurrency, max_cost=max_cost, timeout=timeout, seed=seed)
     try:
         with progress_for(quiet) as progress:
-            result = generate(plan, units, store, opts, progress.generation)
+            result = generate(plan.to_dict(), units, store, opts, progress.generation)
     except GenerationError as exc:
         if exc.result is not None and not quiet:
             variant_table(exc.result.per_variant(), exc.result.spent)
-        click.echo(f"error: {exc}", err=True)
+        _say(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OutputError as exc:
+        _say(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
     text = result.jsonl()
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(Path(out), text)
+        _write_output(Path(out), text)
     else:
-        click.echo(text, nl=False)
+        click.echo(json_safe(text), nl=False)
     if not quiet:
         variant_table(result.per_variant(), result.spent)
         if out:
-            click.echo(f"wrote {len(result.items):,} items to {out}", err=True)
+            _say(f"wrote {len(result.items):,} items to {out}", err=True)
     rejection = result.rejection()
     if rejection:
-        click.echo(f"error: {rejection}", err=True)
+        _say(f"error: {rejection}", err=True)
         sys.exit(EXIT_RUN)
 
 
@@ -600,10 +684,13 @@ def entry() -> None:
     """Console entry point: runs the command line; an unexpected error is one readable line."""
     try:
         main()
+    except OutputError as exc:  # a file a command could not write: one line, like every bad file
+        _say(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
     except Exception as exc:  # a bug: say so plainly; EXPC_DEBUG=1 shows the traceback
         if os.environ.get("EXPC_DEBUG"):
             raise
-        click.echo(f"expc: internal error: {type(exc).__name__}: {exc}\n"
+        _say(f"expc: internal error: {type(exc).__name__}: {exc}\n"
                    "this is a bug in expc; rerun with EXPC_DEBUG=1 for details and report it", err=True)
         sys.exit(EXIT_RUN)
 

@@ -22,13 +22,16 @@ advance together one character position at a time, for all ids at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .conditions import evaluate_columns
 from .hashing import choose_variations, gbhash_arrays
 from .units import Units
+
+if TYPE_CHECKING:
+    from expc.compiler.plan import Plan
 
 #: Why a unit is not in the experiment, by code (0 = it is).
 REASONS = ("assigned", "missing id", "not in the audience", "outside the layer", "outside coverage")
@@ -78,34 +81,34 @@ def hash_values(units: Units, unit: str) -> np.ndarray:
     return text
 
 
-def assign(plan: dict[str, Any], units: Units) -> Assignment:
+def assign(plan: Plan, units: Units) -> Assignment:
     """Assign every unit of the table according to a compiled plan."""
-    spec = plan["assignment"]
+    spec = plan.assignment
     n = len(units)
-    ids = hash_values(units, spec["unit"])
+    ids = hash_values(units, spec.unit)
     reason = np.zeros(n, dtype=np.uint8)
     reason[ids == ""] = MISSING_ID
     eligible = reason == ASSIGNED
 
-    if spec["condition"]:
-        matches = evaluate_columns(spec["condition"], units)
+    if spec.condition:
+        matches = evaluate_columns(spec.condition, units)
         reason[eligible & ~matches] = NOT_IN_AUDIENCE
         eligible &= matches
 
-    hashes = [(spec["seed"], spec["hash_version"])]
-    namespace = spec["namespace"]
+    hashes = [(spec.seed, spec.hash_version)]
+    namespace = spec.namespace
     if namespace is not None:
-        hashes.append(("__" + namespace[0], 1))
+        hashes.append(("__" + namespace.id, 1))
     rows = np.flatnonzero(eligible)
     hashed, *layer = gbhash_arrays(ids[rows], hashes)
-    if layer:
-        inside = (layer[0] >= namespace[1]) & (layer[0] < namespace[2])
+    if layer and namespace is not None:
+        inside = (layer[0] >= namespace.start) & (layer[0] < namespace.end)
         reason[rows[~inside]] = OUTSIDE_LAYER
         rows, hashed = rows[inside], hashed[inside]
 
     bucket = np.full(n, np.nan)
     variant = np.full(n, -1, dtype=np.int64)
-    ranges = [tuple(v["bucket_range"]) for v in plan["variants"]]
+    ranges = [(v.bucket_range[0], v.bucket_range[1]) for v in plan.variants]
     bucket[rows] = hashed
     variant[rows] = choose_variations(hashed, ranges)
     reason[rows[variant[rows] < 0]] = OUTSIDE_COVERAGE

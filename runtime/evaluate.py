@@ -126,12 +126,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import special
 
-from .stats import bayesian, corrections, cuped, fixed, sequential
+from expc.compiler.plan import Look, Plan
+
+from .decide import CONTINUE, Decisions, LookState, decide
+from .stats import bayesian, cuped
 from .stats.moments import Moments
 from .stats.reduce import Reduction
-from .stats.srm import srm as srm_test
 
 __all__ = [
     "ComparisonResult",
@@ -224,7 +225,7 @@ class Decision:
 class Evaluation:
     method: str
     alpha: float
-    day: int | None
+    day: int | float | None
     metrics: list[MetricResult]
     srm: SRMResult
     decision: Decision
@@ -316,373 +317,193 @@ def _reorder(m: Moments, order: list[int]) -> Moments:
     """The same moments with arms permuted (control first), covariate sums included."""
     from dataclasses import fields
 
-    pick = lambda x: None if x is None else np.asarray(x, dtype=np.float64)[..., order]  # noqa: E731
+    def pick(x: Any) -> Any:
+        return None if x is None else np.asarray(x, dtype=np.float64)[..., order]
+
     return Moments(**{f.name: pick(getattr(m, f.name)) for f in fields(m)})
 
 
-@dataclass
-class _Raw:
-    """Per-metric arrays (treatments in control-first order) before correction."""
+def look_state(plan: Plan, units: np.ndarray, look: Look | None, elapsed: float | None = None) -> LookState:
+    """The kernel's view of one look (leading shape ``(1,)``).
 
-    metric: dict[str, Any]
-    abs_lift: np.ndarray
-    abs_ci: np.ndarray
-    rel_lift: np.ndarray
-    rel_ci: np.ndarray
-    p_value: np.ndarray
-    chance: np.ndarray  # P(better), bayesian only
-    control_mean: float
-    reject: np.ndarray | None = None  # group-sequential: |z| crossed this look's boundary
-
-
-def _good(direction: str) -> float:
-    return 1.0 if direction == "increase" else -1.0
+    ``max_days`` is reached at the schedule's last look once its time has
+    passed: ``elapsed`` (the data's time since the first exposure, when known)
+    is at least the look's. A look still in progress (``expc analyze --as-of``
+    in the middle of the last day) has not reached it. Without a look (an
+    analysis that cannot be placed in the schedule), the look is taken at the
+    schedule's horizon for the group-sequential fractions, and ``max_days`` is
+    not reached.
+    """
+    seconds = look.seconds if look is not None else plan.schedule.horizon_seconds
+    last = look is not None and plan.schedule.is_last(look) and (elapsed is None or elapsed >= look.seconds)
+    return LookState(units=units[None, :], seconds=np.asarray([seconds]), last=np.asarray([last]))
 
 
-def _compare(m: Moments, metric: dict[str, Any], method: str, alpha: float, planned_n: Any,
-             kind: str | None = None, boundary: float | None = None) -> _Raw:
-    kind = kind or metric["kind"]  # "mean" for CUPED-adjusted values of any kind
-    sign = _good(metric.get("direction") or "increase")
-    t = int(np.asarray(m.n).shape[-1]) - 1
-    nan_t = np.full(t, np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        control_mean = float(m.mean()[0])
-    if method == "fixed":
-        c = fixed.compare(m, kind, alpha=alpha)
-        return _Raw(metric, c.abs_lift, c.abs_ci, c.rel_lift, c.rel_ci, c.p_value, nan_t, control_mean)
-    if method == "sequential" and boundary is not None:  # group sequential: this look's z boundary
-        _, _, diff, var = sequential._difference(m, kind)  # Wald for a proportion
-        with np.errstate(divide="ignore", invalid="ignore"):
-            se = np.sqrt(var)
-            z = diff / se
-            ok = np.isfinite(z)
-            reject = ok & (np.abs(z) >= boundary)
-            p = np.where(ok, 2.0 * special.ndtr(-np.abs(z)), np.nan)  # nominal, for information only
-            ci = np.stack([diff - boundary * se, diff + boundary * se], axis=-1)  # repeated CI
-            rel = np.where(control_mean != 0, diff / control_mean, np.nan)
-        return _Raw(metric, diff, ci, rel, np.full((t, 2), np.nan), p, nan_t, control_mean, reject=reject)
-    if method == "sequential":
-        n_plan = planned_n if planned_n else max(float(np.max(m.n)), 2.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = sequential.always_valid(m, planned_n=n_plan, alpha=alpha, kind=kind)
-            cm = np.asarray(r.control_mean, dtype=np.float64)
-            rel = np.where(cm != 0, r.abs_lift / cm, np.nan)
-        # a comparison without a usable variance gets p = 1 from always_valid; report it as NaN (no evidence)
-        ok = np.isfinite(r.abs_lift) & np.isfinite(r.se) & (r.se > 0)
-        p = np.where(ok, r.p_value, np.nan)
-        rel_ci = np.full((t, 2), np.nan)
-        return _Raw(metric, r.abs_lift, r.abs_ci, rel, rel_ci, p, nan_t, control_mean)
-    if method == "bayesian":
-        if kind == "proportion":
-            b = bayesian.beta_binomial(m, level=1 - alpha)
-        else:
-            b = bayesian.normal_means(m, level=1 - alpha)
-        ctb = np.asarray(b.chance_to_beat_control, dtype=np.float64)
-        chance = ctb if sign > 0 else 1.0 - ctb
-        return _Raw(metric, b.abs_lift, b.abs_ci, b.rel_lift, b.rel_ci, nan_t, chance, control_mean)
-    raise ValueError(f"analysis.method must be fixed, sequential or bayesian, got {method!r}")
+def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed: float | None = None) -> Evaluation:
+    """Evaluate one look: per-metric results, SRM and the stopping decision (see the module docs).
 
-
-def evaluate(plan: dict[str, Any], reduction: Reduction, day: int | None = None) -> Evaluation:
-    """Evaluate one look: per-metric results, SRM and the stopping decision (see the module docs)."""
-    analysis = plan.get("analysis") or {}
-    method = analysis.get("method", "fixed")
-    alpha = float(analysis.get("alpha", 0.05))
-    correction = analysis.get("correction", "holm")
-    family = analysis.get("family", "per_metric")
-    srm_threshold = float(analysis.get("srm_threshold", 0.001))
-    stopping = plan.get("stopping") or {}
-
-    ids = [v["id"] for v in plan["variants"]]
-    control_id = plan.get("control") or ids[0]
-    ci = ids.index(control_id)
-    order = [ci] + [i for i in range(len(ids)) if i != ci]
-    arm_ids = [ids[i] for i in order]
-    treatments = arm_ids[1:]
-
+    ``look`` places the reduction in the plan's schedule; ``elapsed`` is the
+    time the data covers since the start, when the look is still in progress
+    (``expc analyze --as-of``; default: the look's own time).
+    """
+    a = plan.analysis
+    order = plan.arm_order
+    arm_ids = plan.arm_ids
     units = np.asarray(reduction.units, dtype=np.float64)[order]
-    weights = np.asarray([float(plan["variants"][i].get("weight", 1.0)) for i in order])
 
-    s = srm_test(units, weights, threshold=srm_threshold)
-    srm_res = SRMResult(
-        p_value=float(s.p_value),
-        flagged=bool(s.flagged),
-        statistic=float(s.statistic),
-        threshold=float(s.threshold),
-        observed=[int(u) for u in units],
-        expected=[float(e) for e in np.asarray(s.expected)],
-    )
-    trustworthy = not srm_res.flagged
-
-    planned_n = (plan.get("sample_size") or {}).get("per_variant")
-    final = _final_look(planned_n, units, stopping.get("max_days"), day)
-    design = plan.get("sequential") or {}
-    group = method == "sequential" and design.get("type") == "group"
-    n_primary = sum(1 for mt in plan["metrics"] if mt.get("role") == "primary")
-
-    def boundary(metric: dict[str, Any]) -> float | None:
-        """This look's two-sided z boundary for ``sequential: group`` (Bonferroni over the family)."""
-        if not group:
-            return None
-        size = len(treatments) * (n_primary if family == "primary" and metric.get("role") == "primary" else 1)
-        a = alpha / size if correction != "none" else alpha
-        return _group_boundary(design, units, planned_n, stopping.get("max_days"), day, a)
-
-    # ---- raw comparisons
-    raws: list[_Raw] = []
     moments: dict[str, Moments] = {}
+    inputs: dict[str, tuple[Moments, str]] = {}
     by_cuped: dict[str, cuped.Adjustment] = {}  # CUPED, where enabled and the covariate is usable
-    for metric in plan["metrics"]:
-        m = _reorder(reduction.metrics[metric["id"]], order)
-        moments[metric["id"]] = m
-        if cuped.enabled(metric, plan) and m.has_covariate:
+    for metric in plan.metrics:
+        m = _reorder(reduction.metrics[metric.id], order)
+        moments[metric.id] = m
+        if metric.cuped and m.has_covariate:
             ca = cuped.adjust(m)
             if bool(np.all(ca.applied)):
-                by_cuped[metric["id"]] = ca
-        if metric["id"] in by_cuped:
-            raws.append(_compare(by_cuped[metric["id"]].moments, metric, method, alpha, planned_n, kind="mean",
-                                 boundary=boundary(metric)))
-        else:
-            raws.append(_compare(m, metric, method, alpha, planned_n, boundary=boundary(metric)))
+                by_cuped[metric.id] = ca
+        ca = by_cuped.get(metric.id)
+        inputs[metric.id] = (_lead(ca.moments), "mean") if ca is not None else (_lead(m), metric.kind)
 
-    # ---- multiple-testing correction within families
-    adjusted: list[np.ndarray] = [np.full(len(treatments), np.nan) for _ in raws]
-    if method != "bayesian" and raws:
-        flat_p = np.concatenate([r.p_value for r in raws])
-        labels = []
-        for r in raws:
-            is_primary = family == "primary" and r.metric.get("role") == "primary"
-            labels += ["__primary__" if is_primary else f"metric:{r.metric['id']}"] * len(treatments)
-        adj = corrections.adjust_within(flat_p, np.asarray(labels), correction)
-        k = len(treatments)
-        adjusted = [adj[i * k:(i + 1) * k] if r.reject is None else np.full(k, np.nan) for i, r in enumerate(raws)]
+    d = decide(plan, look_state(plan, units, look, elapsed), inputs, exact=True)
+    trustworthy = not bool(np.asarray(d.srm.flagged).reshape(-1)[0])
+    final = bool(d.final[0])
 
-    # ---- per-metric results
     results: list[MetricResult] = []
-    for r, adj in zip(raws, adjusted):
-        metric = r.metric
-        direction = metric.get("direction") or "increase"
-        sign = _good(direction)
-        m = moments[metric["id"]]
+    for metric in plan.metrics:
+        ml = d.metrics[metric.id]
+        m = moments[metric.id]
         with np.errstate(divide="ignore", invalid="ignore"):
             means = m.mean()
         summaries = [VariantSummary(v, int(n), float(x)) for v, n, x in zip(arm_ids, np.asarray(m.n), means)]
-
-        ca = by_cuped.get(metric["id"])
-        guard = None
-        if metric.get("role") == "guardrail":
-            margin = float(metric.get("margin") or 0.0)
-            gm, gkind = (ca.moments, "mean") if ca is not None else (m, metric["kind"])
-            guard = fixed.non_inferiority(gm, gkind, margin, direction)
-
+        ca = by_cuped.get(metric.id)
+        abs_ci, rel_lift, rel_ci = ml.abs_ci[0], ml.rel_lift[0], ml.rel_ci[0]
+        if a.method == "bayesian":  # credible intervals, for the report only
+            test_m = ca.moments if ca is not None else m
+            b = (bayesian.beta_binomial(test_m, level=1 - a.alpha) if ml.kind == "proportion"
+                 else bayesian.normal_means(test_m, level=1 - a.alpha))
+            abs_ci, rel_lift, rel_ci = np.asarray(b.abs_ci), np.asarray(b.rel_lift), np.asarray(b.rel_ci)
+        adjusted = ml.adjusted_p[0] if ml.adjusted_p is not None else np.full(len(arm_ids) - 1, np.nan)
         comps = []
-        for j, variant in enumerate(treatments):
-            lift = float(r.abs_lift[j])
-            better = bool(np.isfinite(lift) and sign * lift > 0)
-            worse = bool(np.isfinite(lift) and sign * lift < 0)
-            if method == "bayesian":
-                pb = float(r.chance[j])
-                significant = bool(np.isfinite(pb) and max(pb, 1.0 - pb) >= 1.0 - alpha / 2)
-            elif r.reject is not None:  # sequential: group (the boundary already splits alpha over the family)
-                significant = bool(r.reject[j])
-            else:
-                pa = float(adj[j])
-                significant = bool(np.isfinite(pa) and pa < alpha)
+        for j, variant in enumerate(arm_ids[1:]):
             g = None
-            if guard is not None:
-                gp = float(guard.p_value[j])
-                non_inferior = bool(np.isfinite(gp) and gp < alpha)
-                if final:  # planned size or max_days reached: harm unless non-inferiority is shown
-                    harm, basis = (not non_inferior) and np.isfinite(lift), "non_inferiority"
-                else:  # interim: only a significant worsening by the method's own (peeking-safe) test
-                    harm, basis = worse and _significant_raw(r, j, method, alpha), "significantly_worse"
-                g = GuardrailResult(margin=float(guard.margin), p_value=gp, non_inferior=non_inferior,
-                                    harm=bool(harm), basis=basis)
+            if ml.non_inferiority is not None and ml.harm is not None:
+                gp = float(np.asarray(ml.non_inferiority.p_value)[0][j])
+                g = GuardrailResult(margin=float(ml.non_inferiority.margin), p_value=gp,
+                                    non_inferior=bool(np.isfinite(gp) and gp < a.alpha),
+                                    harm=bool(ml.harm[0][j]),
+                                    basis="non_inferiority" if final else "significantly_worse")
+            assert ml.significant is not None
             comps.append(ComparisonResult(
                 variant=variant,
-                baseline=control_id,
-                abs_lift=lift,
-                abs_ci=(float(r.abs_ci[j][0]), float(r.abs_ci[j][1])),
-                rel_lift=float(r.rel_lift[j]),
-                rel_ci=(float(r.rel_ci[j][0]), float(r.rel_ci[j][1])),
-                p_value=float(r.p_value[j]),
-                adjusted_p_value=float(adj[j]),
-                significant=significant,
-                better=better,
-                chance_to_beat=float(r.chance[j]),
+                baseline=plan.control,
+                abs_lift=float(ml.lift[0][j]),
+                abs_ci=(float(abs_ci[j][0]), float(abs_ci[j][1])),
+                rel_lift=float(rel_lift[j]),
+                rel_ci=(float(rel_ci[j][0]), float(rel_ci[j][1])),
+                p_value=float(ml.p_value[0][j]),
+                adjusted_p_value=float(adjusted[j]),
+                significant=bool(ml.significant[0][j]),
+                better=bool(ml.better[0][j]),
+                chance_to_beat=float(ml.chance_to_beat[0][j]),
                 trustworthy=trustworthy,
                 guardrail=g,
                 cuped=ca is not None,
                 variance_reduction=float(ca.variance_reduction[j]) if ca is not None else math.nan,
             ))
-        results.append(MetricResult(metric["id"], metric.get("role", "secondary"), metric["kind"], direction,
-                                    summaries, comps))
+        results.append(MetricResult(metric.id, metric.role, metric.kind, metric.direction, summaries, comps))
 
-    decision = _decide(plan, stopping, results, raws, srm_res, units, arm_ids, control_id, day)
-    return Evaluation(method=method, alpha=alpha, day=day, metrics=results, srm=srm_res, decision=decision,
-                      excluded=dict(reduction.excluded))
-
-
-_BOUNDARIES: dict[tuple[tuple[float, ...], float, str], float] = {}
-
-
-def _group_boundary(design: dict[str, Any], units: np.ndarray, planned_n: Any, max_days: Any, day: int | None,
-                    alpha: float) -> float:
-    """The two-sided z boundary of the current look of a group-sequential design (Lan-DeMets spending).
-
-    Information fraction ``t = units so far / planned units`` (all arms; capped at 1). The look's index
-    ``k`` comes from ``day`` and the look interval (else ``round(t K)``); earlier looks are taken at
-    ``t j / k`` (linear accrual). The last planned look (``k = K``, ``t = 1`` or ``day >= max_days``)
-    is put at ``t = 1`` so it spends all that is left of alpha. Spec ``obrien_fleming`` is the per-side
-    convention of gsDesign / ldbounds (K = 5: 4.877, 3.357, 2.680, 2.290, 2.031).
-    """
-    looks = int(design.get("looks") or 0)
-    n_plan = design.get("planned_per_variant") or planned_n
-    total = float(units.sum())
-    frac = min(1.0, total / (float(n_plan) * units.size)) if n_plan else 1.0
-    if looks <= 0:  # no max_days: one look per day so far, the fraction as measured
-        looks = max(1, int(day) if day else 1)
-    if day is not None and design.get("look_seconds"):
-        k = min(looks, max(1, -(-int(day) * 86400 // int(design["look_seconds"]))))
-    else:
-        k = min(looks, max(1, round(frac * looks)))
-    last = k >= looks or frac >= 1.0 or (max_days is not None and day is not None and day >= max_days)
-    t_k = 1.0 if last else max(frac, 1e-6)
-    fractions = tuple(t_k * j / k for j in range(1, k + 1))
-    spending = "obrien_fleming_per_side" if design.get("spending", "obrien_fleming") == "obrien_fleming" else "pocock"
-    key = (tuple(round(f, 12) for f in fractions), alpha, spending)
-    if key not in _BOUNDARIES:
-        _BOUNDARIES[key] = float(sequential.group_sequential_boundaries(fractions, alpha, spending)[-1])
-    return _BOUNDARIES[key]
+    s = d.srm
+    srm_res = SRMResult(
+        p_value=float(np.asarray(s.p_value).reshape(-1)[0]),
+        flagged=not trustworthy,
+        statistic=float(np.asarray(s.statistic).reshape(-1)[0]),
+        threshold=float(s.threshold),
+        observed=[int(u) for u in units],
+        expected=[float(e) for e in np.asarray(s.expected).reshape(-1)],
+    )
+    decision = _decision(plan, d, results, srm_res, units, look)
+    return Evaluation(method=a.method, alpha=a.alpha, day=_day(look), metrics=results, srm=srm_res,
+                      decision=decision, excluded=dict(reduction.excluded))
 
 
-def _final_look(planned_n: Any, units: np.ndarray, max_days: Any, day: int | None) -> bool:
-    """Is this the final look? The planned units per variant reached in every arm, or ``day >= max_days``.
+def _lead(m: Moments) -> Moments:
+    """The moments with a leading axis of one look."""
+    from dataclasses import fields
 
-    Without a planned sample size and without a day to compare with ``max_days``
-    the look cannot be placed, and it is treated as final (the stricter
-    non-inferiority rule for guardrails).
-    """
-    if planned_n and units.size and float(units.min()) >= float(planned_n):
-        return True
-    if max_days is not None and day is not None and day >= max_days:
-        return True
-    return not planned_n and (day is None or max_days is None)
+    return Moments(**{f.name: None if getattr(m, f.name) is None else np.asarray(getattr(m, f.name))[None, ...]
+                      for f in fields(m)})
 
 
-def _significant_raw(r: _Raw, j: int, method: str, alpha: float) -> bool:
-    """The method's own uncorrected test at this look: raw p < alpha, a crossed boundary, or P(better) ≤ alpha/2
-    (bayesian, where ``chance`` is in the good direction: the credible interval excludes 0 on the bad side)."""
-    if r.reject is not None:
-        return bool(r.reject[j])
-    if method == "bayesian":
-        pb = float(r.chance[j])
-        return bool(np.isfinite(pb) and pb <= alpha / 2)
-    p = float(r.p_value[j])
-    return bool(np.isfinite(p) and p < alpha)
-
-
-# ================================================================== stopping
-
-
-def _winner(primary: MetricResult | None) -> ComparisonResult | None:
-    """The significant improvement with the largest lift in the good direction."""
-    if primary is None:
+def _day(look: Look | None) -> int | float | None:
+    if look is None:
         return None
-    sign = _good(primary.direction)
-    wins = [c for c in primary.comparisons if c.significant and c.better]
-    return max(wins, key=lambda c: sign * c.abs_lift) if wins else None
+    return int(look.day) if look.day.is_integer() else look.day
 
 
-def _decide(plan, stopping, results, raws, srm_res, units, arm_ids, control_id, day) -> Decision:
-    rules = stopping.get("rules") or []
-    min_units = int(stopping.get("min_units_per_variant") or 0)
-    enough = bool(np.all(units >= min_units))
-    primary = next((m for m in results if m.role == "primary"), None)
+# ================================================================== the decision and its reasons
 
-    def holds(rule: dict[str, Any]) -> tuple[bool, list[str]]:
-        when = rule["when"]
-        target = rule.get("metric")
-        if when == "srm":
-            if srm_res.flagged:
-                return True, [f"sample ratio mismatch: p = {srm_res.p_value:.3g} < {srm_res.threshold:g} "
-                              f"(units {srm_res.observed})"]
-            return False, []
-        if when == "guardrail_harm":
-            if not enough:  # a handful of units cannot show harm, and an early naive peek would cry wolf
-                return False, []
-            reasons = []
-            for m in results:
-                if m.role != "guardrail" or (target and m.id != target):
+
+def _decision(plan: Plan, d: Decisions, results: list[MetricResult], srm_res: SRMResult, units: np.ndarray,
+              look: Look | None) -> Decision:
+    """The kernel's decision of the look, with the reasons a person reads."""
+    rule_index = int(d.rule[0])
+    if rule_index < 0:
+        min_units = plan.stopping.min_units_per_variant
+        why = [] if bool(d.enough[0]) else [f"fewer than {min_units} units in some variant"]
+        return Decision(action=CONTINUE, variant=None, rule=None, reasons=why)
+    rule = plan.stopping.rules[rule_index]
+    reasons = _reasons(plan, rule.when, rule.metric, d, results, srm_res, units, look)
+    action = d.actions[int(d.action[0])]
+    variant = None
+    if action == "stop_ship_winner":
+        primary = plan.primary
+        if int(d.variant[0]) > 0 and primary is not None:
+            variant = plan.arm_ids[int(d.variant[0])]
+            reasons.append(f"winner: {variant} on {primary.id}")
+        else:
+            reasons.append("no significant improvement on the primary metric to ship")
+    elif action == "stop_rollback":
+        variant = plan.control
+    return Decision(action=action, variant=variant, rule=rule.when, reasons=reasons)
+
+
+def _reasons(plan: Plan, when: str, target: str | None, d: Decisions, results: list[MetricResult],
+             srm_res: SRMResult, units: np.ndarray, look: Look | None) -> list[str]:
+    if when == "srm":
+        return [f"sample ratio mismatch: p = {srm_res.p_value:.3g} < {srm_res.threshold:g} (units {srm_res.observed})"]
+    if when == "guardrail_harm":
+        out = []
+        for m in results:
+            if m.role != "guardrail" or (target and m.id != target):
+                continue
+            for c in m.comparisons:
+                if c.guardrail is None or not c.guardrail.harm:
                     continue
-                for c in m.comparisons:
-                    if c.guardrail is not None and c.guardrail.harm:
-                        if c.guardrail.basis == "significantly_worse":
-                            reasons.append(f"guardrail {m.id}: {c.variant} is significantly worse than "
-                                           f"{c.baseline} at this interim look (lift {c.abs_lift:.4g})")
-                        else:
-                            reasons.append(f"guardrail {m.id}: non-inferiority of {c.variant} at margin "
-                                           f"{c.guardrail.margin:g} is not shown at the final look "
-                                           f"(lift {c.abs_lift:.4g}, p = {c.guardrail.p_value:.3g})")
-            return bool(reasons), reasons
-        if when in ("primary_significant", "futility"):
-            metric = primary if not target else next((m for m in results if m.id == target), None)
-            if metric is None:
-                return False, []
-            if not enough:
-                return False, []
-            if srm_res.flagged:
-                return False, []
-            if when == "primary_significant":
-                wins = [c for c in metric.comparisons if c.significant and c.better]
-                return bool(wins), [f"{metric.id}: {c.variant} is a significant improvement over {c.baseline} "
-                                    f"(lift {c.abs_lift:.4g}"
-                                    + (f", adjusted p = {c.adjusted_p_value:.3g})" if math.isfinite(c.adjusted_p_value)
-                                       else f", chance to beat {c.chance_to_beat:.3g})" if math.isfinite(c.chance_to_beat)
-                                       else ", beyond this look's group-sequential boundary)")
-                                    for c in wins]
-            raw = next(r for r in raws if r.metric["id"] == metric.id)
-            mde = raw.metric.get("mde")
-            if not mde or not metric.comparisons:
-                return False, []
-            sign = _good(metric.direction)
-            threshold = float(mde) * abs(raw.control_mean)
-            reasons = []
-            for c in metric.comparisons:
-                good_bound = c.abs_ci[1] if sign > 0 else -c.abs_ci[0]  # the bound on the good side, signed
-                if not (math.isfinite(good_bound) and good_bound < threshold):
-                    return False, []
-                reasons.append(f"{metric.id}: {c.variant}'s interval rules out an improvement of the MDE "
-                               f"({float(mde):g} relative = {threshold:.4g} absolute)")
-            return True, reasons
-        if when == "max_days":
-            limit = stopping.get("max_days")
-            if limit is not None and day is not None and day >= limit:
-                return True, [f"day {day} >= max_days {limit}"]
-            return False, []
-        if when == "max_units":
-            limit = stopping.get("max_units")
-            total = int(units.sum())
-            if limit is not None and total >= limit:
-                return True, [f"{total} units >= max_units {limit}"]
-            return False, []
-        raise ValueError(f"unknown stopping condition {when!r}")
-
-    for rule in rules:
-        ok, reasons = holds(rule)
-        if not ok:
-            continue
-        action = rule["then"]
-        variant = None
-        if action == "stop_ship_winner":
-            win = _winner(primary) if not srm_res.flagged else None
-            if win is not None:
-                variant = win.variant
-                reasons = reasons + [f"winner: {win.variant} on {primary.id}"]
-            else:
-                reasons = reasons + ["no significant improvement on the primary metric to ship"]
-        elif action == "stop_rollback":
-            variant = control_id
-        return Decision(action=action, variant=variant, rule=rule["when"], reasons=reasons)
-    why = [] if enough else [f"fewer than {min_units} units in some variant"]
-    return Decision(action="continue", variant=None, rule=None, reasons=why)
+                if c.guardrail.basis == "significantly_worse":
+                    out.append(f"guardrail {m.id}: {c.variant} is significantly worse than {c.baseline} at this "
+                               f"interim look (lift {c.abs_lift:.4g})")
+                else:
+                    out.append(f"guardrail {m.id}: non-inferiority of {c.variant} at margin {c.guardrail.margin:g} "
+                               f"is not shown at the final look (lift {c.abs_lift:.4g}, p = {c.guardrail.p_value:.3g})")
+        return out
+    primary = plan.primary
+    metric = next((m for m in results if m.id == (target or (primary.id if primary else None))), None)
+    if when == "primary_significant" and metric is not None:
+        return [f"{metric.id}: {c.variant} is a significant improvement over {c.baseline} (lift {c.abs_lift:.4g}"
+                + (f", adjusted p = {c.adjusted_p_value:.3g})" if math.isfinite(c.adjusted_p_value)
+                   else f", chance to beat {c.chance_to_beat:.3g})" if math.isfinite(c.chance_to_beat)
+                   else ", beyond this look's group-sequential boundary)")
+                for c in metric.comparisons if c.significant and c.better]
+    if when == "futility" and metric is not None:
+        pm = plan.metric(metric.id)
+        threshold = float(pm.mde or 0.0) * abs(float(d.metrics[metric.id].control_mean[0]))
+        return [f"{metric.id}: {c.variant}'s interval rules out an improvement of the MDE "
+                f"({float(pm.mde or 0.0):g} relative = {threshold:.4g} absolute)" for c in metric.comparisons]
+    if when == "max_days":
+        if bool(d.complete[0]) and not (look is not None and plan.schedule.is_last(look)) or look is None:
+            return [f"the group-sequential design is complete: the planned "
+                    f"{plan.planned_per_variant:,} units per variant are reached, and all alpha is spent"]
+        return [f"day {_day(look)} >= max_days {plan.stopping.max_days}"]
+    if when == "max_units":
+        return [f"{int(units.sum())} units >= max_units {plan.stopping.max_units}"]
+    return []

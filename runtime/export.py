@@ -11,31 +11,34 @@ the experiment get the feature's default value, ``null``.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from expc.compiler.plan import Plan
 
 
-def growthbook_payload(plan: dict[str, Any]) -> dict[str, Any]:
+def growthbook_payload(plan: Plan) -> dict[str, Any]:
     """The GrowthBook SDK payload (``{"features": {...}}``) that serves this plan."""
-    exp, asg, variants = plan["experiment"], plan["assignment"], plan["variants"]
+    exp, asg, variants = plan.experiment, plan.assignment, plan.variants
     rule: dict[str, Any] = {
-        "key": exp["id"],
-        "seed": asg["seed"],
-        "hashVersion": asg["hash_version"],
-        "hashAttribute": asg["unit"],
-        "variations": [v["id"] for v in variants],
-        "weights": [v["weight"] for v in variants],
-        "coverage": asg["coverage"],
-        "meta": [{"key": str(v["index"]), "name": v["id"]} for v in variants],
-        "name": exp.get("name") or exp["id"],
+        "key": exp.id,
+        "seed": asg.seed,
+        "hashVersion": asg.hash_version,
+        "hashAttribute": asg.unit,
+        "variations": [v.id for v in variants],
+        "weights": [v.weight for v in variants],
+        "coverage": asg.coverage,
+        "meta": [{"key": str(v.index), "name": v.id} for v in variants],
+        "name": exp.name or exp.id,
         "phase": "0",
     }
-    if asg["condition"]:
-        rule["condition"] = asg["condition"]
-    if asg["namespace"] is not None:
-        rule["namespace"] = list(asg["namespace"])
-    return {"features": {exp["id"]: {"defaultValue": None, "rules": [rule]}}}
+    if asg.condition:
+        rule["condition"] = asg.condition
+    if asg.namespace is not None:
+        rule["namespace"] = [asg.namespace.id, asg.namespace.start, asg.namespace.end]
+    return {"features": {exp.id: {"defaultValue": None, "rules": [rule]}}}
 
 
-def growthbook_json(plan: dict[str, Any]) -> str:
+def growthbook_json(plan: Plan) -> str:
     """The payload as JSON text."""
     return json.dumps(growthbook_payload(plan), indent=2, ensure_ascii=False) + "\n"

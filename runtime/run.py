@@ -19,10 +19,14 @@ it cannot mix).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from expc.compiler.plan import Look, Plan
 
 from .rundir import STATE_VERSION, STORE_NAME, RunError, default_run_dir, open_run_dir, release_run_dir
 from .rundir import is_done as _is_done
@@ -69,28 +73,18 @@ class RunResult:
 # ====================================================================== the run directory
 
 
-def run_identity(plan: dict[str, Any], options: RunOptions, simulated: bool, seed: int) -> dict[str, Any]:
+def run_identity(plan: Plan, options: RunOptions, simulated: bool, seed: int) -> dict[str, Any]:
     """What makes two invocations the same run: the spec digest, the mode, the seed and the inputs."""
     inputs = {
         name: (str(Path(p).resolve()) if p else None)
         for name, p in (("units", options.units_path), ("events", options.events_path),
                         ("exposures", options.exposures_path))
     }
-    return {"state_version": STATE_VERSION, "spec_sha256": plan["spec_sha256"],
-            "experiment": plan["experiment"]["id"], "simulated": simulated, "seed": seed, "inputs": inputs}
+    return {"state_version": STATE_VERSION, "spec_sha256": plan.spec_sha256,
+            "experiment": plan.experiment.id, "simulated": simulated, "seed": seed, "inputs": inputs}
 
 
 # ====================================================================== the steps
-
-
-def look_days(plan: dict[str, Any], last_day: int) -> list[int]:
-    """The days at which the experiment is looked at: every ``stopping.looks`` up to ``last_day``."""
-    step_seconds = (plan.get("stopping") or {}).get("look_seconds") or 86400
-    step = max(1, round(step_seconds / 86400))
-    days = list(range(step, last_day + 1, step))
-    if not days or days[-1] != last_day:
-        days.append(last_day)
-    return days
 
 
 def _history_entry(look: int, day: int, as_of: str, evaluation: dict[str, Any]) -> dict[str, Any]:
@@ -117,29 +111,28 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def evaluate_looks(plan: dict[str, Any], run_dir: Path, days: list[int], start: datetime,
-                   reduction_at: Callable[[int, str], Any], progress: Progress) -> list[dict[str, Any]]:
+def evaluate_looks(plan: Plan, run_dir: Path, looks: list[Look], start: datetime,
+                   reduction_at: Callable[[Look, str], Any], progress: Progress) -> list[dict[str, Any]]:
     """Evaluate each look in order until a stopping rule ends the experiment; each look is saved as it is done.
 
-    ``reduction_at(day, as_of)`` gives the look's :class:`Reduction`. A look
+    ``reduction_at(look, as_of)`` gives the look's :class:`Reduction`. A look
     already on disk (from an interrupted run) is read back, not recomputed.
     Returns the evaluations (``Evaluation.to_dict()`` plus ``look`` and ``as_of``).
     """
     from expc.runtime.evaluate import evaluate
 
     results = []
-    for look, day in enumerate(days, start=1):
-        path = run_dir / "looks" / f"look-{look:03d}.json"
+    for look in looks:
+        path = run_dir / "looks" / f"look-{look.index:03d}.json"
         saved = _read_json(path) if path.exists() else None
-        if saved is not None and saved.get("day") == day:
+        as_of = _iso(start + timedelta(seconds=look.seconds))
+        if saved is not None and saved.get("as_of") == as_of:
             result = saved
         else:
-            as_of = _iso(start + timedelta(days=day))
-            reduction = reduction_at(day, as_of)
-            result = evaluate(plan, reduction, day=day).to_dict() | {"look": look, "as_of": as_of}
+            result = evaluate(plan, reduction_at(look, as_of), look).to_dict() | {"look": look.index, "as_of": as_of}
             write_json_atomic(path, result)
         results.append(result)
-        progress.look(look, len(days))
+        progress.look(look.index, len(looks))
         if result["decision"]["action"] != "continue":
             break
     return results
@@ -177,16 +170,20 @@ def _key_text(key: Any) -> str | None:
     return str(key)
 
 
-def build_report(plan: dict[str, Any], looks: list[dict[str, Any]], generation: dict[str, Any],
+def _report_head(plan: Plan, simulated: bool) -> dict[str, Any]:
+    """The keys every report starts with."""
+    experiment = plan.experiment
+    return {"report_version": 1, "simulated": simulated,
+            "experiment": {k: getattr(experiment, k) for k in ("id", "name", "hypothesis", "owner")},
+            "spec_sha256": plan.spec_sha256}
+
+
+def build_report(plan: Plan, looks: list[dict[str, Any]], generation: dict[str, Any],
                  simulated: bool, seed: int, run_dir: Path) -> dict[str, Any]:
     """The report: the final look (the same keys as ``expc analyze --format json``) plus the run's history."""
     final = looks[-1]
-    experiment = plan["experiment"]
     report: dict[str, Any] = {
-        "report_version": 1,
-        "simulated": simulated,
-        "experiment": {k: experiment.get(k) for k in ("id", "name", "hypothesis", "owner")},
-        "spec_sha256": plan["spec_sha256"],
+        **_report_head(plan, simulated),
         "run": {"seed": seed, "looks": len(looks), "as_of": final.get("as_of"), "run_dir": str(run_dir)},
     }
     report.update({k: v for k, v in final.items() if k not in ("look", "as_of")})
@@ -198,7 +195,7 @@ def build_report(plan: dict[str, Any], looks: list[dict[str, Any]], generation: 
 # ====================================================================== the two modes
 
 
-def _generate(plan: dict[str, Any], units: Any, options: RunOptions, progress: Progress,
+def _generate(plan: Plan, units: Any, options: RunOptions, progress: Progress,
               items_per_variant: int | None = None) -> dict[str, Any]:
     """Generate every variant's content (resuming from the store) and summarise it for the report."""
     from dataclasses import replace
@@ -209,14 +206,15 @@ def _generate(plan: dict[str, Any], units: Any, options: RunOptions, progress: P
     if items_per_variant is not None and gen_options.max_items_per_variant is None:
         gen_options = replace(gen_options, max_items_per_variant=items_per_variant)
     notes = []
+    data = plan.to_dict()  # the generation stage still reads the plan's JSON form
     if units is None:  # analysing logged data only: copy written per unit needs the units
-        per_unit = [v["id"] for v in plan["variants"] if (v.get("generate") or {}).get("per") == "unit"]
+        per_unit = [v.id for v in plan.variants if v.generate is not None and v.generate.per == "unit"]
         if per_unit:
-            plan = plan | {"variants": [v for v in plan["variants"] if v["id"] not in per_unit]}
+            data["variants"] = [v for v in data["variants"] if v["id"] not in per_unit]
             notes.append(f"not generated: {', '.join(per_unit)} (its copy is written per unit; give --units)")
     progress.step("generating content")
     try:
-        result = generate(plan, units, options.run_dir / STORE_NAME, gen_options, progress=progress.generation)
+        result = generate(data, units, options.run_dir / STORE_NAME, gen_options, progress=progress.generation)
     except GenerationError as exc:
         code = getattr(exc, "exit_code", 3)
         resume = (f"\nThe run's state is saved in {options.run_dir}; run the same command again to resume."
@@ -234,27 +232,32 @@ def _generate(plan: dict[str, Any], units: Any, options: RunOptions, progress: P
     return summary
 
 
-def _write_assignments(plan: dict[str, Any], units: Any, assignment: Any, path: Path) -> None:
+def _write_assignments(plan: Plan, units: Any, assignment: Any, path: Path) -> None:
     import numpy as np
 
     from expc.runtime.assign import id_text
     from expc.runtime.tables import write_assignments
 
-    names = np.array([v["id"] for v in plan["variants"]] + [""], dtype=object)
-    unit = plan["assignment"]["unit"]
+    names = np.array([v.id for v in plan.variants] + [""], dtype=object)
+    unit = plan.assignment.unit
     write_assignments(path, {unit: id_text(units, unit).astype(object), "variant": names[assignment.variant],
                              "bucket": assignment.bucket})
 
 
-def run_simulated(plan: dict[str, Any], options: RunOptions, seed: int, progress: Progress) -> tuple[
+def run_simulated(plan: Plan, options: RunOptions, seed: int, progress: Progress) -> tuple[
         list[dict[str, Any]], dict[str, Any]]:
-    """Draw units day by day, assign them, generate content, draw outcomes and evaluate every look."""
-    from expc.runtime.assign import assign
-    from expc.runtime.synthetic import (DEFAULT_START, draw_outcomes, draw_units, look_reduction, simulation_days,
-                                        write_files)
+    """Draw units day by day, assign them, generate content, draw outcomes and evaluate every look.
 
+    The looks are the plan's simulated looks (``plan.simulation.looks``), the
+    ones ``expc simulate`` takes; units are drawn for the days those looks span.
+    """
+    from expc.runtime.assign import assign
+    from expc.runtime.synthetic import DEFAULT_START, draw_outcomes, draw_units, look_reduction, write_files
+
+    assert plan.simulation is not None
     run_dir = options.run_dir
-    days = simulation_days(plan)
+    looks = plan.simulation.looks
+    days = max(1, math.ceil(looks[-1].day))
     progress.step(f"drawing {days} days of simulated units")
     units, entry_day = draw_units(plan, days, seed)
     assignment = assign(plan, units)
@@ -271,9 +274,9 @@ def run_simulated(plan: dict[str, Any], options: RunOptions, seed: int, progress
         _mark_done(run_dir, "outcomes")
     progress.step("evaluating looks")
     start = datetime.fromisoformat(DEFAULT_START)
-    looks = evaluate_looks(plan, run_dir, look_days(plan, days), start,
-                           lambda day, as_of: look_reduction(plan, data, day), progress)
-    return looks, generation
+    results = evaluate_looks(plan, run_dir, looks, start,
+                             lambda look, as_of: look_reduction(plan, data, look.day), progress)
+    return results, generation
 
 
 def _subset(units: Any, mask: Any) -> Any:
@@ -282,9 +285,14 @@ def _subset(units: Any, mask: Any) -> Any:
     return Units({k: v[mask] for k, v in units.columns.items()}, units.types)
 
 
-def run_on_data(plan: dict[str, Any], options: RunOptions, progress: Progress) -> tuple[
+def run_on_data(plan: Plan, options: RunOptions, progress: Progress) -> tuple[
         list[dict[str, Any]], dict[str, Any]]:
-    """Real data: assign the units (when given), generate, then evaluate each look of the exposures and events."""
+    """Real data: assign the units (when given), generate, then evaluate each look of the exposures and events.
+
+    The looks are the plan's schedule from the first exposure until the look
+    that holds the last exposure (:meth:`~expc.compiler.plan.Schedule.look_at`,
+    the rule ``expc analyze`` numbers its look by), never past ``max_days``.
+    """
     from expc.runtime.stats.reduce import reducer
 
     run_dir = options.run_dir
@@ -294,7 +302,7 @@ def run_on_data(plan: dict[str, Any], options: RunOptions, progress: Progress) -
         from expc.runtime.tables import read_units
 
         progress.step(f"reading units from {options.units_path}")
-        units = read_units(options.units_path, plan["attributes"], plan["assignment"]["unit"])
+        units = read_units(options.units_path, plan.attributes, plan.assignment.unit)
         assignment = assign(plan, units)
         if not _is_done(run_dir, "assignments"):
             _write_assignments(plan, units, assignment, run_dir / "assignments.parquet")
@@ -313,20 +321,14 @@ def run_on_data(plan: dict[str, Any], options: RunOptions, progress: Progress) -
         if whole.first_exposure is None:
             raise RunError(f"{exposures}: no unit was exposed to a variant of this experiment", 1)
         start = datetime.fromisoformat(whole.first_exposure)
-        last_day = max(1, -(-_seconds_between(whole.first_exposure, whole.last_exposure) // 86400))
+        end = plan.schedule.look_at(_seconds_between(whole.first_exposure, whole.last_exposure))
         progress.step("evaluating looks")
-        looks = evaluate_looks(plan, run_dir, look_days(plan, int(last_day)), start,
-                               lambda day, as_of: reduce_at(as_of), progress)
+        looks = evaluate_looks(plan, run_dir, plan.schedule.until(end.seconds), start,
+                               lambda look, as_of: reduce_at(as_of), progress)
     return looks, generation
 
 
-def _seconds_between(a: str, b: str | None) -> int:
-    if b is None:
-        return 0
-    return int((datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds())
-
-
-def execute(plan: dict[str, Any], options: RunOptions, progress: Progress | None = None) -> RunResult:
+def execute(plan: Plan, options: RunOptions, progress: Progress | None = None) -> RunResult:
     """Run the experiment of ``plan`` as ``options`` say, resuming an earlier run in the same directory.
 
     The run directory is locked while the run works (:func:`~expc.runtime.rundir.open_run_dir`).
@@ -339,7 +341,7 @@ def execute(plan: dict[str, Any], options: RunOptions, progress: Progress | None
         release_run_dir(options.run_dir)
 
 
-def _execute(plan: dict[str, Any], options: RunOptions, progress: Progress | None = None) -> RunResult:
+def _execute(plan: Plan, options: RunOptions, progress: Progress | None = None) -> RunResult:
     """Run the experiment of ``plan`` as ``options`` say, resuming an earlier run in the same directory.
 
     Raises :class:`RunError` for what stops a run (exit code on the error);
@@ -350,27 +352,24 @@ def _execute(plan: dict[str, Any], options: RunOptions, progress: Progress | Non
     progress = progress or Progress()
     has_data = options.units_path is not None or options.events_path is not None
     simulated = options.simulate or not has_data
-    if simulated and not plan.get("simulation"):
+    if simulated and plan.simulation is None:
         raise RunError("this spec has no `simulation` block, so there is nothing to simulate; give real data "
                        "(--units, --events and --exposures) or add a simulation block", 2)
     if simulated and has_data:
         raise RunError("--simulate draws its own units and outcomes; leave out --units, --events and --exposures", 2)
-    seed = options.seed if options.seed is not None else int((plan.get("simulation") or {}).get("seed") or 0)
+    seed = options.seed if options.seed is not None else (plan.simulation.seed if plan.simulation else 0)
     identity = run_identity(plan, options, simulated, seed)
     resumed = open_run_dir(plan, options.run_dir, identity, fresh=options.fresh)
-    if not resumed and plan.get("prompts"):
+    if not resumed and plan.prompts:
         from expc.runtime.generate.runner import preload_litellm
 
-        preload_litellm()
+        preload_litellm(plan, options.generation)
     if simulated:
         looks, generation = run_simulated(plan, options, seed, progress)
     else:
         looks, generation = run_on_data(plan, options, progress)
     if not looks:
-        experiment = plan["experiment"]
-        report = {"report_version": 1, "simulated": False,
-                  "experiment": {k: experiment.get(k) for k in ("id", "name", "hypothesis", "owner")},
-                  "spec_sha256": plan["spec_sha256"],
+        report = {**_report_head(plan, False),
                   "decision": {"action": "continue", "variant": None, "rule": None,
                                "reasons": ["units assigned and content generated; no outcomes yet: give "
                                            "--exposures and --events to evaluate the experiment"]},

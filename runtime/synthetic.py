@@ -113,15 +113,17 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .stats.moments import Moments
-from .stats.cuped import enabled as _cuped_on
 from .stats.reduce import EXCLUDED_KEYS, IGNORED_KEYS, Reduction, _uses
 from .tables import _ident, _literal, copy_atomic
 from .units import Units
+
+if TYPE_CHECKING:
+    from expc.compiler.plan import Plan, PlanMetric, Simulation
 
 DAY_US = 86_400_000_000
 """Microseconds in a day."""
@@ -135,7 +137,7 @@ _MAX_BITS = 62  # list vocabularies up to this size are encoded as bit masks
 # ================================================================== units
 
 
-def draw_units(plan: dict[str, Any], days: int, seed: int, truth: str = "spec") -> tuple[Units, np.ndarray]:
+def draw_units(plan: Plan, days: int, seed: int, truth: str = "spec") -> tuple[Units, np.ndarray]:
     """Draw ``units_per_day × days`` units with every declared attribute, and the day each arrives.
 
     Attributes follow ``simulation.attributes`` or a default per type (see the
@@ -149,39 +151,32 @@ def draw_units(plan: dict[str, Any], days: int, seed: int, truth: str = "spec") 
     sim = simulation_block(plan)
     if days < 1:
         raise ValueError(f"days must be at least 1, not {days}")
-    per_day = int(sim["units_per_day"])
+    per_day = int(sim.units_per_day)
     n = per_day * int(days)
     entry_day = np.repeat(np.arange(days, dtype=np.int64), per_day)
-    unit = plan["assignment"]["unit"]
-    declared = sim.get("attributes") or {}
-    hints = _audience_hints((plan.get("assignment") or {}).get("condition") or {})
+    unit = plan.assignment.unit
+    declared = sim.attributes
+    hints = _audience_hints(plan.assignment.condition)
     columns: dict[str, np.ndarray] = {}
-    types = dict(plan["attributes"])
+    types = dict(plan.attributes)
     for name, typ in types.items():
         if name == unit:
             columns[name] = _ids(n, typ)
             continue
         rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 1, _stream(name)])
-        dist = {k: v for k, v in (declared.get(name) or {}).items() if v is not None}
+        dist = declared[name].model_dump(exclude_none=True) if name in declared else {}
         if not dist:
             dist = _default_distribution(name, typ, hints.get(name, {}))
         columns[name] = _draw_attribute(rng, typ, dist, n)
     return Units(columns, types), entry_day
 
 
-def simulation_block(plan: dict[str, Any]) -> dict[str, Any]:
+def simulation_block(plan: Plan) -> Simulation:
     """The plan's ``simulation`` block; ``ValueError`` with a person's message when there is none."""
-    sim = plan.get("simulation")
-    if not sim:
+    if plan.simulation is None:
         raise ValueError("the spec has no `simulation` block; add one with at least `units_per_day` "
                          "to simulate a run")
-    return sim
-
-
-def simulation_days(plan: dict[str, Any]) -> int:
-    """How many days a simulated run lasts: ``simulation.days``, else ``stopping.max_days``, else 28."""
-    sim = plan.get("simulation") or {}
-    return int(sim.get("days") or (plan.get("stopping") or {}).get("max_days") or 28)
+    return plan.simulation
 
 
 def _stream(name: str) -> int:
@@ -433,7 +428,7 @@ class _Draw:
         return self.count_mean if measure == "count" else self.value_mean
 
 
-def draw_outcomes(plan: dict[str, Any], units: Units, entry_day: np.ndarray, variant_index: Any, seed: int,
+def draw_outcomes(plan: Plan, units: Units, entry_day: np.ndarray, variant_index: Any, seed: int,
                   start: str = DEFAULT_START, *, truth: str = "spec", days: int | None = None) -> SyntheticRun:
     """Draw each assigned unit's first exposure and every metric's events from the truth.
 
@@ -450,7 +445,7 @@ def draw_outcomes(plan: dict[str, Any], units: Units, entry_day: np.ndarray, var
     entry_day = np.asarray(entry_day, dtype=np.int64)
     if len(variant_index) != len(units) or len(entry_day) != len(units):
         raise ValueError("units, entry_day and variant_index must have the same length")
-    variants = tuple(v["id"] for v in plan["variants"])
+    variants = tuple(v.id for v in plan.variants)
     arms = len(variants)
     start_us = _parse_start(start)
     days = int(days if days is not None else (int(entry_day.max()) + 1 if len(entry_day) else 1))
@@ -463,7 +458,7 @@ def draw_outcomes(plan: dict[str, Any], units: Units, entry_day: np.ndarray, var
     order = np.argsort(ts, kind="stable")
     rows, exposure_ts = assigned[order], ts[order]
     arm = variant_index[rows]
-    id_column = units.columns.get(plan["assignment"]["unit"])
+    id_column = units.columns.get(plan.assignment.unit)
     ids = id_column[rows] if id_column is not None else np.asarray(rows + 1, dtype=np.float64)
 
     values = _truth_table(plan, truth)
@@ -493,7 +488,7 @@ def draw_outcomes(plan: dict[str, Any], units: Units, entry_day: np.ndarray, var
     true_values = {mid: {variants[a]: (float(mean[a]), float(sd[a])) for a in range(arms)}
                    for mid, (mean, sd) in values.items()}
     return SyntheticRun(
-        unit=plan["assignment"]["unit"], variants=variants, event_names=names, start_us=start_us, days=days,
+        unit=plan.assignment.unit, variants=variants, event_names=names, start_us=start_us, days=days,
         seed=int(seed), truth=truth, ids=ids, rows=rows, arm=arm, exposure_ts=exposure_ts,
         event_unit=cat(parts_unit, np.int64), event_code=cat(parts_code, np.int64),
         event_value=cat(parts_value, np.float64), event_ts=event_ts[order], true_values=true_values)
@@ -535,40 +530,24 @@ def _iso(us: int) -> str:
     return (_EPOCH + timedelta(microseconds=int(us))).isoformat()
 
 
-def true_value(plan: dict[str, Any], metric: dict[str, Any], variant: str, truth: str = "spec") -> tuple[float, float]:
-    """The (mean, sd) a metric is drawn from in a variant: the simulation's truth with its fallbacks."""
-    given = ((plan.get("simulation") or {}).get("truth")) or {}
-    control = plan.get("control") or plan["variants"][0]["id"]
-    found = None
-    for v in ([control] if truth == "aa" else [variant, control]):
-        found = (given.get(v) or {}).get(metric["id"])
-        if found is not None:
-            break
-    if isinstance(found, (int, float)):
-        found = {"mean": float(found)}
-    default = 0.1 if metric["kind"] == "proportion" else 1.0
-    mean = float(found["mean"]) if found else float(metric["baseline"] if metric.get("baseline") is not None
-                                                     else default)
-    sd = (found or {}).get("sd")
-    if sd is None:
-        sd = metric.get("sd") if metric.get("sd") is not None else abs(mean)
-    return mean, float(sd)
-
-
-def _truth_table(plan: dict[str, Any], truth: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _truth_table(plan: Plan, truth: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per metric, the true means and sds of the variants (plan order): the plan's table, or its control row (aa)."""
+    table = simulation_block(plan).truth
+    rows = [table[plan.control if truth == "aa" else v.id] for v in plan.variants]
     out = {}
-    for m in plan["metrics"]:
-        pairs = [true_value(plan, m, v["id"], truth) for v in plan["variants"]]
-        out[m["id"]] = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
+    for m in plan.metrics:
+        values = [row[m.id] for row in rows]
+        out[m.id] = (np.array([t.mean for t in values]),
+                     np.array([t.sd if t.sd is not None else np.nan for t in values]))
     return out
 
 
-def _window_us(metric: dict[str, Any]) -> int | None:
-    w = metric.get("window_seconds")
+def _window_us(metric: PlanMetric) -> int | None:
+    w = metric.window_seconds
     return None if not w else int(round(float(w) * 1_000_000))
 
 
-def _draw_events(plan: dict[str, Any], values: dict[str, tuple[np.ndarray, np.ndarray]], arm: np.ndarray,
+def _draw_events(plan: Plan, values: dict[str, tuple[np.ndarray, np.ndarray]], arm: np.ndarray,
                  arms: int, seed32: int) -> dict[str, _Draw]:
     """Each event name's draw; the first metric naming an event draws it (proportions and means first)."""
     draws: dict[str, _Draw] = {}
@@ -577,52 +556,52 @@ def _draw_events(plan: dict[str, Any], values: dict[str, tuple[np.ndarray, np.nd
     def rng_for(event: str) -> np.random.Generator:
         return np.random.default_rng([seed32, 3, _stream(event)])
 
-    for m in plan["metrics"]:
-        if m["kind"] not in ("proportion", "mean") or m["event"] in draws:
+    for m in plan.metrics:
+        if m.kind not in ("proportion", "mean") or m.event in draws:
             continue
-        mean, sd = values[m["id"]]
-        rng = rng_for(m["event"])
-        if m["kind"] == "proportion":
+        mean, sd = values[m.id]
+        rng = rng_for(m.event)
+        if m.kind == "proportion":
             p = np.clip(mean, 0.0, 1.0)
             count = (rng.random(n) < p[arm]).astype(np.int64)
-            draws[m["event"]] = _Draw(count, np.ones(int(count.sum())), _window_us(m), p, p)
+            draws[m.event] = _Draw(count, np.ones(int(count.sum())), _window_us(m), p, p)
         else:
             count, vals = _skewed(rng, mean[arm], sd[arm])
             q = np.where(mean > 0, np.where(sd >= mean, 2 * mean**2 / np.maximum(sd**2 + mean**2, 1e-300), 1.0),
                          np.where((mean == 0) & (sd == 0), 0.0, 1.0))
-            draws[m["event"]] = _Draw(count, vals, _window_us(m), q, mean.astype(np.float64))
+            draws[m.event] = _Draw(count, vals, _window_us(m), q, mean.astype(np.float64))
 
-    for m in plan["metrics"]:
-        if m["kind"] != "ratio":
+    for m in plan.metrics:
+        if m.kind != "ratio":
             continue
-        r, s = values[m["id"]]
-        num, den = m["numerator"], m["denominator"]
+        r, s = values[m.id]
+        num, den = m.numerator, m.denominator
         window = _window_us(m)
-        if num["event"] == den["event"]:
-            if num["event"] not in draws:
-                draws[num["event"]] = _same_event_ratio(rng_for(num["event"]), r, s, arm, window,
-                                                        num["measure"] == "value" and den["measure"] == "count")
+        if num.event == den.event:
+            if num.event not in draws:
+                draws[num.event] = _same_event_ratio(rng_for(num.event), r, s, arm, window,
+                                                        num.measure == "value" and den.measure == "count")
             continue
-        if den["event"] not in draws:
+        if den.event not in draws:
             mu_y = np.full(arms, 2.0)
-            if num["event"] in draws:
-                mu_x = draws[num["event"]].mean(num["measure"])
+            if num.event in draws:
+                mu_x = draws[num.event].mean(num.measure)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     fit = mu_x / r
                 mu_y = np.where(np.isfinite(fit) & (fit > 0), fit, 2.0)
-            draws[den["event"]] = _counts(rng_for(den["event"]), mu_y, arm, window)
-        if num["event"] not in draws:
-            y = np.maximum(draws[den["event"]].per_unit(den["measure"]), 0.0)
-            mu_y = draws[den["event"]].mean(den["measure"])
-            rng = rng_for(num["event"])
-            if num["measure"] == "count":
+            draws[den.event] = _counts(rng_for(den.event), mu_y, arm, window)
+        if num.event not in draws:
+            y = np.maximum(draws[den.event].per_unit(den.measure), 0.0)
+            mu_y = draws[den.event].mean(den.measure)
+            rng = rng_for(num.event)
+            if num.measure == "count":
                 count = rng.poisson(np.maximum(r[arm], 0.0) * y).astype(np.int64)
                 mean_x = np.maximum(r, 0.0) * mu_y
-                draws[num["event"]] = _Draw(count, np.ones(int(count.sum())), window, mean_x, mean_x)
+                draws[num.event] = _Draw(count, np.ones(int(count.sum())), window, mean_x, mean_x)
             else:
                 scale = np.sqrt(np.maximum(np.nan_to_num(mu_y[arm]), 0.0) * y)
                 count, vals = _skewed(rng, r[arm] * y, s[arm] * scale)
-                draws[num["event"]] = _Draw(count, vals, window, np.full(arms, np.nan), r * mu_y)
+                draws[num.event] = _Draw(count, vals, window, np.full(arms, np.nan), r * mu_y)
     return draws
 
 
@@ -677,7 +656,7 @@ def _fill(rng: np.random.Generator, mu: np.ndarray, sd: np.ndarray) -> np.ndarra
 # ================================================================== looks
 
 
-def look_reduction(plan: dict[str, Any], run: SyntheticRun, day: float) -> Reduction:
+def look_reduction(plan: Plan, run: SyntheticRun, day: float) -> Reduction:
     """The reduction at the end of look ``day`` (``as_of = start + day`` days), computed in numpy.
 
     Equal to ``reduce(plan, *write_files(run, folder), as_of=run.as_of(day))``:
@@ -689,7 +668,7 @@ def look_reduction(plan: dict[str, Any], run: SyntheticRun, day: float) -> Reduc
     return look_reductions(plan, run, [day])[0]
 
 
-def look_reductions(plan: dict[str, Any], run: SyntheticRun, days: list[float]) -> list[Reduction]:
+def look_reductions(plan: Plan, run: SyntheticRun, days: list[float]) -> list[Reduction]:
     """:func:`look_reduction` at each of ``days``."""
     prepared = _prepare(plan, run)
     return [_reduce_at(prepared, run, run.start_us + int(round(d * DAY_US))) for d in days]
@@ -700,7 +679,7 @@ class _MetricEvents:
     """A metric's counted events as running per-arm sums: ``cumulative[a][:, k]`` holds the arm's sums
     (Σx, Σx² and, for a ratio, Σy, Σy², Σxy) over its first ``k`` events in time order ``ts[a]``."""
 
-    metric: dict[str, Any]
+    metric: PlanMetric
     ts: list[np.ndarray]
     cumulative: list[np.ndarray]  # then, with CUPED, Σxz (ratio: Σxz, Σxw, Σyz, Σyw)
     pre_ts: list[np.ndarray] | None = None  # CUPED: exposure times per arm ...
@@ -717,19 +696,19 @@ class _Prepared:
     outside_cum: np.ndarray
 
 
-def _prepare(plan: dict[str, Any], run: SyntheticRun) -> _Prepared:
+def _prepare(plan: Plan, run: SyntheticRun) -> _Prepared:
     """What every look needs, once per run and plan: event classes and each metric's counted events."""
-    variants = tuple(v["id"] for v in plan["variants"])
+    variants = tuple(v.id for v in plan.variants)
     if variants != run.variants:
         raise ValueError(f"the run was drawn for variants {list(run.variants)}, the plan has {list(variants)}")
-    key = json.dumps([plan["metrics"], variants], sort_keys=True, default=str)
+    key = json.dumps([[m.model_dump_json() for m in plan.metrics], variants])
     if key in run._cache:
         return run._cache[key]
     code_of = {name: i for i, name in enumerate(run.event_names)}
     first = run.exposure_ts[run.event_unit]
     ts = run.event_ts
     widest: dict[str, int | None] = {}  # as reduce(): the widest window of the metrics naming an event
-    for m in plan["metrics"]:
+    for m in plan.metrics:
         w = _window_us(m)
         for event, _ in _uses(m):
             if event in widest and (widest[event] is None or w is None):
@@ -749,7 +728,7 @@ def _prepare(plan: dict[str, Any], run: SyntheticRun) -> _Prepared:
     counted = named & ~before & ~outside
 
     metrics = []
-    for m in plan["metrics"]:
+    for m in plan.metrics:
         w = _window_us(m)
         selected = []
         for event, measure in _uses(m):
@@ -758,10 +737,10 @@ def _prepare(plan: dict[str, Any], run: SyntheticRun) -> _Prepared:
                 sel &= ts <= first + w
             selected.append((sel, measure))
         covariates = None
-        if _cuped_on(m, plan):  # the pre-exposure value: events in [first - lookback, first)
+        if m.cuped:  # the pre-exposure value: events in [first - lookback, first)
             pre = before & (ts >= first - _lookback_us(plan))
             covariates = [_pre_values(run, pre & (run.event_code == code_of.get(event, -1)), measure,
-                                      m["kind"] == "proportion") for event, measure in _uses(m)]
+                                      m.kind == "proportion") for event, measure in _uses(m)]
         metrics.append(_running_sums(m, selected, run, len(variants), covariates))
 
     def cum(mask: np.ndarray) -> np.ndarray:
@@ -772,9 +751,8 @@ def _prepare(plan: dict[str, Any], run: SyntheticRun) -> _Prepared:
     return prepared
 
 
-def _lookback_us(plan: dict[str, Any]) -> int:
-    seconds = (plan.get("analysis") or {}).get("cuped_lookback") or 14 * 86400
-    return int(round(float(seconds) * 1_000_000))
+def _lookback_us(plan: Plan) -> int:
+    return int(plan.analysis.cuped_lookback) * 1_000_000
 
 
 def _pre_values(run: SyntheticRun, sel: np.ndarray, measure: str, any_event: bool) -> np.ndarray:
@@ -785,7 +763,7 @@ def _pre_values(run: SyntheticRun, sel: np.ndarray, measure: str, any_event: boo
     return np.bincount(run.event_unit[sel], weights=weights, minlength=len(run.arm)).astype(np.float64)
 
 
-def _running_sums(m: dict[str, Any], selected: list[tuple[np.ndarray, str]], run: SyntheticRun,
+def _running_sums(m: PlanMetric, selected: list[tuple[np.ndarray, str]], run: SyntheticRun,
                   arms: int, covariates: list[np.ndarray] | None = None) -> _MetricEvents:
     """Each counted event's increment of the per-arm sums, accumulated in time order.
 
@@ -824,7 +802,7 @@ def _running_sums(m: dict[str, Any], selected: list[tuple[np.ndarray, str]], run
             return on.astype(np.float64)
         return np.where(on, run.event_value[idx], 0.0)
 
-    kind = m["kind"]
+    kind = m.kind
     if kind == "proportion":
         first_event = np.empty(len(idx), dtype=bool)
         first_event[order] = starts
@@ -875,7 +853,7 @@ def _reduce_at(p: _Prepared, run: SyntheticRun, cut: int) -> Reduction:
     out: dict[str, Moments] = {}
     for me in p.metrics:
         sums = np.array([c[:, int(np.searchsorted(t, cut, side="right"))] for t, c in zip(me.ts, me.cumulative)]).T
-        kind = me.metric["kind"]
+        kind = me.metric.kind
         base = 1 if kind == "proportion" else 2 if kind == "mean" else 5
         moments = Moments.of(n, sums[0], sums[0]) if kind == "proportion" else Moments.of(n, *sums[:base])
         if me.pre_cumulative is not None:
@@ -889,7 +867,7 @@ def _reduce_at(p: _Prepared, run: SyntheticRun, cut: int) -> Reduction:
                     pre_den_cross_den=cross[3])
             else:
                 moments = moments.with_covariate(pre_sum=pre[0], pre_sum_sq=pre[1], pre_cross=cross[0])
-        out[me.metric["id"]] = moments
+        out[me.metric.id] = moments
     excluded = {k: 0 for k in EXCLUDED_KEYS}
     early = p.early_first[:int(np.searchsorted(p.early_ts, cut, side="right"))]
     excluded["events_of_unexposed_units"] = int(np.count_nonzero(early > cut))

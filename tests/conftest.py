@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
 from expc.compiler.pipeline import CheckResult, check_bytes
+
+if TYPE_CHECKING:
+    from expc.compiler.plan import Plan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,13 +62,22 @@ def check_text(text: str, name: str = "spec.yaml") -> CheckResult:
     return check_bytes(textwrap.dedent(text).encode("utf-8"), name)
 
 
-def plan_of_text(text: str, name: str = "spec.yaml") -> dict:
+def plan_of_text(text: str, name: str = "spec.yaml") -> Plan:
     """Check and compile YAML text (dedented) into its plan; the spec must have no error."""
     from expc.compiler.compile import compile_plan
 
     result = check_text(text, name)
     assert result.ok(), [str(d) for d in result.diagnostics]
     return compile_plan(result.doc, result.spec)
+
+
+def edited(plan: Plan, edit: Callable[[dict[str, Any]], object]) -> Plan:
+    """A copy of a plan with ``edit`` applied to its JSON form, validated again (plans are frozen)."""
+    from expc.compiler.plan import Plan
+
+    data = plan.to_dict()
+    edit(data)
+    return Plan.from_dict(data)
 
 
 def codes(result: CheckResult) -> list[str]:

@@ -29,5 +29,6 @@ def test_example_compiles_deterministically_with_a_plannable_design(spec: Path):
     first, second = plan_json(compile_file(spec)), plan_json(compile_file(spec))
     assert first == second
     plan = compile_file(spec)
-    assert plan["sample_size"].get("per_variant", 0) > 0
-    assert plan["sample_size"]["estimated_days"] <= plan["stopping"]["max_days"]
+    assert plan.sample_size is not None and plan.sample_size.per_variant > 0
+    assert plan.stopping.max_days is not None
+    assert plan.sample_size.estimated_days is not None and plan.sample_size.estimated_days <= plan.stopping.max_days

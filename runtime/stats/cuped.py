@@ -54,7 +54,7 @@ import numpy as np
 
 from .moments import Moments
 
-__all__ = ["Adjustment", "adjust", "enabled", "ols_classical_se"]
+__all__ = ["Adjustment", "adjust", "ols_classical_se"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,12 +73,6 @@ class Adjustment:
     theta: np.ndarray
     variance_reduction: np.ndarray
     applied: np.ndarray
-
-
-def enabled(metric: dict[str, Any], plan: dict[str, Any]) -> bool:
-    """Whether CUPED applies to a plan's metric: its own ``cuped`` (compiled plans set it), else ``analysis.cuped``."""
-    own = metric.get("cuped")
-    return bool(((plan.get("analysis") or {}).get("cuped") or False) if own is None else own)
 
 
 def _centred(n: np.ndarray, sa: np.ndarray, sb: np.ndarray, sab: np.ndarray) -> np.ndarray:

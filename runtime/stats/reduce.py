@@ -92,14 +92,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 
 from ..tables import DataError, _check_readable, _explain, _format_of, _ident, _literal, _names
-from .cuped import enabled as cuped_enabled
 from .moments import Moments
+
+if TYPE_CHECKING:
+    from expc.compiler.plan import Plan, PlanMetric
 
 EXCLUDED_KEYS = (
     "events_before_exposure",
@@ -128,18 +130,19 @@ class Reduction:
     first_exposure: str | None = None  # the earliest counted first exposure (ISO, UTC), None without units
     last_exposure: str | None = None  # the latest counted first exposure (ISO, UTC)
 
-    def day(self) -> int | None:
-        """Whole days from the first exposure to ``as_of`` (or to the latest first exposure): the look's day."""
+    def elapsed_seconds(self) -> float | None:
+        """Seconds from the first exposure to ``as_of`` (or to the latest first exposure); the plan's schedule
+        numbers the look from it (``plan.schedule.look_at``)."""
         from datetime import datetime
 
         end = self.as_of or self.last_exposure
         if self.first_exposure is None or end is None:
             return None
         elapsed = datetime.fromisoformat(end) - datetime.fromisoformat(self.first_exposure)
-        return max(0, int(elapsed.total_seconds() // 86400))
+        return max(0.0, elapsed.total_seconds())
 
 
-def reduce(plan: dict[str, Any], exposures_path: str | os.PathLike[str], events_path: str | os.PathLike[str],
+def reduce(plan: Plan, exposures_path: str | os.PathLike[str], events_path: str | os.PathLike[str],
            as_of: str | None = None) -> Reduction:
     """Reduce raw exposures and events to per-arm moments of each of the plan's metrics.
 
@@ -152,7 +155,7 @@ def reduce(plan: dict[str, Any], exposures_path: str | os.PathLike[str], events_
 
 
 @contextmanager
-def reducer(plan: dict[str, Any], exposures_path: str | os.PathLike[str], events_path: str | os.PathLike[str],
+def reducer(plan: Plan, exposures_path: str | os.PathLike[str], events_path: str | os.PathLike[str],
             *, repeated: bool = False) -> Iterator[Callable[[str | None], Reduction]]:
     """``reduce_at(as_of)``: :func:`reduce` of these files at one cut-off after another, on one connection.
 
@@ -161,12 +164,12 @@ def reducer(plan: dict[str, Any], exposures_path: str | os.PathLike[str], events
     read once however many cut-offs follow; without it they are read through
     views, which is cheaper for a single reduction.
     """
-    variants = [v["id"] for v in plan["variants"]]
-    metrics = plan["metrics"]
-    unit = (plan.get("assignment") or {}).get("unit") or (plan.get("experiment") or {}).get("unit") or "unit_id"
+    variants = [v.id for v in plan.variants]
+    metrics = plan.metrics
+    unit = plan.assignment.unit
     names, value_events = _event_names(metrics)
-    cuped = [cuped_enabled(m, plan) for m in metrics]
-    lookback = (plan.get("analysis") or {}).get("cuped_lookback") or 14 * 86400
+    cuped = [m.cuped for m in metrics]
+    lookback = plan.analysis.cuped_lookback
     con = duckdb.connect()
     loaders: list[_Loader] = []
 
@@ -351,7 +354,7 @@ def _number(col: str, typ: str) -> str:
 # ================================================================== reducing (portable SQL)
 
 
-def _event_names(metrics: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+def _event_names(metrics: list[PlanMetric]) -> tuple[list[str], list[str]]:
     """Every event a metric names, and those whose values some metric sums (in first-seen order)."""
     names: list[str] = []
     values: list[str] = []
@@ -364,15 +367,15 @@ def _event_names(metrics: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     return names, values
 
 
-def _uses(m: dict[str, Any]) -> list[tuple[str, str]]:
-    if m["kind"] == "proportion":
-        return [(m["event"], "count")]
-    if m["kind"] == "mean":
-        return [(m["event"], "value")]
-    if m["kind"] == "ratio":
-        return [(m["numerator"]["event"], m["numerator"]["measure"]),
-                (m["denominator"]["event"], m["denominator"]["measure"])]
-    raise ValueError(f"unknown metric kind {m['kind']!r}")
+def _uses(m: PlanMetric) -> list[tuple[str, str]]:
+    if m.kind == "proportion":
+        return [(m.event, "count")]
+    if m.kind == "mean":
+        return [(m.event, "value")]
+    if m.kind == "ratio":
+        return [(m.numerator.event, m.numerator.measure),
+                (m.denominator.event, m.denominator.measure)]
+    raise ValueError(f"unknown metric kind {m.kind!r}")
 
 
 def _in_list(values: list[str]) -> str:
@@ -398,7 +401,7 @@ _BEFORE = _EVENT_CODES.index("events_before_exposure")
 _EXPOSURE_CODES = ("counted", "bad_rows", "bad_rows", "bad_rows", "exposures_after_as_of", "unknown_variant_exposures")
 
 
-def _reduce(variants: list[str], metrics: list[dict[str, Any]], names: list[str], value_events: list[str],
+def _reduce(variants: list[str], metrics: list[PlanMetric], names: list[str], value_events: list[str],
             cutoff: str | None, exposures: _Loader, events: _Loader,
             cuped: list[bool] | None = None, lookback: Any = None) -> Reduction:
     arms = len(variants)
@@ -458,7 +461,7 @@ SELECT arm, several, COUNT(*), MIN(first_ts), MAX(first_ts) FROM exposed GROUP B
     widest: dict[str, Any] = {}
     for m in metrics:
         for event, _ in _uses(m):
-            w = m.get("window_seconds")
+            w = m.window_seconds
             if event in widest and (widest[event] is None or w is None):
                 widest[event] = None
             else:
@@ -471,40 +474,40 @@ SELECT arm, several, COUNT(*), MIN(first_ts), MAX(first_ts) FROM exposed GROUP B
     counted = f"ev.what = {_COUNTED} AND " if with_cuped else ""  # otherwise the group says so
     pre = f"ev.what = {_BEFORE} AND ev.ts >= ev.first_ts - {_interval(lookback)}"
 
-    def within(m: dict[str, Any], event: str) -> str:
+    def within(m: PlanMetric, event: str) -> str:
         """The metric's window, where it is narrower than the widest window of its event (which `what` applies)."""
-        w = m.get("window_seconds")
+        w = m.window_seconds
         return f" AND {_within(w)}" if w is not None and (widest[event] is None or w < widest[event]) else ""
 
     per_unit, per_arm = [], []
     for i, m in enumerate(metrics):
         cov = cuped[i]
-        if m["kind"] == "proportion":
-            e = _literal(m["event"])
-            per_unit.append(f"MAX(CASE WHEN {counted}ev.event = {e}{within(m, m['event'])} THEN 1 ELSE 0 END) AS x{i}")
+        if m.kind == "proportion":
+            e = _literal(m.event)
+            per_unit.append(f"MAX(CASE WHEN {counted}ev.event = {e}{within(m, m.event)} THEN 1 ELSE 0 END) AS x{i}")
             if cov:
                 per_unit.append(f"MAX(CASE WHEN ev.event = {e} AND {pre} THEN 1 ELSE 0 END) AS z{i}")
-        elif m["kind"] == "mean":
-            e = _literal(m["event"])
-            per_unit.append(f"SUM(CASE WHEN {counted}ev.event = {e}{within(m, m['event'])} "
+        elif m.kind == "mean":
+            e = _literal(m.event)
+            per_unit.append(f"SUM(CASE WHEN {counted}ev.event = {e}{within(m, m.event)} "
                             f"THEN ev.value ELSE 0 END) AS x{i}")
             if cov:
                 per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {pre} THEN ev.value ELSE 0 END) AS z{i}")
         else:
             for part, col, pre_col in (("numerator", "x", "z"), ("denominator", "y", "w")):
-                d = m[part]
-                e = _literal(d["event"])
-                what = "ev.value" if d["measure"] == "value" else "1"
-                per_unit.append(f"SUM(CASE WHEN {counted}ev.event = {e}{within(m, d['event'])} "
+                d = getattr(m, part)
+                e = _literal(d.event)
+                what = "ev.value" if d.measure == "value" else "1"
+                per_unit.append(f"SUM(CASE WHEN {counted}ev.event = {e}{within(m, d.event)} "
                                 f"THEN {what} ELSE 0 END) AS {col}{i}")
                 if cov:
                     per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {pre} THEN {what} ELSE 0 END) AS {pre_col}{i}")
         per_arm += [f"SUM(x{i})", f"SUM(x{i} * x{i})"]
-        if m["kind"] == "ratio":
+        if m.kind == "ratio":
             per_arm += [f"SUM(y{i})", f"SUM(y{i} * y{i})", f"SUM(x{i} * y{i})"]
         if cov:
             per_arm += [f"SUM(z{i})", f"SUM(z{i} * z{i})", f"SUM(x{i} * z{i})"]
-            if m["kind"] == "ratio":
+            if m.kind == "ratio":
                 per_arm += [f"SUM(w{i})", f"SUM(w{i} * w{i})", f"SUM(z{i} * w{i})",
                             f"SUM(x{i} * w{i})", f"SUM(y{i} * z{i})", f"SUM(y{i} * w{i})"]
     group = f"CASE WHEN ev.what = {_BEFORE} THEN {_COUNTED} ELSE ev.what END" if with_cuped else "ev.what"
@@ -570,7 +573,7 @@ FROM unit_sums WHERE unit_id IS NOT NULL AND what = {_COUNTED} GROUP BY arm""") 
         return cols
 
     for i, m in enumerate(metrics):
-        ratio = m["kind"] == "ratio"
+        ratio = m.kind == "ratio"
         moments = Moments.of(n, *take(5 if ratio else 2))
         if cuped[i]:
             keys = ["pre_sum", "pre_sum_sq", "pre_cross"]
@@ -578,7 +581,7 @@ FROM unit_sums WHERE unit_id IS NOT NULL AND what = {_COUNTED} GROUP BY arm""") 
                 keys += ["pre_den_sum", "pre_den_sum_sq", "pre_num_den", "pre_cross_den", "pre_den_cross",
                          "pre_den_cross_den"]
             moments = moments.with_covariate(**dict(zip(keys, take(len(keys)))))
-        out[m["id"]] = moments
+        out[m.id] = moments
 
     counts: dict[str, int] = {}
     for what, c in [*zip(_EXPOSURE_CODES, exposure_codes), *zip(_EVENT_CODES, by_code)]:

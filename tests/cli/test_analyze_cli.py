@@ -64,7 +64,7 @@ def test_json_is_the_stable_shape_with_a_winner(data):
     assert out["decision"]["action"] == "stop_ship_winner"
     assert out["decision"]["variant"] == "treatment"
     assert out["decision"]["rule"] == "primary_significant"
-    assert out["day"] == 0  # every exposure on the first day, no --as-of
+    assert out["day"] == 1  # every exposure on the first day, no --as-of: the first look
     (metric,) = out["metrics"]
     assert set(metric) == {"id", "role", "kind", "direction", "variants", "comparisons"}
     assert [(v["id"], v["units"], v["mean"]) for v in metric["variants"]] == [
@@ -188,8 +188,8 @@ def test_the_look_day_counts_from_the_first_exposure_and_max_days_fires(data):
                      "--as-of", as_of)
         return json.loads(result.stdout)
 
-    # the first exposure is 2026-11-01T00:00Z
-    assert (look("2026-11-20T00:00:00Z")["day"], look("2026-11-28T23:00:00Z")["day"]) == (19, 27)
+    # the first exposure is 2026-11-01T00:00Z; a time is numbered by the look in progress (run numbers it so too)
+    assert (look("2026-11-20T00:00:00Z")["day"], look("2026-11-28T23:00:00Z")["day"]) == (19, 28)
     assert look("2026-11-28T23:00:00Z")["decision"]["action"] == "stop_ship_winner"
     last = look("2026-11-29T00:30:00Z")
     assert last["day"] == 28 and last["decision"]["action"] == "stop_inconclusive"

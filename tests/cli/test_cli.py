@@ -90,7 +90,7 @@ def test_compile_writes_the_plan_or_nothing(specs, tmp_path):
     out = tmp_path / "build" / "plan.json"
     assert run("compile", str(specs / "good.yaml"), "-o", str(out)).exit_code == 0
     plan = json.loads(out.read_text())
-    assert plan["plan_version"] == 1 and plan["experiment"]["id"] == "demo"
+    assert plan["plan_version"] == 2 and plan["experiment"]["id"] == "demo"
     stdout = run("compile", str(specs / "good.yaml")).output
     assert json.loads(stdout) == plan
     bad_out = tmp_path / "bad.json"

@@ -144,7 +144,8 @@ def test_inline_secrets_are_errors(snippet):
         assert "hunter2" not in d.message and "abcdefghij" not in d.message
 
 
-def test_naming_an_environment_variable_is_fine():
+def test_naming_an_allowed_environment_variable_is_fine(monkeypatch):
+    monkeypatch.setenv("EXPC_ALLOWED_KEY_ENVS", "OPENAI_API_KEY")  # the user's allow-list, outside the spec
     text = BASE.replace("    model: offline/test\n", "    model: offline/test\n    api_key_env: OPENAI_API_KEY\n")
     assert check_text(text).ok(strict=True)
 
@@ -153,7 +154,9 @@ def test_peeking_at_a_fixed_horizon_test_is_a_warning():
     text = BASE + "stopping:\n  rules:\n    - {when: primary_significant, then: stop_ship_winner}\n"
     [d] = check_text(text).diagnostics
     assert d.code == "W006" and "57,760" in d.message
-    assert check_text(text + "  min_units_per_variant: 57760\n").ok(strict=True)
+    assert not check_text(text + "  min_units_per_variant: 57760\n").ok(strict=True)  # it still peeks after
+    once = text + "    - {when: max_units, then: stop_inconclusive}\n  min_units_per_variant: 57760\n  max_units: 115520\n"
+    assert check_text(once).ok(strict=True)
     assert check_text(text + "analysis:\n  method: sequential\n").ok(strict=True)
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import plan_of_text
+from conftest import edited, plan_of_text
+from expc.compiler.plan import Plan
 from expc.runtime.generate.runner import GenerateOptions
-from expc.runtime.run import Progress, RunError, RunOptions, execute, look_days
+from expc.runtime.run import Progress, RunError, RunOptions, execute
 
 SMALL = """\
 version: 1
@@ -65,7 +66,7 @@ simulation:
 
 
 def small_plan(model: str = "offline/copywriter", per: str = "segment", days: int = 4,
-               units_per_day: int = 300, treatment: float = 0.10) -> dict:
+               units_per_day: int = 300, treatment: float = 0.10) -> Plan:
     """The plan of a small simulated experiment (checked like any spec)."""
     generate = "{per: segment, segment_by: [interests]}" if per == "segment" else f"{{per: {per}}}"
     text = SMALL.format(model=model, generate=generate, days=days, units_per_day=units_per_day,
@@ -73,7 +74,7 @@ def small_plan(model: str = "offline/copywriter", per: str = "segment", days: in
     return plan_of_text(text, "small.yaml")
 
 
-def run(plan: dict, run_dir: Path, **kw) -> object:
+def run(plan: Plan, run_dir: Path, **kw) -> object:
     return execute(plan, RunOptions(run_dir=run_dir, generation=GenerateOptions(offline=True), **kw))
 
 
@@ -134,8 +135,8 @@ def test_a_run_dir_of_another_spec_is_refused_and_fresh_starts_over(tmp_path: Pa
         run(other, tmp_path / "r")
     assert info.value.exit_code == 1
     result = run(other, tmp_path / "r", fresh=True)
-    assert json.loads((tmp_path / "r" / "state.json").read_text())["identity"]["spec_sha256"] == other["spec_sha256"]
-    assert result.report["spec_sha256"] == other["spec_sha256"]
+    assert json.loads((tmp_path / "r" / "state.json").read_text())["identity"]["spec_sha256"] == other.spec_sha256
+    assert result.report["spec_sha256"] == other.spec_sha256
 
 
 def test_another_seed_is_another_run(tmp_path: Path) -> None:
@@ -165,8 +166,7 @@ def test_fresh_keeps_the_content_store(tmp_path: Path) -> None:
 
 
 def test_a_spec_without_simulation_and_without_data_is_a_usage_error(tmp_path: Path) -> None:
-    plan = small_plan()
-    plan["simulation"] = None
+    plan = edited(small_plan(), lambda p: p.update(simulation=None))
     with pytest.raises(RunError, match="no `simulation` block") as info:
         run(plan, tmp_path / "r")
     assert info.value.exit_code == 2
@@ -181,19 +181,9 @@ def test_progress_hooks_see_every_step_and_look(tmp_path: Path) -> None:
     assert looks == [(1, 2), (2, 2)]
 
 
-@pytest.mark.parametrize(("seconds", "last", "days"), [
-    (86400, 3, [1, 2, 3]),
-    (7 * 86400, 10, [7, 10]),
-    (3600, 2, [1, 2]),  # looks finer than a day are taken daily
-])
-def test_look_days_follow_the_spec(seconds: int, last: int, days: list[int]) -> None:
-    assert look_days({"stopping": {"look_seconds": seconds}}, last) == days
-
-
 def test_content_that_fails_its_checks_with_on_fail_error_stops_the_run(tmp_path: Path) -> None:
-    plan = small_plan()
-    plan["prompts"]["line"]["checks"] = plan["prompts"]["line"]["checks"] | {
-        "forbid": ["offline"], "regenerate": 0, "on_fail": "error"}
+    plan = edited(small_plan(), lambda p: p["prompts"]["line"]["checks"].update(
+        forbid=["offline"], regenerate=0, on_fail="error"))
     with pytest.raises(RunError, match="failed their checks") as info:
         run(plan, tmp_path / "r")
     assert info.value.exit_code == 3

@@ -2,38 +2,45 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
 import pytest
-from conftest import ROOT, plan_of_text
+from conftest import ROOT, check_text, codes, edited, plan_of_text
 from expc import compile_file
+from expc.compiler.plan import Plan
 from expc.runtime.evaluate import evaluate
 from expc.runtime.simulate import (
     Draws,
     SimulationError,
-    decide,
+    decide_draws,
     design_of,
     draw,
     look_reduction,
-    resolve_truth,
     simulate,
+    truth_values,
 )
 
 
 @pytest.fixture(scope="module")
-def welcome() -> dict:
+def welcome() -> Plan:
     return compile_file(ROOT / "specs" / "welcome-email.yaml")
 
 
-def primary_only(plan: dict, **truth: float) -> dict:
+def primary_only(plan: Plan, **truth: float) -> Plan:
     """The plan with only the primary-metric rules (no guardrail rule) and, optionally, another treatment truth."""
-    p = copy.deepcopy(plan)
-    p["stopping"]["rules"] = [r for r in p["stopping"]["rules"] if r["when"] != "guardrail_harm"]
-    for variant, rate in truth.items():
-        p["simulation"]["truth"][variant]["activated"] = {"mean": rate, "sd": None}
-    return p
+    def edit(p: dict) -> None:
+        p["stopping"]["rules"] = [r for r in p["stopping"]["rules"] if r["when"] != "guardrail_harm"]
+        for variant, rate in truth.items():
+            p["simulation"]["truth"][variant]["activated"] = {"mean": rate, "sd": None}
+
+    return edited(plan, edit)
+
+
+def look_of(d: Draws, plan: Plan, k: int):  # noqa: ANN201
+    """The schedule's look ``k`` (0-based) of a simulation."""
+    assert plan.simulation is not None
+    return plan.simulation.looks[k]
 
 
 def spec(method: str, metrics: str, rules: str, truth: str, variants: str = "", extra: str = "",
@@ -66,6 +73,7 @@ def test_design_follows_the_plan_traffic_and_looks(welcome):
     d = design_of(welcome)
     assert d.arm_ids == ("control", "personalized")
     assert d.looks == 28 and list(d.look_days) == list(range(1, 29))
+    assert list(d.last) == [False] * 27 + [True]
     assert d.entering.sum() == 6000 * 28 and set(d.entering) == {6000}
 
 
@@ -75,9 +83,9 @@ def test_weekly_looks_and_layer_share_and_coverage():
                 "    control: {m: 0.1}\n", days=20).replace("looks: daily", "looks: weekly")
     text = text.replace("metrics:", "allocation: {coverage: 50%, layer: {id: l, range: [0, 0.5]}}\nmetrics:", 1)
     d = design_of(plan_of_text(text))
-    assert list(d.look_days) == [7, 14, 21]  # the first look at or after the 20-day horizon is the last
+    assert list(d.look_days) == [7, 14, 20]  # no look after max_days: the last is at the 20-day horizon
     assert d.per_day == pytest.approx(1200 * 0.5 * 0.5)
-    assert d.entering.sum() == 300 * 21
+    assert d.entering.sum() == 300 * 20
 
 
 def test_mean_and_ratio_draws_have_the_true_mean_and_delta_method_sd():
@@ -98,25 +106,20 @@ def test_mean_and_ratio_draws_have_the_true_mean_and_delta_method_sd():
         assert np.std(z) == pytest.approx(1.0, abs=0.05)
 
 
-def test_truth_falls_back_to_the_control_and_aa_copies_it(welcome):
-    spec_truth = resolve_truth(welcome, "spec")
+def test_truth_is_the_plans_table_and_aa_copies_the_control_row(welcome):
+    spec_truth = truth_values(welcome, "spec")
     assert spec_truth["personalized"]["activated"] == (0.106, None)
-    aa = resolve_truth(welcome, "aa")
+    aa = truth_values(welcome, "aa")
     assert aa["personalized"] == aa["control"] == spec_truth["control"]
-    p = copy.deepcopy(welcome)
-    del p["simulation"]["truth"]["personalized"]["unsubscribed"]
-    assert resolve_truth(p, "spec")["personalized"]["unsubscribed"] == (0.01, None)
 
 
-def test_a_spec_without_simulation_or_sd_is_refused(welcome):
-    p = copy.deepcopy(welcome)
-    p["simulation"] = None
+def test_a_spec_without_simulation_is_refused_and_one_without_an_sd_does_not_validate(welcome):
     with pytest.raises(SimulationError, match="no `simulation` block"):
-        simulate(p, 10)
+        simulate(edited(welcome, lambda p: p.update(simulation=None)), 10)
     text = spec("fixed", "  - {id: rev, kind: mean, event: o, role: primary, mde: 5%, baseline: 2}\n",
                 "    - {when: max_days, then: stop_inconclusive}\n", "")
-    with pytest.raises(SimulationError, match="needs a per-unit sd"):
-        simulate(plan_of_text(text.replace("  truth:\n", "  truth: {}\n")), 10)
+    result = check_text(text.replace("  truth:\n", "  truth: {}\n"))
+    assert "E060" in codes(result) and "needs a per-unit sd" in str(result.diagnostics)
     with pytest.raises(ValueError):
         simulate(welcome, 0)
 
@@ -175,11 +178,11 @@ def test_every_look_decides_as_evaluate_does(name):
     """For a few replications, each look's action and variant equal evaluate()'s on the same moments."""
     plan = plan_of_text(CASES[name])
     d = draw(plan, 4, "spec", seed=11)
-    looks = decide(plan, d)
+    looks = decide_draws(plan, d)
     seen = set()
     for r in range(4):
         for k in range(d.design.looks):
-            want = evaluate(plan, look_reduction(d, plan, r, k), day=int(d.design.look_days[k])).decision
+            want = evaluate(plan, look_reduction(d, plan, r, k), look_of(d, plan, k)).decision
             got_variant = int(looks.variant[r, k])
             assert looks.actions[looks.action[r, k]] == want.action, (r, k, want)
             assert (d.design.arm_ids[got_variant] if got_variant >= 0 else None) == want.variant, (r, k, want)
@@ -192,10 +195,10 @@ def test_a_sample_ratio_mismatch_decides_as_evaluate_does(welcome):
     units = d.units.copy()
     units[0, :, 1] = (units[0, :, 1] * 0.9).astype(units.dtype)  # replication 0 loses 10% of its treatment units
     d = Draws(d.design, units, d.metrics)
-    looks = decide(welcome, d)
+    looks = decide_draws(welcome, d)
     for r in range(3):
         for k in (0, 5, 27):
-            want = evaluate(welcome, look_reduction(d, welcome, r, k), day=int(d.design.look_days[k])).decision
+            want = evaluate(welcome, look_reduction(d, welcome, r, k), look_of(d, welcome, k)).decision
             assert looks.actions[looks.action[r, k]] == want.action
     assert looks.actions[looks.action[0, 5]] == "stop_inconclusive" and looks.rule[0, 5] == 0
 
@@ -204,11 +207,11 @@ def test_stopping_look_and_decision_of_simulate_equal_evaluate_at_the_first_stop
     """simulate() keeps, per replication, the first look where evaluate() stops (here with the guardrail rule)."""
     plan = primary_only(welcome, personalized=0.112)
     d = draw(plan, 6, "spec", seed=5)
-    looks = decide(plan, d)
+    looks = decide_draws(plan, d)
     for r in range(6):
         stop = None
         for k in range(d.design.looks):
-            ev = evaluate(plan, look_reduction(d, plan, r, k), day=int(d.design.look_days[k])).decision
+            ev = evaluate(plan, look_reduction(d, plan, r, k), look_of(d, plan, k)).decision
             if ev.action != "continue":
                 stop = (k, ev.action, ev.variant)
                 break
@@ -221,7 +224,7 @@ def test_stopping_look_and_decision_of_simulate_equal_evaluate_at_the_first_stop
 def test_beta_screening_gives_the_exact_decisions():
     plan = plan_of_text(CASES["bayesian, proportions, 3 arms"])
     d = draw(plan, 25, "aa", seed=2)
-    fast, exact = decide(plan, d), decide(plan, d, exact=True)
+    fast, exact = decide_draws(plan, d), decide_draws(plan, d, exact=True)
     np.testing.assert_array_equal(fast.action, exact.action)
     np.testing.assert_array_equal(fast.variant, exact.variant)
 
@@ -237,8 +240,7 @@ def test_aa_false_positive_rate_of_the_welcome_design_is_within_alpha(welcome):
     primary = simulate(primary_only(welcome), n, "aa", seed=1).to_dict()  # the primary test alone
     se = math.sqrt(0.05 * 0.95 / n)
     assert 0.003 < primary["false_positive_rate"] <= 0.05 + 2 * se
-    naive = copy.deepcopy(primary_only(welcome))  # the same looks with a fixed-horizon test: far above alpha
-    naive["analysis"]["method"] = "fixed"
+    naive = edited(primary_only(welcome), lambda p: p["analysis"].update(method="fixed"))  # peeking: far above
     assert simulate(naive, n, "aa", seed=1).to_dict()["false_positive_rate"] > 0.10
 
 
