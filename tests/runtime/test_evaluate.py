@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import BASE, plan_of_text
 
+from expc.compiler.plan import Look, Plan, SequentialDesign
 from expc.runtime.evaluate import evaluate
 from expc.runtime.stats.moments import Moments
 from expc.runtime.stats.reduce import EXCLUDED_KEYS, Reduction
@@ -43,7 +44,7 @@ THIRD_VARIANT = """\
 
 def make_plan(*, method: str = "fixed", correction: str = "holm", family: str = "per_metric",
               min_units: int = 1000, max_days: int = 14, max_units: int = 1_000_000,
-              guardrails: bool = True, three_arms: bool = False, rules: str = RULES, analysis: str = "") -> dict:
+              guardrails: bool = True, three_arms: bool = False, rules: str = RULES, analysis: str = "") -> Plan:
     text = BASE
     if three_arms:
         text = text.replace("allocation:\n", THIRD_VARIANT + "allocation:\n")
@@ -55,6 +56,11 @@ def make_plan(*, method: str = "fixed", correction: str = "holm", family: str = 
     text += f"stopping:\n  min_units_per_variant: {min_units}\n  max_days: {max_days}\n  max_units: {max_units}\n"
     text += rules
     return plan_of_text(text)
+
+
+def look(plan: Plan, day: float) -> Look:
+    """The plan's look at ``day`` (daily looks: look ``day``, capped at ``max_days``)."""
+    return plan.schedule.look_at(day * 86400)
 
 
 def revenue(n) -> Moments:
@@ -81,7 +87,8 @@ def comparison(ev, metric: str, variant: str = "treatment"):
 
 
 def test_ship_winner_when_primary_is_significant():
-    ev = evaluate(make_plan(), reduction([10_000, 10_000], [1000, 1200]), day=3)
+    plan = make_plan()
+    ev = evaluate(plan, reduction([10_000, 10_000], [1000, 1200]), look(plan, 3))
     c = comparison(ev, "activated")
     assert c.significant and c.better and c.trustworthy
     assert c.p_value < 1e-4 and c.adjusted_p_value == pytest.approx(c.p_value)
@@ -133,38 +140,38 @@ def test_guardrail_harm_at_an_interim_look_needs_a_significant_worsening():
     # 10,000 per arm (planned 57,760), day 3 of 14: an interim look
     plan = make_plan()
     slightly_worse = reduction([10_000, 10_000], [1000, 1000], errors=[100, 115])  # z ≈ 1.0: noise
-    g = comparison(evaluate(plan, slightly_worse, day=3), "errors").guardrail
+    g = comparison(evaluate(plan, slightly_worse, look(plan, 3)), "errors").guardrail
     assert not g.non_inferior  # the old rule (not shown and worse) would have fired
     assert not g.harm and g.basis == "significantly_worse"
-    assert evaluate(plan, slightly_worse, day=3).decision.action == "continue"
+    assert evaluate(plan, slightly_worse, look(plan, 3)).decision.action == "continue"
     much_worse = reduction([10_000, 10_000], [1000, 1000], errors=[100, 160])  # z ≈ 3.7
-    ev = evaluate(plan, much_worse, day=3)
+    ev = evaluate(plan, much_worse, look(plan, 3))
     assert comparison(ev, "errors").guardrail.harm
     assert ev.decision.action == "stop_rollback" and "interim" in ev.decision.reasons[0]
     # the sequential method's own test is the always-valid one: stricter than the fixed z-test
     seq = make_plan(method="sequential")
     border = reduction([10_000, 10_000], [1000, 1000], errors=[100, 135])  # fixed p ≈ 0.03
-    assert comparison(evaluate(plan, border, day=3), "errors").guardrail.harm
-    g = comparison(evaluate(seq, border, day=3), "errors").guardrail
+    assert comparison(evaluate(plan, border, look(plan, 3)), "errors").guardrail.harm
+    g = comparison(evaluate(seq, border, look(seq, 3)), "errors").guardrail
     assert not g.harm and g.basis == "significantly_worse"
 
 
 def test_guardrail_harm_at_the_final_look_is_non_inferiority_not_shown():
     plan = make_plan()
     slightly_worse = reduction([10_000, 10_000], [1000, 1000], errors=[100, 115])
-    for day in (14, 20):  # max_days reached
-        g = comparison(evaluate(plan, slightly_worse, day=day), "errors").guardrail
+    for at in (look(plan, 14), look(plan, 20), Look(index=20, seconds=20 * 86400)):  # max_days reached
+        g = comparison(evaluate(plan, slightly_worse, at), "errors").guardrail
         assert g.harm and g.basis == "non_inferiority" and not g.non_inferior
     # planned size reached (57,760 per variant) before max_days: also final
     big = reduction([60_000, 60_000], [6000, 6000], errors=[600, 610])
-    g = comparison(evaluate(plan, big, day=5), "errors").guardrail
+    g = comparison(evaluate(plan, big, look(plan, 5)), "errors").guardrail
     assert g.basis == "non_inferiority" and g.harm == (not g.non_inferior)
     shown = reduction([1_000_000, 1_000_000], [100_000, 100_000], errors=[10_000, 10_050])
-    g = comparison(evaluate(plan, shown, day=14), "errors").guardrail
+    g = comparison(evaluate(plan, shown, look(plan, 14)), "errors").guardrail
     assert g.non_inferior and not g.harm
-    d = evaluate(plan, slightly_worse, day=14).decision
+    d = evaluate(plan, slightly_worse, look(plan, 14)).decision
     assert d.action == "stop_rollback" and "final look" in d.reasons[0]
-    errors = next(m for m in evaluate(plan, slightly_worse, day=14).to_dict()["metrics"] if m["id"] == "errors")
+    errors = next(m for m in evaluate(plan, slightly_worse, look(plan, 14)).to_dict()["metrics"] if m["id"] == "errors")
     assert errors["comparisons"][0]["guardrail"]["basis"] == "non_inferiority"
 
 
@@ -204,11 +211,14 @@ def test_max_days_at_or_after_the_limit():
     # no guardrail: at day 14 (the final look) an under-powered guardrail would rightly stop for harm first
     plan = make_plan(max_days=14, guardrails=False)
     data = reduction([10_000, 10_000], [1000, 1000])
-    assert evaluate(plan, data, day=13).decision.action == "continue"
-    assert evaluate(plan, data, day=None).decision.action == "continue"
-    for day in (14, 20):
-        d = evaluate(plan, data, day=day).decision
-        assert (d.action, d.rule) == ("stop_inconclusive", "max_days")
+    assert evaluate(plan, data, look(plan, 13)).decision.action == "continue"
+    assert evaluate(plan, data, None).decision.action == "continue"
+    # a time past max_days is numbered as the schedule's last look, day 14
+    assert look(plan, 20) == look(plan, 14) == plan.schedule.looks[-1] and plan.schedule.is_last(look(plan, 20))
+    for at in (look(plan, 14), Look(index=20, seconds=20 * 86400)):
+        ev = evaluate(plan, data, at)
+        assert (ev.decision.action, ev.decision.rule) == ("stop_inconclusive", "max_days")
+        assert ev.day == at.day and ev.decision.reasons == [f"day {int(at.day)} >= max_days 14"]
 
 
 def test_max_units():
@@ -217,7 +227,8 @@ def test_max_units():
 
 
 def test_continue_otherwise():
-    ev = evaluate(make_plan(), reduction([10_000, 10_000], [1000, 1010]), day=2)
+    plan = make_plan()
+    ev = evaluate(plan, reduction([10_000, 10_000], [1000, 1010]), look(plan, 2))
     assert not comparison(ev, "activated").significant
     assert not ev.srm.flagged
     assert ev.decision.action == "continue"
@@ -233,7 +244,8 @@ def test_futility_when_the_interval_rules_out_the_mde():
 def test_first_rule_that_holds_decides_even_continue():
     rules = ("  rules:\n    - {when: max_days, then: continue}\n"
              "    - {when: primary_significant, then: stop_ship_winner}\n")
-    d = evaluate(make_plan(rules=rules), reduction([10_000, 10_000], [1000, 1200]), day=20).decision
+    plan = make_plan(rules=rules)
+    d = evaluate(plan, reduction([10_000, 10_000], [1000, 1200]), look(plan, 20)).decision
     assert (d.action, d.rule) == ("continue", "max_days")
 
 
@@ -300,7 +312,7 @@ def test_control_not_first_in_the_plan():
     text = BASE.replace("  - id: control\n    content: Welcome!\n", "") + ""
     text = text.replace("allocation:\n", "  - id: control\n    content: Welcome!\n    control: true\nallocation:\n")
     plan = plan_of_text(text)
-    assert [v["id"] for v in plan["variants"]] == ["treatment", "control"]
+    assert [v.id for v in plan.variants] == ["treatment", "control"]
     # arms in plan order: treatment first
     red = Reduction(metrics={"activated": Moments.proportion([10_000, 10_000], [1200, 1000])},
                     units=np.array([10_000, 10_000]), excluded={k: 0 for k in EXCLUDED_KEYS}, sql="")
@@ -316,7 +328,8 @@ def test_control_not_first_in_the_plan():
 
 def test_json_shape():
     data = reduction([10_000, 10_000], [1000, 1200])
-    ev = evaluate(make_plan(), data, day=1)
+    plan = make_plan()
+    ev = evaluate(plan, data, look(plan, 1))
     out = ev.to_dict()
     text = json.dumps(out, allow_nan=False)  # no NaN / inf anywhere
     assert json.loads(text) == out
@@ -354,30 +367,40 @@ def test_nan_is_written_as_null():
 
 def test_group_sequential_design_in_the_plan_and_boundaries_at_each_look():
     plan = make_plan(method="sequential", max_days=5, guardrails=False, analysis="  sequential: group\n")
-    assert plan["sequential"] == {"type": "group", "alpha": 0.05, "planned_per_variant": 57_760,
-                                  "spending": "obrien_fleming", "looks": 5, "look_seconds": 86400}
+    assert plan.sequential == SequentialDesign(type="group", alpha=0.05, planned_per_variant=57_760,
+                                               spending="obrien_fleming")
+    assert plan.schedule.every_seconds == 86400 and [k.day for k in plan.schedule.looks] == [1, 2, 3, 4, 5]
     data = reduction([10_000, 10_000], [1000, 1100])  # z ≈ 2.30
-    early = evaluate(plan, data, day=1)
+    early = evaluate(plan, data, look(plan, 1))
     c = comparison(early, "activated")
     width = (c.abs_ci[1] - c.abs_ci[0]) / 2
     se = math.sqrt(0.1 * 0.9 / 10_000 + 0.11 * 0.89 / 10_000)
     assert width / se > 4.877  # fraction 0.17 at the first look: stricter than the equal-spacing 4.877
     assert not c.significant and early.decision.action == "continue"
     assert math.isnan(c.adjusted_p_value) and 0.02 < c.p_value < 0.025  # nominal p, for information
-    final = evaluate(plan, data, day=5)  # max_days: the last look spends what is left
+    final = evaluate(plan, data, look(plan, 5))  # max_days: the last look spends what is left
     c = comparison(final, "activated")
-    # the published last boundary of 5 equally spaced O'Brien-Fleming looks (gsDesign): 2.031
-    assert (c.abs_ci[1] - c.abs_ci[0]) / 2 / se == pytest.approx(2.031, abs=6e-4)
+    # 17% of the planned units by max_days: the earlier looks (fractions 0.03-0.14) spent almost nothing,
+    # so the last look spends nearly all of alpha
+    assert (c.abs_ci[1] - c.abs_ci[0]) / 2 / se == pytest.approx(1.95996, abs=1e-4)
     assert c.significant and final.decision.action == "stop_ship_winner"
-    always_valid = evaluate(make_plan(method="sequential", max_days=5, guardrails=False), data, day=5)
+    # the planned 57,760 per variant reached at day 5: looks at fractions 0.2, 0.4, ..., 1, and the
+    # published last boundary of 5 equally spaced O'Brien-Fleming looks (gsDesign): 2.031
+    planned = reduction([57_760, 57_760], [5776, 6007])
+    c = comparison(evaluate(plan, planned, look(plan, 5)), "activated")
+    se_planned = math.sqrt((0.1 * 0.9 + 0.104 * 0.896) / 57_760)
+    assert (c.abs_ci[1] - c.abs_ci[0]) / 2 / se_planned == pytest.approx(2.031, abs=6e-4)
+    always_valid_plan = make_plan(method="sequential", max_days=5, guardrails=False)
+    always_valid = evaluate(always_valid_plan, data, look(always_valid_plan, 5))
     assert not comparison(always_valid, "activated").significant  # the confidence sequence is wider
 
 
 def test_group_sequential_pocock_and_the_schema():
     plan = make_plan(method="sequential", max_days=5, guardrails=False,
                      analysis="  sequential: group\n  spending: pocock\n")
-    assert plan["sequential"]["spending"] == "pocock"
-    c = comparison(evaluate(plan, reduction([10_000, 10_000], [1000, 1100]), day=5), "activated")
-    se = math.sqrt(0.1 * 0.9 / 10_000 + 0.11 * 0.89 / 10_000)
+    assert plan.sequential.spending == "pocock"
+    # the planned units at the last look: 5 equally spaced looks
+    c = comparison(evaluate(plan, reduction([57_760, 57_760], [5776, 6007]), look(plan, 5)), "activated")
+    se = math.sqrt((0.1 * 0.9 + 0.104 * 0.896) / 57_760)
     assert (c.abs_ci[1] - c.abs_ci[0]) / 2 / se == pytest.approx(2.386, abs=1e-3)  # Pocock-type, K = 5, last look
-    assert make_plan()["sequential"] is None
+    assert make_plan().sequential is None
