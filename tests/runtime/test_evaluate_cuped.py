@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import BASE, plan_of_text
+from conftest import BASE, edited, plan_of_text
 
+from expc.compiler.plan import Plan
 from expc.runtime.evaluate import evaluate
 from expc.runtime.stats import cuped, fixed
 from expc.runtime.stats.moments import Moments
@@ -27,7 +28,7 @@ METRICS = """\
 """
 
 
-def make_plan(method: str = "fixed", cuped_on: bool = True, lookback: str = "7d") -> dict:
+def make_plan(method: str = "fixed", cuped_on: bool = True, lookback: str = "7d") -> Plan:
     text = BASE + METRICS + f"analysis:\n  method: {method}\n  cuped: {str(cuped_on).lower()}\n"
     text += f"  cuped_lookback: {lookback}\n"
     return plan_of_text(text)
@@ -35,11 +36,11 @@ def make_plan(method: str = "fixed", cuped_on: bool = True, lookback: str = "7d"
 
 def test_plan_carries_the_effective_flag_and_the_lookback():
     plan = make_plan()
-    assert plan["analysis"]["cuped"] is True and plan["analysis"]["cuped_lookback"] == 7 * 86400
-    assert {m["id"]: m["cuped"] for m in plan["metrics"]} == {"activated": True, "revenue": True, "errors": False}
+    assert plan.analysis.cuped is True and plan.analysis.cuped_lookback == 7 * 86400
+    assert {m.id: m.cuped for m in plan.metrics} == {"activated": True, "revenue": True, "errors": False}
     off = make_plan(cuped_on=False)
-    assert {m["id"]: m["cuped"] for m in off["metrics"]} == {"activated": False, "revenue": False, "errors": False}
-    assert off["analysis"]["cuped_lookback"] == 7 * 86400
+    assert {m.id: m.cuped for m in off.metrics} == {"activated": False, "revenue": False, "errors": False}
+    assert off.analysis.cuped_lookback == 7 * 86400
 
 
 def with_cov(m: Moments, pre_sum, pre_sum_sq, pre_cross) -> Moments:
@@ -77,8 +78,7 @@ def test_comparisons_are_adjusted_and_marked(method):
 
 
 def test_fixed_adjusted_comparison_is_welch_on_adjusted_moments_and_guardrails_follow():
-    plan = make_plan("fixed")
-    plan["metrics"][2]["cuped"] = True  # the guardrail too
+    plan = edited(make_plan("fixed"), lambda p: p["metrics"][2].update(cuped=True))  # the guardrail too
     red = reduction()
     ev = evaluate(plan, red)
     rev = ev.metric("revenue").comparisons[0]
@@ -103,8 +103,14 @@ def test_no_covariate_or_no_variance_falls_back_to_the_plain_analysis():
 
 
 def test_covariate_sums_follow_the_arms_when_the_control_is_not_first():
-    plan = make_plan("fixed")
-    plan["control"] = "treatment"  # arms are reordered control-first, covariate sums with them
+
+    def swap(p: dict) -> None:  # arms are reordered control-first, covariate sums with them
+        p["control"] = "treatment"
+        p["arm_order"] = [1, 0]
+        for v in p["variants"]:
+            v["control"] = v["id"] == "treatment"
+
+    plan = edited(make_plan("fixed"), swap)
     red = reduction()
     c = evaluate(plan, red).metric("revenue").comparisons[0]
     assert c.cuped and c.variant == "control" and c.baseline == "treatment"
