@@ -24,6 +24,7 @@ from scipy import stats
 
 import expc
 from expc.cli import main
+from expc.compiler.plan import Plan
 from expc.runtime.assign import (
     ASSIGNED,
     MISSING_ID,
@@ -112,7 +113,7 @@ def write_spec(folder: Path, text: str, name: str = "spec.yaml") -> Path:
     return path
 
 
-def compile_text(folder: Path, text: str, name: str = "spec.yaml") -> dict[str, Any]:
+def compile_text(folder: Path, text: str, name: str = "spec.yaml") -> Plan:
     return expc.compile_file(write_spec(folder, text, name))
 
 
@@ -175,7 +176,7 @@ def check_sdk_agrees(spec: Path, units: Path, out: Path) -> dict[str, Any]:
     assert result.exit_code == 0, result.stderr
     payload = export_payload(spec)
     plan = expc.compile_file(spec)
-    unit = plan["assignment"]["unit"]
+    unit = plan.assignment.unit
     rows, assigned = read_rows(units), read_rows(out)
     assert [r[unit] for r in assigned] == [str(r[unit]) for r in rows]  # one row per unit, in input order
 
@@ -188,8 +189,8 @@ def check_sdk_agrees(spec: Path, units: Path, out: Path) -> dict[str, Any]:
     assert not mismatches, f"{len(mismatches)} units differ from the SDK (attributes, sdk, expc): {mismatches[:5]}"
 
     # the summary of an in-process run adds up and matches the file
-    names = [v["id"] for v in plan["variants"]]
-    counts = assign(plan, read_units(units, plan["attributes"], unit)).counts(names)
+    names = [v.id for v in plan.variants]
+    counts = assign(plan, read_units(units, plan.attributes, unit)).counts(names)
     assert counts["units"] == len(rows) == sum(counts["assigned"].values()) + sum(counts["excluded"].values())
     assert counts["assigned"] == {v: sum(r["variant"] == v for r in assigned) for v in names}
     assert counts["excluded"]["missing id"] == 0
@@ -257,7 +258,7 @@ WELCOME_SCHEMA = {"user_id": "VARCHAR", "first_name": "VARCHAR", "country": "VAR
 def test_welcome_email_with_its_layer_agrees_with_the_sdk(tmp_path):
     units = write_parquet(tmp_path / "units.parquet", welcome_units(), WELCOME_SCHEMA)
     spec = SPECS / "welcome-email.yaml"
-    assert expc.compile_file(spec)["assignment"]["namespace"] is not None
+    assert expc.compile_file(spec).assignment.namespace is not None
     counts = check_sdk_agrees(spec, units, tmp_path / "out.parquet")
     assert min(counts["assigned"].values()) > 1000
     assert counts["excluded"]["not in the audience"] > 1000
@@ -299,7 +300,7 @@ BASE_SCHEMA = {"user_id": "VARCHAR", "first_name": "VARCHAR", "country": "VARCHA
 def test_partial_coverage_unequal_weights_hash_v1_agree_with_the_sdk(tmp_path):
     spec = write_spec(tmp_path, base_spec((1, 2, 3), coverage="40%", hash_version=1))
     plan = expc.compile_file(spec)
-    assert plan["assignment"]["hash_version"] == 1 and plan["assignment"]["coverage"] == 0.4
+    assert plan.assignment.hash_version == 1 and plan.assignment.coverage == 0.4
     units = write_parquet(tmp_path / "units.parquet", base_units(), BASE_SCHEMA)
     counts = check_sdk_agrees(spec, units, tmp_path / "out.parquet")
     control, treatment, third = counts["assigned"].values()
@@ -352,7 +353,7 @@ def golden_attributes(row: dict[str, str]) -> dict[str, Any]:
 def test_golden_assignments_agree_with_the_sdk():
     payload = export_payload(GOLDEN / "spec.yaml")
     plan = expc.compile_file(GOLDEN / "spec.yaml")
-    seed = plan["assignment"]["seed"]
+    seed = plan.assignment.seed
     with open(GOLDEN / "units.csv", encoding="utf-8", newline="") as f:
         units = list(csv.DictReader(f))
     golden = read_csv(GOLDEN / "assignments.csv")[1:]
@@ -364,8 +365,8 @@ def test_golden_assignments_agree_with_the_sdk():
         if served is not None:
             assert float(bucket) == served_bucket == gb.gbhash(seed, uid, 2)
     # the fixture exercises every path: each variant, and each reason to be left out
-    counts = assign(plan, read_units(GOLDEN / "units.csv", plan["attributes"], "user_id")).counts(
-        [v["id"] for v in plan["variants"]])
+    counts = assign(plan, read_units(GOLDEN / "units.csv", plan.attributes, "user_id")).counts(
+        [v.id for v in plan.variants])
     assert min(counts["assigned"].values()) > 30
     assert all(counts["excluded"][r] > 30 for r in ("not in the audience", "outside the layer", "outside coverage"))
     ids = [r["user_id"] for r in units]
@@ -403,7 +404,7 @@ def id_units(ids: np.ndarray) -> Units:
 def plans(tmp_path_factory):
     """A function (weights, seed, layer) -> compiled plan with no audience and full coverage, cached."""
     folder = tmp_path_factory.mktemp("plans")
-    cache: dict[tuple, dict[str, Any]] = {}
+    cache: dict[tuple, Plan] = {}
 
     def plan(weights, seed="demo", layer=None):
         key = (tuple(weights), seed, layer)
@@ -469,7 +470,7 @@ def find_id(prefix: str, wanted, limit: int = 100_000) -> str:
 def test_each_reason_where_expected(tmp_path):
     plan = compile_text(tmp_path, base_spec((1, 1), coverage="50%", layer="{id: reasons, range: [0.2, 0.8]}",
                                             seed="reasons-seed"))
-    ranges = [tuple(v["bucket_range"]) for v in plan["variants"]]
+    ranges = [tuple(v.bucket_range) for v in plan.variants]
     assert ranges == [(0.0, 0.25), (0.5, 0.75)]
 
     def layer_in(uid):
@@ -496,7 +497,7 @@ def test_each_reason_where_expected(tmp_path):
     ]
     units = Units(
         {"user_id": np.array([r[0] for r in table], dtype=object), "country": np.array([r[1] for r in table], dtype=object)},
-        plan["attributes"],
+        plan.attributes,
     )
     result = assign(plan, units)
     assert result.reason.tolist() == [r[2] for r in table]
@@ -519,7 +520,7 @@ def test_each_reason_where_expected(tmp_path):
 def test_integer_id_zero_and_null_are_missing(tmp_path):
     plan = compile_text(tmp_path, base_spec((1, 1), unit_type="integer", seed="ints"))
     units = Units({"user_id": np.array([0.0, -0.0, np.nan, 7.0, -7.0]), "country": np.array(["US"] * 5, dtype=object)},
-                  plan["attributes"])
+                  plan.attributes)
     result = assign(plan, units)
     assert result.reason.tolist() == [MISSING_ID, MISSING_ID, MISSING_ID, ASSIGNED, ASSIGNED]
     counts = result.counts(["control", "treatment"])
@@ -531,8 +532,8 @@ def test_counts_add_up_on_a_large_table(million, plans, tmp_path):
     ids = million["uuid"][:200_000].astype(object)
     ids[::1000] = None
     country = np.where(np.arange(len(ids)) % 3 == 0, "CA", "US").astype(object)
-    result = assign(plan, Units({"user_id": ids, "country": country}, plan["attributes"]))
-    counts = result.counts([v["id"] for v in plan["variants"]])
+    result = assign(plan, Units({"user_id": ids, "country": country}, plan.attributes))
+    counts = result.counts([v.id for v in plan.variants])
     assert counts["units"] == len(ids) == sum(counts["assigned"].values()) + sum(counts["excluded"].values())
     assert all(c > 0 for c in counts["excluded"].values())
     assert sum(counts["assigned"].values()) == int((result.variant >= 0).sum()) == int((result.reason == 0).sum())
@@ -546,10 +547,10 @@ INT_IDS = [1, 2, 42, -7, 10, 999_999, 123_456_789_012, 2**31, 2**32 + 1, 2**53 -
 
 def test_integer_ids_hash_as_the_sdk_does(tmp_path):
     plan = compile_text(tmp_path, base_spec((1, 1), audience=False, unit_type="integer", seed="int-seed"))
-    assert plan["attributes"]["user_id"] == "integer"
+    assert plan.attributes["user_id"] == "integer"
     rng = np.random.default_rng(11)
     ids = INT_IDS + [int(x) for x in rng.integers(-(2**53) + 1, 2**53, 5000)] + list(range(100, 2100))
-    units = Units({"user_id": np.array(ids, dtype=np.float64)}, plan["attributes"])
+    units = Units({"user_id": np.array(ids, dtype=np.float64)}, plan.attributes)
     assert hash_values(units, "user_id").tolist() == [str(i) for i in ids]
     result = assign(plan, units)
     assert (result.reason == ASSIGNED).all()
