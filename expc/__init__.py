@@ -1,29 +1,38 @@
 """expc: an experiment-as-code compiler for LLM-generated marketing content.
 
-The small public Python API::
+The Python API mirrors the command line::
 
-    from expc import check_file, compile_file
+    import expc
 
-    result = check_file("specs/welcome-email.yaml")   # findings, never raises
-    plan = compile_file("specs/welcome-email.yaml")   # the plan, or SpecError
+    result = expc.check_file("specs/welcome-email.yaml")   # findings, never raises
+    plan = expc.compile_file("specs/welcome-email.yaml")   # the typed plan, or SpecError
+    run = expc.run("specs/welcome-email.yaml")             # as `expc run`: run.report is report.json
+    expc.simulate(plan, truth="aa").to_dict()              # as `expc simulate --format json`
+    expc.analyze(plan, exposures="exp.parquet", events="ev.parquet").to_dict()   # as `expc analyze`
 
-Importing ``expc`` is cheap: the compiler loads on first use.
+Importing ``expc`` is cheap: the compiler, the statistics and the model
+client load on first use (see :mod:`expc.api`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from expc.api import Analysis, analyze, load_plan, run, simulate
 
 if TYPE_CHECKING:
     from expc.compiler.diagnostics import Diagnostic
     from expc.compiler.pipeline import CheckResult
+    from expc.compiler.plan import Plan
 
-__all__ = ["SpecError", "check_file", "compile_file"]
+__all__ = ["Analysis", "SpecError", "analyze", "check_file", "compile_file", "load_plan", "run", "simulate"]
 
 
 class SpecError(Exception):
     """A spec has errors; ``diagnostics`` lists them all."""
+
+    exit_code = 1
 
     def __init__(self, diagnostics: list[Diagnostic]):
         from expc.compiler.diagnostics import format_text
@@ -39,7 +48,7 @@ def check_file(path: str | Path) -> CheckResult:
     return _check(path)
 
 
-def compile_file(path: str | Path) -> dict[str, Any]:
+def compile_file(path: str | Path) -> Plan:
     """Check and compile a spec file into its plan; raise SpecError when it has errors."""
     from expc.compiler.compile import compile_plan
 

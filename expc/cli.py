@@ -365,20 +365,15 @@ def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None,
     exposure), never past max_days.
     """
     import json
-    import threading
 
     from expc.analysis_report import analysis_report
+    from expc.api import analyze as analyze_data
     from expc.compiler.compile import compile_plan
-
-    plan = compile_plan(*_checked_spec(spec))
-    from expc.runtime.stats.reduce import reduce  # with DuckDB and numpy
     from expc.runtime.tables import DataError
 
-    # The statistics import scipy (about 0.4 s): in a thread, while DuckDB (which releases the GIL) reduces.
-    threading.Thread(target=__import__, args=("expc.runtime.evaluate",), name="expc-import-stats", daemon=True).start()
-
+    plan = compile_plan(*_checked_spec(spec))
     try:
-        reduction = reduce(plan, exposures_path, events_path, as_of)
+        result = analyze_data(plan, exposures=exposures_path, events=events_path, as_of=as_of).to_dict()
     except DataError as exc:
         _say(f"error: {_one_line(str(exc))}", err=True)
         sys.exit(EXIT_INVALID)
@@ -386,11 +381,6 @@ def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None,
         if str(exc).startswith("as_of"):  # reduce's own check, stricter or looser than ours
             raise click.BadParameter(str(exc), param_hint="'--as-of'") from None
         raise
-    from expc.runtime.evaluate import evaluate  # waits for the thread's import to finish
-
-    elapsed = reduction.elapsed_seconds()
-    look = plan.schedule.look_at(elapsed) if elapsed is not None else None
-    result = evaluate(plan, reduction, look, elapsed).to_dict()
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, allow_nan=False))
     elif fmt == "md":
