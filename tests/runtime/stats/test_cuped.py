@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import statsmodels.api as sm
+from conftest import BASE, plan_of_text
 from scipy import stats
 
 from expc.runtime.stats import cuped, fixed
@@ -179,7 +180,13 @@ def test_needs_the_covariate():
 
 
 def test_enabled_follows_the_metric_then_the_analysis():
-    plan = {"analysis": {"cuped": True}}
-    assert cuped.enabled({}, plan) and cuped.enabled({"cuped": None}, plan)
-    assert not cuped.enabled({"cuped": False}, plan)
-    assert cuped.enabled({"cuped": True}, {}) and not cuped.enabled({}, {})
+    """The plan's metric carries the effective flag: its own ``cuped``, else ``analysis.cuped`` (default off)."""
+    metrics = ("  - {id: unset, kind: mean, event: a}\n  - {id: null_, kind: mean, event: d, cuped: null}\n"
+               "  - {id: on, kind: mean, event: b, cuped: true}\n  - {id: off, kind: mean, event: c, cuped: false}\n")
+
+    def flags(analysis: str) -> dict[str, bool]:
+        return {m.id: m.cuped for m in plan_of_text(BASE + metrics + analysis).metrics}
+
+    assert flags("analysis:\n  cuped: true\n") == {"activated": True, "unset": True, "null_": True, "on": True,
+                                                    "off": False}
+    assert flags("") == {"activated": False, "unset": False, "null_": False, "on": True, "off": False}

@@ -12,14 +12,16 @@ import numpy as np
 import pytest
 
 import expc
+from expc.compiler.plan import Plan
 from expc.runtime.stats.reduce import EXCLUDED_KEYS, Reduction, reduce, reducer
 from expc.runtime.tables import DataError
+from reduce_plans import plan_for
 
 BASE = datetime(2026, 11, 1)
 
 
-def plan_of(metrics, variants=("control", "a", "b"), unit="user_id"):
-    return {"assignment": {"unit": unit}, "variants": [{"id": v} for v in variants], "metrics": metrics}
+def plan_of(metrics, variants=("control", "a", "b"), unit="user_id") -> Plan:
+    return plan_for(metrics, variants, unit)
 
 
 METRICS = [
@@ -103,7 +105,8 @@ def uses(m):
 
 def reference(plan, exposures, events, as_of=None):
     """Straightforward loops over the rows, following the documented semantics."""
-    variants = [v["id"] for v in plan["variants"]]
+    variants = [v.id for v in plan.variants]
+    metrics = [m.model_dump() for m in plan.metrics]  # plain dicts from here on
     cut = parse(as_of)
     excl = dict.fromkeys(EXCLUDED_KEYS, 0)
     arms_of, first = {}, {}
@@ -120,10 +123,10 @@ def reference(plan, exposures, events, as_of=None):
             first[u] = min(first.get(u, ts), ts)
     several = {u for u, a in arms_of.items() if len(a) > 1}
     excl["units_in_several_variants"] = len(several)
-    names = {e for m in plan["metrics"] for e, _ in uses(m)}
-    valued = {e for m in plan["metrics"] for e, how in uses(m) if how == "value"}
+    names = {e for m in metrics for e, _ in uses(m)}
+    valued = {e for m in metrics for e, how in uses(m) if how == "value"}
     windows = {}
-    for m in plan["metrics"]:
+    for m in metrics:
         for e, _ in uses(m):
             windows.setdefault(e, []).append(m["window_seconds"])
     kept = []
@@ -150,7 +153,7 @@ def reference(plan, exposures, events, as_of=None):
     for u in units:
         n[next(iter(arms_of[u]))] += 1
     out = {}
-    for m in plan["metrics"]:
+    for m in metrics:
         w = m["window_seconds"]
 
         def inside(ts, u):

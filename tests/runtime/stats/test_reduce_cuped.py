@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
+from expc.compiler.plan import Plan
 from expc.runtime.stats.reduce import reduce
+from reduce_plans import plan_for
 
 T0 = datetime(2026, 11, 1)
 DAY = 86400
@@ -34,9 +36,9 @@ METRICS = [
 ]
 
 
-def plan_of(metrics, cuped=True, lookback=LOOKBACK):
-    return {"assignment": {"unit": "user_id"}, "variants": [{"id": "control"}, {"id": "a"}],
-            "analysis": {"cuped": cuped, "cuped_lookback": lookback}, "metrics": metrics}
+def plan_of(metrics, cuped=True, lookback=LOOKBACK) -> Plan:
+    """A plan with these metrics; a metric's own ``cuped`` wins over the analysis' ``cuped`` (as compiled)."""
+    return plan_for(metrics, ("control", "a"), cuped=cuped, lookback=lookback)
 
 
 def test_hand_computed_covariates(tmp_path):
