@@ -15,7 +15,8 @@ from gen_helpers import plan_of, spec_text, units_of
 
 
 def _welcome() -> dict:
-    return compile_file(ROOT / "specs" / "welcome-email.yaml")
+    """The welcome-email plan's JSON form, which the generation stage reads."""
+    return compile_file(ROOT / "specs" / "welcome-email.yaml").to_dict()
 
 
 def test_segments_from_the_simulation_block() -> None:
@@ -73,7 +74,7 @@ def test_a_new_seed_makes_new_candidates(tmp_path: Path) -> None:
 
 
 def test_secret_looking_params_are_refused(tmp_path: Path) -> None:
-    plan = plan_of(spec_text())  # the spec checks refuse this too; a plan made by hand must not slip through
+    plan = plan_of(spec_text()).to_dict()  # the spec checks refuse this too; a plan made by hand must not slip through
     plan["prompts"]["hello"]["params"] = {"aws_secret_access_key": "x"}
     with pytest.raises(GenerationInputError, match="api_key_env"):
         generate(plan, units_of(1), tmp_path / "s.sqlite")
