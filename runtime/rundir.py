@@ -246,7 +246,7 @@ def _names(names: list[str], limit: int = 3) -> str:
 
 
 def _ours_temporary(name: str, looks: bool = False) -> bool:
-    owner = temp_owner(name)
+    owner = temp_owner(name.removeprefix("tmp_"))  # DuckDB's COPY may have made tmp_<our temporary name>
     return owner is not None and (bool(_LOOK.match(owner)) if looks else owner in RUN_FILES)
 
 

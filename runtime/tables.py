@@ -68,6 +68,19 @@ outside the experiment has no variant): an empty cell in CSV, ``null`` in JSON
 Lines and Parquet. A NaN in a float column (e.g. the bucket of a unit that was
 not hashed) is written the same way.
 
+Spreadsheet formulas: in CSV, a text cell that starts with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return is written with a ``'`` in front
+(``=HYPERLINK(...)`` becomes ``'=HYPERLINK(...)``), so that a spreadsheet
+opening the file shows it as text instead of running it (OWASP's advice on
+CSV injection). A cell that is a plain number (``-5``, ``+1.5``) is left as it
+is: a spreadsheet reads it as that number. JSON Lines and Parquet hold the
+values unchanged.
+
+The file is written by :func:`expc.runtime.files.atomic_path`: never through
+a symbolic link, never over a device or FIFO (written into instead); a file
+that cannot be written (disk full, read-only, permission denied, a part of
+the path that is a file) is a :class:`DataError` naming it.
+
 Problems with a file raise :class:`DataError`, whose message is one line for a
 person: the file, where (line or row, column) and what to do.
 """
@@ -79,7 +92,6 @@ import csv
 import gc
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -728,7 +740,9 @@ def write_assignments(path: str | os.PathLike[str], columns: dict[str, np.ndarra
         raise ValueError(f"columns of different lengths: { {k: len(v) for k, v in columns.items()} }")
     folder = path.parent
     if not folder.is_dir():
-        raise DataError(f"{path}: cannot write: the folder {folder} does not exist", path)
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else f"the folder {folder} does not exist"
+        raise DataError(f"{path}: cannot write: {why}", path)
 
     import duckdb
 
@@ -742,6 +756,8 @@ def write_assignments(path: str | os.PathLike[str], columns: dict[str, np.ndarra
         col = _ident(key)
         if array.dtype.kind == "O":
             expr = f"NULLIF(CAST({col} AS VARCHAR), '')"
+            if kind == "csv":
+                expr = _csv_text(expr)
         elif array.dtype.kind == "f":
             expr = f"CASE WHEN isnan({col}) THEN NULL ELSE {col} END"
         else:
@@ -757,32 +773,37 @@ def write_assignments(path: str | os.PathLike[str], columns: dict[str, np.ndarra
         con.close()
 
 
+def _csv_text(expr: str) -> str:
+    """SQL that puts a ``'`` before a text cell a spreadsheet would take for a formula (not before a number)."""
+    return (f"CASE WHEN left({expr}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
+            f"AND NOT regexp_full_match({expr}, '[+-]?[0-9]+([.][0-9]+)?') THEN '''' || {expr} ELSE {expr} END")
+
+
 def copy_atomic(con: Any, query: str, path: Path, options: str) -> None:
     """Write ``query``'s rows to ``path`` with DuckDB's COPY (``options``, e.g. ``FORMAT parquet``), atomically.
 
     The rows go to a hidden temporary file of our own next to ``path``, which
-    then replaces it (``os.replace``): the file appears complete or not at all,
-    and a failure leaves no temporary file behind. Raises :class:`DataError`
-    naming ``path`` when the folder cannot be written or the COPY fails.
+    then replaces it (:func:`expc.runtime.files.atomic_path`): the file appears
+    complete or not at all, and a failure leaves no temporary file behind. A
+    device or FIFO is written into, never replaced; a link to a file is
+    refused. Raises :class:`DataError` naming ``path`` when it cannot be
+    written or the COPY fails.
     """
     import duckdb
 
+    from .files import OutputError, atomic_path
+
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot write in {path.parent} ({exc.strerror or exc})", path) from None
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        _copy(con, f"COPY ({query}) TO {_literal(str(tmp))} ({options})")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:  # already a temporary file: DuckDB need not make its own (tmp_...)
+            _copy(con, f"COPY ({query}) TO {_literal(str(tmp))} ({options}, USE_TMP_FILE false)")
     except duckdb.Error as exc:
+        code = re.search(r'"errno"\s*:\s*"?([0-9]+)', str(exc))
+        if code:
+            raise DataError(f"{path}: cannot write: {os.strerror(int(code.group(1)))}", path) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: could not write the file ({first})", path) from None
-    except OSError as exc:
-        raise DataError(f"{path}: could not write the file ({exc.strerror or exc})", path) from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    except OutputError as exc:
+        raise DataError(str(exc), path) from None
 
 
 def _copy(con: Any, sql: str) -> None:

@@ -6,18 +6,29 @@ for twice. Each completed call is committed on its own (WAL mode), so a
 process killed in the middle loses nothing that finished. API keys are never
 part of a request as stored: :func:`request_key` and :meth:`Store.put` take
 only what :mod:`expc.runtime.generate.calls` passes, which holds no secret.
+
+The store is never opened through a symbolic link (a link planted at its name,
+or at SQLite's ``-wal``, ``-shm`` or ``-journal`` beside it, is refused), and a
+store that cannot be opened or written (disk full, read-only, permission
+denied, not a SQLite file) raises :class:`~expc.runtime.files.OutputError`,
+one line naming it.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..files import OutputError, output_error
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -71,6 +82,13 @@ class Record:
         return self.prompt_tokens + self.completion_tokens
 
 
+_SQLITE_REASONS = {
+    "database or disk is full": os.strerror(errno.ENOSPC),
+    "attempt to write a readonly database": "it is read-only (the file or its folder)",
+    "unable to open database file": "it cannot be opened (a read-only folder, or permission denied)",
+    "file is not a database": "it is not a SQLite file",
+}
+
 _COLUMNS = ("key", "model", "api_base", "request", "content", "response_model", "prompt_tokens",
             "completion_tokens", "cost", "cost_known", "latency", "attempts", "checks")
 
@@ -79,14 +97,34 @@ class Store:
     """The SQLite content store (a context manager; close it when done)."""
 
     def __init__(self, path: str | Path) -> None:
+        """Open (or create) the store at ``path``; :class:`OutputError` when it cannot be."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise output_error(path, exc) from None
+        for name in (path.name, *(f"{path.name}{s}" for s in ("-wal", "-shm", "-journal"))):
+            try:
+                mode = os.lstat(path.parent / name).st_mode
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(mode):
+                what = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+                raise OutputError(f"{path.parent / name}: is {what}; the content store is never opened through "
+                                  "it: remove it, or give another store", path)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # a commit survives a killed process (not a power cut)
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.execute(SCHEMA)
+        db = None
+        try:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # a commit survives a killed process (not a power cut)
+            db.execute("PRAGMA busy_timeout=10000")
+            db.execute(SCHEMA)
+        except sqlite3.Error as exc:
+            if db is not None:
+                db.close()
+            raise _store_error(path, exc) from None
+        self._db = db
 
     def __enter__(self) -> Store:
         return self
@@ -111,18 +149,27 @@ class Store:
         return found
 
     def put(self, record: Record) -> None:
-        """Store one completed call and commit it at once."""
-        self._db.execute(
-            f"INSERT OR REPLACE INTO calls ({', '.join(_COLUMNS)}, created) VALUES ({', '.join('?' * 14)})",
-            (record.key, record.model, record.api_base, json.dumps(record.request, sort_keys=True),
-             record.content, record.response_model, record.prompt_tokens, record.completion_tokens,
-             record.cost, int(record.cost_known), record.latency, record.attempts,
-             json.dumps(record.checks), time.time()),
-        )
+        """Store one completed call and commit it at once (:class:`OutputError` when it cannot be written)."""
+        try:
+            self._db.execute(
+                f"INSERT OR REPLACE INTO calls ({', '.join(_COLUMNS)}, created) VALUES ({', '.join('?' * 14)})",
+                (record.key, record.model, record.api_base, json.dumps(record.request, sort_keys=True),
+                 record.content, record.response_model, record.prompt_tokens, record.completion_tokens,
+                 record.cost, int(record.cost_known), record.latency, record.attempts,
+                 json.dumps(record.checks), time.time()),
+            )
+        except sqlite3.OperationalError as exc:
+            raise _store_error(self.path, exc) from None
 
     def count(self) -> int:
         """How many calls are stored."""
         return int(self._db.execute("SELECT count(*) FROM calls").fetchone()[0])
+
+
+def _store_error(path: Path, exc: sqlite3.Error) -> OutputError:
+    """One line naming the store and what SQLite found, in words that say what to do."""
+    why = _SQLITE_REASONS.get(str(exc), str(exc))
+    return OutputError(f"{path}: the content store cannot be used: {why}", path)
 
 
 def _record(row: tuple[Any, ...]) -> Record:

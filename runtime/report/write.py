@@ -3,7 +3,9 @@
 The only I/O of the report package. Each file is written to a temporary file in
 the same directory and moved into place with :func:`os.replace`, so a reader (or
 a run killed half-way) never sees a half-written report: there is either the old
-file or the new one.
+file or the new one. A report that cannot be written (disk full, read-only
+folder, a link planted at its name) raises
+:class:`~expc.runtime.files.OutputError` naming it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..files import write_atomic
+from ..files import output_error, write_atomic
 from .html import render_html
 from .markdown import render_markdown
 
@@ -36,12 +38,16 @@ def render_all(report: dict[str, Any], directory: Path) -> dict[str, Path]:
 
     Keys: ``report_json``, ``report_md``, ``report_html``. Everything is rendered
     before anything is written, so a rendering error leaves the previous reports
-    untouched. Raises ``ValueError`` when the report holds NaN or infinity.
+    untouched. Raises ``ValueError`` when the report holds NaN or infinity, and
+    :class:`~expc.runtime.files.OutputError` when a file cannot be written.
     """
     paths = report_paths(directory)
     texts = {"report_json": report_json(report), "report_md": render_markdown(report),
              "report_html": render_html(report)}
-    Path(directory).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(paths["report_json"], exc) from None
     for key, text in texts.items():
         write_atomic(paths[key], text)
     return paths

@@ -5,6 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from expc.runtime.files import OutputError
 from expc.runtime.generate.store import Record, Store, request_key
 
 MSGS = [{"role": "user", "content": "hi"}]
@@ -49,3 +52,45 @@ def test_many_keys(tmp_path: Path) -> None:
         for i in range(2000):
             store.put(_record(f"k{i}"))
         assert len(store.get_many(f"k{i}" for i in range(0, 4000, 2))) == 1000
+
+
+# ---------------------------------------------------------------- where the store may be, and write errors
+
+
+@pytest.mark.parametrize("name", ["s.sqlite", "s.sqlite-wal", "s.sqlite-journal"])
+def test_a_link_planted_at_the_store_is_refused_and_its_target_kept(tmp_path: Path, name: str) -> None:
+    victim = tmp_path / "victim.db"
+    victim.write_bytes(b"precious")
+    (tmp_path / name).symlink_to(victim)
+    with pytest.raises(OutputError, match=f"{name}: is a symbolic link"):
+        Store(tmp_path / "s.sqlite")
+    assert victim.read_bytes() == b"precious"
+
+
+def test_a_file_that_is_not_sqlite_is_one_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "s.sqlite").write_text("my notes, not a database\n" * 100)
+    with pytest.raises(OutputError, match="s.sqlite: the content store cannot be used: it is not a SQLite file"):
+        Store(tmp_path / "s.sqlite")
+
+
+def test_a_store_under_a_regular_file_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "notes").write_text("a file")
+    with pytest.raises(OutputError, match="notes is a file, not a folder"):
+        Store(tmp_path / "notes" / "s.sqlite")
+
+
+def test_a_full_disk_while_storing_a_call_is_one_error_naming_the_store(tmp_path: Path) -> None:
+    class Full:
+        def execute(self, *args: object) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        def close(self) -> None:
+            pass
+
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put(_record("a"))
+        real, store._db = store._db, Full()
+        with pytest.raises(OutputError, match="s.sqlite: the content store cannot be used: No space left on device"):
+            store.put(_record("b"))
+        store._db = real
+        assert store.count() == 1
