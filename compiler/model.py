@@ -166,7 +166,7 @@ class Prompt(_Model):
     """A prompt template and the model that turns it into content."""
 
     model: str = Field(min_length=1)
-    """Any litellm model id, e.g. `openai/gpt-4o-mini`; `offline/<name>` is the built-in offline provider."""
+    """A litellm model id `<provider>/<model>`, e.g. `openai/gpt-4o-mini` (no URL); `offline/<name>` is built in."""
     template: str = Field(min_length=1)
     """Jinja template of the user message. Context: `user` (attributes), `variant`, `experiment`, `segment`."""
     system: str | None = None
@@ -178,11 +178,11 @@ class Prompt(_Model):
     top_p: float | None = Field(default=None, gt=0, le=1)
     """Nucleus sampling."""
     params: dict[str, Any] = {}
-    """Further litellm parameters passed as they are (never secrets)."""
+    """Further litellm parameters that shape the reply (`stop`, `seed`, ...); none that names a host or a key."""
     api_base: str | None = None
-    """Base URL of an OpenAI-compatible server."""
+    """Base URL of an OpenAI-compatible server: only one the user allows (EXPC_ALLOWED_API_BASES)."""
     api_key_env: EnvVar | None = None
-    """Name of the environment variable that holds the API key (never the key itself)."""
+    """Variable that holds the API key (its name): only one the user allows (EXPC_ALLOWED_KEY_ENVS)."""
     checks: Checks = Field(default_factory=Checks)
     """Checks on the generated text."""
 

@@ -17,6 +17,9 @@ Usage::
         server.faults(["429:1", "500"]) # FIFO: the next requests get these, then normal replies
         server.always("503")            # every request gets this until server.always(None)
         server.requests                 # copies of the JSON bodies received, in arrival order
+        server.headers                  # the headers of every request (lower-case names), in arrival order
+        server.paths                    # (method, path) of every request, chat completion or not
+        server.cut                      # replies the client stopped reading before their end
         server.calls                    # number of chat-completion requests received
         server.latency = 0.1            # seconds added before each reply (never blocks others)
         server.stamps                   # (arrived, answered) time.perf_counter() pairs, for benchmarks
@@ -43,6 +46,17 @@ fault              server does                          raw ``openai.AsyncOpenAI
 (server gone)      connection refused                   ``openai.APIConnectionError``   ``litellm.InternalServerError``
 =================  ===================================  ==============================  ==========================================
 
+Faults for the bounds expc puts on replies (tests/runtime/generate/test_reply_limits.py):
+
+=================  ==========================================================================================
+fault              server does
+=================  ==========================================================================================
+``big:N``          200, a normal reply whose content is N characters (default 3 MiB), with Content-Length
+``chunked:N``      the same, sent chunked (64 KiB chunks, no Content-Length), stopping if the client goes away
+``gzip``           200, a normal reply compressed with gzip (``Content-Encoding: gzip``), whatever was asked
+``redirect``       307 to the same path on ``localhost`` (another origin, the same server)
+=================  ==========================================================================================
+
 Notes for callers:
  * Every litellm exception above subclasses ``openai.APIError`` and carries
    ``.status_code``. ``litellm.ServiceUnavailableError`` does NOT subclass
@@ -63,6 +77,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gzip
 import json
 import threading
 import time
@@ -72,13 +87,17 @@ __all__ = ["FakeLLM", "FAULTS", "reply_text"]
 
 #: Fault names accepted by :meth:`FakeLLM.faults` and :meth:`FakeLLM.always`
 #: (``429:N`` is ``429`` with a Retry-After of N seconds; plain ``429`` means ``429:1``).
-FAULTS = ("429", "500", "503", "timeout", "malformed", "empty_choices", "empty_content")
+FAULTS = ("429", "500", "503", "timeout", "malformed", "empty_choices", "empty_content", "big", "chunked", "gzip",
+          "redirect")
+SIZED = ("429", "big", "chunked")  # faults that take ``:N``
+BIG_DEFAULT = 3 * 1024 * 1024
+CHUNK = 64 * 1024
 
 TIMEOUT_SLEEP = 30.0
 MAX_HEADER = 64 * 1024
 MAX_BODY = 16 * 1024 * 1024
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+_REASONS = {200: "OK", 307: "Temporary Redirect", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
             413: "Payload Too Large", 429: "Too Many Requests", 500: "Internal Server Error",
             503: "Service Unavailable"}
 
@@ -86,8 +105,8 @@ _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Al
 def _check_fault(fault: str) -> str:
     """Return the fault unchanged if its name is known; raise ValueError otherwise (typos fail loudly)."""
     name, _, arg = fault.partition(":")
-    if name not in FAULTS or (arg and (name != "429" or not arg.isdigit())):
-        raise ValueError(f"unknown fault {fault!r}; expected one of {FAULTS} (429 may be 429:N)")
+    if name not in FAULTS or (arg and (name not in SIZED or not arg.isdigit())):
+        raise ValueError(f"unknown fault {fault!r}; expected one of {FAULTS} ({', '.join(SIZED)} may take :N)")
     return fault
 
 
@@ -151,6 +170,9 @@ class FakeLLM:
         self._queue: collections.deque[str] = collections.deque()
         self._always: str | None = None
         self._requests: list[dict[str, Any]] = []
+        self._headers: list[dict[str, str]] = []
+        self._paths: list[tuple[str, str]] = []
+        self._cut = 0
         self._calls = 0
         self._stamps: list[tuple[float, float]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -172,6 +194,24 @@ class FakeLLM:
         """A copy of the chat-completion JSON bodies received so far, in arrival order."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def headers(self) -> list[dict[str, str]]:
+        """A copy of the headers of every request received (names lower-case), in arrival order."""
+        with self._lock:
+            return [dict(h) for h in self._headers]
+
+    @property
+    def paths(self) -> list[tuple[str, str]]:
+        """(method, path) of every request received (any path), in arrival order."""
+        with self._lock:
+            return list(self._paths)
+
+    @property
+    def cut(self) -> int:
+        """How many replies the client stopped reading before their end (it closed the connection)."""
+        with self._lock:
+            return self._cut
 
     @property
     def calls(self) -> int:
@@ -274,15 +314,32 @@ class FakeLLM:
                 if request is None:
                     break
                 method, path, headers, body = request
-                status, extra, payload = await self._respond(method, path, body)
+                with self._lock:
+                    self._headers.append(headers)
+                    self._paths.append((method, path))
+                status, extra, payload = await self._respond(method, path, body, headers)
                 keep = headers.get("connection", "").lower() != "close"
+                chunked = extra.pop("Transfer-Encoding", None) == "chunked"
                 head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
                         "Content-Type: application/json",
-                        f"Content-Length: {len(payload)}",
+                        "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(payload)}",
                         f"Connection: {'keep-alive' if keep else 'close'}"]
                 head += [f"{k}: {v}" for k, v in extra.items()]
-                writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
-                await writer.drain()
+                writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+                try:
+                    if chunked:
+                        for i in range(0, len(payload), CHUNK):
+                            piece = payload[i:i + CHUNK]
+                            writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                            await writer.drain()
+                        writer.write(b"0\r\n\r\n")
+                    else:
+                        writer.write(payload)
+                    await writer.drain()
+                except ConnectionError:
+                    with self._lock:
+                        self._cut += 1
+                    raise
                 if not keep:
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
@@ -331,7 +388,8 @@ class FakeLLM:
             body = await reader.readexactly(length) if length else b""
         return method.upper(), target.split("?", 1)[0], headers, body
 
-    async def _respond(self, method: str, path: str, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    async def _respond(self, method: str, path: str, raw: bytes,
+                       headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         """Status, extra headers and body for one request."""
         path = path.rstrip("/")
         if path in ("/v1/models", "/models"):
@@ -353,7 +411,12 @@ class FakeLLM:
             return 400, {}, _error(400, "request body is not a JSON object", "invalid_request_error", "bad_json")
         arrived = time.perf_counter()
         try:
-            return await self._complete(body)
+            status, extra, payload = await self._complete(body)
+            if extra.pop("X-Fake-Redirect", None):
+                host = (headers or {}).get("host", f"{self.host}:{self.port}")
+                port = host.rsplit(":", 1)[-1]
+                extra["Location"] = f"http://localhost:{port}{path}"
+            return status, extra, payload
         finally:
             with self._lock:
                 self._stamps.append((arrived, time.perf_counter()))
@@ -386,4 +449,13 @@ class FakeLLM:
             return 200, {}, b'{"choices": ['
         if name == "empty_choices":
             return 200, {}, json.dumps(_completion(body, number, None, True)).encode()
+        if name in ("big", "chunked"):
+            size = int(arg) if arg else BIG_DEFAULT
+            payload = json.dumps(_completion(body, number, "x" * size, False)).encode()
+            return 200, {"Transfer-Encoding": "chunked"} if name == "chunked" else {}, payload
+        if name == "gzip":
+            payload = gzip.compress(json.dumps(_completion(body, number, None, False)).encode())
+            return 200, {"Content-Encoding": "gzip"}, payload
+        if name == "redirect":
+            return 307, {"X-Fake-Redirect": "1"}, b""
         return 200, {}, json.dumps(_completion(body, number, "", False)).encode()  # empty_content

@@ -19,6 +19,16 @@ and are stored, and :func:`run` reports the budget as exhausted.
 
 Every completed call (whatever its checks say) is committed to the store
 before anything else happens, so a killed process never loses a paid call.
+
+Replies are bounded: the HTTP body to :data:`~.replies.MAX_REPLY_BYTES`
+while it is read (:mod:`.replies`), the text to :data:`MAX_CONTENT_CHARS`.
+A reply over either bound counts as an attempt whose text failed its checks
+(it is regenerated, then ``on_fail`` applies) and is never stored.
+
+Where a call goes is decided here last, whatever the target says: only the
+parameters a spec may set (:data:`~expc.compiler.destinations.SAFE_PARAMS`)
+are passed on, and the model, messages, API base and key are set after them,
+so nothing in ``params`` can override the user's base or key.
 """
 
 from __future__ import annotations
@@ -31,11 +41,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from expc.compiler.destinations import SAFE_PARAMS
+
+from . import replies
 from .checks import check_text
 from .store import Record, Store, request_key
 
 RETRYABLE_STATUS = {408, 409, 425, 429}
 PLACEHOLDER_KEY = "expc-no-key"  # sent to a local OpenAI-compatible server that needs no key
+MAX_CONTENT_CHARS = 256 * 1024
+"""Longest generated text accepted from a provider, in characters (256 Ki: far beyond any marketing copy)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,8 @@ class Limits:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     retry_after_cap: float = 120.0
+    max_reply_bytes: int = replies.MAX_REPLY_BYTES
+    max_content_chars: int = MAX_CONTENT_CHARS
 
 
 @dataclass(eq=False)
@@ -164,17 +181,22 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
     def _over_budget() -> bool:
         return limits.max_cost is not None and limits.already_spent + outcome.spent >= limits.max_cost
 
+    def _unusable(task: Task, key: str, attempt: int, reason: str, response: Any, tries: int) -> Record:
+        """A reply that broke a bound: counted as a call whose text failed its checks, never stored."""
+        record = _record(task, key, attempt, response, "", 0.0, tries) if response is not None else Record(
+            key=key, model=task.target.model, api_base=task.target.api_base, request={}, content=None,
+            response_model=None, prompt_tokens=0, completion_tokens=0, cost=0.0, cost_known=False, latency=0.0,
+            attempts=tries, checks=[])
+        record = replace(record, content=None, checks=[reason])
+        outcome.calls += 1
+        outcome.spent += record.cost
+        task.calls += 1
+        task.cost += record.cost
+        return record
+
     async def _call(task: Task, key: str, attempt: int) -> Record:
         target = task.target
-        kwargs: dict[str, Any] = dict(target.params)
-        kwargs.update(model=target.model, messages=task.messages, seed=task.seed + attempt,
-                      timeout=limits.timeout, max_retries=0, drop_params=True)
-        if target.api_base:
-            kwargs["api_base"] = target.api_base
-        if target.key_env:
-            kwargs["api_key"] = os.environ.get(target.key_env, "")
-        elif target.placeholder_key:
-            kwargs["api_key"] = PLACEHOLDER_KEY
+        kwargs = _arguments(target, task.messages, task.seed + attempt, limits.timeout)
         started = time.perf_counter()
         last_error = "no attempt made"
         for tries in range(1, limits.max_tries + 1):
@@ -182,11 +204,17 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
             try:
                 response = await asyncio.wait_for(litellm.acompletion(**kwargs), limits.timeout + 10)
                 content = _content(response)
+                if len(content) > limits.max_content_chars:
+                    return _unusable(task, key, attempt, f"the reply is {len(content):,} characters, over the "
+                                     f"{limits.max_content_chars:,}-character limit", response, tries)
             except TimeoutError:
                 last_error = f"no reply within {limits.timeout:g} s"
             except _Broken as exc:
                 last_error = str(exc)
             except Exception as exc:  # noqa: BLE001 - litellm's typed errors (openai.APIError subclasses), sorted below
+                refused = replies.refusal(exc)
+                if refused is not None:
+                    return _unusable(task, key, attempt, str(refused), None, tries)
                 status = getattr(exc, "status_code", None)
                 last_error = f"{type(exc).__name__}: {_first_line(str(exc))}"
                 if not _retryable(exc, status):
@@ -207,12 +235,36 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
                 await asyncio.sleep(max(backoff, min(wait or 0.0, limits.retry_after_cap)))
         raise _Fatal(f"{target.model}: gave up after {limits.max_tries} tries: {last_error}")
 
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(limits.concurrency, len(tasks))))]
-    try:
-        await asyncio.gather(*workers)
-    finally:
-        await _close_clients()
+    with replies.bounded(limits.max_reply_bytes):  # before the workers start: they inherit the bound
+        workers = [asyncio.create_task(worker()) for _ in range(max(1, min(limits.concurrency, len(tasks))))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            await _close_clients()
     return outcome
+
+
+def _arguments(target: Target, messages: list[dict[str, str]], seed: int, timeout: float) -> dict[str, Any]:
+    """litellm's arguments for one call: the target's params, then what only expc and the user decide.
+
+    A parameter a spec may not set (see :mod:`expc.compiler.destinations`)
+    stops the call, even if it reached the target past every check (a plan
+    written by hand); ``extra_body`` carries expc's own hints to the offline
+    provider, which makes no network call.
+    """
+    offline = target.model.startswith("offline/")
+    refused = sorted(k for k in target.params if k not in SAFE_PARAMS and not (offline and k == "extra_body"))
+    if refused:
+        raise _Fatal(f"{target.model}: `params` may not set {', '.join(refused)} (it could send the call or a key "
+                     "elsewhere)")
+    kwargs: dict[str, Any] = dict(target.params)
+    kwargs.update(model=target.model, messages=messages, seed=seed, timeout=timeout, max_retries=0,
+                  drop_params=True, api_base=target.api_base)
+    if target.key_env:
+        kwargs["api_key"] = os.environ.get(target.key_env, "")
+    elif target.placeholder_key:
+        kwargs["api_key"] = PLACEHOLDER_KEY
+    return kwargs
 
 
 async def _close_clients() -> None:

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from expc.compiler.destinations import Allowances, has_url, param_problem
+
 from . import calls as calls_mod
 from .calls import Limits, Target, Task
 from .jobs import JobError, Piece, pieces
@@ -39,7 +41,6 @@ from .store import Store
 
 EXIT_INVALID, EXIT_RUN = 1, 3
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.IGNORECASE)
-_SECRET_PARAM = re.compile(r"(api_key|secret|password|credential|access_key|(^|_)token$)", re.IGNORECASE)
 
 
 class GenerationError(Exception):
@@ -76,7 +77,8 @@ class GenerateOptions:
 
     offline: bool = False
     model: str | None = None
-    api_base: str | None = None
+    api_base: str | None = None  # wins over every prompt's api_base
+    api_key_env: str | None = None  # the variable holding the key of every prompt (wins over api_key_env)
     concurrency: int | None = None
     max_cost: float | None = None
     timeout: float | None = None
@@ -168,23 +170,26 @@ class GenerationResult:
         return "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in self.items)
 
 
-def generate(plan: dict[str, Any], units: Any | None, store_path: Path,
+def generate(plan: Any, units: Any | None, store_path: Path,
              opts: GenerateOptions = GenerateOptions(),
              progress: Callable[[int, int, int, float], None] | None = None) -> GenerationResult:
     """Generate every item of ``plan`` (per unit needs ``units``), through the store at ``store_path``.
 
+    ``plan`` is the typed plan or its JSON form (a dict), which this stage reads.
     Raises :class:`MissingCredentials`, :class:`BudgetExhausted`,
     :class:`ProviderFailed` (each with the partial result on ``.result``) or
     :class:`GenerationInputError`. Items whose checks failed are returned with
     their status; :meth:`GenerationResult.rejected` lists the ones that must
     stop the run (the CLI exits 3 for them).
     """
-    _refuse_secret_params(plan)
+    if not isinstance(plan, dict):
+        plan = plan.to_dict()
+    allowed = Allowances.from_environ()
+    targets = {name: _target(name, prompt, opts, allowed) for name, prompt in plan["prompts"].items()}
     try:
         todo = pieces(plan, units, opts.max_items_per_variant)
     except JobError as exc:
         raise GenerationInputError(str(exc)) from None
-    targets = {name: _target(prompt, opts) for name, prompt in plan["prompts"].items()}
     tasks: dict[tuple, Task] = {}
     owner: dict[tuple, Piece] = {}
     for piece in todo:
@@ -267,7 +272,15 @@ def _answer_from_store(tasks: list[Task], store: Store) -> list[Task]:
     return pending
 
 
-def _target(prompt: dict[str, Any], opts: GenerateOptions) -> Target:
+def _target(name: str, prompt: dict[str, Any], opts: GenerateOptions, allowed: Allowances) -> Target:
+    """Where and how a prompt's calls go: the user's --model, --api-base and --api-key-env win over the plan.
+
+    The plan is checked again (it may have been written by hand, past
+    ``validate``): it may name a key variable or a host only where the
+    user's allow-lists let it, holds no URL in a model id, and its params
+    hold nothing that could send a call or a key elsewhere.
+    """
+    _refuse_destinations(name, prompt, opts, allowed)
     model = opts.model or prompt["model"]
     api_base = opts.api_base or prompt.get("api_base")
     params = {k: prompt[k] for k in ("temperature", "max_tokens", "top_p") if prompt.get(k) is not None}
@@ -283,34 +296,73 @@ def _target(prompt: dict[str, Any], opts: GenerateOptions) -> Target:
         if hints:
             params["extra_body"] = hints
         return Target(model, None, params)
-    return Target(model, api_base, params, key_env=prompt.get("api_key_env"))
+    return Target(model, api_base, params, key_env=opts.api_key_env or prompt.get("api_key_env"))
 
 
-def _refuse_secret_params(plan: dict[str, Any]) -> None:
-    for name, prompt in plan["prompts"].items():
-        for key in prompt.get("params") or {}:
-            if _SECRET_PARAM.search(key):
-                raise GenerationInputError(
-                    f"prompt `{name}`: `params.{key}` looks like a secret; secrets come only from the environment "
-                    "(name the variable with `api_key_env`)")
+def _refuse_destinations(name: str, prompt: dict[str, Any], opts: GenerateOptions, allowed: Allowances) -> None:
+    """Raise :class:`GenerationInputError` when the plan's prompt chooses a key variable, a host or a route."""
+    where = f"prompt `{name}`"
+    for key in prompt.get("params") or {}:
+        if param_problem(str(key)) is not None:
+            raise GenerationInputError(
+                f"{where}: `params.{key}` is not allowed: a plan may set only parameters that shape the reply, "
+                "never a host, a key, a header or a provider (hosts come from --api-base, keys from the "
+                "environment)")
+    if opts.model is None and has_url(str(prompt.get("model") or "")):
+        raise GenerationInputError(f"{where}: the model id holds a URL; pass --api-base URL instead")
+    base = prompt.get("api_base")
+    if base and opts.api_base is None and not allowed.base_allowed(str(base)):
+        raise GenerationInputError(
+            f"{where}: `api_base` is not on your allow-list; pass --api-base URL, or allow it in "
+            "EXPC_ALLOWED_API_BASES (the spec may not choose where calls go)")
+    key_env = prompt.get("api_key_env")
+    if key_env and opts.api_key_env is None and not allowed.key_env_allowed(str(key_env)):
+        raise GenerationInputError(
+            f"{where}: `api_key_env` names a variable you have not allowed; pass --api-key-env NAME, or allow it "
+            "in EXPC_ALLOWED_KEY_ENVS (the spec may not choose which secret is sent)")
 
 
-def preload_litellm() -> None:
+def offline_run(plan: Any, opts: GenerateOptions) -> bool:
+    """True when every prompt goes to the offline provider (``--offline``, or every model is ``offline/...``).
+
+    ``plan`` is the plan's JSON form or the typed plan (anything with ``prompts``).
+    """
+    prompts = plan.get("prompts") if isinstance(plan, dict) else getattr(plan, "prompts", None)
+    models = [p.get("model") if isinstance(p, dict) else getattr(p, "model", None) for p in (prompts or {}).values()]
+    return opts.offline or all((opts.model or str(m or "")).startswith("offline/") for m in models)
+
+
+def _litellm_offline_mode(force: bool) -> None:
+    """Set litellm's offline mode before it is imported: forced for an offline run, else the user's choice.
+
+    With ``LITELLM_OFFLINE_MODE=true`` litellm fetches nothing on its own (its
+    price table comes from the package). An offline run promises no network,
+    so it forces the mode whatever the environment says; other runs default
+    to it and honour the user's setting.
+    """
+    if force:
+        os.environ["LITELLM_OFFLINE_MODE"] = "true"
+    else:
+        os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+
+
+def preload_litellm(plan: Any = None, opts: GenerateOptions | None = None) -> None:
     """Start importing litellm in a background thread (it takes seconds) while the caller does other work.
 
     For callers that know calls are coming, such as a fresh ``expc run``: the
     import overlaps with drawing and assigning units, and :func:`generate`
-    then finds the module ready (or waits for the import to finish).
+    then finds the module ready (or waits for the import to finish). Given
+    the plan and options, an offline run forces litellm's offline mode.
     """
     import threading
 
-    os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")  # before the import, as in _prepare_calls
+    _litellm_offline_mode(plan is not None and offline_run(plan, opts or GenerateOptions()))
     threading.Thread(target=__import__, args=("litellm",), name="expc-preload-litellm", daemon=True).start()
 
 
 def _prepare_calls(pending: list[Task]) -> tuple[str, ...]:
     """Import and set up litellm, check credentials (before any call): the secrets to keep out of messages."""
-    os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")  # litellm's price table from the package, no download
+    _litellm_offline_mode(all(task.target.model.startswith("offline/") for task in pending))
     import litellm
 
     from .offline import register
@@ -385,7 +437,8 @@ def _credentials(target: Target) -> Target:
     if target.key_env:
         if not os.environ.get(target.key_env):
             raise MissingCredentials(f"model {target.model} needs an API key: set the environment variable "
-                                     f"{target.key_env} (the prompt's api_key_env), or run with --offline")
+                                     f"{target.key_env} (--api-key-env, or the prompt's api_key_env), or run "
+                                     "with --offline")
         return target
     provider = target.model.split("/", 1)[0] if "/" in target.model else "openai"
     try:

@@ -131,11 +131,14 @@ def test_unknown_price_is_counted_by_tokens_and_flagged(server: FakeLLM, tmp_pat
     assert result.per_variant()[1]["cost_known"] is False
 
 
-def test_missing_key_is_refused_before_any_call(server: FakeLLM, tmp_path: Path) -> None:
+def test_missing_key_is_refused_before_any_call(server: FakeLLM, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     before = server.calls
     plan = plan_of(spec_text(model=MODEL))
     with pytest.raises(MissingCredentials, match="OPENAI_API_KEY"):
         generate(plan, units_of(2), tmp_path / "s.sqlite", GenerateOptions())
+    monkeypatch.setenv("EXPC_ALLOWED_API_BASES", server.url)  # the user allows the spec's host and key variable
+    monkeypatch.setenv("EXPC_ALLOWED_KEY_ENVS", "EXPC_TEST_NO_SUCH_KEY")
     plan = plan_of(spec_text(model=MODEL, extra=f"api_base: {server.url}\n    api_key_env: EXPC_TEST_NO_SUCH_KEY"))
     with pytest.raises(MissingCredentials, match="EXPC_TEST_NO_SUCH_KEY") as info:
         generate(plan, units_of(2), tmp_path / "s.sqlite", GenerateOptions())

@@ -76,5 +76,5 @@ def test_a_new_seed_makes_new_candidates(tmp_path: Path) -> None:
 def test_secret_looking_params_are_refused(tmp_path: Path) -> None:
     plan = plan_of(spec_text()).to_dict()  # the spec checks refuse this too; a plan made by hand must not slip through
     plan["prompts"]["hello"]["params"] = {"aws_secret_access_key": "x"}
-    with pytest.raises(GenerationInputError, match="api_key_env"):
+    with pytest.raises(GenerationInputError, match="params.aws_secret_access_key` is not allowed"):
         generate(plan, units_of(1), tmp_path / "s.sqlite")

@@ -19,7 +19,8 @@ def test_key_never_written(tmp_path: Path) -> None:
     units = tmp_path / "units.csv"
     units.write_text("user_id,first_name\nu1,Ada\nu2,Bob\nu3,Cy\n", encoding="utf-8")
     # litellm at its most verbose, a failure and a retry on the way: whatever is logged is captured
-    env = os.environ | {"EXPC_TEST_KEY": KEY, "OPENAI_API_KEY": KEY, "LITELLM_LOG": "DEBUG"}
+    env = os.environ | {"EXPC_TEST_KEY": KEY, "OPENAI_API_KEY": KEY, "LITELLM_LOG": "DEBUG",
+                        "EXPC_ALLOWED_KEY_ENVS": "EXPC_TEST_KEY"}  # the user lets the spec name this variable
     with FakeLLM() as server:
         server.faults(["500", "429:0"])
         cmd = [sys.executable, "-m", "expc", "generate", str(spec), "--units", str(units), "--concurrency", "1",
