@@ -57,7 +57,6 @@ temporary folder is written.
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import gc
 import math
@@ -69,9 +68,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from expc.compiler.plan import Assignment, Plan
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -183,7 +185,7 @@ def make_ids(rng: np.random.Generator, n: int, uuid_share: float = 0.15) -> np.n
     return ids
 
 
-def make_units(plan: dict[str, Any], n: int, seed: int):
+def make_units(plan: Plan, n: int, seed: int):
     from expc.runtime.units import Units
 
     rng = np.random.default_rng(seed)
@@ -194,7 +196,7 @@ def make_units(plan: dict[str, Any], n: int, seed: int):
     days[rng.random(n) < 0.01] = np.nan
     plan_col = np.array(PLANS, dtype=object)[rng.choice(len(PLANS), size=n, p=PLAN_P)]
     columns = {"user_id": ids, "country": country, "signup_days": days, "plan": plan_col}
-    return Units(columns, dict(plan["attributes"]))
+    return Units(columns, dict(plan.attributes))
 
 
 def attribute_dicts(units, rows: np.ndarray) -> list[dict[str, Any]]:
@@ -245,7 +247,7 @@ def sdk_outcome(results: list[Any], index: dict[str, int]) -> tuple[np.ndarray, 
     return variant, bucket
 
 
-def bare(ids: list[str], attrs: list[dict] | None, asg: dict[str, Any], ranges: list) -> tuple[list, list]:
+def bare(ids: list[str], attrs: list[dict] | None, asg: Assignment, ranges: list) -> tuple[list, list]:
     """GrowthBook's own functions per unit, in run_experiment's order: id, namespace, condition, hash, variation.
 
     ``attrs=None`` skips the condition (hash and bucket only). Returns each
@@ -253,9 +255,9 @@ def bare(ids: list[str], attrs: list[dict] | None, asg: dict[str, Any], ranges: 
     """
     from growthbook.core import chooseVariation, evalCondition, gbhash, inNamespace
 
-    seed, version, ns = asg["seed"], asg["hash_version"], asg["namespace"]
-    ns = tuple(ns) if ns is not None else None
-    cond = asg["condition"] if attrs is not None else None
+    seed, version, layer = asg.seed, asg.hash_version, asg.namespace
+    ns = (layer.id, layer.start, layer.end) if layer is not None else None
+    cond = asg.condition if attrs is not None else None
     variant = [-1] * len(ids)
     bucket = [math.nan] * len(ids)
     for i, uid in enumerate(ids):
@@ -397,7 +399,7 @@ class Timers:
         self._saved.clear()
 
 
-def profile_assign(plan: dict[str, Any], units, repeat: int) -> list[str]:
+def profile_assign(plan: Plan, units, repeat: int) -> list[str]:
     """Where ``assign``'s time goes, with timers around its steps (and inside the hashing)."""
     import expc.runtime.assign as A
     import expc.runtime.hashing as H
@@ -435,7 +437,7 @@ def profile_assign(plan: dict[str, Any], units, repeat: int) -> list[str]:
                  f"{100 * rest / best:>6.0f}%")
 
     # the audience, clause by clause
-    condition = plan["assignment"]["condition"]
+    condition = plan.assignment.condition
     lines.append("evaluate_columns clause by clause (best of 3 each; the whole condition evaluates each once):")
     for key, value in condition.items():
         s, mask = best_of(3, lambda: evaluate_columns({key: value}, units))
@@ -444,11 +446,11 @@ def profile_assign(plan: dict[str, Any], units, repeat: int) -> list[str]:
     lines.append(f"  {'all three':<66}{ms(s):>11}  holds for {mask.mean():.1%}")
 
     # inside the hashing: the audience's ids, as assign hashes them
-    asg = plan["assignment"]
-    ids = A.hash_values(units, asg["unit"])
+    asg = plan.assignment
+    ids = A.hash_values(units, asg.unit)
     rows = np.flatnonzero((ids != "") & evaluate_columns(condition, units))
     audience_ids = ids[rows]
-    hashes = [(asg["seed"], asg["hash_version"]), ("__" + asg["namespace"][0], 1)]
+    hashes = [(asg.seed, asg.hash_version), ("__" + asg.namespace.id, 1)]
     threads_default = min(os.cpu_count() or 1, max(1, len(audience_ids) // H.CHUNK))
     s_default, _ = best_of(repeat, lambda: H.gbhash_arrays(audience_ids, hashes))
     s_one, _ = best_of(repeat, lambda: H.gbhash_arrays(audience_ids, hashes, threads=1))
@@ -489,7 +491,7 @@ def profile_assign(plan: dict[str, Any], units, repeat: int) -> list[str]:
                  f"from position {lengths.min()} on")
 
     # the rest of assign, piece by piece (timed alone, outside assign)
-    column = units.columns[asg["unit"]]
+    column = units.columns[asg.unit]
     pieces = [
         ("ids == '' (the missing-id test, over all ids)", lambda: column == ""),
         (f"ids[rows] (gather the audience's ids, {column.dtype})", lambda: column[rows]),
@@ -534,7 +536,7 @@ def profile_assign(plan: dict[str, Any], units, repeat: int) -> list[str]:
 # ====================================================================== end to end
 
 
-def end_to_end(tmp: Path, spec_path: Path, plan: dict[str, Any], units, repeat: int) -> list[str]:
+def end_to_end(tmp: Path, spec_path: Path, plan: Plan, units, repeat: int) -> list[str]:
     import duckdb
 
     from expc import compile_file
@@ -590,12 +592,12 @@ def end_to_end(tmp: Path, spec_path: Path, plan: dict[str, Any], units, repeat: 
             lines.append(f"`expc assign` failed (exit {p.returncode}): {p.stderr.strip()}")
             return lines
         plan2 = step("compile the spec (expc.compile_file)", lambda: compile_file(spec_path))
-        unit = plan2["assignment"]["unit"]
+        unit = plan2.assignment.unit
         read = step("read_units (DuckDB: parse, check types, nulls, duplicate ids; to numpy)",
-                    lambda: read_units(parquet, plan2["attributes"], unit))
+                    lambda: read_units(parquet, plan2.attributes, unit))
         result = step(f"assign (ids as {read.columns[unit].dtype} array, as read_units gives them)",
                       lambda: assign(plan2, read))
-        names = np.array([v["id"] for v in plan2["variants"]] + [""], dtype=object)
+        names = np.array([v.id for v in plan2.variants] + [""], dtype=object)
         columns = step("output columns (ids as text again, variant names)",
                        lambda: {unit: id_text(read, unit).astype(object), "variant": names[result.variant],
                                 "bucket": result.bucket})
@@ -670,6 +672,7 @@ def main() -> int:
     import growthbook
 
     import expc
+    from expc.compiler.plan import Plan
     from expc.runtime import assign as assign_module
     from expc.runtime.assign import REASONS, assign
     from expc.runtime.export import growthbook_payload
@@ -690,13 +693,15 @@ def main() -> int:
         spec_path = tmp / "checkout-banner.yaml"
         spec_path.write_text(SPEC.format(schema=ROOT / "schemas" / "expc-spec.schema.json"), encoding="utf-8")
         plan = expc.compile_file(spec_path)
-        asg = plan["assignment"]
-        variant_ids = [v["id"] for v in plan["variants"]]
-        ranges_expc = [tuple(v["bucket_range"]) for v in plan["variants"]]
-        weights = [v["weight"] for v in plan["variants"]]
-        ranges_gb = getBucketRanges(len(weights), asg["coverage"], weights)
-        print(f"spec: audience {asg['condition']}; variants {dict(zip(variant_ids, weights))}; "
-              f"coverage {asg['coverage']}; layer {asg['namespace']}; hash version {asg['hash_version']}")
+        asg = plan.assignment
+        variant_ids = [v.id for v in plan.variants]
+        ranges_expc = [tuple(v.bucket_range) for v in plan.variants]
+        weights = [v.weight for v in plan.variants]
+        ranges_gb = getBucketRanges(len(weights), asg.coverage, weights)
+        layer = asg.namespace
+        print(f"spec: audience {asg.condition}; variants {dict(zip(variant_ids, weights))}; "
+              f"coverage {asg.coverage}; layer {[layer.id, layer.start, layer.end] if layer else None}; "
+              f"hash version {asg.hash_version}")
         print(f"  bucket ranges: expc {[tuple(round(x, 4) for x in r) for r in ranges_expc]}, "
               f"GrowthBook getBucketRanges {[tuple(round(x, 4) for x in r) for r in ranges_gb]}")
 
@@ -732,8 +737,9 @@ def main() -> int:
                 assign_module.gbhash_arrays = saved
 
         obj_units = Units(dict(units.columns, user_id=ids.astype(object)), units.types)
-        plan_all = copy.deepcopy(plan)
-        plan_all["assignment"]["condition"] = None
+        everyone = plan.to_dict()  # the same experiment without its audience
+        everyone["assignment"].update(condition={}, audience=None)
+        plan_all = Plan.from_dict(everyone)
         methods: list[tuple[str, int, Callable[[], Any]]] = [
             ("expc assign, in memory (ids 'U')", n, lambda: assign(plan, units)),
             ("expc assign, one hashing thread", n, assign_one_thread),
@@ -764,7 +770,7 @@ def main() -> int:
 
         # ---------------------------------------------------------------- GrowthBook SDK
         payload = growthbook_payload(plan)
-        features, key = payload["features"], plan["experiment"]["id"]
+        features, key = payload["features"], plan.experiment.id
         index = {v: i for i, v in enumerate(variant_ids)}
 
         # destroy() clears the attribute dict it was given (in place): each SDK run gets its own copies
@@ -786,7 +792,7 @@ def main() -> int:
         rows += [(name, units_n, best[name], "sample") for name, units_n, _ in methods[4:]]
 
         from growthbook.core import getBucketRanges as gbr
-        t_ranges, _ = best_of(3, lambda: [gbr(3, asg["coverage"], weights) for _ in range(sample)])
+        t_ranges, _ = best_of(3, lambda: [gbr(3, asg.coverage, weights) for _ in range(sample)])
 
         # ---------------------------------------------------------------- PlanOut
         po = None
