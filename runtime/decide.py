@@ -304,17 +304,18 @@ def compare(plan: Plan, metric: PlanMetric, m: Moments, kind: str, exact: bool,
             ok = np.isfinite(z)
             p = np.where(ok, 2.0 * special.ndtr(-np.abs(z)), np.nan)  # nominal, for information only
             ci = np.stack([diff - c * se, diff + c * se], axis=-1)  # the repeated confidence interval
-        return MetricLooks(metric, kind, m, diff, p, control_mean, ci, relative(diff), nan2,
-                           reject=ok & (np.abs(z) >= c))
+        return MetricLooks(metric, kind, m, diff, p, control_mean, ci, relative(diff),
+                           sequential.relative_interval(m, c, kind), reject=ok & (np.abs(z) >= c))
     if method == "sequential":
         planned = plan.planned_per_variant
         n_plan = planned if planned else np.maximum(np.max(m.n, axis=-1, keepdims=True), 2.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             r = sequential.always_valid(m, planned_n=n_plan, alpha=alpha, kind=kind)
         ok = np.isfinite(r.abs_lift) & np.isfinite(r.se) & (r.se > 0)
+            k = (r.abs_ci[..., 1] - r.abs_lift) / r.se  # the confidence sequence's radius in standard errors
         # a comparison without a usable variance gets p = 1 from always_valid; report it as NaN (no evidence)
         return MetricLooks(metric, kind, m, r.abs_lift, np.where(ok, r.p_value, np.nan), control_mean, r.abs_ci,
-                           relative(r.abs_lift), nan2)
+                           relative(r.abs_lift), sequential.relative_interval(m, k, kind))
     if method == "bayesian":
         if kind == "proportion":
             post = bayesian.beta_binomial_posterior(m)

@@ -13,17 +13,19 @@ Methods
 * ``fixed``: :func:`~expc.runtime.stats.fixed.compare` (two-sided, level
   ``alpha``; z for proportions and ratios, Welch t for means).
 * ``sequential`` with ``analysis.sequential: group``: the Wald z statistic against
-  this look's two-sided Lan-DeMets boundary (``plan["sequential"]``: planned looks,
-  spending, alpha; see :func:`_group_boundary`), at ``alpha`` divided by the family
-  size unless ``correction: none`` (Bonferroni: the boundary already controls the
-  familywise rate, so no p-value correction follows). ``abs_ci`` is the repeated
-  confidence interval ``Δ̂ ± c_k se``; ``p_value`` is the nominal fixed-horizon p
-  (information only) and ``adjusted_p_value`` is null.
+  this look's two-sided Lan-DeMets boundary (``plan.sequential``, the schedule's
+  looks; see :func:`expc.runtime.decide.group_boundaries`), at ``alpha`` divided by
+  the family size unless ``correction: none`` (Bonferroni: the boundary already
+  controls the familywise rate, so no p-value correction follows). ``abs_ci`` is
+  the repeated confidence interval ``Δ̂ ± c_k se`` and ``rel_ci`` the same ``c_k``
+  on the log ratio; ``p_value`` is the nominal fixed-horizon p (information only)
+  and ``adjusted_p_value`` is null.
 * ``sequential`` (``always_valid``, the default): :func:`~expc.runtime.stats.sequential.always_valid` with
-  ``planned_n = plan["sample_size"]["per_variant"]`` (when the plan has no
+  ``planned_n = plan.sample_size.per_variant`` (when the plan has no
   sample size, the largest arm's current units, so the mixing variance is tuned
-  for the present look). It gives the absolute lift and a confidence sequence
-  only: ``rel_lift`` is ``abs_lift / control mean`` and ``rel_ci`` is null.
+  for the present look): a confidence sequence for the absolute lift, and for
+  the relative lift the same radius in standard errors on the log ratio
+  (:func:`~expc.runtime.stats.sequential.relative_interval`).
 * ``bayesian``: :func:`~expc.runtime.stats.bayesian.beta_binomial` for
   proportions, :func:`~expc.runtime.stats.bayesian.normal_means` otherwise,
   credible level ``1 - alpha``; ``p_value`` is null and no correction applies.

@@ -110,6 +110,7 @@ __all__ = [
     "log_mixture_likelihood_ratio",
     "mixing_variance",
     "optimal_mixing_ratio",
+    "relative_interval",
     "spend_obrien_fleming",
     "spend_obrien_fleming_per_side",
     "spend_pocock",
@@ -152,6 +153,36 @@ def _difference(m: Moments, kind=None) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def _per_arm(x, shape: tuple[int, ...]) -> np.ndarray:
     """Broadcast a scalar or an (arms,)-shaped value to the moments' shape."""
     return np.broadcast_to(np.asarray(x, dtype=np.float64), shape)
+
+
+def relative_interval(m: Moments, multiplier, kind=None) -> np.ndarray:
+    """``(..., t, 2)``: the interval of the relative lift ``mean_t / mean_c - 1`` with ``multiplier`` standard errors.
+
+    A sequential analysis widens its absolute interval to ``Δ̂ ± k se`` (``k``
+    the confidence sequence's radius over ``se``, or a group-sequential look's
+    boundary); the relative interval takes the same ``k`` on the scale of the
+    ratio, as the fixed-horizon one does with ``z`` (``fixed.compare``): the
+    log ratio ``log(m_t / m_c) ± k sqrt(v_t/m_t² + v_c/m_c²)`` when both means
+    are positive (it cannot go below -100%), else the delta method
+    ``r ± k sqrt(v_t/m_c² + m_t² v_c/m_c⁴)`` (``v`` the variance of a mean).
+    Asymptotically it keeps the absolute interval's guarantee, as GrowthBook's
+    sequential relative intervals do.
+    """
+    mean = np.asarray(m.mean(), dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        vom = unit_variance(m, kind) / m.n
+        m_c, m_t = mean[..., :1], mean[..., 1:]
+        v_c, v_t = vom[..., :1], vom[..., 1:]
+        k = np.broadcast_to(np.asarray(multiplier, dtype=np.float64), m_t.shape)
+        positive = (m_c > 0) & (m_t > 0)
+        log_half = k * np.sqrt(v_t / m_t**2 + v_c / m_c**2)
+        log_ratio = np.log(np.where(positive, m_t / m_c, 1.0))
+        rel = m_t / m_c - 1
+        half = k * np.sqrt(v_t / m_c**2 + m_t**2 * v_c / m_c**4)
+        lo = np.where(positive, np.expm1(log_ratio - log_half), rel - half)
+        hi = np.where(positive, np.expm1(log_ratio + log_half), rel + half)
+        ok = np.isfinite(lo) & np.isfinite(hi) & (m_c != 0)
+    return np.stack([np.where(ok, lo, np.nan), np.where(ok, hi, np.nan)], axis=-1)
 
 
 # --------------------------------------------------------------------------- always valid

@@ -220,6 +220,34 @@ def test_confidence_sequence_covers_the_true_difference_at_every_look():
     assert covered.mean() >= 0.95
 
 
+def test_relative_interval_with_z_standard_errors_is_the_fixed_horizon_one():
+    from expc.runtime.stats import fixed
+    from expc.runtime.stats.sequential import relative_interval
+
+    z = 1.959963984540054
+    m = Moments.proportion(np.array([10_000.0, 10_000.0]), np.array([1_000.0, 1_100.0]))  # z test: the same quantile
+    np.testing.assert_allclose(relative_interval(m, z, "proportion"), fixed.compare(m, "proportion", alpha=0.05).rel_ci,
+                               rtol=1e-12)
+    negative = Moments.of(np.array([100.0, 100.0]), np.array([-100.0, -50.0]), np.array([400.0, 400.0]))
+    lo, hi = relative_interval(negative, z, "mean")[0]
+    assert lo < -0.5 < hi  # a negative control mean: the delta method around m_t / m_c - 1 = -0.5
+
+
+def test_always_valid_relative_interval_covers_the_true_relative_lift_at_every_look():
+    from expc.runtime.stats.sequential import relative_interval
+
+    rng = np.random.default_rng(7)
+    p_c, p_t = 0.10, 0.11
+    m = _daily_proportions(rng, 4_000, p_c, p_t)
+    r = always_valid(m, planned_n=DAYS * PER_DAY)
+    k = (r.abs_ci[..., 1] - r.abs_lift) / r.se
+    rel = relative_interval(m, k, "proportion")
+    truth = p_t / p_c - 1
+    covered = ((rel[..., 0, 0] <= truth) & (truth <= rel[..., 0, 1])).all(axis=1)
+    assert covered.mean() >= 0.95
+    assert np.all(rel[..., 0, 0] > -1.0)  # a log-ratio interval never goes below -100%
+
+
 # --------------------------------------------------------------------------- group sequential: fixed inputs
 
 
