@@ -13,6 +13,14 @@ list value in a segment is sorted, so ``[running, cooking]`` and
 
 Per-unit items are rendered once per distinct combination of the attributes
 the template reads, not once per unit.
+
+Each render has a budget (:class:`~.render.RenderLimits`): an item whose
+template goes past it is a :class:`Piece` with an ``error`` (generation fails
+it under the prompt's ``on_fail``). After :data:`MAX_SLOW_RENDERS` renders of
+one variant ran out of time, its remaining items fail without rendering, so a
+slow template costs seconds, not hours. The template reads read-only copies of
+its context (:class:`~.render.Record`); the key recorded with an item is
+another copy, which no template can reach.
 """
 
 from __future__ import annotations
@@ -24,10 +32,12 @@ from typing import Any
 
 from expc.compiler.templates import analyse
 
-from .render import RenderError, plain, render
+from .render import Record, RenderError, RenderLimitExceeded, RenderLimits, plain, render
 
 #: Most segments a spec's simulation block may imply when there are no units.
 MAX_SIMULATED_SEGMENTS = 10_000
+#: Renders of one variant that may run out of time before its other items fail without rendering.
+MAX_SLOW_RENDERS = 3
 
 
 class JobError(Exception):
@@ -43,6 +53,7 @@ class Piece:
     prompt: str | None  # None for static content
     messages: tuple[tuple[str, str], ...] = ()  # (role, content)
     static: str | None = None
+    error: str | None = None  # why the template could not render within its budget (then no messages)
 
 
 def segment_id(segment: dict[str, Any]) -> str:
@@ -51,8 +62,12 @@ def segment_id(segment: dict[str, Any]) -> str:
                       sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def pieces(plan: dict[str, Any], units: Any | None, max_items_per_variant: int | None = None) -> list[Piece]:
-    """Every item of every variant, rendered (raises :class:`JobError` or a render error as JobError)."""
+def pieces(plan: dict[str, Any], units: Any | None, max_items_per_variant: int | None = None,
+           limits: RenderLimits = RenderLimits()) -> list[Piece]:
+    """Every item of every variant, rendered within ``limits`` (raises :class:`JobError` for a template that fails).
+
+    An item whose template goes past ``limits`` is returned with its ``error``.
+    """
     out: list[Piece] = []
     for variant in plan["variants"]:
         if variant.get("prompt") is None:
@@ -60,32 +75,51 @@ def pieces(plan: dict[str, Any], units: Any | None, max_items_per_variant: int |
             continue
         prompt = plan["prompts"][variant["prompt"]]
         gen = variant.get("generate") or {"per": "once", "segment_by": []}
+        renderer = _Renderer(plan, variant, prompt, limits)
         try:
             if gen["per"] == "once":
-                out.append(_piece(plan, variant, prompt, None, {}, {}))
+                out.append(renderer.piece(None, {}, {}))
             elif gen["per"] == "segment":
                 for segment in _segments(plan, variant, gen["segment_by"], units):
-                    out.append(_piece(plan, variant, prompt, segment, segment, segment))
+                    out.append(renderer.piece(Record("segment", segment), segment, segment))
             else:
-                out.extend(_unit_pieces(plan, variant, prompt, units, max_items_per_variant))
+                out.extend(_unit_pieces(plan, variant, renderer, units, max_items_per_variant))
         except RenderError as exc:
             raise JobError(f"variant `{variant['id']}` (prompt `{variant['prompt']}`): {exc}") from None
     return out
 
 
-def _piece(plan: dict[str, Any], variant: dict[str, Any], prompt: dict[str, Any], key: Any,
-           user: dict[str, Any], segment: dict[str, Any]) -> Piece:
-    context = {
-        "user": user,
-        "segment": segment,
-        "variant": {"id": variant["id"], "description": variant.get("description")},
-        "experiment": {k: plan["experiment"].get(k) for k in ("id", "name", "owner", "hypothesis", "description")},
-    }
-    messages: list[tuple[str, str]] = []
-    if prompt.get("system"):
-        messages.append(("system", prompt["system"].strip()))
-    messages.append(("user", render(prompt["template"], context)))
-    return Piece(variant["id"], key, variant["prompt"], tuple(messages))
+class _Renderer:
+    """Renders one variant's items, each from its own read-only context, and counts the renders that ran out of time."""
+
+    def __init__(self, plan: dict[str, Any], variant: dict[str, Any], prompt: dict[str, Any],
+                 limits: RenderLimits) -> None:
+        self.variant, self.prompt, self.limits = variant, prompt, limits
+        self.experiment = {k: plan["experiment"].get(k) for k in ("id", "name", "owner", "hypothesis", "description")}
+        self.slow = 0
+
+    def piece(self, key: Any, user: dict[str, Any], segment: dict[str, Any]) -> Piece:
+        """The item for ``key`` (its messages, or the reason it could not render); other render errors raise."""
+        variant = self.variant
+        if self.slow >= MAX_SLOW_RENDERS:
+            return Piece(variant["id"], key, variant["prompt"],
+                         error=f"template not rendered: it ran out of time ({self.limits.seconds:g} s) on "
+                               f"{self.slow} items of this variant already")
+        context = {  # fresh read-only values for each render: a template cannot reach another item's or the key
+            "user": Record("user", user),
+            "segment": Record("segment", segment),
+            "variant": Record("variant", {"id": variant["id"], "description": variant.get("description")}),
+            "experiment": Record("experiment", self.experiment),
+        }
+        messages: list[tuple[str, str]] = []
+        if self.prompt.get("system"):
+            messages.append(("system", self.prompt["system"].strip()))
+        try:
+            messages.append(("user", render(self.prompt["template"], context, self.limits)))
+        except RenderLimitExceeded as exc:
+            self.slow += exc.slow
+            return Piece(variant["id"], key, variant["prompt"], error=f"template not rendered: {exc}")
+        return Piece(variant["id"], key, variant["prompt"], tuple(messages))
 
 
 def _segments(plan: dict[str, Any], variant: dict[str, Any], names: list[str], units: Any | None) -> list[dict]:
@@ -127,7 +161,7 @@ def _canonical(value: Any) -> Any:
     return sorted(value) if isinstance(value, list) else value
 
 
-def _unit_pieces(plan: dict[str, Any], variant: dict[str, Any], prompt: dict[str, Any], units: Any | None,
+def _unit_pieces(plan: dict[str, Any], variant: dict[str, Any], renderer: _Renderer, units: Any | None,
                  limit: int | None) -> list[Piece]:
     from expc.runtime.assign import id_text
 
@@ -136,7 +170,7 @@ def _unit_pieces(plan: dict[str, Any], variant: dict[str, Any], prompt: dict[str
     unit = plan["assignment"]["unit"]
     ids = id_text(units, unit)
     n = len(ids) if limit is None else min(limit, len(ids))
-    uses = analyse(prompt["template"]).uses
+    uses = analyse(renderer.prompt["template"]).uses
     if any(u.kind == "whole" and u.name == "user" for u in uses):
         names = list(units.columns)
     else:
@@ -148,8 +182,8 @@ def _unit_pieces(plan: dict[str, Any], variant: dict[str, Any], prompt: dict[str
     for key in dict.fromkeys(keys):
         user = {name: plain(value, units.types.get(name, "")) for name, value in zip(names, key)}
         try:
-            rendered[key] = _piece(plan, variant, prompt, None, user, {})
+            rendered[key] = renderer.piece(None, user, {})
         except RenderError as exc:
             raise RenderError(f"unit {ids[keys.index(key)]}: {exc}") from None
-    return [Piece(variant["id"], str(uid), rendered[key].prompt, rendered[key].messages)
-            for uid, key in zip(ids[:n], keys)]
+    return [Piece(variant["id"], str(uid), rendered[key].prompt, rendered[key].messages,
+                  error=rendered[key].error) for uid, key in zip(ids[:n], keys)]

@@ -12,7 +12,8 @@ Steps, each in its own module:
 5. :mod:`.calls` makes the calls (concurrency, timeouts, retries, budget),
    committing each completed one to the store;
 6. each item gets its content, or its status and reason when the checks
-   failed (``on_fail``: ``error`` -> failed, ``skip`` -> skipped,
+   failed, or when its template went past its rendering budget
+   (``on_fail``: ``error`` -> failed, ``skip`` -> skipped,
    ``use_control`` -> the control's content).
 
 Errors for a person are :class:`GenerationError` s with an exit code: 3 when
@@ -37,6 +38,7 @@ from expc.compiler.destinations import Allowances, has_url, param_problem
 from . import calls as calls_mod
 from .calls import Limits, Target, Task
 from .jobs import JobError, Piece, pieces
+from .render import MAX_PROMPT_CHARS, RENDER_SECONDS, RenderLimits
 from .store import Store
 
 EXIT_INVALID, EXIT_RUN = 1, 3
@@ -86,6 +88,8 @@ class GenerateOptions:
     max_items_per_variant: int | None = None
     max_tries: int = 5
     backoff_base: float = 0.5
+    render_seconds: float = RENDER_SECONDS  # each item's template renders within this time...
+    render_chars: int = MAX_PROMPT_CHARS  # ...to at most this many characters, or that item fails
 
 
 @dataclass(frozen=True)
@@ -187,13 +191,13 @@ def generate(plan: Any, units: Any | None, store_path: Path,
     allowed = Allowances.from_environ()
     targets = {name: _target(name, prompt, opts, allowed) for name, prompt in plan["prompts"].items()}
     try:
-        todo = pieces(plan, units, opts.max_items_per_variant)
+        todo = pieces(plan, units, opts.max_items_per_variant, RenderLimits(opts.render_seconds, opts.render_chars))
     except JobError as exc:
         raise GenerationInputError(str(exc)) from None
     tasks: dict[tuple, Task] = {}
     owner: dict[tuple, Piece] = {}
     for piece in todo:
-        if piece.prompt is None:
+        if piece.prompt is None or piece.error is not None:
             continue
         gid = (piece.prompt, piece.messages)
         if gid not in tasks:
@@ -203,7 +207,7 @@ def generate(plan: Any, units: Any | None, store_path: Path,
             owner[gid] = piece
     group_sizes: dict[tuple, int] = {}
     for piece in todo:
-        if piece.prompt is not None:
+        if piece.prompt is not None and piece.error is None:
             gid = (piece.prompt, piece.messages)
             group_sizes[gid] = group_sizes.get(gid, 0) + 1
     store_path = Path(store_path)
@@ -464,6 +468,9 @@ def _result(plan: dict[str, Any], todo: list[Piece], tasks: dict[tuple, Task], o
         if piece.prompt is None:
             result.items.append(Item(piece.variant, piece.key, piece.static, None, 0.0, 0, "static", None, False))
             continue
+        if piece.error is not None:
+            result.items.append(_unrendered(plan, piece, control_text))
+            continue
         gid = (piece.prompt, piece.messages)
         task = tasks[gid]
         first = owner[gid] is piece
@@ -501,3 +508,11 @@ def _result(plan: dict[str, Any], todo: list[Piece], tasks: dict[tuple, Task], o
                         from_store, known)
         result.items.append(item)
     return result
+
+
+def _unrendered(plan: dict[str, Any], piece: Piece, control_text: str | None) -> Item:
+    """An item whose template went past its rendering budget, under its prompt's ``on_fail`` (no call was made)."""
+    on_fail = (plan["prompts"][piece.prompt].get("checks") or {}).get("on_fail", "error")
+    status, content = {"skip": ("skipped", None), "use_control": ("use_control", control_text)}.get(
+        on_fail, ("failed", None))
+    return Item(piece.variant, piece.key, content, None, 0.0, 0, status, piece.error, False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from expc.runtime.generate.render import RenderError, plain, render
+from expc.runtime.generate.render import RenderError, RenderLimits, plain, render
 
 CTX = {"user": {"first_name": "Ada", "interests": ["chess", "maths"]}, "segment": {},
        "variant": {"id": "v"}, "experiment": {"id": "e"}}
@@ -44,12 +44,12 @@ def test_dynamic_attribute_name_is_refused_by_the_sandbox() -> None:
 
 
 def test_oversized_output_is_cut_off_with_an_error() -> None:
-    source = "{% for i in range(100000) %}{% for j in range(1000) %}xxxxxxxxxx{% endfor %}{% endfor %}"
+    source = "{% for i in range(10000) %}{% for j in range(1000) %}xxxxxxxxxx{% endfor %}{% endfor %}"
     with pytest.raises(RenderError, match="more than"):
         render(source, CTX)
-    assert render("{% for i in range(10) %}ab{% endfor %}", CTX, limit=20) == "ab" * 10
+    assert render("{% for i in range(10) %}ab{% endfor %}", CTX, RenderLimits(chars=20)) == "ab" * 10
     with pytest.raises(RenderError):
-        render("{% for i in range(11) %}ab{% endfor %}", CTX, limit=20)
+        render("{% for i in range(11) %}ab{% endfor %}", CTX, RenderLimits(chars=20))
 
 
 def test_syntax_error_names_the_line() -> None:
