@@ -289,3 +289,16 @@ def test_a_read_only_run_directory_is_one_error_naming_it(tmp_path: Path, monkey
     with pytest.raises(OutputError, match="Read-only file system") as caught:
         opened(run_dir)
     assert str(run_dir) in str(caught.value)
+
+
+def test_a_run_directory_under_a_regular_file_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "notes").write_text("a file")
+    with pytest.raises(OutputError, match=r"notes is a file, not a folder"):
+        opened(tmp_path / "notes" / "run")
+
+
+@pytest.mark.parametrize("place", ["/proc/expc-run", "/sys/expc-run"])
+def test_a_run_directory_in_proc_or_sys_is_refused(place: str) -> None:
+    with pytest.raises(RunError, match=r"is in /(proc|sys)") as caught:
+        opened(Path(place))
+    assert caught.value.exit_code == 1
