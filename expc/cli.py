@@ -268,7 +268,7 @@ def assign_command(spec: str, units_path: str, output: str | None) -> None:
     unit = plan.assignment.unit
     try:
         units = read_units(units_path, plan.attributes, unit)
-        result = assign(plan, units)
+        result = assign(plan, units, units_path)
         names = np.array([v.id for v in plan.variants] + [""], dtype=object)  # index -1 (out) -> ""
         columns = {unit: id_text(units, unit).astype(object), "variant": names[result.variant],
                    "bucket": result.bucket}

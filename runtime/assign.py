@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .conditions import evaluate_columns
+from .conditions import attributes_of, evaluate_columns
 from .hashing import choose_variations, gbhash_arrays
 from .units import Units
 
@@ -81,9 +81,22 @@ def hash_values(units: Units, unit: str) -> np.ndarray:
     return text
 
 
-def assign(plan: Plan, units: Units) -> Assignment:
-    """Assign every unit of the table according to a compiled plan."""
+def assign(plan: Plan, units: Units, source: str | None = None) -> Assignment:
+    """Assign every unit of the table according to a compiled plan.
+
+    Raises :class:`~expc.runtime.tables.DataError` (naming ``source``, the units
+    file) when the units lack an attribute the audience's condition reads: every
+    unit would silently fall outside the audience.
+    """
     spec = plan.assignment
+    missing = sorted(attributes_of(spec.condition) - set(units.columns))
+    if missing:
+        from .tables import DataError
+
+        where = f"{source}: " if source else ""
+        raise DataError(f"{where}the units have no `{missing[0]}` column, which the audience `{spec.audience}` "
+                        f"needs ({', '.join(sorted(units.columns))} given); add it, or every unit would be "
+                        "outside the audience", source)
     n = len(units)
     ids = hash_values(units, spec.unit)
     reason = np.zeros(n, dtype=np.uint8)

@@ -62,6 +62,23 @@ _EVAL_ERRORS = (TypeError, ValueError, AttributeError, IndexError, RecursionErro
 _TEXT_KINDS = ("string", "version", "datetime")
 
 
+def attributes_of(condition: Any) -> set[str]:
+    """The attributes a condition reads (the first part of each dotted path), outside ``$elemMatch``."""
+    found: set[str] = set()
+    stack = [condition]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key in _LOGICAL:
+                    stack.append(value)
+                elif not str(key).startswith("$"):
+                    found.add(str(key).split(".", 1)[0])
+    return found
+
+
 # --------------------------------------------------------------------------
 # one unit
 

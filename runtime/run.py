@@ -303,7 +303,7 @@ def run_on_data(plan: Plan, options: RunOptions, progress: Progress) -> tuple[
 
         progress.step(f"reading units from {options.units_path}")
         units = read_units(options.units_path, plan.attributes, plan.assignment.unit)
-        assignment = assign(plan, units)
+        assignment = assign(plan, units, str(options.units_path))
         if not _is_done(run_dir, "assignments"):
             _write_assignments(plan, units, assignment, run_dir / "assignments.parquet")
             _mark_done(run_dir, "assignments")

@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import BASE, ROOT
+from conftest import BASE, ROOT, plan_of_text
 from growthbook import GrowthBook
 from growthbook import core as gb
 from scipy import stats
@@ -581,3 +581,23 @@ def test_integer_ids_agree_with_the_sdk_end_to_end(tmp_path):
         if served is not None:
             assert float(bucket) == served_bucket
 
+
+
+def test_units_without_an_attribute_the_audience_needs_are_refused_with_its_name():
+    from expc.runtime.tables import DataError
+    from expc.runtime.units import Units
+
+    plan = plan_of_text("""\
+version: 1
+experiment: {id: aud, unit: user_id}
+attributes: {user_id: string, country: string, age: integer}
+audiences:
+  adults: {where: {$and: [{country: US}, {age: {$gte: 18}}]}}
+variants: [{id: a, content: A}, {id: b, content: B}]
+allocation: {audience: adults}
+metrics: [{id: m, kind: proportion, event: e, role: primary}]
+""")
+    units = Units({"user_id": np.array(["u1", "u2"], dtype=object), "country": np.array(["US", "US"], dtype=object)},
+                  {"user_id": "string", "country": "string"})
+    with pytest.raises(DataError, match=r"units\.csv: the units have no `age` column, which the audience `adults`"):
+        assign(plan, units, "units.csv")
