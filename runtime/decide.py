@@ -311,8 +311,8 @@ def compare(plan: Plan, metric: PlanMetric, m: Moments, kind: str, exact: bool,
         n_plan = planned if planned else np.maximum(np.max(m.n, axis=-1, keepdims=True), 2.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             r = sequential.always_valid(m, planned_n=n_plan, alpha=alpha, kind=kind)
-        ok = np.isfinite(r.abs_lift) & np.isfinite(r.se) & (r.se > 0)
             k = (r.abs_ci[..., 1] - r.abs_lift) / r.se  # the confidence sequence's radius in standard errors
+        ok = np.isfinite(r.abs_lift) & np.isfinite(r.se) & (r.se > 0)
         # a comparison without a usable variance gets p = 1 from always_valid; report it as NaN (no evidence)
         return MetricLooks(metric, kind, m, r.abs_lift, np.where(ok, r.p_value, np.nan), control_mean, r.abs_ci,
                            relative(r.abs_lift), sequential.relative_interval(m, k, kind))
