@@ -10,14 +10,19 @@ An interval writes the unit once, after the estimate: ``+0.70 pp [+0.00,
 
 Text: :func:`visible` makes text from a spec, a data file or a provider safe
 to show anywhere: control characters (C0, DEL, C1: ANSI and OSC escape
-sequences start with one), bidi controls and line or paragraph separators
-become visible ``\\x1b``-style escapes, so that a hostile value can neither
-drive a terminal nor reorder what is read around it.
+sequences start with one), bidi controls, zero-width and other invisible
+characters become visible ``\\x1b``-style escapes, and GitHub Actions
+workflow commands are defused, so that a hostile value can neither drive a
+terminal or a CI log nor reorder what is read around it. (The same rules as
+``compiler/textsafe.py``'s ``terminal_safe``, which was not yet in the
+repository when this was written.)
 """
 
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from typing import Any, Callable
 
 __all__ = [
@@ -37,8 +42,14 @@ __all__ = [
 
 NULL = "—"
 
-# Right-to-left and isolate controls that reorder how text reads (Trojan Source), and the Arabic letter mark.
-_BIDI = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+# Characters that show as nothing or act on the terminal, beyond the controls: every format character (Unicode
+# category Cf: bidi embeddings, overrides and isolates, zero-width spaces, the BOM, tag characters) except the
+# emoji joiner, line and paragraph separators, lone surrogates (undecodable file-name bytes), the Hangul fillers.
+_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+_KEPT = {"\u200d"}
+_FILLERS = {"\u115f", "\u1160", "\u3164", "\uffa0"}
+# GitHub Actions takes `::command::` at the start of a line, and `##[command]` anywhere, from a CI log.
+_COMMAND_AT_LINE = re.compile(r"^(\s*):(?=:)", re.MULTILINE)
 
 
 # ================================================================== text
@@ -46,15 +57,20 @@ _BIDI = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
 
 def _escape(ch: str) -> str:
     code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def visible(value: Any, *, lines: bool = False) -> str:
-    """Text that cannot drive a terminal: controls, bidi controls and separators as visible escapes.
+    """Text that cannot drive a terminal or a CI log: every control or invisible character as a visible escape.
 
     ``None`` is the empty string. By default whitespace runs (newlines and tabs
     too) become one space, so the text stays on one line; with ``lines=True``
-    newlines and tabs are kept (content samples shown as written).
+    newlines and tabs are kept (content samples shown as written). A ``::``
+    that starts a line becomes ``\\x3a:`` and ``##[`` becomes ``#\\x23[``
+    (GitHub Actions workflow commands). Printable text, emoji sequences
+    included, comes back unchanged.
     """
     if value is None:
         return ""
@@ -63,14 +79,14 @@ def visible(value: Any, *, lines: bool = False) -> str:
         s = " ".join(s.split())
     out = []
     for ch in s:
-        code = ord(ch)
-        if lines and ch in "\n\t":
+        if (lines and ch in "\n\t") or ch in _KEPT:
             out.append(ch)
-        elif code < 0x20 or 0x7F <= code < 0xA0 or code in _BIDI or code in (0x2028, 0x2029):
+        elif ch in _FILLERS or unicodedata.category(ch) in _INVISIBLE_CATEGORIES:
             out.append(_escape(ch))
         else:
             out.append(ch)
-    return "".join(out)
+    safe = _COMMAND_AT_LINE.sub(r"\1\\x3a", "".join(out))
+    return safe.replace("##[", "#\\x23[")
 
 
 # ================================================================== numbers

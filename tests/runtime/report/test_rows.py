@@ -355,6 +355,10 @@ def test_rows_hold_no_control_characters() -> None:
     assert visible("a\x1b]0;t\x07b\u202ec") == "a\\x1b]0;t\\x07b\\u202ec"
     assert visible("one\ntwo\tthree", lines=True) == "one\ntwo\tthree" and visible("one\ntwo") == "one two"
     assert visible("👩‍👩‍👧 café") == "👩‍👩‍👧 café"  # joiners in emoji are not controls
+    assert visible("a\u200bb\ufeffc\U000e0041") == "a\\u200bb\\ufeffc\\U000e0041"  # invisible characters
+    assert visible("::error::x ##[group]y") == "\\x3a:error::x #\\x23[group]y"  # no CI log commands
+    assert visible("ok\n  ::warning::z", lines=True) == "ok\n  \\x3a:warning::z"
+    assert visible(visible("\x1b[2J ::x ##[y")) == visible("\x1b[2J ::x ##[y")  # escaping twice changes nothing
 
 
 def test_hostile_text_is_inert_in_every_format() -> None:
