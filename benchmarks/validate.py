@@ -67,6 +67,7 @@ INVALID_SHARE = 0.10
 COLD_RUNS = 15
 STARTUP_RUNS = 3
 CJS_PYTHON = sys.executable  # the interpreter that runs check-jsonschema (--check-jsonschema-python)
+SIMULATED_UNITS = 5_000_000  # expc's limit on the units of a simulated run (units_per_day x days, E070)
 MAX_ARG_BYTES = 100_000  # per check-jsonschema batch; far below ARG_MAX, yet 1,000 specs fit in one batch
 
 # ====================================================================== generation
@@ -376,9 +377,7 @@ def generate_spec(r: random.Random, bases: list[dict[str, Any]], index: int) -> 
             p["top_p"] = r.choice([0.9, 0.95, 1])
         if r.random() < 0.7:
             p["system"] = r.choice(SYSTEMS)
-        p["template"] = template
-        if p["model"].startswith("openai/") and r.random() < 0.5:
-            p["api_key_env"] = "OPENAI_API_KEY"
+        p["template"] = template  # no api_key_env: a spec may not choose which secret is sent (E080)
         checks: dict[str, Any] = {}
         if r.random() < 0.7:
             checks["max_chars"] = r.choice([70, 90, 140, 280])
@@ -546,18 +545,27 @@ def generate_spec(r: random.Random, bases: list[dict[str, Any]], index: int) -> 
         for v in variants:
             per_metric: dict[str, Any] = {}
             for m in metrics:
-                if r.random() < 0.01:  # rarely left out (a warning, not an error)
+                control = v["id"] == control_id
+                # a treatment's value is rarely left out (it takes the control's: a warning, not an error); the
+                # control's is always given, since a metric without a baseline would have no true value (E060)
+                if r.random() < 0.01 and not control:
                     continue
-                lift = 1 if v["id"] == control_id else 1 + r.uniform(-0.03, 0.12)
+                lift = 1 if control else 1 + r.uniform(-0.03, 0.12)
                 if m["kind"] == "proportion":
                     base_rate = m.get("baseline", 0.01 if m.get("role") == "guardrail" else 0.1)
                     per_metric[m["id"]] = round(min(0.99, base_rate * lift), 4)
                 elif m["kind"] == "mean" and r.random() < 0.5:
                     per_metric[m["id"]] = {"mean": round(m.get("baseline", 20.0) * lift, 3), "sd": m.get("sd", 15.0)}
+                elif control and "sd" not in m:  # a bare number keeps the control's sd: the control needs one (E060)
+                    sd = 15.0 if m["kind"] == "mean" else 1.0
+                    per_metric[m["id"]] = {"mean": round(m.get("baseline", 2.0) * lift, 3), "sd": sd}
                 else:
                     per_metric[m["id"]] = round(m.get("baseline", 2.0) * lift, 3)
             truth[v["id"]] = per_metric
         sim["truth"] = truth
+        days = sim.get("days") or stopping.get("max_days") or 28
+        if sim["units_per_day"] * days > SIMULATED_UNITS:  # expc's limit on a simulated run (E070)
+            sim["units_per_day"] = SIMULATED_UNITS // days
         spec["simulation"] = sim
     else:
         spec.pop("simulation", None)
