@@ -432,8 +432,8 @@ def end_to_end(args: argparse.Namespace, tmp: Path) -> list[str]:
     if py is not None:
         script = tmp / "pandas_peer.py"
         script.write_text(PANDAS_SCRIPT, encoding="utf-8")
-        metrics = [{"id": m["id"], "kind": m["kind"], "event": m["event"], "window_seconds": m["window_seconds"]}
-                   for m in plan["metrics"]]
+        metrics = [{"id": m.id, "kind": m.kind, "event": m.event, "window_seconds": m.window_seconds}
+                   for m in plan.metrics]
         r = subprocess.run([str(py), str(script), str(exp_path), str(ev_path), json.dumps(metrics), str(args.repeat)],
                            capture_output=True, text=True)
         if r.returncode != 0:
