@@ -12,6 +12,7 @@ import glob
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -36,7 +37,7 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
     for raw in paths:
         matches = sorted(glob.glob(raw, recursive=True)) if glob.has_magic(raw) else [raw]
         if not matches:
-            raise click.UsageError(f"no file matches {raw!r}")
+            _fail(f"no file matches {raw!r}")
         for match in matches:
             p = Path(match)
             if p.is_dir():
@@ -47,26 +48,28 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
                         and not any(part.startswith(".") for part in f.relative_to(p).parts)
                     )
                 )
-            elif p.exists():
-                found.append(p)
             else:
-                raise click.UsageError(f"{raw}: no such file or folder")
+                found.append(p)  # a missing file is reported as E001 like any unreadable spec
     if not found:
-        raise click.UsageError(f"no spec files (*.yaml, *.yml) found in {', '.join(paths)}")
+        _fail(f"no spec files (*.yaml, *.yml) found in {', '.join(paths)}")
     return list(dict.fromkeys(found))
 
 
 def _checked_spec(spec: str) -> tuple[Document, Spec]:
     """Check one spec, printing its findings to stderr: its (document, spec), or exit 1 on errors."""
-    if not Path(spec).exists():
-        raise click.UsageError(f"{spec}: no such file")
-    result = check_file(spec)
+    result = check_file(spec)  # a missing file is E001, exit 1
     if result.diagnostics:
         click.echo(format_text(result.diagnostics), err=True)
     if not result.ok():
         _summary(result.diagnostics, 1, err=True)
         sys.exit(EXIT_INVALID)
     return result.doc, result.spec
+
+
+def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
+    """Say what is wrong in one escaped line on stderr and leave with ``code`` (1: an input is missing or bad)."""
+    _say(f"error: {_one_line(message)}", err=True)
+    sys.exit(code)
 
 
 def _summary(diagnostics: list[Diagnostic], files: int, err: bool = False) -> None:
@@ -452,7 +455,7 @@ def _load_plan(source: str) -> Plan:
     try:
         text = Path(source).read_bytes()
     except FileNotFoundError:
-        raise click.UsageError(f"{source}: no such file") from None
+        _fail(f"{source}: no such file")
     except OSError as exc:
         _say(f"error: {source}: not a readable compiled plan ({_one_line(str(exc))})", err=True)
         sys.exit(EXIT_INVALID)
@@ -472,11 +475,11 @@ Examples:
   expc run plan.json --format json > report.json
 """)
 @click.argument("spec")
-@click.option("--units", "units_path", type=click.Path(dir_okay=False, exists=True),
+@click.option("--units", "units_path", type=click.Path(dir_okay=False),
               help="Real units to assign and generate for (.csv, .jsonl, .parquet).")
-@click.option("--events", "events_path", type=click.Path(dir_okay=False, exists=True),
+@click.option("--events", "events_path", type=click.Path(dir_okay=False),
               help="Real events (.csv, .jsonl, .parquet): unit id, `event`, `timestamp`, optional `value`.")
-@click.option("--exposures", "exposures_path", type=click.Path(dir_okay=False, exists=True),
+@click.option("--exposures", "exposures_path", type=click.Path(dir_okay=False),
               help="Exposures logged elsewhere (e.g. by a GrowthBook SDK): unit id, `variant`, `timestamp`.")
 @click.option("--simulate", is_flag=True,
               help="Draw units and outcomes from the spec's simulation block (the default without data).")
@@ -631,7 +634,7 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
     units = None
     if units_path:
         if not Path(units_path).exists():
-            raise click.UsageError(f"{units_path}: no such file")
+            _fail(f"{units_path}: no such file")
         try:
             units = read_units(units_path, plan.attributes, plan.assignment.unit)
         except DataError as exc:

@@ -357,6 +357,12 @@ def _execute(plan: Plan, options: RunOptions, progress: Progress | None = None) 
                        "(--units, --events and --exposures) or add a simulation block", 2)
     if simulated and has_data:
         raise RunError("--simulate draws its own units and outcomes; leave out --units, --events and --exposures", 2)
+    from expc.runtime.tables import check_input
+
+    for path, what in ((options.units_path, "units"), (options.exposures_path, "exposures"),
+                       (options.events_path, "events")):
+        if path is not None:
+            check_input(path, what)  # before any work (and any paid call) is done
     seed = options.seed if options.seed is not None else (plan.simulation.seed if plan.simulation else 0)
     identity = run_identity(plan, options, simulated, seed)
     resumed = open_run_dir(plan, options.run_dir, identity, fresh=options.fresh)

@@ -98,6 +98,7 @@ from typing import Any, Callable
 import numpy as np
 
 from expc.compiler.diagnostics import did_you_mean
+from expc.compiler.sources import NotRegularFile, open_regular
 
 from .units import Units
 
@@ -574,14 +575,26 @@ def _format_of(path: Path, doing: str) -> str:
     return kind
 
 
+def check_input(path: str | os.PathLike[str], what: str) -> None:
+    """Fail early, before any work, on a data file that cannot be read: :class:`DataError` naming it.
+
+    ``what`` says what the file holds (``units``, ``exposures``, ``events``).
+    """
+    path = Path(path)
+    _format_of(path, f"read {what} from")
+    _check_readable(path, empty=f"the file is empty; it has no {what}")
+
+
 def _check_readable(path: Path, empty: str = "the file is empty; it has no units") -> None:
+    """A regular file with at least one byte, or :class:`DataError`; a pipe or device is refused unread."""
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(open_regular(path), "rb") as f:  # never blocks: a FIFO cannot hang the read
             first = f.read(1)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file", path) from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not a data file", path) from None
+    except (NotRegularFile, IsADirectoryError) as exc:
+        kind = getattr(exc, "kind", "a folder")
+        raise DataError(f"{path}: is {kind}, not a data file; give the path of a regular file", path) from None
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc})", path) from None
     if not first:
