@@ -545,6 +545,9 @@ def run_command(spec: str, units_path: str | None, events_path: str | None, expo
         saved = f"what the run saved in {options.run_dir} stays valid"
         _say(f"error: {exc}; {saved}: fix this and run the same command again to resume", err=True)
         sys.exit(EXIT_INVALID)
+    except KeyboardInterrupt:
+        _fail(f"interrupted: the run's state is saved in {options.run_dir}; run the same command again to resume "
+              "(nothing done is lost or paid for twice)", EXIT_RUN)
     if fmt == "json":
         click.echo(json_safe(report_json(result.report)), nl=False)
     else:
@@ -658,6 +661,9 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
     except OutputError as exc:
         _say(f"error: {exc}", err=True)
         sys.exit(EXIT_INVALID)
+    except KeyboardInterrupt:
+        _fail(f"interrupted: every completed call is kept in {store}; run the same command again to resume "
+              "(no call is paid for twice)", EXIT_RUN)
     text = result.jsonl()
     if out:
         _write_output(Path(out), text)
