@@ -276,7 +276,9 @@ def test_sequential_uses_always_valid_inference():
     assert c.abs_lift == pytest.approx(f.abs_lift)
     assert c.p_value > f.p_value  # the price of continuous monitoring
     assert c.abs_ci[1] - c.abs_ci[0] > f.abs_ci[1] - f.abs_ci[0]
-    assert math.isnan(c.chance_to_beat) and math.isnan(c.rel_ci[0])
+    assert math.isnan(c.chance_to_beat)
+    # the relative interval: the confidence sequence's radius on the log ratio, wider than the fixed one
+    assert c.rel_ci[0] < c.rel_lift < c.rel_ci[1] and c.rel_ci[1] - c.rel_ci[0] > f.rel_ci[1] - f.rel_ci[0]
     assert c.significant and ev.decision.action == "stop_ship_winner"
 
 
