@@ -96,7 +96,7 @@ def install() -> None:
         response.stream = capped(response.stream, limit)
         return response
 
-    httpx.AsyncClient._send_single_request = send_single_request
+    httpx.AsyncClient._send_single_request = send_single_request  # type: ignore[method-assign]
     _installed = True
 
 

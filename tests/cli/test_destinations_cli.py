@@ -33,10 +33,10 @@ def test_validate_refuses_a_spec_that_sends_a_secret_elsewhere(tmp_path: Path,
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if "error[" in line]
     assert lines == [
-        f"{spec}:22:15: error[E080] prompt `subject`: `api_base` sends its calls, and their key, to "
-        "`attacker.example`, which is not on your allow-list; a spec may not choose where calls go",
-        f"{spec}:23:18: error[E080] prompt `subject`: `api_key_env` chooses the variable `GITHUB_TOKEN` for its API "
-        "key; a spec may not choose which secret is sent",
+        (f"{spec}:22:15: error[E080] prompt `subject`: `api_base` sends its calls, and their key, to "
+         "`attacker.example`, which is not on your allow-list; a spec may not choose where calls go"),
+        (f"{spec}:23:18: error[E080] prompt `subject`: `api_key_env` chooses the variable `GITHUB_TOKEN` for its "
+         "API key; a spec may not choose which secret is sent"),
     ]
     monkeypatch.setenv("EXPC_ALLOWED_API_BASES", "attacker.example")  # the user's own choice
     monkeypatch.setenv("EXPC_ALLOWED_KEY_ENVS", "GITHUB_TOKEN")

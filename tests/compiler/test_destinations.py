@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import pytest
 from conftest import BASE, check_text, codes, located
-
-from expc.compiler.destinations import SAFE_PARAMS, Allowances, has_url, param_problem, parse_base
+from expc.compiler.destinations import (
+    SAFE_PARAMS,
+    Allowances,
+    has_url,
+    param_problem,
+    parse_base,
+)
 
 MODEL_LINE = "    model: offline/test\n"  # line 21 of BASE
 

@@ -6,8 +6,12 @@ import os
 
 import pytest
 from conftest import BASE, check_text, codes, located
-
-from expc.compiler.providers import LITELLM_PROVIDERS, OFFLINE, known_providers, provider_of
+from expc.compiler.providers import (
+    LITELLM_PROVIDERS,
+    OFFLINE,
+    known_providers,
+    provider_of,
+)
 
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")  # before litellm is imported: no price-table download
 
