@@ -273,8 +273,9 @@ def test_a_second_run_on_a_held_directory_exits_3_with_one_line(tmp_path: Path) 
     run_dir = tmp_path / "run"
     assert run("run", spec, "--run-dir", run_dir, "--quiet").exit_code == 0
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
-         "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(run_dir / ".expc.lock")],
+        [sys.executable, "-c", ("import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+                                "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"),
+         str(run_dir / ".expc.lock")],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -283,9 +284,9 @@ def test_a_second_run_on_a_held_directory_exits_3_with_one_line(tmp_path: Path) 
         holder.kill()
         holder.wait()
     assert second.returncode == 3
-    assert [line for line in second.stderr.splitlines() if line.startswith("error:")] == [
-        f"error: {run_dir}: another expc run is using this run directory; wait for it to finish and run the same "
-        "command again, or give another --run-dir"]
+    expected = (f"error: {run_dir}: another expc run is using this run directory; wait for it to finish and run "
+                "the same command again, or give another --run-dir")
+    assert [line for line in second.stderr.splitlines() if line.startswith("error:")] == [expected]
     assert expc("run", spec, "--run-dir", run_dir, "--quiet").returncode == 0
 
 

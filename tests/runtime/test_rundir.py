@@ -11,14 +11,12 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import plan_of_text
 from expc.runtime import files, rundir
 from expc.runtime.files import OutputError
 from expc.runtime.generate.runner import GenerateOptions
-from expc.runtime.rundir import (LOCK_NAME, RUN_FILES, RunError, default_run_dir, open_run_dir,
-                                 release_run_dir)
 from expc.runtime.run import RunOptions, execute
+from expc.runtime.rundir import LOCK_NAME, RUN_FILES, RunError, default_run_dir, open_run_dir, release_run_dir
 
 PLAN = {"experiment": {"id": "welcome"}, "spec_sha256": "abc"}
 
@@ -191,8 +189,9 @@ def test_a_run_held_by_another_process_is_refused(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     opened(run_dir)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
-         "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(run_dir / LOCK_NAME)],
+        [sys.executable, "-c", ("import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+                                "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"),
+         str(run_dir / LOCK_NAME)],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"

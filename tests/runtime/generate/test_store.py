@@ -6,7 +6,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from expc.runtime.files import OutputError
 from expc.runtime.generate.store import Record, Store, request_key
 
