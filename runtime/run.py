@@ -139,7 +139,13 @@ def evaluate_looks(plan: Plan, run_dir: Path, looks: list[Look], start: datetime
 
 
 def generation_summary(result: Any) -> dict[str, Any]:
-    """The report's ``generation`` block and content samples from a GenerationResult."""
+    """The report's ``generation`` block and content samples from a GenerationResult.
+
+    ``calls`` and ``spent`` are the run's totals: every call behind its content,
+    whichever invocation paid for it (the content store keeps them all), so a
+    resumed or repeated run never reports $0 for calls paid earlier;
+    ``this_invocation`` says what this invocation added.
+    """
     per_variant = result.per_variant()
     failures = [{"variant": i.variant, "key": _key_text(i.key), "reason": i.reason}
                 for i in result.items if i.status in ("failed", "skipped", "use_control")]
@@ -152,9 +158,11 @@ def generation_summary(result: Any) -> dict[str, Any]:
             bucket.append({"key": _key_text(item.key), "content": item.content})
     return {
         "generation": {
-            "spent": round(float(result.spent), 6),
+            "spent": round(result.spent_total, 6),
             "calls": int(sum(v["calls"] for v in per_variant)),
             "store_hits": int(sum(v["store_hits"] for v in per_variant)),
+            "this_invocation": {"calls": int(sum(v["calls_now"] for v in per_variant)),
+                                "spent": round(float(result.spent), 6)},
             "per_variant": per_variant,
             "failures": failures,
         },

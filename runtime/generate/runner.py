@@ -138,10 +138,16 @@ class GenerationResult:
     store_path: Path | None = None
     _calls_by_variant: dict[str, int] = field(default_factory=dict)
     _spent_by_variant: dict[str, float] = field(default_factory=dict)
-    _tokens_by_variant: dict[str, int] = field(default_factory=dict)
+    _calls_total_by_variant: dict[str, int] = field(default_factory=dict)
 
     def per_variant(self) -> list[dict[str, Any]]:
-        """Per variant: items, calls made now, store hits, failures, tokens and cost of the calls made now."""
+        """Per variant: items, store hits, failures, and the calls behind its content with their tokens and cost.
+
+        ``calls``, ``tokens`` and ``cost`` count every call behind the content,
+        whichever invocation made (and paid for) it: the content store keeps each
+        one, so a resumed or repeated run reports what its content cost.
+        ``calls_now`` and ``cost_now`` are the calls this invocation made.
+        """
         rows: dict[str, dict[str, Any]] = {}
         for item in self.items:
             row = rows.setdefault(item.variant, {"variant": item.variant, "items": 0, "calls": 0, "store_hits": 0,
@@ -150,11 +156,18 @@ class GenerationResult:
             row["store_hits"] += item.from_store
             row["failures"] += item.status in ("failed", "skipped", "use_control")
             row["cost_known"] &= item.cost_known
+            row["tokens"] += item.tokens
+            row["cost"] += item.cost
         for variant, row in rows.items():
-            row["calls"] = self._calls_by_variant.get(variant, 0)
-            row["cost"] = self._spent_by_variant.get(variant, 0.0)
-            row["tokens"] = self._tokens_by_variant.get(variant, 0)
+            row["calls"] = self._calls_total_by_variant.get(variant, 0)
+            row["calls_now"] = self._calls_by_variant.get(variant, 0)
+            row["cost_now"] = self._spent_by_variant.get(variant, 0.0)
         return list(rows.values())
+
+    @property
+    def spent_total(self) -> float:
+        """What every call behind the content cost, in this invocation or earlier ones."""
+        return float(sum(item.cost for item in self.items))
 
     def rejected(self) -> list[Item]:
         """Items whose content failed its checks with ``on_fail: error`` (or could not be made)."""
@@ -476,10 +489,9 @@ def _result(plan: dict[str, Any], todo: list[Piece], tasks: dict[tuple, Task], o
         first = owner[gid] is piece
         if first:
             result._calls_by_variant[piece.variant] = result._calls_by_variant.get(piece.variant, 0) + task.calls
+            result._calls_total_by_variant[piece.variant] = (result._calls_total_by_variant.get(piece.variant, 0)
+                                                             + len(task.records))
             result._spent_by_variant[piece.variant] = result._spent_by_variant.get(piece.variant, 0.0) + task.cost
-            made = task.records[len(task.records) - task.calls:] if task.calls else []
-            result._tokens_by_variant[piece.variant] = (result._tokens_by_variant.get(piece.variant, 0)
-                                                        + sum(r.tokens for r in made))
         cost = sum(r.cost for r in task.records) if first else 0.0
         tokens = sum(r.tokens for r in task.records) if first else 0
         known = all(r.cost_known for r in task.records)

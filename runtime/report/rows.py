@@ -544,15 +544,24 @@ def _generation(report: Mapping[str, Any]) -> GenerationRows | None:
                           failure_rows=failure_rows)
 
 
+def _now(now: Any, total: Any, fmt: Callable[[Any], str]) -> str:
+    """`` (N now)`` beside a total that earlier invocations of the run also paid for."""
+    return f" ({fmt(now)} now)" if now is not None and now != total else ""
+
+
 def generation_table(per_variant: list[dict[str, Any]]) -> Table:
     """The generation costs per variant (``generation.per_variant`` or ``GenerationResult.per_variant()``).
 
-    Columns: variant, items, calls, store hits, failures, tokens, cost; a cost
-    whose model has no known price (``cost_known: false``) is marked ``*``.
+    Columns: variant, items, calls, store hits, failures, tokens, cost; calls and
+    cost are the run's totals, with what this invocation made beside them when
+    earlier ones made some (``12 (3 now)``); a cost whose model has no known
+    price (``cost_known: false``) is marked ``*``.
     """
-    rows = tuple((_text(p.get("variant")), fmt_int(p.get("items")), fmt_int(p.get("calls")),
+    rows = tuple((_text(p.get("variant")), fmt_int(p.get("items")),
+                  fmt_int(p.get("calls")) + _now(p.get("calls_now"), p.get("calls"), fmt_int),
                   fmt_int(p.get("store_hits")), fmt_int(p.get("failures")), fmt_int(p.get("tokens")),
-                  fmt_money(p.get("cost")) + ("" if p.get("cost_known", True) else " *"))
+                  fmt_money(p.get("cost")) + _now(p.get("cost_now"), p.get("cost"), fmt_money)
+                  + ("" if p.get("cost_known", True) else " *"))
                  for p in per_variant if isinstance(p, dict))
     return Table("Generation", ("variant", "items", "calls", "store hits", "failures", "tokens", "cost"), rows,
                  (False,) + (True,) * 6)

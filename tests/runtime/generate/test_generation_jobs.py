@@ -63,7 +63,9 @@ def test_identical_requests_share_one_call(tmp_path: Path) -> None:
     assert made[0].tokens > 0 and made[1].tokens == 0  # counted once, so that sums add up
     assert result.per_variant()[1] | {} == {"variant": "treatment", "items": 3, "calls": 2, "store_hits": 0,
                                            "failures": 0, "tokens": made[0].tokens + made[2].tokens, "cost": 0.0,
-                                           "cost_known": True}
+                                           "cost_known": True, "calls_now": 2, "cost_now": 0.0}
+    again = generate(plan, units, tmp_path / "s.sqlite").per_variant()[1]  # from the store: the totals stay
+    assert (again["calls"], again["calls_now"], again["store_hits"]) == (2, 0, 3)
 
 
 def test_a_new_seed_makes_new_candidates(tmp_path: Path) -> None:
