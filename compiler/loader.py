@@ -10,7 +10,12 @@ builds the tree itself, in one iterative pass that:
 * resolves plain scalars by the YAML 1.2 core schema (only ``true``/``false``
   are booleans; dates stay strings),
 * bounds file size, nesting depth and the node count after alias expansion,
-  so an alias bomb or a huge file ends in a clear error, fast.
+  so an alias bomb or a huge file ends in a clear error, fast,
+* reads only regular files (a named pipe or a device is refused before a
+  byte is read) and never more than the size limit plus one byte,
+* refuses numbers no spec needs: an integer of more than 30 digits (never
+  converted: turning 100,000 digits into a Python int takes long, and past
+  4,300 digits Python refuses) and a float beyond the largest double.
 
 The result is a :class:`Document` (plain dicts, lists and scalars plus a
 location index), or a list of diagnostics saying why there is none.
@@ -27,6 +32,7 @@ from typing import Any
 import yaml
 
 from .diagnostics import Diagnostic, error
+from .sources import NotRegularFile, TooLarge, read_regular
 
 try:  # libyaml is much faster; the pure-Python parser gives the same events
     _Parser = yaml.CSafeLoader
@@ -36,6 +42,7 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
 MAX_BYTES = 1 << 20  #: 1 MiB: a spec is hand-written, never this large
 MAX_DEPTH = 64  #: mappings and sequences nested deeper than this are refused
 MAX_NODES = 100_000  #: nodes after alias expansion
+MAX_INT_DIGITS = 30  #: an integer in a spec has at most this many digits (10**30 is more than any count)
 
 PathT = tuple[str | int, ...]
 
@@ -107,15 +114,17 @@ class _LoadError(Exception):
 def load_file(path: str | Path, display: str | None = None) -> tuple[Document | None, list[Diagnostic]]:
     """Read and load a spec file. Returns the document, or None and why not."""
     name = display or str(path)
-    p = Path(path)
     try:
-        size = p.stat().st_size
-        if size > MAX_BYTES:
-            return None, [error("E002", f"the file is {_size(size)}; a spec may be at most {_size(MAX_BYTES)}",
-                                (name, 1, 1), "split the spec or remove generated content from it")]
-        raw = p.read_bytes()
-    except IsADirectoryError:
-        return None, [error("E001", "this is a folder, not a file", (name, 1, 1))]
+        raw = read_regular(path, MAX_BYTES)
+    except TooLarge as exc:
+        size = f"is {_size(exc.size)}" if exc.size is not None else f"holds more than {_size(MAX_BYTES)}"
+        return None, [error("E002", f"the file {size}; a spec may be at most {_size(MAX_BYTES)}",
+                            (name, 1, 1), "split the spec or remove generated content from it")]
+    except (NotRegularFile, IsADirectoryError) as exc:
+        if getattr(exc, "kind", "a folder") == "a folder":
+            return None, [error("E001", "this is a folder, not a file", (name, 1, 1))]
+        return None, [error("E001", f"this is {exc.kind}, not a regular file: a spec is read only from a file",
+                            (name, 1, 1), "give the path of a .yaml file")]
     except OSError as exc:
         return None, [error("E001", f"cannot read the file: {exc.strerror or exc}", (name, 1, 1))]
     return load_bytes(raw, name)
@@ -291,12 +300,12 @@ class _Builder:
         value, tag = event.value, event.tag
         if tag in (None, "!") or tag == _CORE + "str":
             if tag is None and event.implicit[0]:  # plain, untagged: resolve
-                return resolve_plain(value)
+                return self._resolve(value, event)
             return value
         if tag not in _SCALAR_TAGS:
             self._fail("E011", f"unsupported tag `{_short(tag)}`", event.start_mark,
                        "specs use plain mappings, lists and scalars only")
-        resolved = resolve_plain(value)
+        resolved = self._resolve(value, event)
         want = {"int": int, "float": float, "bool": bool, "null": type(None)}[tag.rsplit(":", 1)[1]]
         if want is float and type(resolved) is int:
             return float(resolved)
@@ -305,12 +314,39 @@ class _Builder:
         return resolved
 
 
+    def _resolve(self, value: str, event: yaml.ScalarEvent) -> Any:
+        try:
+            return resolve_plain(value)
+        except NumberTooLarge as exc:
+            self._fail("E012", str(exc), event.start_mark, exc.hint)
+
+
+class NumberTooLarge(ValueError):
+    """A plain scalar is a number beyond what a spec may hold; the message says which limit."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 def _short(tag: str) -> str:
     return "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
 
 
+_QUOTE_IT = "if it is a name or a code rather than a number, put it in quotes"
+
+
+def _abbreviated(text: str, limit: int = 24) -> str:
+    return f"`{text}`" if len(text) <= limit else f"`{text[: limit - 6]}...{text[-3:]}`"
+
+
 def resolve_plain(text: str) -> Any:
-    """Resolve a plain (unquoted) scalar by the YAML 1.2 core schema."""
+    """Resolve a plain (unquoted) scalar by the YAML 1.2 core schema.
+
+    Raises :class:`NumberTooLarge` for an integer of more than
+    :data:`MAX_INT_DIGITS` digits (checked before converting it) and for a
+    float too large for a double (``1e309``; ``.inf`` is infinity on purpose).
+    """
     if text in _NULL:
         return None
     if text in _TRUE:
@@ -318,13 +354,24 @@ def resolve_plain(text: str) -> Any:
     if text in _FALSE:
         return False
     if _INT.match(text):
+        digits = len(text.lstrip("+-").lstrip("0"))
+        if digits > MAX_INT_DIGITS:
+            raise NumberTooLarge(f"the integer {_abbreviated(text)} has {digits:,} digits; a number in a spec "
+                                 f"has at most {MAX_INT_DIGITS}", _QUOTE_IT)
         return int(text)
-    if _OCT.match(text):
-        return int(text[2:], 8)
-    if _HEX.match(text):
-        return int(text[2:], 16)
+    if _OCT.match(text) or _HEX.match(text):
+        value = int(text[2:], 8 if text[1] == "o" else 16)  # linear time in any length
+        if value >= 10**MAX_INT_DIGITS:
+            raise NumberTooLarge(f"the integer {_abbreviated(text)} is larger than 10^{MAX_INT_DIGITS}, the largest "
+                                 "number a spec may hold", _QUOTE_IT)
+        return value
     if _FLOAT.match(text):
-        return float(text)
+        number = float(text)
+        if math.isinf(number):
+            raise NumberTooLarge(f"the number {_abbreviated(text)} is too large for a floating-point number "
+                                 "(the largest is about 1.8e308)",
+                                 "write a smaller number")
+        return number
     if _INF.match(text):
         return -math.inf if text.startswith("-") else math.inf
     if _NAN.match(text):

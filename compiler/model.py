@@ -33,6 +33,23 @@ from .quantities import DURATION_PATTERN, PERCENT_PATTERN, parse_amount, parse_d
 
 SPEC_VERSION = 1
 
+# Resource limits (docs/security.md, "Resource bounds"): generous for any real experiment, small enough
+# that no spec makes expc allocate or loop without bound. A single value is bounded by its field (the
+# schema shows the limit); what several values make together by the `limits` check of compiler/checks.py.
+MAX_DAYS = 3650  #: ten years: simulation.days, stopping.max_days, metric windows, the CUPED lookback
+MAX_UNITS_PER_DAY = 1_000_000_000  #: simulation.units_per_day
+MAX_COUNT = 10**12  #: stopping.max_units and min_units_per_variant
+MAX_VARIANTS = 100
+MAX_METRICS = 100
+MAX_PROMPTS = 100
+MAX_NAMES = 1000  #: attributes, audiences
+MAX_RULES = 100
+MAX_VALUES = 10_000  #: entries of a simulated distribution's `values` and `weights`
+MAX_LOOKS = 5000  #: looks in the schedule (stopping.looks over the horizon): hourly for 208 days
+MAX_SIMULATED_UNITS = 5_000_000  #: units a simulated run draws (units_per_day x days), about 3 GB of memory
+MAX_LIST_DRAWS = 50_000_000  #: simulated units x vocabulary of a list attribute (its draw holds both at once)
+MAX_TIMEOUT = 3600  #: generation.timeout, in seconds
+
 Id = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
@@ -334,13 +351,13 @@ class Stopping(_Model):
         WithJsonSchema({"anyOf": [{"enum": ["hourly", "daily", "weekly"]}, {"type": "string", "pattern": DURATION_PATTERN}]}),
     ] = 86400
     """How often results are evaluated: hourly, daily, weekly or a duration such as 12h."""
-    min_units_per_variant: int = Field(default=0, ge=0)
+    min_units_per_variant: int = Field(default=0, ge=0, le=MAX_COUNT)
     """primary_significant and futility rules wait until every variant has this many units (srm, guardrail_harm and the max_ rules apply at every look)."""
-    max_days: int | None = Field(default=None, gt=0)
+    max_days: int | None = Field(default=None, gt=0, le=MAX_DAYS)
     """The experiment ends after this many days."""
-    max_units: int | None = Field(default=None, gt=0)
+    max_units: int | None = Field(default=None, gt=0, le=MAX_COUNT)
     """The experiment ends after this many units in total."""
-    rules: list[Rule] = []
+    rules: list[Rule] = Field(default=[], max_length=MAX_RULES)
     """Rules evaluated in order at each look; the first that holds decides."""
 
 
@@ -356,9 +373,9 @@ class TruthValue(_Model):
 class Distribution(_Model):
     """How a simulated attribute is drawn. Give the fields that fit its type."""
 
-    values: list[Any] | None = None
+    values: list[Any] | None = Field(default=None, max_length=MAX_VALUES)
     """Values to choose from (string, list[string], version attributes, or any type)."""
-    weights: list[float] | None = None
+    weights: list[float] | None = Field(default=None, max_length=MAX_VALUES)
     """Relative weights of `values` (default: equal)."""
     min: float | None = None
     """Lower bound of a uniform draw (integer, number)."""
@@ -377,13 +394,13 @@ class Distribution(_Model):
 class Simulation(_Model):
     """A simulated population for dry runs and `expc run --simulate`."""
 
-    units_per_day: int = Field(gt=0)
+    units_per_day: int = Field(gt=0, le=MAX_UNITS_PER_DAY)
     """Units that reach the experiment's allocation each day."""
-    days: int | None = Field(default=None, gt=0)
+    days: int | None = Field(default=None, gt=0, le=MAX_DAYS)
     """Days to simulate (default: stopping.max_days)."""
     seed: int = 0
     """Random seed of the simulation."""
-    attributes: dict[str, Distribution] = {}
+    attributes: dict[str, Distribution] = Field(default={}, max_length=MAX_NAMES)
     """How each attribute is drawn (default: a sensible distribution per type)."""
     truth: dict[str, dict[str, Annotated[TruthValue, _shorthand("mean", {"type": "number"})]]] = {}
     """True value per variant and metric: a number (rate or mean) or {mean, sd}."""
@@ -407,17 +424,18 @@ class Spec(_Model):
     """Spec language version; 1 is the only one so far."""
     experiment: Experiment
     """Who runs the experiment, why, and on what unit."""
-    attributes: dict[Name, Annotated[Attribute, _shorthand("type", {"enum": list(typing.get_args(AttributeType))})]] = {}
+    attributes: dict[Name, Annotated[Attribute, _shorthand("type", {"enum": list(typing.get_args(AttributeType))})]] = (
+        Field(default={}, max_length=MAX_NAMES))
     """What is known about each unit, typed: `name: string` or `name: {type: ..., description: ...}`."""
-    audiences: dict[Id, Audience] = {}
+    audiences: dict[Id, Audience] = Field(default={}, max_length=MAX_NAMES)
     """Named sets of units."""
-    prompts: dict[Id, Prompt] = {}
+    prompts: dict[Id, Prompt] = Field(default={}, max_length=MAX_PROMPTS)
     """Prompt templates and their models."""
-    variants: list[Variant] = []
+    variants: list[Variant] = Field(default=[], max_length=MAX_VARIANTS)
     """The arms of the experiment; at least two."""
     allocation: Allocation = Field(default_factory=Allocation)
     """Who enters and how they are split."""
-    metrics: list[Metric] = []
+    metrics: list[Metric] = Field(default=[], max_length=MAX_METRICS)
     """What is measured; exactly one primary."""
     analysis: Analysis = Field(default_factory=Analysis)
     """How results are evaluated."""

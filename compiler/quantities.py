@@ -26,7 +26,7 @@ def parse_duration(value: object) -> int:
         m = _DURATION.match(value)
         if m:
             seconds = float(m.group(1)) * _UNITS[m.group(2)]
-            if seconds >= 1 and seconds == int(seconds):
+            if 1 <= seconds < math.inf and seconds == int(seconds):  # 1e400d is no duration
                 return int(seconds)
     hint = " (a bare number is ambiguous: add a unit)" if isinstance(value, (int, float)) else ""
     raise PydanticCustomError(

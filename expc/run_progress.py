@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from expc.compiler.textsafe import terminal_safe
 from expc.runtime.run import Progress
 
 
@@ -19,6 +20,7 @@ def progress_for(quiet: bool) -> Iterator[Progress]:
         yield Progress()
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bars, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
@@ -27,8 +29,8 @@ def progress_for(quiet: bool) -> Iterator[Progress]:
                 disable=not console.is_terminal)
     tasks: dict[str, int] = {}
 
-    def step(message: str) -> None:
-        console.print(f"[dim]·[/dim] {message}")
+    def step(message: str) -> None:  # a message may quote a file name: no markup, no terminal control from it
+        console.print(f"[dim]·[/dim] {escape(terminal_safe(message))}")
 
     def generation(done: int, total: int, errors: int, cost: float) -> None:
         if "generation" not in tasks:

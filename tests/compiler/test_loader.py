@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import pytest
@@ -127,3 +128,64 @@ def test_missing_file_and_folder(tmp_path):
 
 def test_limits_are_generous_for_real_specs():
     assert loader.MAX_BYTES >= 1 << 20 and loader.MAX_DEPTH >= 32 and loader.MAX_NODES >= 10_000
+
+
+# ------------------------------------------------------------------ files that are not files, numbers no spec needs
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_is_refused_before_reading(tmp_path):
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    d = only(load_file(fifo)[1])  # was: open() waited for a writer forever
+    assert (d.code, d.line, d.col, d.file) == ("E001", 1, 1, str(fifo))
+    assert "named pipe" in d.message
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")
+def test_dev_zero_is_refused_before_reading():
+    d = only(load_file("/dev/zero")[1])  # was: read_bytes() until MemoryError
+    assert d.code == "E001" and "character device" in d.message
+
+
+def test_a_file_larger_than_its_reported_size_is_cut_at_the_limit(tmp_path, monkeypatch):
+    path = tmp_path / "grows.yaml"
+    path.write_bytes(b"a: 1\n" + b"#" * loader.MAX_BYTES)
+    real = os.fstat
+    monkeypatch.setattr("expc.compiler.sources.os.fstat",
+                        lambda fd: os.stat_result((real(fd).st_mode,) + (0,) * 9))
+    d = only(load_file(path)[1])
+    assert d.code == "E002" and "more than 1,048,576 bytes" in d.message
+
+
+@pytest.mark.parametrize("digits", [31, 4301, 100_000])
+def test_an_integer_of_too_many_digits_is_a_located_error(digits):
+    start = time.process_time()
+    d = only(load_text("a: 1\nmax_days: " + "9" * digits + "\n", "f.yaml")[1])  # was: ValueError past 4,300 digits
+    assert (d.code, d.line, d.col) == ("E012", 2, 11)
+    assert f"{digits:,} digits" in d.message and "at most 30" in d.message
+    assert len(d.message) < 200  # the number is abbreviated, not echoed
+    assert time.process_time() - start < 1
+
+
+def test_thirty_digits_and_leading_zeros_are_fine():
+    doc, diags = load_text("a: " + "9" * 30 + "\nb: -000" + "1" * 30 + "\n")
+    assert diags == [] and doc.data["a"] == 10**30 - 1 and doc.data["b"] == -int("1" * 30)
+
+
+@pytest.mark.parametrize("text", ["0x" + "f" * 40, "0o" + "7" * 40, "!!int " + "9" * 50])
+def test_hexadecimal_octal_and_tagged_integers_are_bounded_too(text):
+    d = only(load_text(f"a: {text}\n")[1])
+    assert (d.code, d.line, d.col) == ("E012", 1, 4)
+
+
+@pytest.mark.parametrize("text", ["1e309", "-1e400", "!!float 1e999"])
+def test_a_float_beyond_a_double_is_a_located_error(text):
+    d = only(load_text(f"x: 1\nb: {text}\n")[1])
+    assert (d.code, d.line, d.col) == ("E012", 2, 4)
+    assert "1.8e308" in d.message
+
+
+def test_quoted_long_numbers_stay_strings():
+    doc, diags = load_text('a: "' + "9" * 100 + '"\n')
+    assert diags == [] and doc.data["a"] == "9" * 100
