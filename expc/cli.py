@@ -23,8 +23,8 @@ from expc.compiler.diagnostics import FORMATTERS, Diagnostic, format_text  # noq
 from expc.compiler.loader import Document  # noqa: E402
 from expc.compiler.model import Spec  # noqa: E402
 from expc.compiler.pipeline import check_file  # noqa: E402
-from expc.compiler.textsafe import json_safe, terminal_safe  # noqa: E402
 from expc.compiler.plan import Plan  # noqa: E402
+from expc.compiler.textsafe import json_safe, terminal_safe  # noqa: E402
 from expc.runtime.files import OutputError, write_atomic  # noqa: E402
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUN = 0, 1, 2, 3
@@ -690,7 +690,7 @@ def entry() -> None:
         if os.environ.get("EXPC_DEBUG"):
             raise
         _say(f"expc: internal error: {type(exc).__name__}: {exc}\n"
-                   "this is a bug in expc; rerun with EXPC_DEBUG=1 for details and report it", err=True)
+             "this is a bug in expc; rerun with EXPC_DEBUG=1 for details and report it", err=True)
         sys.exit(EXIT_RUN)
 
 

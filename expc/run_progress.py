@@ -21,7 +21,13 @@ def progress_for(quiet: bool) -> Iterator[Progress]:
         return
     from rich.console import Console
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bars, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import Progress as Bars
 
     console = Console(stderr=True)
     bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

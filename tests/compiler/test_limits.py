@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from expc.compiler import model
 from expc.compiler.pipeline import CheckResult, check_bytes
 from expc.compiler.schema import spec_schema

@@ -6,9 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
-
 from expc.compiler import sources
-from expc.compiler.sources import NotRegularFile, TooLarge, file_kind, open_regular, read_regular
+from expc.compiler.sources import (
+    NotRegularFile,
+    TooLarge,
+    file_kind,
+    open_regular,
+    read_regular,
+)
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 needs_dev_zero = pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero here")

@@ -6,8 +6,13 @@ import json
 import unicodedata
 
 import pytest
-
-from expc.compiler.diagnostics import error, format_github, format_json, format_text, warning
+from expc.compiler.diagnostics import (
+    error,
+    format_github,
+    format_json,
+    format_text,
+    warning,
+)
 from expc.compiler.textsafe import json_safe, terminal_safe
 
 #: Each hostile piece and what it does raw: retitle (OSC 0 ... BEL), clear (CSI 2J), reorder (RLO),
@@ -73,7 +78,7 @@ def test_json_safe_keeps_the_document_and_removes_the_raw_characters():
 def hostile_diagnostics():
     return [error("E034", f"audience `{HOSTILE}` is not defined", (f"specs/{HOSTILE}.yaml", 3, 4),
                   f"did you mean `{HOSTILE}`?"),
-            warning("W003", f"prompt `a\nspecs/x.yaml:1:1: error[E001] forged` is not used", ("::error::x.yaml", 1, 1))]
+            warning("W003", "prompt `a\nspecs/x.yaml:1:1: error[E001] forged` is not used", ("::error::x.yaml", 1, 1))]
 
 
 def test_text_format_escapes_file_message_and_hint():
