@@ -478,8 +478,13 @@ def simulation(ctx: Context) -> Iterator[Diagnostic]:
 
 def simulation_truth(ctx: Context) -> Iterator[Diagnostic]:
     """Every metric has a true value in the control (its truth or baseline), and means and ratios an sd."""
-    if ctx.spec.simulation is None or ctx.spec.control is None:
+    sim = ctx.spec.simulation
+    if sim is None or ctx.spec.control is None:
         return
+    metric_ids = {m.id for m in ctx.spec.metrics}
+    if not set(sim.truth) <= {v.id for v in ctx.spec.variants} or any(
+            not set(values) <= metric_ids for values in sim.truth.values()):
+        return  # a truth naming an undefined variant or metric is E034 already: fix that first
     from .compile import truth_table
 
     for path, message in truth_table(ctx.spec)[1]:

@@ -421,11 +421,42 @@ class Plan(_Plan):
         for v in self.variants:
             if v.prompt is not None and v.prompt not in self.prompts:
                 out.append(f"variant `{v.id}` uses the undefined prompt `{v.prompt}`")
+        out += self._derived()
         if self.simulation is not None:
             metric_ids = {m.id for m in self.metrics}
             for vid in ids:
                 if set(self.simulation.truth.get(vid, {})) != metric_ids:
                     out.append(f"simulation.truth.{vid} does not give every metric")
+        return out
+
+    def _derived(self) -> list[str]:
+        """Facts the compiler derives from others, derived again: a hand edit must not make them disagree."""
+        from .buckets import bucket_ranges
+
+        out = []
+        sched = self.schedule
+        if sched.looks != looks_between(sched.every_seconds, sched.horizon_seconds, sched.horizon_seconds):
+            out.append("schedule.looks are not every schedule.every_seconds up to schedule.horizon_seconds")
+        weights = [v.weight for v in self.variants]
+        if abs(sum(weights) - 1.0) > 1e-9:
+            out.append("the variants' weights do not add up to 1")
+        elif [list(r) for r in bucket_ranges(len(weights), self.assignment.coverage, weights)] != \
+                [v.bucket_range for v in self.variants]:
+            out.append("the variants' bucket ranges do not follow their weights and the coverage")
+        treatments = len(self.variants) - 1
+        primaries = sum(1 for m in self.metrics if m.family == "primary")
+        for m in self.metrics:
+            size = treatments * (primaries if m.family == "primary" else 1)
+            if m.family not in ("primary", f"metric:{m.id}") or m.family_size != size:
+                out.append(f"metric `{m.id}` has the correction family {m.family!r} of size {m.family_size}")
+        sim = self.simulation
+        if sim is not None:
+            if sim.looks != sched.until(sim.days * DAY):
+                out.append("simulation.looks are not the schedule until simulation.days")
+            share = self.assignment.namespace.share if self.assignment.namespace else 1.0
+            if abs(sim.entering_per_day - sim.units_per_day * share * self.assignment.coverage) > 1e-9 * max(
+                    1.0, sim.entering_per_day):
+                out.append("simulation.entering_per_day is not units_per_day × the layer's share × coverage")
         return out
 
 

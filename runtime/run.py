@@ -329,7 +329,7 @@ def run_on_data(plan: Plan, options: RunOptions, progress: Progress) -> tuple[
         if whole.first_exposure is None:
             raise RunError(f"{exposures}: no unit was exposed to a variant of this experiment", 1)
         start = datetime.fromisoformat(whole.first_exposure)
-        end = plan.schedule.look_at(_seconds_between(whole.first_exposure, whole.last_exposure))
+        end = plan.schedule.look_at(whole.elapsed_seconds() or 0.0)
         progress.step("evaluating looks")
         looks = evaluate_looks(plan, run_dir, plan.schedule.until(end.seconds), start,
                                lambda look, as_of: reduce_at(as_of), progress)

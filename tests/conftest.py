@@ -94,3 +94,10 @@ def located(result: CheckResult, code: str) -> list[tuple[int, int]]:
 def base() -> str:
     """A small valid spec that each test breaks in one place."""
     return BASE
+
+
+def with_traffic(plan: Plan, units_per_day: int) -> Plan:
+    """The plan with another ``simulation.units_per_day`` (and the entering traffic that follows from it)."""
+    share = plan.assignment.namespace.share if plan.assignment.namespace else 1.0
+    entering = units_per_day * share * plan.assignment.coverage
+    return edited(plan, lambda p: p["simulation"].update(units_per_day=units_per_day, entering_per_day=entering))

@@ -17,9 +17,10 @@ from expc.compiler.planning import units_for_mean, units_for_proportion
 
 
 def plan_of(text: str) -> dict:
+    """The compiled plan's JSON form (the contract the runtime and other tools read)."""
     result = check_text(text)
     assert result.ok(), result.diagnostics
-    return compile_plan(result.doc, result.spec)
+    return compile_plan(result.doc, result.spec).to_dict()
 
 
 def test_same_spec_same_bytes_in_another_process():
@@ -48,13 +49,14 @@ def test_defaults_are_resolved_and_weights_normalised():
                                 "cuped_lookback": 14 * 86400, "sequential": "always_valid",
                                 "spending": "obrien_fleming"}
     assert plan["sequential"] is None  # only method sequential carries a design
-    assert plan["stopping"]["looks"] == "1d" and plan["stopping"]["look_seconds"] == 86400
+    assert plan["schedule"]["every"] == "1d" and plan["schedule"]["every_seconds"] == 86400
+    assert plan["schedule"]["horizon_seconds"] == 28 * 86400 and not plan["schedule"]["bounded"]
 
 
 def test_layer_becomes_a_namespace_and_coverage_shrinks_ranges():
     text = BASE.replace("  audience: everyone_us", "  audience: everyone_us\n  coverage: 40%\n  layer: {id: emails, range: [0, 0.5]}")
     plan = plan_of(text)
-    assert plan["assignment"]["namespace"] == ["emails", 0, 0.5]
+    assert plan["assignment"]["namespace"] == {"id": "emails", "start": 0, "end": 0.5}
     assert plan["variants"][1]["bucket_range"] == pytest.approx([0.5, 0.7])
 
 
@@ -96,9 +98,10 @@ def test_estimated_days_use_the_smallest_arm():
 def test_generation_jobs_list_each_prompted_variant():
     jobs = plan_of(BASE)["generation"]["jobs"]
     assert jobs == [{"variant": "treatment", "prompt": "subject", "model": "offline/test", "per": "unit",
-                     "segment_by": [], "count": None}]
+                     "segment_by": []}]
 
 
 def test_plan_json_has_no_nan_or_machine_specific_content():
-    text = plan_json(plan_of(BASE))
+    result = check_text(BASE)
+    text = plan_json(compile_plan(result.doc, result.spec))
     assert text.endswith("\n") and "NaN" not in text and str(ROOT) not in text

@@ -156,6 +156,11 @@ def _data() -> dict:
     (lambda d: d.update(control="nobody"), "the control `nobody` is not a variant"),
     (lambda d: d["analysis"].update(alpha=2), "analysis.alpha"),
     (lambda d: d.update(arm_order=[0, 0]), "arm_order"),
+    (lambda d: d["simulation"].update(units_per_day=10), "entering_per_day"),
+    (lambda d: d["schedule"]["looks"].pop(), "schedule.looks"),
+    (lambda d: d["simulation"].update(days=3), "simulation.looks"),
+    (lambda d: d["variants"][0].update(bucket_range=[0.0, 0.9]), "bucket ranges"),
+    (lambda d: d["metrics"][0].update(family_size=7), "correction family"),
 ])
 def test_a_hand_edited_plan_is_refused_with_one_line(edit, message: str):
     data = _data()

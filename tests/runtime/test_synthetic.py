@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pytest
-from conftest import ROOT, check_text, codes, edited, plan_of_text
+from conftest import ROOT, check_text, codes, edited, plan_of_text, with_traffic
 
 import expc
 from expc.compiler.plan import Plan, TruthValue
@@ -36,10 +36,12 @@ SPECS = {
 
 
 def plan_of(name: str, units_per_day: int | None = None) -> Plan:
-    plan = _compiled(name)
-    if units_per_day is not None:
-        plan = edited(plan, lambda p: p["simulation"].update(units_per_day=units_per_day))
-    return plan
+    """An example's plan, compiled again with another ``simulation.units_per_day`` when one is given."""
+    if units_per_day is None:
+        return _compiled(name)
+    text = (ROOT / "specs" / f"{name}.yaml").read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^(  units_per_day: )\d+", rf"\g<1>{units_per_day}", text, count=1)
+    return plan_of_text(text, f"{name}.yaml")
 
 
 _CACHE: dict[str, Plan] = {}
@@ -335,7 +337,7 @@ def test_a_mean_with_a_small_sd_is_a_gamma_for_everyone() -> None:
 def test_truth_falls_back_to_the_control_then_the_baseline() -> None:
     """The plan's truth table resolves the shorthand, and the outcomes are drawn from that table."""
     plan = plan_of_text(spec_text("welcome-email", "    control: {activated: 0.2, unsubscribed: 0.01}\n"))
-    plan = edited(plan, lambda p: p["simulation"].update(units_per_day=50))
+    plan = with_traffic(plan, 50)
     assert plan.simulation.truth["personalized"]["activated"] == TruthValue(mean=0.2, sd=None)  # the control's
     _, run = simulate(plan, days=1)
     assert run.true_values["activated"]["personalized"][0] == 0.2
@@ -349,7 +351,7 @@ def test_truth_falls_back_to_the_control_then_the_baseline() -> None:
     truth = product.simulation.truth
     assert truth["benefit_led"]["revenue_per_visitor"] == TruthValue(mean=2.40, sd=19.5)  # baseline and sd
     assert truth["benefit_led"]["revenue_per_session"] == TruthValue(mean=1.63, sd=14.0)  # the control's sd
-    product = edited(product, lambda p: p["simulation"].update(units_per_day=50))
+    product = with_traffic(product, 50)
     _, run = simulate(product, days=1)
     assert run.true_values["revenue_per_visitor"]["benefit_led"] == (2.40, 19.5)
 

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from scipy import stats
 from statsmodels.stats import proportion as smp
 
-from expc.runtime.stats import fixed, power
+from expc.compiler.planning import units_for_proportion
+from expc.runtime.stats import fixed
 from expc.runtime.stats.moments import Moments
 
 REL = 1e-6
@@ -399,7 +400,7 @@ def test_log_relative_interval_coverage_on_small_samples_beats_delta():
 def test_power_at_the_designed_mde():
     rng = np.random.default_rng(8)
     baseline, mde = 0.10, 0.05
-    n = power.sample_size_proportion(baseline, mde, 0.05, 0.8)
+    n = units_for_proportion(baseline, baseline * (1 + mde), 0.05, 0.8)
     assert n == 57_760
     x = rng.binomial(n, [baseline, baseline * (1 + mde)], size=(SIMS, 2))
     c = fixed.proportions(Moments.proportion(np.full((SIMS, 2), n), x))
