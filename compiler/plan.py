@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .errors import ExpcError
+
 from .model import AttributeType, Distribution, Generate, Id, Measure, Name, Prompt, Rule
 
 PLAN_VERSION = 2
@@ -46,8 +48,8 @@ __all__ = [
 ]
 
 
-class PlanError(ValueError):
-    """A plan file that cannot be read: not JSON, another version, or not a valid plan."""
+class PlanError(ExpcError, ValueError):
+    """A plan file that cannot be read: not JSON, another version, or not a valid plan (exit 1)."""
 
 
 class _Plan(BaseModel):

@@ -20,19 +20,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from expc.api import Analysis, analyze, load_plan, run, simulate
+from expc.compiler.errors import ExpcError
 
 if TYPE_CHECKING:
     from expc.compiler.diagnostics import Diagnostic
     from expc.compiler.pipeline import CheckResult
     from expc.compiler.plan import Plan
 
-__all__ = ["Analysis", "SpecError", "analyze", "check_file", "compile_file", "load_plan", "run", "simulate"]
+__all__ = ["Analysis", "ExpcError", "SpecError", "analyze", "check_file", "compile_file", "load_plan", "run", "simulate"]
 
 
-class SpecError(Exception):
-    """A spec has errors; ``diagnostics`` lists them all."""
-
-    exit_code = 1
+class SpecError(ExpcError):
+    """A spec has errors; ``diagnostics`` lists them all (exit 1)."""
 
     def __init__(self, diagnostics: list[Diagnostic]):
         from expc.compiler.diagnostics import format_text

@@ -35,9 +35,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["OutputError", "atomic_path", "ensure_folder", "output_error", "reason", "system_tree", "temp_owner",
-           "write_atomic"]
+from expc.compiler.errors import EXIT_INVALID, ExpcError
+
+__all__ = ["OutputError", "atomic_path", "ensure_folder", "open_output", "output_error", "reason", "system_tree",
+           "temp_owner", "write_atomic"]
 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[0-9a-z_]{8}\.tmp$")
 _SYSTEM_TREES = ("/proc", "/sys")
@@ -50,7 +53,7 @@ _REASONS = {  # where the system's own words (strerror) would not say what to do
 }
 
 
-class OutputError(Exception):
+class OutputError(ExpcError):
     """A file expc could not write; the message, one line for a person, names the path and why.
 
     Commands report it as one line and exit 1, like a data file that cannot be
@@ -58,7 +61,7 @@ class OutputError(Exception):
     """
 
     def __init__(self, message: str, path: str | os.PathLike[str]) -> None:
-        super().__init__(message)
+        super().__init__(message, EXIT_INVALID)
         self.path = str(path)
 
 
@@ -158,17 +161,27 @@ def _create_temp(path: Path) -> Path:
     raise OutputError(f"{path}: cannot write: no free temporary name in {path.parent}", path)
 
 
-def _write_stream(path: Path, data: bytes) -> None:
-    """Write ``data`` into an existing device, FIFO or terminal (never replacing it)."""
+def _open_stream(path: Path) -> int:
+    """Open an existing device, FIFO or terminal for writing (a FIFO nobody reads: ENXIO, not a hang)."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
     try:
         fifo = stat.S_ISFIFO(os.stat(path).st_mode)
-        fd = os.open(path, flags | (os.O_NONBLOCK if fifo else 0))  # a FIFO nobody reads: ENXIO, not a hang
+        fd = os.open(path, flags | (os.O_NONBLOCK if fifo else 0))
     except OSError as exc:
         raise output_error(path, exc) from None
     try:
         if fifo:
             os.set_blocking(fd, True)
+    except OSError as exc:
+        os.close(fd)
+        raise output_error(path, exc) from None
+    return fd
+
+
+def _write_stream(path: Path, data: bytes) -> None:
+    """Write ``data`` into an existing device, FIFO or terminal (never replacing it)."""
+    fd = _open_stream(path)
+    try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
@@ -213,6 +226,32 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass  # a read-only folder: there was no temporary file to remove
+
+
+@contextmanager
+def open_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A binary file to write ``path``'s bytes into piece by piece, under this module's rules.
+
+    A regular (or new) ``path`` gets a temporary file next to it, which
+    replaces it only when the block ends without an exception (otherwise it
+    goes): the file appears complete or not at all. A device, FIFO or terminal
+    is opened and written into as the bytes come, never replaced. Raises
+    :class:`OutputError` when ``path`` cannot be written.
+    """
+    path = Path(path)
+    if _kind(path) == "stream":
+        try:
+            with os.fdopen(_open_stream(path), "wb") as stream:
+                yield stream
+        except OSError as exc:
+            raise output_error(path, exc) from None
+        return
+    with atomic_path(path) as tmp:  # an OSError in the block becomes an OutputError there
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def write_atomic(path: str | os.PathLike[str], text: str, *, parents: bool = False) -> None:

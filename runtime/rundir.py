@@ -52,6 +52,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from expc.compiler.errors import EXIT_RUN, ExpcError
+
 from .files import OutputError, output_error, reason, system_tree, temp_owner, write_atomic
 
 __all__ = ["LOCK_NAME", "RUN_FILES", "STATE_VERSION", "STORE_FILES", "STORE_NAME", "RunError", "default_run_dir",
@@ -71,12 +73,10 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # the spec's Id (expc.c
 _held = threading.local()  # this thread's locks: {real path of a run directory: open lock file}
 
 
-class RunError(Exception):
-    """A run that cannot go on, with a message for a person and the exit code to leave with."""
+class RunError(ExpcError):
+    """A run that cannot go on, with a message for a person and the exit code to leave with (3 by default)."""
 
-    def __init__(self, message: str, exit_code: int = 3) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = EXIT_RUN
 
 
 # ====================================================================== where

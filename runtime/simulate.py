@@ -100,6 +100,7 @@ from typing import Any
 
 import numpy as np
 
+from expc.compiler.errors import ExpcError
 from expc.compiler.plan import DAY, Plan
 
 from .decide import CONTINUE, Decisions, LookState, decide
@@ -125,8 +126,8 @@ _BLOCK_ELEMENTS = 1_500_000  # replications × looks × arms per block (bounds m
 _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
-class SimulationError(ValueError):
-    """The plan cannot be simulated (no simulation block)."""
+class SimulationError(ExpcError, ValueError):
+    """The plan cannot be simulated (no simulation block; exit 1)."""
 
 
 # ================================================================== design and truth

@@ -92,12 +92,17 @@ import csv
 import gc
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from expc.compiler.diagnostics import did_you_mean
+from expc.compiler.errors import EXIT_INVALID, ExpcError
 from expc.compiler.sources import NotRegularFile, open_regular
 
 from .units import Units
@@ -115,14 +120,14 @@ _FLOATS = {"FLOAT", "DOUBLE"}
 _EXAMPLES = 3  # how many rows or ids a message names
 
 
-class DataError(Exception):
+class DataError(ExpcError):
     """A problem with a data file; the message, for a person, names the file and where.
 
     Commands report it as one line and exit 1 (never with a traceback).
     """
 
     def __init__(self, message: str, path: str | os.PathLike[str] | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, EXIT_INVALID)
         self.path = None if path is None else str(path)
 
 
@@ -139,6 +144,9 @@ def read_units(path: str | os.PathLike[str], types: dict[str, str], unit: str) -
     column; when a value does not fit its declared type; and when an id is
     null, duplicated (a unit must appear once, because its attributes decide
     its audience) or, for integer ids, beyond 2**53 - 1.
+
+    The whole table is held in memory; :func:`open_units` reads the same file,
+    with the same checks, one chunk at a time.
     """
     if unit not in types:
         raise ValueError(f"the unit attribute {unit!r} is not among the declared attributes")
@@ -150,27 +158,146 @@ def read_units(path: str | os.PathLike[str], types: dict[str, str], unit: str) -
 
     con = duckdb.connect()
     try:
-        return _Reader(con, path, kind, types, unit).read()
-    except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.InternalException):
-        raise  # a mistake in expc's SQL, not in the file
-    except duckdb.Error as exc:
-        raise _explain(exc, path, kind) from None
+        reader = _Reader(con, path, kind, types, unit)
+        with _explained(reader):
+            reader.load()
+            return reader.fetch()
     finally:
         con.close()
 
 
-class _Reader:
-    """One read: the file's raw columns, their typed values in a table ``u``, checks, then numpy."""
+#: Units per chunk of :func:`open_units` (a few hundred thousand: tens of MB in numpy, whatever the file's size).
+CHUNK_ROWS = 1 << 18
 
-    def __init__(self, con: Any, path: Path, kind: str, types: dict[str, str], unit: str) -> None:
+#: What DuckDB may hold in memory while :func:`open_units` loads and checks a file; beyond it, it spills
+#: to the temporary folder (the duplicate-id check over ten million ids needs about this much).
+SCRATCH_MEMORY = "1GB"
+
+
+class UnitChunks:
+    """The units of a file, checked as a whole, then handed out as :class:`Units` chunks in file order.
+
+    Made by :func:`open_units`; iterate it for the chunks. ``n`` is the number
+    of units and ``attributes`` the declared attributes the file has (every
+    chunk has these columns).
+    """
+
+    def __init__(self, reader: _Reader, chunk_rows: int) -> None:
+        self._reader = reader
+        self.chunk_rows = chunk_rows
+        self.n: int = reader.n
+        self.attributes: list[str] = [name for name, _ in reader.columns]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[Units]:
+        for start in range(0, self.n, self.chunk_rows):
+            with _explained(self._reader):
+                chunk = self._reader.fetch(start, min(start + self.chunk_rows, self.n))
+            yield chunk
+
+
+@contextmanager
+def open_units(path: str | os.PathLike[str], types: dict[str, str], unit: str,
+               chunk_rows: int | None = None) -> Iterator[UnitChunks]:
+    """Read the units of a file as :func:`read_units` does, but hand them out in chunks of ``chunk_rows``.
+
+    Every check of :func:`read_units` (an empty file, a missing id column, a
+    value that does not fit its type, null, duplicate or inexact ids) runs over
+    the whole file when the block is entered, before the first chunk, with the
+    same messages: a consumer that writes chunk by chunk never starts on a file
+    that would be refused. The typed values wait in a DuckDB database in a
+    private temporary folder (removed on exit) and DuckDB's memory is capped
+    (:data:`SCRATCH_MEMORY`), so the memory needed depends on the chunk size,
+    not on the file's. ``chunk_rows`` defaults to :data:`CHUNK_ROWS`.
+    """
+    if unit not in types:
+        raise ValueError(f"the unit attribute {unit!r} is not among the declared attributes")
+    rows = CHUNK_ROWS if chunk_rows is None else chunk_rows
+    if rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, not {rows}")
+    path = Path(path)
+    kind = _format_of(path, "read units from")
+    _check_readable(path)
+
+    import duckdb
+
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix="expc-units-"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot make a temporary folder to read it in "
+                        f"({exc.strerror or exc}); set TMPDIR to a writable folder", path) from None
+    con = None
+    try:
+        try:
+            con = duckdb.connect(str(scratch / "units.duckdb"),
+                                 config={"memory_limit": SCRATCH_MEMORY, "temp_directory": str(scratch / "spill")})
+        except duckdb.Error as exc:
+            raise _scratch_error(exc, path, scratch) from None
+        reader = _Reader(con, path, kind, types, unit, scratch=scratch)
+        with _explained(reader):
+            reader.load()
+        yield UnitChunks(reader, rows)
+    finally:
+        if con is not None:
+            con.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
+def _explained(reader: _Reader) -> Iterator[None]:
+    """DuckDB errors while reading -> :class:`DataError` (a mistake in expc's own SQL is raised as it is)."""
+    import duckdb
+
+    try:
+        yield
+    except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.InternalException):
+        raise  # a mistake in expc's SQL, not in the file
+    except duckdb.Error as exc:
+        if reader.scratch is not None and (str(reader.scratch) in str(exc)
+                                           or isinstance(exc, duckdb.OutOfMemoryException)):
+            raise _scratch_error(exc, reader.path, reader.scratch) from None
+        raise _explain(exc, reader.path, reader.kind, reader.unit, reader.types) from None
+
+
+def _scratch_error(exc: Exception, path: Path, scratch: Path) -> DataError:
+    """The temporary database of :func:`open_units` could not be written (disk full, memory, permissions)."""
+    code = re.search(r'"errno"\s*:\s*"?([0-9]+)', str(exc))
+    detail = os.strerror(int(code.group(1))) if code else _first_line(exc)
+    return DataError(f"{path}: cannot hold its units in the temporary folder {scratch.parent} ({detail}); "
+                     "free some space there or set TMPDIR to another folder", path)
+
+
+def _first_line(exc: Exception) -> str:
+    detail = str(exc).strip()
+    first = detail.splitlines()[0] if detail else type(exc).__name__
+    return re.sub(r"^[A-Za-z ]*Error: ", "", first)
+
+
+class _Reader:
+    """One read: the file's typed values in a table ``u`` of ``con``, every check over it, then numpy.
+
+    :meth:`load` builds ``u`` and checks the whole file; :meth:`fetch` turns
+    all of ``u``, or a range of its rows, into :class:`Units`. How a value of
+    each type is read is defined once, here and in the SQL pieces below, for
+    :func:`read_units` and :func:`open_units` alike.
+    """
+
+    def __init__(self, con: Any, path: Path, kind: str, types: dict[str, str], unit: str,
+                 scratch: Path | None = None) -> None:
         self.con, self.path, self.kind, self.types, self.unit = con, path, kind, types, unit
         self.name = str(path)
+        self.scratch = scratch
+        self.n = 0
+        self.columns: list[tuple[str, str]] = []  # (attribute, type) of the declared attributes the file has
 
     # ------------------------------------------------------------- the steps
 
-    def read(self) -> Units:
-        present = self._source()  # declared attributes the file has -> SQL expression of the raw value
-        if self.unit not in present:
+    def load(self) -> int:
+        """Create ``u`` and run every check over the whole file; the number of units."""
+        present = self._source()  # declared attributes the file may have -> SQL expression of the raw value
+        if self.kind != "jsonl" and self.unit not in present:
             self._missing_unit()
         columns = [(name, self.types[name], raw) for name, raw in present.items()]
         # Two steps, so that each value is parsed once: the inner SELECT parses, the outer keeps the
@@ -187,25 +314,38 @@ class _Reader:
                 outer.append(f"CASE WHEN {present_ref} AND {_ident(name)} IS NULL THEN {text(raw_ref)} END "
                              f"AS {_ident('bad ' + name)}")
                 self.checks.append((name, what, quote))
-        unsafe = self._unsafe_id(present[self.unit])
+        unsafe = self._unsafe_id(present[self.unit]) if self.unit in present else None
         if unsafe is not None:
             inner.append(f"{unsafe} AS {_ident('unsafe id')}")
             outer.append(_ident("unsafe id"))
-        self.con.execute(f"CREATE TEMP TABLE u AS SELECT {', '.join(outer)} "
+        self.con.execute(f"CREATE TABLE u AS SELECT {', '.join(outer)} "
                          f"FROM (SELECT {', '.join(inner)} FROM {self.source})")
 
         n = self.con.execute("SELECT count(*) FROM u").fetchone()[0]
         if n == 0:
             raise self._error("the file has a header but no units" if self.kind == "csv"
                               else "the file has no units")
+        if self.kind == "jsonl":
+            keys = self._json_keys_present([name for name, _, _ in columns])
+            if self.unit not in keys:
+                self._missing_unit()
+            columns = [c for c in columns if c[0] in keys]
+            self.checks = [c for c in self.checks if c[0] in keys]
         self._check_values()
         if unsafe is not None:
             self._check_unsafe_ids()
         self._check_ids()
-        return self._fetch([(name, typ) for name, typ, _ in columns], n)
+        self.n = n
+        self.columns = [(name, typ) for name, typ, _ in columns]
+        return n
 
     def _source(self) -> dict[str, str]:
-        """Set ``self.source`` (a FROM clause) and return the declared columns present -> raw value SQL."""
+        """Set ``self.source`` (a FROM clause) and return the declared columns present -> raw value SQL.
+
+        For JSON Lines every declared attribute is a column of the source (SQL
+        NULL where a line lacks the key, or holds null): which keys the file
+        has is known only after reading (:meth:`_json_keys_present`).
+        """
         lit = _literal(str(self.path))
         if self.kind == "csv":
             self.source = (f"read_csv({lit}, header=true, all_varchar=true, delim=',', quote='\"', "
@@ -218,34 +358,36 @@ class _Reader:
             rows = self.con.execute(f"DESCRIBE SELECT * FROM {self.source}").fetchall()
             self.file_columns = [r[0] for r in rows]
             self.file_types = {r[0]: r[1] for r in rows}
-        else:  # JSON Lines: extract each declared key once; SQL NULL = no such key
-            self._lines = f"read_ndjson_objects({lit})"
-            paths = ", ".join(_literal(_json_path(name)) for name in self.types)  # one parse per line for all
-            unpack = ", ".join(f"v[{i}] AS {_ident(name)}" for i, name in enumerate(self.types, 1))
-            self.con.execute(f"CREATE TEMP TABLE raw AS SELECT {_ident('json type')}, {unpack} FROM ("
-                             f"SELECT json_type(json) AS {_ident('json type')}, json_extract(json, [{paths}]) AS v "
-                             f"FROM {self._lines})")
-            not_object = self.con.execute(
-                f"SELECT rowid, {_ident('json type')} FROM raw WHERE {_ident('json type')} <> 'OBJECT' "
-                "ORDER BY rowid LIMIT 1").fetchone()
-            if not_object:
-                raise self._error(f"{self._where([not_object[0]])} is not a JSON object; each line must be one "
-                                  "object, such as {\"" + self.unit + "\": \"u1\", ...}")
-            counts = self.con.execute(
-                "SELECT " + ", ".join(f"count({_ident(name)})" for name in self.types) + " FROM raw").fetchone()
-            names = [name for name, c in zip(self.types, counts) if c]
-            self.file_columns = names
-            self.file_types = {name: "JSON" for name in names}
-            self.source = "raw"
+        else:  # JSON Lines: DuckDB's JSON reader parses each line once, into one JSON value per declared key
+            spec = ", ".join(f"{_literal(name)}: 'JSON'" for name in self.types)
+            self.source = (f"read_json({lit}, format='newline_delimited', records=true, auto_detect=false, "
+                           f"columns={{{spec}}})")
+            self.file_columns = list(self.types)
+            self.file_types = {name: "JSON" for name in self.types}
         return {name: _ident(name) for name in self.types if name in self.file_types}
 
+    def _json_keys_present(self, names: list[str]) -> set[str]:
+        """The declared keys that some line of a JSON Lines file has (a key whose every value is null counts)."""
+        counts = self.con.execute("SELECT " + ", ".join(
+            f"count({_ident(name)})" + (f" + count({_ident('bad ' + name)})"
+                                        if any(c[0] == name for c in self.checks) else "")
+            for name in names) + " FROM u").fetchone()
+        keys = {name for name, count in zip(names, counts) if count}
+        unseen = [name for name in names if name not in keys]
+        if unseen:  # only nulls, or no such key at all: ask the lines themselves (rare, so a second pass is fine)
+            found = self.con.execute("SELECT " + ", ".join(
+                f"bool_or(json_exists(json, {_literal(_json_path(name))}))" for name in unseen)
+                + f" FROM read_ndjson_objects({_literal(str(self.path))})").fetchone()
+            keys |= {name for name, there in zip(unseen, found) if there}
+        return keys
+
     def _missing_unit(self) -> None:
-        if self.kind == "jsonl":
-            has_rows = self.con.execute("SELECT count(*) FROM raw").fetchone()[0] > 0
+        if self.kind == "jsonl":  # only after reading: the file has rows
+            has_rows = True
             keys = [r[0] for r in self.con.execute(
                 "SELECT DISTINCT unnest(json_keys(json)) AS k FROM "
-                f"{self._lines} ORDER BY k LIMIT 100"
-            ).fetchall()] if has_rows else []
+                f"read_ndjson_objects({_literal(str(self.path))}) ORDER BY k LIMIT 100"
+            ).fetchall()]
         else:
             has_rows = self.con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {self.source} LIMIT 1)").fetchone()[0] > 0
             keys = self.file_columns
@@ -270,8 +412,8 @@ class _Reader:
         text: Callable[[str], str] | None
         if self.kind == "csv":
             value, nonnull, text, quote = _from_text(raw, typ), f"{raw} IS NOT NULL", str, True
-        elif self.kind == "jsonl":
-            nonnull = f"({raw} IS NOT NULL AND json_type({raw}) <> 'NULL')"
+        elif self.kind == "jsonl":  # a JSON null is SQL NULL already
+            nonnull = f"{raw} IS NOT NULL"
             text, quote = _as_text, False
             value = _from_json(raw, typ)
         else:
@@ -389,25 +531,28 @@ class _Reader:
 
     # ------------------------------------------------------------- to numpy
 
-    def _fetch(self, columns: list[tuple[str, str]], n: int) -> Units:
-        if not columns:
+    def fetch(self, start: int = 0, stop: int | None = None) -> Units:
+        """Units ``start`` to ``stop`` (0-based, ``stop`` excluded; default: all) of ``u``, as numpy columns."""
+        stop = self.n if stop is None else stop
+        where = "" if (start, stop) == (0, self.n) else f" WHERE rowid >= {int(start)} AND rowid < {int(stop)}"
+        if not self.columns:
             return Units({}, dict(self.types))
-        scalars = [name for name, typ in columns if typ != "list[string]"]
+        scalars = [name for name, typ in self.columns if typ != "list[string]"]
         result = self.con.execute(
-            "SELECT " + ", ".join(_ident(name) for name in scalars) + " FROM u").fetchnumpy() if scalars else {}
+            "SELECT " + ", ".join(_ident(name) for name in scalars) + f" FROM u{where}").fetchnumpy() if scalars else {}
         out: dict[str, np.ndarray] = {}
-        for name, typ in columns:
-            out[name] = _convert(result[name], typ) if name in result else self._fetch_list(name, n)
+        for name, typ in self.columns:
+            out[name] = _convert(result[name], typ) if name in result else self._fetch_list(name, stop - start, where)
         return Units(out, dict(self.types))
 
-    def _fetch_list(self, name: str, n: int) -> np.ndarray:
+    def _fetch_list(self, name: str, n: int, where: str) -> np.ndarray:
         """A list column as tuples: the lengths and the flattened items come out of DuckDB as two arrays
         (much faster than fetching lists), then one Python step per row slices out its tuple."""
         col = _ident(name)
-        lengths = self.con.execute(f"SELECT len({col}) AS n FROM u").fetchnumpy()["n"]
+        lengths = self.con.execute(f"SELECT len({col}) AS n FROM u{where}").fetchnumpy()["n"]
         missing = np.ma.getmaskarray(lengths)
         sizes = np.where(missing, 0, np.ma.getdata(lengths)).astype(np.int64)
-        items = self.con.execute(f"SELECT unnest({col}) AS item FROM u").fetchnumpy()["item"]
+        items = self.con.execute(f"SELECT unnest({col}) AS item FROM u{where}").fetchnumpy()["item"]
         flat = np.ma.getdata(items).tolist()
         if len(flat) != int(sizes.sum()):  # cannot happen: null items are refused when reading
             raise RuntimeError(f"list column {name!r}: {len(flat)} items for lengths summing to {sizes.sum()}")
@@ -617,12 +762,10 @@ def _id_text(value: Any) -> str:
     return str(value)
 
 
-def _explain(exc: Exception, path: Path, kind: str) -> DataError:
+def _explain(exc: Exception, path: Path, kind: str, unit: str | None = None,
+             keys: Iterable[str] = ()) -> DataError:
     """A DuckDB error while reading -> what a person needs to know."""
-    detail = str(exc).strip()
-    first = detail.splitlines()[0] if detail else type(exc).__name__
-    first = re.sub(r"^[A-Za-z ]*Error: ", "", first)
-    first = first.replace(f" '{path}'", "").replace(f' "{path}"', "")
+    first = _first_line(exc).replace(f" '{path}'", "").replace(f' "{path}"', "")
     if kind in ("csv", "jsonl"):
         bad = _first_non_utf8(path)
         if bad is not None:
@@ -634,9 +777,15 @@ def _explain(exc: Exception, path: Path, kind: str) -> DataError:
     if kind == "parquet":
         return DataError(f"{path}: not a valid Parquet file: it is truncated or corrupt ({first})", path)
     if kind == "jsonl":
-        bad_json = _malformed_json_line(path)
+        bad_json = _bad_json_line(path, keys)
         if bad_json is not None:
             line, problem = bad_json
+            if problem is None:
+                example = "{\"" + (unit or "id") + "\": \"u1\", ...}"
+                return DataError(f"{path}: line {line} is not a JSON object; each line must be one object, "
+                                 f"such as {example}", path)
+            if problem.startswith("the key "):
+                return DataError(f"{path}: line {line} has {problem}; each key may appear once in an object", path)
             return DataError(f"{path}: line {line} is not valid JSON ({problem}); "
                              "each line must be one JSON object", path)
         return DataError(f"{path}: cannot be read as JSON Lines ({first})", path)
@@ -648,18 +797,41 @@ def _explain(exc: Exception, path: Path, kind: str) -> DataError:
     return DataError(f"{path}: cannot be read as CSV ({first})", path)
 
 
-def _malformed_json_line(path: Path) -> tuple[int, str] | None:
-    """(line, problem) of the first line that is not JSON, or None. Only called once reading has failed:
-    DuckDB's own line numbers count records, not the file's lines."""
+class _Repeated(dict):
+    """A JSON object in which ``key`` appears more than once (Python keeps the last value; DuckDB refuses a
+    declared key given twice)."""
+
+    key = ""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen: set[str] = set()
+        repeated = _Repeated(out)
+        repeated.key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        return repeated
+    return out
+
+
+def _bad_json_line(path: Path, keys: Iterable[str] = ()) -> tuple[int, str | None] | None:
+    """(line, problem) of the first line that is not a JSON object (problem None: valid JSON, but not an
+    object) or that gives one of ``keys`` twice, or None. Only called once reading has failed: DuckDB's own
+    line numbers count records, not the file's lines."""
     import json
 
+    declared = set(keys)
     with path.open(encoding="utf-8", errors="replace") as f:
         for number, text in enumerate(f, 1):
             if text.strip():
                 try:
-                    json.loads(text)
+                    value = json.loads(text, object_pairs_hook=_object)
                 except ValueError as exc:
                     return number, exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                if not isinstance(value, dict):
+                    return number, None
+                if isinstance(value, _Repeated) and value.key in declared:
+                    return number, f"the key {json.dumps(value.key, ensure_ascii=False)} twice"
     return None
 
 
@@ -733,6 +905,9 @@ def _line_numbers(path: Path, kind: str, rows: list[int]) -> list[int]:
 # ===================================================================== writing
 
 
+_OPTIONS = {"csv": "FORMAT csv, HEADER true, DELIMITER ','", "jsonl": "FORMAT json", "parquet": "FORMAT parquet"}
+
+
 def write_assignments(path: str | os.PathLike[str], columns: dict[str, np.ndarray]) -> None:
     """Write a table (unit id, variant, bucket, ...) to ``.csv``, ``.jsonl`` or ``.parquet``, atomically.
 
@@ -746,19 +921,122 @@ def write_assignments(path: str | os.PathLike[str], columns: dict[str, np.ndarra
     """
     path = Path(path)
     kind = _format_of(path, "write assignments to")
+    table, select = _output_table(columns, kind)
+    _check_folder(path)
+
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("assignments", table)
+        copy_atomic(con, f"SELECT {select} FROM assignments", path, _OPTIONS[kind])
+    finally:
+        con.close()
+
+
+def write_assignment_chunks(path: str | os.PathLike[str], chunks: Iterable[dict[str, np.ndarray]]) -> int:
+    """Write a table that comes in chunks (the same columns in each) to one file; the number of rows.
+
+    The file is the one :func:`write_assignments` would write for all the
+    chunks put together, but only one chunk is in memory at a time: CSV and
+    JSON Lines rows go out as each chunk comes; Parquet rows wait in a DuckDB
+    database in a temporary folder until the last chunk, then DuckDB writes the
+    file. Atomic as :func:`write_assignments`: the file appears complete or not
+    at all, so an exception while the chunks are made (raised by the iterator)
+    leaves no file, and no earlier file changed; a device or FIFO is written
+    into as the rows come, never replaced. Raises :class:`DataError` as
+    :func:`write_assignments` does.
+    """
+    path = Path(path)
+    kind = _format_of(path, "write assignments to")
+    _check_folder(path)
+
+    import duckdb
+
+    from .files import OutputError, open_output
+
+    with tempfile.TemporaryDirectory(prefix="expc-out-") as folder:
+        scratch = Path(folder)
+        if kind != "parquet":
+            try:
+                with open_output(path) as out:
+                    rows = 0
+                    for data, n in _rendered(chunks, kind, scratch, path):
+                        out.write(data)
+                        rows += n
+                return rows
+            except OutputError as exc:
+                raise DataError(str(exc), path) from None
+        con = duckdb.connect(str(scratch / "assignments.duckdb"),
+                             config={"memory_limit": SCRATCH_MEMORY, "temp_directory": str(scratch / "spill")})
+        try:
+            rows = 0
+            for columns in chunks:
+                table, select = _output_table(columns, kind)
+                con.register("chunk", table)
+                try:
+                    verb = "INSERT INTO assignments" if rows else "CREATE TABLE assignments AS"
+                    con.execute(f"{verb} SELECT {select} FROM chunk")
+                except duckdb.Error as exc:
+                    raise _write_error(exc, path) from None
+                finally:
+                    con.unregister("chunk")
+                rows += len(next(iter(table.values())))
+            if not rows:
+                raise ValueError("no rows to write")
+            copy_atomic(con, "SELECT * FROM assignments", path, _OPTIONS[kind])
+            return rows
+        finally:
+            con.close()
+
+
+def render_assignments(chunks: Iterable[dict[str, np.ndarray]], kind: str = "csv",
+                       name: str = "<stdout>") -> Iterator[bytes]:
+    """Each chunk's rows as :func:`write_assignments` writes them in ``kind`` (``csv``, with the header before
+    the first chunk's rows, or ``jsonl``), as UTF-8 bytes, one chunk at a time (for a stream such as stdout).
+
+    ``name`` is what a :class:`DataError` calls the output when DuckDB cannot render a chunk.
+    """
+    if kind not in ("csv", "jsonl"):
+        raise ValueError(f"cannot render {kind!r} chunk by chunk; use csv or jsonl")
+    with tempfile.TemporaryDirectory(prefix="expc-out-") as folder:
+        for data, _ in _rendered(chunks, kind, Path(folder), Path(name)):
+            yield data
+
+
+def _rendered(chunks: Iterable[dict[str, np.ndarray]], kind: str, scratch: Path,
+              path: Path) -> Iterator[tuple[bytes, int]]:
+    """(bytes, rows) of each chunk in CSV or JSON Lines, by DuckDB's COPY (one small file in ``scratch``)."""
+    import duckdb
+
+    part = scratch / f"part.{kind}"
+    con = duckdb.connect()
+    try:
+        for i, columns in enumerate(chunks):
+            table, select = _output_table(columns, kind)
+            options = _OPTIONS[kind] if i == 0 else _OPTIONS[kind].replace("HEADER true", "HEADER false")
+            con.register("chunk", table)
+            try:
+                _copy(con, f"COPY (SELECT {select} FROM chunk) TO {_literal(str(part))} ({options}, "
+                           "USE_TMP_FILE false)")
+            except duckdb.Error as exc:
+                raise _write_error(exc, path) from None
+            finally:
+                con.unregister("chunk")
+            yield part.read_bytes(), len(next(iter(table.values())))
+    finally:
+        con.close()
+        part.unlink(missing_ok=True)
+
+
+def _output_table(columns: dict[str, np.ndarray], kind: str) -> tuple[dict[str, np.ndarray], str]:
+    """The arrays to register with DuckDB (as ``c0``, ``c1``, ...) and the SELECT list that writes them:
+    text nulls and "" as null, NaN as null, CSV cells defused against spreadsheet formulas."""
     if not columns:
         raise ValueError("no columns to write")
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1:
         raise ValueError(f"columns of different lengths: { {k: len(v) for k, v in columns.items()} }")
-    folder = path.parent
-    if not folder.is_dir():
-        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
-        why = f"{blocker} is a file, not a folder" if blocker else f"the folder {folder} does not exist"
-        raise DataError(f"{path}: cannot write: {why}", path)
-
-    import duckdb
-
     table, select = {}, []
     for i, (name, values) in enumerate(columns.items()):
         key = f"c{i}"
@@ -776,19 +1054,32 @@ def write_assignments(path: str | os.PathLike[str], columns: dict[str, np.ndarra
         else:
             expr = col
         select.append(f"{expr} AS {_ident(name)}")
-    options = {"csv": "FORMAT csv, HEADER true, DELIMITER ','", "jsonl": "FORMAT json",
-               "parquet": "FORMAT parquet"}[kind]
-    con = duckdb.connect()
-    try:
-        con.register("assignments", table)
-        copy_atomic(con, f"SELECT {', '.join(select)} FROM assignments", path, options)
-    finally:
-        con.close()
+    return table, ", ".join(select)
+
+
+def _check_folder(path: Path) -> None:
+    """:class:`DataError` when the folder that would hold ``path`` does not exist (or a file is in the way)."""
+    folder = path.parent
+    if not folder.is_dir():
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else f"the folder {folder} does not exist"
+        raise DataError(f"{path}: cannot write: {why}", path)
+
+
+def _write_error(exc: Exception, path: Path) -> DataError:
+    """A DuckDB error while writing ``path`` -> one line naming it (the system's reason when there is one)."""
+    code = re.search(r'"errno"\s*:\s*"?([0-9]+)', str(exc))
+    if code:
+        return DataError(f"{path}: cannot write: {os.strerror(int(code.group(1)))}", path)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataError(f"{path}: could not write the file ({first})", path)
 
 
 def _csv_text(expr: str) -> str:
     """SQL that puts a ``'`` before a text cell a spreadsheet would take for a formula (not before a number)."""
-    return (f"CASE WHEN left({expr}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
+    # A regular expression, not `left(x, 1) IN (..., chr(9))`: DuckDB turns that IN list into a join,
+    # which does not keep the rows in order.
+    return (f"CASE WHEN regexp_matches({expr}, '^[-=+@\\t\\r]') "
             f"AND NOT regexp_full_match({expr}, '[+-]?[0-9]+([.][0-9]+)?') THEN '''' || {expr} ELSE {expr} END")
 
 
@@ -810,11 +1101,7 @@ def copy_atomic(con: Any, query: str, path: Path, options: str) -> None:
         with atomic_path(path) as tmp:  # already a temporary file: DuckDB need not make its own (tmp_...)
             _copy(con, f"COPY ({query}) TO {_literal(str(tmp))} ({options}, USE_TMP_FILE false)")
     except duckdb.Error as exc:
-        code = re.search(r'"errno"\s*:\s*"?([0-9]+)', str(exc))
-        if code:
-            raise DataError(f"{path}: cannot write: {os.strerror(int(code.group(1)))}", path) from None
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: could not write the file ({first})", path) from None
+        raise _write_error(exc, path) from None
     except OutputError as exc:
         raise DataError(str(exc), path) from None
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from expc.compiler.destinations import Allowances, has_url, param_problem
+from expc.compiler.errors import EXIT_INVALID, EXIT_RUN, ExpcError
 
 from . import calls as calls_mod
 from .calls import Limits, Target, Task
@@ -41,11 +42,10 @@ from .jobs import JobError, Piece, pieces
 from .render import MAX_PROMPT_CHARS, RENDER_SECONDS, RenderLimits
 from .store import Store
 
-EXIT_INVALID, EXIT_RUN = 1, 3
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.IGNORECASE)
 
 
-class GenerationError(Exception):
+class GenerationError(ExpcError):
     """Generation could not finish: ``str(exc)`` is for a person, ``exit_code`` for the shell."""
 
     exit_code = EXIT_RUN
