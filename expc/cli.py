@@ -259,34 +259,23 @@ def assign_command(spec: str, units_path: str, output: str | None) -> None:
     coverage and layer decide who is in; a summary of who went where and why
     goes to stderr. Units must appear once: duplicate or empty ids are refused.
     """
-    import tempfile
-
-    import numpy as np
-
     from expc.compiler.compile import compile_plan
-    from expc.runtime.assign import assign, id_text
-    from expc.runtime.tables import DataError, read_units, write_assignments
+    from expc.runtime.assign import assign_file
+    from expc.runtime.tables import DataError, render_assignments, write_assignment_chunks
+
+    def to_stdout(tables) -> None:  # the whole file is checked before the first chunk comes
+        tty = sys.stdout.isatty()
+        for data in render_assignments(tables, "csv"):
+            text = data.decode("utf-8")
+            sys.stdout.write(terminal_safe(text, multiline=True) if tty else text)
 
     plan = compile_plan(*_checked_spec(spec))
-    unit = plan.assignment.unit
-    try:
-        units = read_units(units_path, plan.attributes, unit)
-        result = assign(plan, units, units_path)
-        names = np.array([v.id for v in plan.variants] + [""], dtype=object)  # index -1 (out) -> ""
-        columns = {unit: id_text(units, unit).astype(object), "variant": names[result.variant],
-                   "bucket": result.bucket}
-        if output:
-            write_assignments(output, columns)
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "assignments.csv"
-                write_assignments(path, columns)
-                text = path.read_text(encoding="utf-8")
-                sys.stdout.write(terminal_safe(text, multiline=True) if sys.stdout.isatty() else text)
+    try:  # chunk by chunk: the memory needed does not grow with the file
+        counts = assign_file(plan, units_path, (lambda tables: write_assignment_chunks(output, tables))
+                             if output else to_stdout)
     except DataError as exc:
         _say(f"error: {exc}", err=True)
         sys.exit(EXIT_INVALID)
-    counts = result.counts([v.id for v in plan.variants])
     in_experiment = sum(counts["assigned"].values())
     _say(f"{counts['units']:,} units read from {units_path}; {in_experiment:,} assigned", err=True)
     for variant, count in counts["assigned"].items():

@@ -17,10 +17,16 @@ so that only the audience's ids are hashed).
 Everything is vectorised over the table: the condition is evaluated
 column-wise, and the two hashes of each remaining id (experiment and layer)
 advance together one character position at a time, for all ids at once.
+
+A units file of any size is assigned by :func:`assign_file`, one chunk of
+units at a time (each unit's outcome depends on that unit alone, so chunks
+give exactly the whole table's answer), after the whole file has been checked.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +87,22 @@ def hash_values(units: Units, unit: str) -> np.ndarray:
     return text
 
 
+def check_attributes(plan: Plan, columns: Iterable[str], source: str | os.PathLike[str] | None = None) -> None:
+    """Raise :class:`~expc.runtime.tables.DataError` (naming ``source``, the units file) when ``columns``, the
+    attributes the units have, lack one that the audience's condition reads: every unit would silently fall
+    outside the audience."""
+    spec = plan.assignment
+    have = set(columns)
+    missing = sorted(attributes_of(spec.condition) - have)
+    if missing:
+        from .tables import DataError
+
+        where = f"{source}: " if source else ""
+        raise DataError(f"{where}the units have no `{missing[0]}` column, which the audience `{spec.audience}` "
+                        f"needs ({', '.join(sorted(have))} given); add it, or every unit would be "
+                        "outside the audience", None if source is None else str(source))
+
+
 def assign(plan: Plan, units: Units, source: str | None = None) -> Assignment:
     """Assign every unit of the table according to a compiled plan.
 
@@ -88,15 +110,8 @@ def assign(plan: Plan, units: Units, source: str | None = None) -> Assignment:
     file) when the units lack an attribute the audience's condition reads: every
     unit would silently fall outside the audience.
     """
+    check_attributes(plan, units.columns, source)
     spec = plan.assignment
-    missing = sorted(attributes_of(spec.condition) - set(units.columns))
-    if missing:
-        from .tables import DataError
-
-        where = f"{source}: " if source else ""
-        raise DataError(f"{where}the units have no `{missing[0]}` column, which the audience `{spec.audience}` "
-                        f"needs ({', '.join(sorted(units.columns))} given); add it, or every unit would be "
-                        "outside the audience", source)
     n = len(units)
     ids = hash_values(units, spec.unit)
     reason = np.zeros(n, dtype=np.uint8)
@@ -126,3 +141,49 @@ def assign(plan: Plan, units: Units, source: str | None = None) -> Assignment:
     variant[rows] = choose_variations(hashed, ranges)
     reason[rows[variant[rows] < 0]] = OUTSIDE_COVERAGE
     return Assignment(variant, bucket, reason)
+
+
+def output_columns(plan: Plan, units: Units, result: Assignment) -> dict[str, np.ndarray]:
+    """The table ``expc assign`` writes: each unit's id as the input wrote it, its variant ("" when it is not
+    in the experiment) and its bucket (NaN when it was not hashed)."""
+    unit = plan.assignment.unit
+    names = np.array([v.id for v in plan.variants] + [""], dtype=object)  # index -1 (out) -> ""
+    return {unit: id_text(units, unit).astype(object), "variant": names[result.variant], "bucket": result.bucket}
+
+
+def assign_file(plan: Plan, path: str | os.PathLike[str],
+                write: Callable[[Iterator[dict[str, np.ndarray]]], Any],
+                chunk_rows: int | None = None) -> dict[str, Any]:
+    """Assign the units of a file, chunk by chunk, and hand the output tables to ``write``; the counts.
+
+    The file is read by :func:`expc.runtime.tables.open_units`: every check of
+    the whole file (and of the audience's attributes) passes before ``write``
+    is called, so nothing is written for a file that is refused. ``write``
+    receives an iterator of the :func:`output_columns` tables, one per chunk of
+    ``chunk_rows`` units, in file order, and must consume it (e.g.
+    :func:`expc.runtime.tables.write_assignment_chunks`). Returns what
+    :meth:`Assignment.counts` returns, for all the units. Raises
+    :class:`~expc.runtime.tables.DataError` for a file that cannot be used.
+    """
+    from .tables import open_units
+
+    variant_ids = [v.id for v in plan.variants]
+    per_variant = np.zeros(len(variant_ids), dtype=np.int64)
+    per_reason = np.zeros(len(REASONS), dtype=np.int64)
+    with open_units(path, plan.attributes, plan.assignment.unit, chunk_rows) as units:
+        check_attributes(plan, units.attributes, path)
+
+        def tables() -> Iterator[dict[str, np.ndarray]]:
+            for chunk in units:
+                result = assign(plan, chunk, str(path))
+                per_variant[:] += np.bincount(result.variant[result.variant >= 0], minlength=len(variant_ids))
+                per_reason[:] += np.bincount(result.reason, minlength=len(REASONS))
+                yield output_columns(plan, chunk, result)
+
+        write(tables())
+        n = units.n
+    return {
+        "units": n,
+        "assigned": {v: int(c) for v, c in zip(variant_ids, per_variant)},
+        "excluded": {REASONS[i]: int(per_reason[i]) for i in range(1, len(REASONS))},
+    }

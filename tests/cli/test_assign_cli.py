@@ -217,10 +217,10 @@ def test_invalid_spec_exits_1_and_writes_nothing(tmp_path, out):
     assert result.exit_code == 1 and not exported.exists()
 
 
-def test_spec_that_does_not_exist_is_a_usage_error(tmp_path, out):
+def test_spec_that_does_not_exist_is_an_invalid_spec(tmp_path, out):
     units = write(tmp_path / "in" / "units.csv", GOOD_CSV)
     result = run("assign", tmp_path / "nope.yaml", "--units", units, "-o", out)
-    assert result.exit_code == 2 and "nope.yaml" in result.stderr
+    assert result.exit_code == 1 and "nope.yaml" in result.stderr  # E001, as the README's exit codes say
     assert not out.exists()
 
 
