@@ -8,6 +8,7 @@ say where each finding is.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
@@ -16,7 +17,15 @@ from .conditions import check_condition
 from .destinations import SAFE_PARAMS, Allowances, has_url, param_problem, parse_base
 from .diagnostics import Diagnostic, did_you_mean, error, warning
 from .loader import Document, PathT
-from .model import MAX_DAYS, MAX_LIST_DRAWS, MAX_LOOKS, MAX_SIMULATED_UNITS, MAX_TIMEOUT, Spec
+from .model import (
+    MAX_DAYS,
+    MAX_LIST_DRAWS,
+    MAX_LOOKS,
+    MAX_SIMULATED_EVENTS,
+    MAX_SIMULATED_UNITS,
+    MAX_TIMEOUT,
+    Spec,
+)
 from .planning import sample_size
 from .providers import known_providers, provider_of
 from .quantities import format_duration
@@ -602,6 +611,68 @@ def limits(ctx: Context) -> Iterator[Diagnostic]:
                         f"{vocabulary:,} values needs {units * vocabulary:,} draws; the limit is {MAX_LIST_DRAWS:,}",
                         ctx.at(path if ctx.given(path) else ("simulation", "units_per_day")),
                         "give it fewer values, or simulate fewer units")
+    per_unit, culprit = _events_per_unit(spec)
+    if units * per_unit > MAX_SIMULATED_EVENTS:
+        i, metric = culprit
+        truth = ("simulation", "truth", spec.control.id if spec.control else "", metric.id)
+        path = truth if ctx.given(truth) else ("metrics", i, "baseline") if ctx.given(("metrics", i, "baseline")) \
+            else ("metrics", i)
+        each = f"{per_unit:,.0f}" if per_unit >= 10 else f"{per_unit:.2g}"
+        yield error("E070", f"a simulated run would draw about {units * per_unit:,.0f} events ({each} per unit for "
+                    f"{units:,} units, most for metric `{metric.id}`); the limit is {MAX_SIMULATED_EVENTS:,}",
+                    ctx.at(path),
+                    "a ratio's true value counts numerator events per denominator event: check it, or simulate "
+                    "fewer units")
+
+
+def _events_per_unit(spec: Spec) -> tuple[float, tuple[int, Any]]:
+    """Events a simulated unit gets on average (the largest variant's, summed over events), and the metric behind most.
+
+    Mirrors how ``runtime/synthetic.py`` draws events: a proportion or mean
+    metric draws at most one event per unit; a ratio's denominator count has
+    mean ``numerator mean / ratio`` (2 when that is not known) and a counted
+    numerator ``ratio x denominator`` events.
+    """
+    from .compile import truth_table
+
+    table = truth_table(spec)[0] if spec.simulation is not None and spec.control is not None else {}
+    ids = [v.id for v in spec.variants] or [""]
+
+    def means(metric_id: str, default: float) -> list[float]:
+        return [table[v][metric_id].mean if metric_id in table.get(v, {}) else default for v in ids]
+
+    drawn: dict[str, dict[str, list[float]]] = {}  # event -> measure -> mean per variant
+    per_event: dict[str, tuple[float, int]] = {}  # event -> (events per unit, index of the metric drawing it)
+    for i, m in enumerate(spec.metrics):
+        if m.kind in ("proportion", "mean") and m.event is not None and m.event not in drawn:
+            mu = means(m.id, 1.0)
+            p = [min(max(x, 0.0), 1.0) for x in mu]
+            drawn[m.event] = {"count": p, "value": p} if m.kind == "proportion" else {"count": [1.0] * len(mu), "value": mu}
+            per_event[m.event] = (max(p) if m.kind == "proportion" else 1.0, i)
+    for i, m in enumerate(spec.metrics):
+        if m.kind != "ratio" or m.numerator is None or m.denominator is None:
+            continue
+        num, den, r = m.numerator, m.denominator, [max(x, 0.0) for x in means(m.id, 1.0)]
+        if num.event == den.event:
+            drawn.setdefault(num.event, {"count": [2.0] * len(r), "value": [2.0 * x for x in r]})
+            per_event.setdefault(num.event, (2.0, i))
+            continue
+        if den.event not in drawn:
+            mu_y = [2.0] * len(r)
+            if num.event in drawn:
+                mu_y = [x / y if y > 0 and 0 < x / y < math.inf else 2.0 for x, y in zip(drawn[num.event][num.measure], r)]
+            drawn[den.event] = {"count": mu_y, "value": mu_y}
+            per_event[den.event] = (max(mu_y), i)
+        if num.event not in drawn:
+            y = drawn[den.event][den.measure]
+            counts = [x * b for x, b in zip(r, y)] if num.measure == "count" else [1.0] * len(r)
+            drawn[num.event] = {"count": counts, "value": counts}
+            per_event[num.event] = (max(counts), i)
+    if not per_event:
+        return 0.0, (0, None)
+    total = sum(n for n, _ in per_event.values())
+    _, most = max(per_event.values())
+    return total, (most, spec.metrics[most])
 
 
 def _list_vocabulary(spec: Spec, name: str) -> int:

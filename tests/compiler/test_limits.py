@@ -126,3 +126,37 @@ def test_the_limits_fit_the_example_specs():
 
     for spec in sorted((Path(__file__).resolve().parents[2] / "specs").glob("*.yaml")):
         assert not [d for d in check_file(spec).diagnostics if d.code == "E070"], spec
+
+
+RATIOS = SPEC + """\
+  truth:
+    control: {clicked: 0.1}
+"""
+
+
+def with_metric(metric: str, truth: str) -> CheckResult:
+    spec = RATIOS.replace("stopping:", f"  - {metric}\nstopping:").replace("{clicked: 0.1}", f"{{clicked: 0.1, {truth}}}")
+    return check_bytes(spec.encode(), "spec.yaml")
+
+
+def test_a_counted_ratio_with_an_absurd_truth_is_bounded():
+    """purchases counted per click, 1e9 of them: 168,000 units x 0.1 clicks x 1e9 (was: terabytes of events)."""
+    found = errors(with_metric("{id: per_click, kind: ratio, numerator: {event: buy, measure: count}, "
+                               "denominator: {event: click, measure: count}}", "per_click: {mean: 1e9, sd: 1}"))
+    assert [(c, ln) for c, ln, _, _ in found] == [("E070", 18)], found
+    assert "events" in found[0][3] and "`per_click`" in found[0][3] and "50,000,000" in found[0][3]
+
+
+def test_a_ratio_whose_denominator_is_fitted_from_a_tiny_truth_is_bounded():
+    """spend per visit of 1e-9 with a mean spend of 100: 1e11 visits a unit."""
+    spec = RATIOS.replace("stopping:", "  - {id: spend, kind: mean, event: buy, baseline: 100, sd: 10}\n"
+                                       "  - {id: per_visit, kind: ratio, numerator: buy, denominator: visit, "
+                                       "baseline: 0.000000001, sd: 1}\nstopping:")
+    found = errors(check_bytes(spec.encode(), "spec.yaml"))
+    assert [c for c, _, _, _ in found] == ["E070"], found
+    assert "`per_visit`" in found[0][3]
+
+
+def test_ordinary_ratios_are_fine():
+    assert errors(with_metric("{id: per_click, kind: ratio, numerator: {event: buy, measure: count}, "
+                              "denominator: {event: click, measure: count}}", "per_click: {mean: 3, sd: 1}")) == []
