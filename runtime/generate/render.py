@@ -62,8 +62,6 @@ MAX_PROMPT_CHARS = 16_384
 RENDER_SECONDS = 1.0
 #: Values and text built along the way may be at most this many times the prompt's budget.
 WORK_FACTOR = 8
-#: Kept for callers of the previous name: the default prompt budget.
-MAX_RENDERED_CHARS = MAX_PROMPT_CHARS
 _REFUSED_NAMES = {"format", "format_map", "mro", "func_globals", "gi_frame", "cr_frame", "f_globals"}
 _CHECK_CLOCK_EVERY = 16
 
