@@ -438,11 +438,12 @@ def _load_plan(source: str) -> Plan:
     """A compiled plan (``.json``, from ``expc compile``) read back and validated, or a spec checked and compiled."""
     from expc.compiler.compile import compile_plan
     from expc.compiler.plan import Plan, PlanError
+    from expc.compiler.sources import read_regular
 
     if not source.endswith(".json"):
         return compile_plan(*_checked_spec(source))
-    try:
-        text = Path(source).read_bytes()
+    try:  # a regular file only (a FIFO would hang the read, /dev/zero fill the memory), 16 MiB at most
+        text = read_regular(source, 16 << 20)
     except FileNotFoundError:
         _fail(f"{source}: no such file")
     except OSError as exc:

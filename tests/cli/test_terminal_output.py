@@ -183,3 +183,21 @@ def test_progress_steps_are_escaped_and_take_no_markup(capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert_escaped(err)
     assert "[bold red].csv" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_plan_that_is_a_pipe_is_one_line_and_exit_1(tmp_path: Path):
+    fifo = tmp_path / "plan.json"
+    os.mkfifo(fifo)
+    result = run("run", fifo, "--quiet", "--run-dir", tmp_path / "r")  # was: read_bytes() waited forever
+    assert result.exit_code == 1, result.output
+    assert "named pipe" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")
+def test_a_plan_linked_to_dev_zero_is_one_line_and_exit_1(tmp_path: Path):
+    link = tmp_path / "plan.json"
+    link.symlink_to("/dev/zero")
+    result = run("simulate", link)  # was: read_bytes() until MemoryError
+    assert result.exit_code == 1, result.output
+    assert "character device" in result.stderr
