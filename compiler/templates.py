@@ -140,7 +140,7 @@ def environment() -> SandboxedEnvironment:
 
 def analyse(source: str) -> Analysis:
     """Parse a template and list every name, field, filter, risky access and over-limit construct it uses."""
-    from jinja2 import TemplateSyntaxError, nodes
+    from jinja2 import TemplateSyntaxError
 
     if len(source) > MAX_TEMPLATE_CHARS:
         return Analysis(uses=(Use("limit", "size", 1, f"the template is {len(source):,} characters long, more "
@@ -152,6 +152,16 @@ def analyse(source: str) -> Analysis:
         return Analysis(syntax_error=exc.message or "invalid template", error_line=exc.lineno or 1)
     except RecursionError:
         return Analysis(syntax_error="the template is nested too deeply to parse")
+    try:
+        return Analysis(uses=_uses(tree))
+    except RecursionError:
+        return Analysis(syntax_error="the template is nested too deeply to check")
+
+
+def _uses(tree: nodes.Template) -> tuple[Use, ...]:
+    """Every use of a parsed template, in the order of the tree."""
+    from jinja2 import nodes
+
     uses: list[Use] = []
     bindings = _Bindings(uses)
     bindings.block(tree.body, frozenset())
@@ -188,7 +198,7 @@ def analyse(source: str) -> Analysis:
                 and id(node.node) not in local:
             uses.extend(_range_limit(node, line))
     uses.extend(_depth_limit(tree))
-    return Analysis(uses=tuple(uses))
+    return tuple(uses)
 
 
 def _const(node: nodes.Node) -> str | None:

@@ -123,10 +123,13 @@ _current: ContextVar[_Budget | None] = ContextVar("expc_render_budget", default=
 _DEFAULT = RenderLimits()
 
 
-def _tick() -> None:
+def _tick(clock: bool = False) -> None:
+    """A step of the current render's budget (``clock``: read the clock now, before a step that may be long)."""
     budget = _current.get()
     if budget is not None:
         budget.tick()
+        if clock:
+            budget.check_clock()
 
 
 def _work_chars() -> int:
@@ -443,7 +446,7 @@ def _guarded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
 
     @pass_context
     def guarded(context: Context, *args: Any, **kwargs: Any) -> Any:
-        _tick()
+        _tick(clock=True)
         if guard is not None and args:
             args, kwargs = guard(args, kwargs)
         first: tuple[Any, ...] = ()
@@ -500,7 +503,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return self.undefined(hint=f"`{record.label}` has no attribute {name!r}", obj=record, name=name)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        _tick()
+        _tick(clock=True)
         if isinstance(__obj, LoopContext) and args:  # a recursive loop's next level
             args = (_iterate(args[0]), *args[1:])
         args = _check_call(__obj, args)

@@ -150,3 +150,10 @@ def test_static_evaluation_never_computes_a_huge_number():
     assert [u.kind for u in analyse("{{ (9 ** (9 ** 9)) * (9 ** (9 ** 9)) }}").uses] == ["limit", "limit"]
     assert [u.kind for u in analyse("{{ 7 ** (7 ** (7 ** 7)) }}").uses] == ["limit", "limit"]
     assert time.perf_counter() - start < 1
+
+
+@pytest.mark.parametrize("source", ["{{ x" + " | e" * 3000 + " }}", "{% if x %}" * 400 + "a" + "{% endif %}" * 400,
+                                    "{{ " + "(" * 300 + "1" + ")" * 300 + " }}"])
+def test_a_template_nested_too_deeply_is_one_located_error(source: str):
+    assert analyse(source).syntax_error and "nested too deeply" in analyse(source).syntax_error
+    assert codes(check_text(with_template(source))) == ["E038"]

@@ -277,3 +277,8 @@ def test_an_item_over_the_prompt_budget_fails_and_the_others_are_generated(tmp_p
     treated = {i.key: i for i in result.items if i.variant == "treatment"}
     assert treated["u1"].status == "skipped" and "more than 1,000 characters" in treated["u1"].reason
     assert treated["u0"].status == treated["u2"].status == "ok"
+
+
+def test_a_template_nested_too_deeply_is_a_render_error() -> None:
+    with pytest.raises(RenderError, match="nested too deeply"):
+        render("{{ user.first_name" + " | e" * 3000 + " }}", CTX)
