@@ -67,7 +67,6 @@ CODES: dict[str, str] = {
     "E081": "a parameter in `params` that expc does not pass to models",
     "E082": "the model id names a provider litellm does not know",
     "E090": "a template construct that can only exhaust the machine (huge range or power, deep loops, size)",
-    "E090": "a template construct that can only exhaust the machine (huge range or power, deep loops, size)",
     "W001": "the required sample size cannot be reached within max_days",
     "W002": "the required sample size cannot be computed",
     "W003": "prompt is defined but no variant uses it",
