@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from expc.compiler.plan import Look, Plan
 
+from expc.compiler.model import MAX_LOOKS
+
 from .rundir import STATE_VERSION, STORE_NAME, RunError, default_run_dir, open_run_dir, release_run_dir
 from .rundir import is_done as _is_done
 from .rundir import mark_done as _mark_done
@@ -330,6 +332,10 @@ def run_on_data(plan: Plan, options: RunOptions, progress: Progress) -> tuple[
             raise RunError(f"{exposures}: no unit was exposed to a variant of this experiment", 1)
         start = datetime.fromisoformat(whole.first_exposure)
         end = plan.schedule.look_at(whole.elapsed_seconds() or 0.0)
+        if end.index > MAX_LOOKS:  # a schedule without max_days follows the data, which may span years
+            raise RunError(f"{exposures}: the exposures span {end.day:,.0f} days, which makes {end.index:,} looks "
+                           f"(one every {plan.schedule.every}); the limit is {MAX_LOOKS:,}: set `stopping.max_days` "
+                           "or look less often", 1)
         progress.step("evaluating looks")
         looks = evaluate_looks(plan, run_dir, plan.schedule.until(end.seconds), start,
                                lambda look, as_of: reduce_at(as_of), progress)

@@ -193,3 +193,19 @@ def test_content_that_fails_its_checks_with_on_fail_error_stops_the_run(tmp_path
     assert info.value.exit_code == 3
     assert (tmp_path / "r" / "content.jsonl").read_text().count('"failed"') >= 1
     assert not (tmp_path / "r" / "report.json").exists()
+
+
+def test_data_spanning_more_looks_than_the_limit_is_refused_before_any_look(tmp_path: Path) -> None:
+    """Without max_days the looks follow the data; a file spanning years must not make a loop of 100,000 looks."""
+    text = SMALL.format(model="offline/x", generate="{per: unit}", days=10, units_per_day=10, treatment=0.1)
+    text = text.replace("  looks: daily\n  max_days: 10\n", "  looks: hourly\n").replace(
+        "    - {when: max_days, then: stop_inconclusive}\n", "")
+    plan = plan_of_text(text, "small.yaml")
+    exposures, events = tmp_path / "exposures.csv", tmp_path / "events.csv"
+    exposures.write_text("user_id,variant,timestamp\nu1,control,2020-01-01T00:00:00Z\n"
+                         "u2,treatment,2026-01-01T00:00:00Z\n", encoding="utf-8")
+    events.write_text("user_id,event,timestamp\nu1,clicked,2020-01-02T00:00:00Z\n", encoding="utf-8")
+    with pytest.raises(RunError, match=r"makes 52,6\d\d looks .* the limit is 5,000") as info:
+        run(plan, tmp_path / "r", exposures_path=exposures, events_path=events)
+    assert info.value.exit_code == 1
+    assert not list((tmp_path / "r" / "looks").glob("look-*.json"))
