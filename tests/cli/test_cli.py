@@ -45,7 +45,7 @@ def test_validate_exit_codes(specs):
     assert run("validate", str(specs / "bad.yaml")).exit_code == 1
     assert run("validate", str(specs / "warn.yaml")).exit_code == 0
     assert run("validate", "--strict", str(specs / "warn.yaml")).exit_code == 1
-    assert run("validate", str(specs / "missing.yaml")).exit_code == 2
+    assert run("validate", str(specs / "missing.yaml")).exit_code == 1  # E001, like any spec that cannot be read
     assert run("validate").exit_code == 2
     assert run("validate", "--format", "xml", str(specs / "good.yaml")).exit_code == 2
 
@@ -83,7 +83,7 @@ def test_validate_takes_folders_and_globs(specs):
     (specs / ".hidden" / "x.yaml").write_text("not: a spec")
     assert "3 files checked" in run("validate", str(specs)).output
     assert "1 file checked" in run("validate", str(specs / "g*.yaml")).output
-    assert run("validate", str(specs / "nothing*.yaml")).exit_code == 2
+    assert run("validate", str(specs / "nothing*.yaml")).exit_code == 1  # no file: nothing valid to check
 
 
 def test_compile_writes_the_plan_or_nothing(specs, tmp_path):
