@@ -28,9 +28,10 @@ two equal).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # jinja2 is imported when a template is first parsed: specs without prompts never need it
     from jinja2 import nodes
@@ -167,8 +168,8 @@ def _uses(tree: nodes.Template) -> tuple[Use, ...]:
     bindings.block(tree.body, frozenset())
     local = bindings.local
     # `user.x` reads one attribute; any other use of `user` (a loop, a filter, `set u = user`) reads them all
-    dotted = {id(n.node) for n in tree.find_all((nodes.Getattr, nodes.Getitem))
-              if isinstance(n, nodes.Getattr) or _const(n.arg) is not None}
+    dotted = {id(n.node) for n in tree.find_all((nodes.Getattr, nodes.Getitem))  # type: ignore[attr-defined]
+              if isinstance(n, nodes.Getattr) or _const(n.arg) is not None}  # type: ignore[attr-defined]
     for node in tree.find_all(nodes.Node):
         line = getattr(node, "lineno", 1) or 1
         if isinstance(node, nodes.Name) and node.ctx == "load":

@@ -63,10 +63,10 @@ def segment_id(segment: dict[str, Any]) -> str:
 
 
 def pieces(plan: dict[str, Any], units: Any | None, max_items_per_variant: int | None = None,
-           limits: RenderLimits = RenderLimits()) -> list[Piece]:
+           limits: RenderLimits | None = None) -> list[Piece]:
     """Every item of every variant, rendered within ``limits`` (raises :class:`JobError` for a template that fails).
 
-    An item whose template goes past ``limits`` is returned with its ``error``.
+    An item whose template goes past ``limits`` (default: :class:`RenderLimits`'s) is returned with its ``error``.
     """
     out: list[Piece] = []
     for variant in plan["variants"]:
@@ -75,7 +75,7 @@ def pieces(plan: dict[str, Any], units: Any | None, max_items_per_variant: int |
             continue
         prompt = plan["prompts"][variant["prompt"]]
         gen = variant.get("generate") or {"per": "once", "segment_by": []}
-        renderer = _Renderer(plan, variant, prompt, limits)
+        renderer = _Renderer(plan, variant, prompt, limits or RenderLimits())
         try:
             if gen["per"] == "once":
                 out.append(renderer.piece(None, {}, {}))

@@ -34,12 +34,19 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from types import BuiltinFunctionType, MethodWrapperType, ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, nodes, pass_context
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context, LoopContext
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace
+from jinja2.visitor import NodeTransformer
 
 from expc.compiler.templates import (
     CONTEXT,
@@ -49,12 +56,6 @@ from expc.compiler.templates import (
     analyse,
     configure,
 )
-from jinja2 import StrictUndefined, TemplateError, nodes, pass_context
-from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context, LoopContext
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import Namespace
-from jinja2.visitor import NodeTransformer
 
 #: The longest prompt one item's template may render (characters), unless the generate options say otherwise.
 MAX_PROMPT_CHARS = 16_384
@@ -146,7 +147,7 @@ def _too_big(what: str, size: float | None = None) -> TemplateLimitError:
 # ------------------------------------------------------------------ read-only context values
 
 
-class Record(dict):  # type: ignore[type-arg]
+class Record(dict[str, Any]):
     """A read-only mapping a template reads as ``user``, ``segment``, ``variant`` or ``experiment``.
 
     A template's attribute lookup (``user.items``) reads the key ``items``,
@@ -163,13 +164,13 @@ class Record(dict):  # type: ignore[type-arg]
     def _read_only(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"`{self.label}` is read-only")
 
-    __setitem__ = __delitem__ = __ior__ = update = pop = popitem = clear = setdefault = _read_only  # type: ignore
+    __setitem__ = __delitem__ = __ior__ = update = pop = popitem = clear = setdefault = _read_only
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Record, (self.label, dict(self)))
 
 
-class FrozenList(list):  # type: ignore[type-arg]
+class FrozenList(list[Any]):
     """A list value of a :class:`Record`: reads like a list, cannot be changed."""
 
     __slots__ = ()
@@ -177,8 +178,8 @@ class FrozenList(list):  # type: ignore[type-arg]
     def _read_only(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("a template's context is read-only")
 
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only  # type: ignore
-    append = extend = insert = remove = pop = clear = sort = reverse = _read_only  # type: ignore
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = extend = insert = remove = pop = clear = sort = reverse = _read_only
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (FrozenList, (list(self),))
@@ -329,8 +330,9 @@ def _check_call(function: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _type_name(owner: Any) -> str:
-    kind = owner if isinstance(owner, type) else type(owner)
-    return {str: "text", dict: "mapping", list: "list"}.get(kind, kind.__name__)
+    kind: type = owner if isinstance(owner, type) else type(owner)
+    names: dict[type, str] = {str: "text", dict: "mapping", list: "list"}
+    return names.get(kind, kind.__name__)
 
 
 def _check_replace(text: Any, old: Any, new: Any, count: Any) -> None:
@@ -502,7 +504,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             return dict.__getitem__(record, name)
         return self.undefined(hint=f"`{record.label}` has no attribute {name!r}", obj=record, name=name)
 
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _tick(clock=True)
         if isinstance(__obj, LoopContext) and args:  # a recursive loop's next level
             args = (_iterate(args[0]), *args[1:])
@@ -557,17 +559,17 @@ class _Instrument(NodeTransformer):
     """Adds the budget's checks (:data:`_HOOKS`) to a parsed template: loops, output, concatenation, literals."""
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
-        node = self.generic_visit(node)
+        self.generic_visit(node)  # changes the children in place
         node.iter = _hook("expc iterate", node.iter)
         return node
 
     def visit_Output(self, node: nodes.Output) -> nodes.Node:
-        node = self.generic_visit(node)
+        self.generic_visit(node)
         node.nodes = [_hook("expc emit", child) for child in node.nodes]
         return node
 
     def _value(self, node: nodes.Node) -> nodes.Node:
-        node = self.generic_visit(node)
+        self.generic_visit(node)
         if getattr(node, "ctx", "load") != "load":
             return node
         return _hook("expc value", node)
@@ -575,7 +577,7 @@ class _Instrument(NodeTransformer):
     visit_Concat = visit_List = visit_Tuple = visit_Dict = _value
 
 
-def _hook(name: str, node: nodes.Expr) -> nodes.Expr:
+def _hook(name: str, node: nodes.Node) -> nodes.Expr:
     return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
 
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gen_helpers import plan_of as typed_plan_of
+from gen_helpers import spec_text, units_of
+
 from expc.compiler.templates import SAFE_GLOBALS, environment
 from expc.runtime.generate.jobs import MAX_SLOW_RENDERS, JobError, pieces
 from expc.runtime.generate.render import (
@@ -22,8 +25,6 @@ from expc.runtime.generate.render import (
 )
 from expc.runtime.generate.runner import GenerateOptions, GenerationInputError, generate
 from expc.runtime.units import Units
-from gen_helpers import plan_of as typed_plan_of
-from gen_helpers import spec_text, units_of
 
 CTX = {"user": {"first_name": "Ada", "interests": ["chess", "maths"]}, "segment": {},
        "variant": {"id": "v"}, "experiment": {"id": "e"}}

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from expc import compile_file
 from expc.compiler.pipeline import check_file
 from expc.runtime.generate.jobs import pieces
