@@ -10,6 +10,8 @@ JavaScript SDK coerces types).
 
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -97,6 +99,10 @@ def _field(name: str, value: Any, attrs: dict[str, str], path: tuple) -> Iterato
 
 def _literal(name: str, kind: str, op: str, value: Any, path: tuple) -> Iterator[Finding]:
     if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        yield Finding("E036", f"`{name}`: `{op}` compares with {value}, which JSON (the plan, GrowthBook's "
+                      "payload) cannot carry", path, False, "compare with a finite number, or leave the bound out")
         return
     fits = isinstance(value, _SCALAR_FITS[kind]) and not (isinstance(value, bool) and kind != "boolean")
     if fits and kind == "list[string]":

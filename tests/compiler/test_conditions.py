@@ -95,3 +95,11 @@ def test_unknown_operator_suggests_the_real_one():
 def test_undeclared_attribute_suggests_a_declared_one():
     [f] = check_condition({"contry": "US"}, ATTRS, ())
     assert f.hint == "did you mean `country`?"
+
+
+def test_an_infinite_bound_is_refused_because_json_cannot_carry_it():
+    from conftest import BASE, check_text, codes
+
+    text = BASE.replace("      country: US\n", "      country: US\n      signup_days: {$lte: .inf}\n")
+    result = check_text(text)
+    assert codes(result) == ["E036"] and "inf" in result.diagnostics[0].message
