@@ -368,7 +368,8 @@ def _pow(a: Any, b: Any) -> Any:
 def _pow_limit(node: nodes.Pow, line: int) -> list[Use]:
     exponent = _value(node.right)
     if exponent is _HUGE or (isinstance(exponent, (int, float)) and abs(exponent) > MAX_EXPONENT):
-        shown = "a huge number" if exponent is _HUGE else f"{exponent:g}"
+        shown = "a huge number" if exponent is _HUGE else f"{exponent:,}" if isinstance(exponent, int) \
+            else f"{exponent:g}"
         return [Use("limit", "**", line, f"`**` with exponent {shown} (at most {MAX_EXPONENT})")]
     if _value(node) is _HUGE:
         return [Use("limit", "**", line, f"`**` makes a number of more than {MAX_INT_BITS} bits")]
