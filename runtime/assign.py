@@ -63,11 +63,14 @@ class Assignment:
         }
 
 
-def id_text(units: Units, unit: str) -> np.ndarray:
-    """Each unit's id as text, as the input wrote it (numbers as JavaScript writes them); "" when null."""
+def id_text(units: Units, unit: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """Each unit's id as text, as the input wrote it (numbers as JavaScript writes them); "" when null.
+
+    ``rows`` (indices) limits it to those units, in that order.
+    """
     if unit not in units.columns:
-        return np.full(len(units), "", dtype=np.str_)
-    column = units.columns[unit]
+        return np.full(len(units) if rows is None else len(rows), "", dtype=np.str_)
+    column = units.columns[unit] if rows is None else units.columns[unit][rows]
     if column.dtype.kind == "U":
         return column
     if units.types.get(unit) in ("integer", "number"):
@@ -79,12 +82,32 @@ def id_text(units: Units, unit: str) -> np.ndarray:
     return np.where(np.equal(column, None), "", column).astype(np.str_)
 
 
-def hash_values(units: Units, unit: str) -> np.ndarray:
-    """Each unit's id as GrowthBook hashes it; "" for ids it cannot hash (null, empty, the number 0)."""
-    text = id_text(units, unit)
+def hash_values(units: Units, unit: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """Each unit's id as GrowthBook hashes it; "" for ids it cannot hash (null, empty, the number 0).
+
+    ``rows`` (indices) limits it to those units, in that order.
+    """
+    text = id_text(units, unit, rows)
     if units.types.get(unit) in ("integer", "number"):
         text = np.where(text == "0", "", text)
     return text
+
+
+def unhashable(units: Units, unit: str) -> np.ndarray:
+    """Per unit, whether GrowthBook cannot hash its id (null, empty, the number 0): ``hash_values(...) == ""``
+    without making the text of every id."""
+    if unit not in units.columns:
+        return np.ones(len(units), dtype=bool)
+    column = units.columns[unit]
+    numeric = units.types.get(unit) in ("integer", "number")
+    if column.dtype.kind == "U":
+        return (column == "") | (column == "0") if numeric else column == ""
+    if numeric:
+        finite = np.isfinite(column)
+        out = ~finite
+        out[finite] = column[finite].astype(np.int64) == 0
+        return out
+    return np.equal(column, None) | (column == "")
 
 
 def check_attributes(plan: Plan, columns: Iterable[str], source: str | os.PathLike[str] | None = None) -> None:
@@ -113,9 +136,8 @@ def assign(plan: Plan, units: Units, source: str | None = None) -> Assignment:
     check_attributes(plan, units.columns, source)
     spec = plan.assignment
     n = len(units)
-    ids = hash_values(units, spec.unit)
     reason = np.zeros(n, dtype=np.uint8)
-    reason[ids == ""] = MISSING_ID
+    reason[unhashable(units, spec.unit)] = MISSING_ID
     eligible = reason == ASSIGNED
 
     if spec.condition:
@@ -128,7 +150,7 @@ def assign(plan: Plan, units: Units, source: str | None = None) -> Assignment:
     if namespace is not None:
         hashes.append(("__" + namespace.id, 1))
     rows = np.flatnonzero(eligible)
-    hashed, *layer = gbhash_arrays(ids[rows], hashes)
+    hashed, *layer = gbhash_arrays(hash_values(units, spec.unit, rows), hashes)  # only the ids hashed
     if layer and namespace is not None:
         inside = (layer[0] >= namespace.start) & (layer[0] < namespace.end)
         reason[rows[~inside]] = OUTSIDE_LAYER
@@ -148,7 +170,12 @@ def output_columns(plan: Plan, units: Units, result: Assignment) -> dict[str, np
     in the experiment) and its bucket (NaN when it was not hashed)."""
     unit = plan.assignment.unit
     names = np.array([v.id for v in plan.variants] + [""], dtype=object)  # index -1 (out) -> ""
-    return {unit: id_text(units, unit).astype(object), "variant": names[result.variant], "bucket": result.bucket}
+    column = units.columns.get(unit)
+    if column is not None and column.dtype.kind == "O" and units.types.get(unit) not in ("integer", "number"):
+        ids = column  # text as read (None for null, which is written as "" is: empty)
+    else:
+        ids = id_text(units, unit).astype(object)
+    return {unit: ids, "variant": names[result.variant], "bucket": result.bucket}
 
 
 def assign_file(plan: Plan, path: str | os.PathLike[str],

@@ -207,10 +207,10 @@ def open_units(path: str | os.PathLike[str], types: dict[str, str], unit: str,
     value that does not fit its type, null, duplicate or inexact ids) runs over
     the whole file when the block is entered, before the first chunk, with the
     same messages: a consumer that writes chunk by chunk never starts on a file
-    that would be refused. The typed values wait in a DuckDB database in a
-    private temporary folder (removed on exit) and DuckDB's memory is capped
-    (:data:`SCRATCH_MEMORY`), so the memory needed depends on the chunk size,
-    not on the file's. ``chunk_rows`` defaults to :data:`CHUNK_ROWS`.
+    that would be refused. The typed values wait in DuckDB, whose memory is
+    capped (:data:`SCRATCH_MEMORY`): beyond the cap they go to a private
+    temporary folder (removed on exit), so the memory needed depends on the
+    chunk size, not on the file's. ``chunk_rows`` defaults to :data:`CHUNK_ROWS`.
     """
     if unit not in types:
         raise ValueError(f"the unit attribute {unit!r} is not among the declared attributes")
@@ -231,8 +231,9 @@ def open_units(path: str | os.PathLike[str], types: dict[str, str], unit: str,
     con = None
     try:
         try:
-            con = duckdb.connect(str(scratch / "units.duckdb"),
-                                 config={"memory_limit": SCRATCH_MEMORY, "temp_directory": str(scratch / "spill")})
+            # in memory up to the cap, beyond it in the temporary folder (uncompressed, but no compression cost
+            # for the files that fit)
+            con = duckdb.connect(":memory:", config={"memory_limit": SCRATCH_MEMORY, "temp_directory": str(scratch)})
         except duckdb.Error as exc:
             raise _scratch_error(exc, path, scratch) from None
         reader = _Reader(con, path, kind, types, unit, scratch=scratch)
@@ -439,7 +440,7 @@ class _Reader:
         if source in _FLOATS or source.startswith("DECIMAL"):
             return f"CASE WHEN abs(CAST({raw} AS DOUBLE)) > {MAX_SAFE_INTEGER} THEN CAST({raw} AS VARCHAR) END"
         if source == "JSON":
-            text = _json_scalar(raw)
+            text = _json_text(raw)
         elif source == "VARCHAR":
             text = raw
         else:
@@ -630,17 +631,28 @@ def _json_list(j: str) -> str:
             f"THEN from_json({j}, '[\"VARCHAR\"]') END")
 
 
-def _json_scalar(j: str) -> str:
-    return f"CASE WHEN json_type({j}) NOT IN ('ARRAY', 'OBJECT', 'NULL') THEN json_extract_string({j}, '$') END"
+def _json_text(j: str) -> str:
+    """SQL: the text of the JSON value ``j``: a string's own characters, anything else as JSON writes it.
+
+    A string without escapes is cut out of the JSON text directly; only one
+    with a backslash is parsed (``json_extract_string``).
+    """
+    t = f"CAST({j} AS VARCHAR)"
+    return (f"CASE WHEN NOT starts_with({t}, '\"') THEN {t} "
+            f"WHEN contains({t}, '\\') THEN json_extract_string({j}, '$') ELSE {t}[2:-2] END")
 
 
 def _from_json(j: str, typ: str) -> str:
+    """SQL for the typed value of the JSON value ``j`` (NULL when it does not fit ``typ``)."""
     if typ == "list[string]":
         return _json_list(j)
-    if typ in _SCALAR_TEXT:  # strings, and numbers taken as written
-        return (f"CASE WHEN json_type({j}) NOT IN ('ARRAY', 'OBJECT', 'NULL', 'BOOLEAN') "
+    if typ in _SCALAR_TEXT:  # strings, and numbers taken as written (not booleans, arrays or objects)
+        t = f"CAST({j} AS VARCHAR)"
+        return (f"CASE WHEN starts_with({t}, '\"') THEN {_json_text(j)} "
+                f"WHEN json_type({j}) NOT IN ('ARRAY', 'OBJECT', 'NULL', 'BOOLEAN') "
                 f"THEN json_extract_string({j}, '$') END")
-    return _from_text(_json_scalar(j), typ)
+    # numbers and booleans: parsed from the text, as in a CSV (an array or object never parses)
+    return _from_text(_json_text(j), typ)
 
 
 def _from_native(c: str, source: str, typ: str) -> str | None:
@@ -939,9 +951,9 @@ def write_assignment_chunks(path: str | os.PathLike[str], chunks: Iterable[dict[
 
     The file is the one :func:`write_assignments` would write for all the
     chunks put together, but only one chunk is in memory at a time: CSV and
-    JSON Lines rows go out as each chunk comes; Parquet rows wait in a DuckDB
-    database in a temporary folder until the last chunk, then DuckDB writes the
-    file. Atomic as :func:`write_assignments`: the file appears complete or not
+    JSON Lines rows go out as each chunk comes; Parquet rows wait in DuckDB
+    (in memory up to :data:`SCRATCH_MEMORY`, then in a temporary folder) until
+    the last chunk, then DuckDB writes the file. Atomic as :func:`write_assignments`: the file appears complete or not
     at all, so an exception while the chunks are made (raised by the iterator)
     leaves no file, and no earlier file changed; a device or FIFO is written
     into as the rows come, never replaced. Raises :class:`DataError` as
@@ -967,8 +979,7 @@ def write_assignment_chunks(path: str | os.PathLike[str], chunks: Iterable[dict[
                 return rows
             except OutputError as exc:
                 raise DataError(str(exc), path) from None
-        con = duckdb.connect(str(scratch / "assignments.duckdb"),
-                             config={"memory_limit": SCRATCH_MEMORY, "temp_directory": str(scratch / "spill")})
+        con = duckdb.connect(":memory:", config={"memory_limit": SCRATCH_MEMORY, "temp_directory": str(scratch)})
         try:
             rows = 0
             for columns in chunks:
