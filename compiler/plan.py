@@ -210,7 +210,11 @@ class Schedule(_Plan):
         end of a run's real data): 9.3 days into a daily schedule is look 10, day
         10. Capped at a bounded horizon.
         """
-        return self.until(max(1, -(-int(math.ceil(seconds)) // self.every_seconds) * self.every_seconds))[-1]
+        k = max(1, -(-math.ceil(seconds) // self.every_seconds))
+        at = k * self.every_seconds
+        if self.bounded and at >= self.horizon_seconds:
+            return self.looks[-1]
+        return Look(index=k, seconds=at)
 
     def is_last(self, look: Look) -> bool:
         """True for the look at a bounded horizon (``max_days`` reached)."""

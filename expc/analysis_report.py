@@ -10,24 +10,19 @@ the same words as a run's summary and report.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
+
+from expc.compiler.plan import Plan
 
 __all__ = ["analysis_report"]
 
 
-def _field(obj: Any, name: str) -> Any:
-    """A plan's field, from the plan's dict or its typed object."""
-    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
-
-
-def analysis_report(plan: Any, result: dict[str, Any]) -> dict[str, Any]:
+def analysis_report(plan: Plan, result: dict[str, Any]) -> dict[str, Any]:
     """The report dict of one analysed look: ``result`` with the experiment and spec hash in front."""
-    experiment = _field(plan, "experiment")
     return {
         "report_version": 1,
         "simulated": False,
-        "experiment": {k: _field(experiment, k) for k in ("id", "name", "hypothesis", "owner")},
-        "spec_sha256": _field(plan, "spec_sha256"),
+        "experiment": {k: getattr(plan.experiment, k) for k in ("id", "name", "hypothesis", "owner")},
+        "spec_sha256": plan.spec_sha256,
         **result,
     }

@@ -20,6 +20,7 @@ import click
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from expc.compiler.diagnostics import FORMATTERS, Diagnostic, format_text  # noqa: E402
+from expc.compiler.errors import EXIT_INVALID, EXIT_RUN, ExpcError  # noqa: E402
 from expc.compiler.loader import Document  # noqa: E402
 from expc.compiler.model import Spec  # noqa: E402
 from expc.compiler.pipeline import check_file  # noqa: E402
@@ -27,7 +28,7 @@ from expc.compiler.plan import Plan  # noqa: E402
 from expc.compiler.textsafe import json_safe, terminal_safe  # noqa: E402
 from expc.runtime.files import OutputError, write_atomic  # noqa: E402
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUN = 0, 1, 2, 3
+EXIT_OK = 0
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
@@ -67,9 +68,8 @@ def _checked_spec(spec: str) -> tuple[Document, Spec]:
 
 
 def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
-    """Say what is wrong in one escaped line on stderr and leave with ``code`` (1: an input is missing or bad)."""
-    _say(f"error: {_one_line(message)}", err=True)
-    sys.exit(code)
+    """Leave with one line saying what is wrong and ``code`` (1: an input is missing or bad), through the handler."""
+    raise ExpcError(message, code)
 
 
 def _summary(diagnostics: list[Diagnostic], files: int, err: bool = False) -> None:
@@ -91,11 +91,7 @@ def _write_output(path: Path, text: str) -> None:
     A device, FIFO or terminal (``/dev/stdout``) is written into, never
     replaced; a link to a file, /proc and /sys are refused (expc.runtime.files).
     """
-    try:
-        write_atomic(path, text, parents=True)
-    except OutputError as exc:
-        _say(f"error: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+    write_atomic(path, text, parents=True)
 
 
 def _emit(text: str, output: str | None) -> None:
@@ -107,13 +103,31 @@ def _emit(text: str, output: str | None) -> None:
         click.echo(json_safe(text), nl=False)
 
 
+class _Reported(click.ClickException):
+    """An :class:`~expc.compiler.errors.ExpcError` on its way out: one escaped line on stderr, its exit code."""
+
+    def __init__(self, error: ExpcError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+    def show(self, file: object = None) -> None:
+        """``error: <message>`` on one line, terminal controls escaped."""
+        _say(f"error: {_one_line(self.message)}", err=True)
+
+
 class _Group(click.Group):
-    """The command group: click's own error messages (which quote paths and options) are escaped too."""
+    """The command group, and the one place where errors become a line and an exit code.
+
+    Every error expc reports derives from ExpcError (its exit code with it);
+    click's own usage errors (which quote paths and options) are escaped too.
+    """
 
     def invoke(self, ctx: click.Context) -> object:
-        """Run the command; a usage error's message leaves escaped."""
+        """Run the command; an ExpcError leaves as one escaped line with its exit code."""
         try:
             return super().invoke(ctx)
+        except ExpcError as exc:
+            raise _Reported(exc) from None
         except click.ClickException as exc:
             exc.message = terminal_safe(exc.message)
             raise
@@ -361,14 +375,12 @@ def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None,
     from expc.analysis_report import analysis_report
     from expc.api import analyze as analyze_data
     from expc.compiler.compile import compile_plan
-    from expc.runtime.tables import DataError
 
     plan = compile_plan(*_checked_spec(spec))
     try:
         result = analyze_data(plan, exposures=exposures_path, events=events_path, as_of=as_of).to_dict()
-    except DataError as exc:
-        _say(f"error: {_one_line(str(exc))}", err=True)
-        sys.exit(EXIT_INVALID)
+    except ExpcError:
+        raise
     except ValueError as exc:
         if str(exc).startswith("as_of"):  # reduce's own check, stricter or looser than ours
             raise click.BadParameter(str(exc), param_hint="'--as-of'") from None
@@ -437,7 +449,7 @@ def _generation_options(command):
 def _load_plan(source: str) -> Plan:
     """A compiled plan (``.json``, from ``expc compile``) read back and validated, or a spec checked and compiled."""
     from expc.compiler.compile import compile_plan
-    from expc.compiler.plan import Plan, PlanError
+    from expc.compiler.plan import Plan
     from expc.compiler.sources import read_regular
 
     if not source.endswith(".json"):
@@ -447,13 +459,8 @@ def _load_plan(source: str) -> Plan:
     except FileNotFoundError:
         _fail(f"{source}: no such file")
     except OSError as exc:
-        _say(f"error: {source}: not a readable compiled plan ({_one_line(str(exc))})", err=True)
-        sys.exit(EXIT_INVALID)
-    try:
-        return Plan.from_json(text, source)
-    except PlanError as exc:
-        _say(f"error: {_one_line(str(exc))}", err=True)
-        sys.exit(EXIT_INVALID)
+        _fail(f"{source}: not a readable compiled plan ({exc})")
+    return Plan.from_json(text, source)  # PlanError: one line, exit 1
 
 
 @main.command(name="run", epilog="""\b
@@ -501,15 +508,10 @@ def run_command(spec: str, units_path: str | None, events_path: str | None, expo
     from expc.runtime.generate.runner import GenerateOptions
     from expc.runtime.report.terminal import print_summary
     from expc.runtime.report.write import report_json
-    from expc.runtime.run import RunError, RunOptions, default_run_dir, execute
-    from expc.runtime.tables import DataError
+    from expc.runtime.run import RunOptions, default_run_dir, execute
 
     plan = _load_plan(spec)
-    try:
-        directory = Path(run_dir) if run_dir else default_run_dir(plan)
-    except RunError as exc:
-        _say(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    directory = Path(run_dir) if run_dir else default_run_dir(plan)
     options = RunOptions(
         run_dir=directory,
         simulate=simulate, seed=seed,
@@ -523,18 +525,9 @@ def run_command(spec: str, units_path: str | None, events_path: str | None, expo
     try:
         with progress_for(quiet or fmt == "json") as progress:
             result = execute(plan, options, progress)
-    except RunError as exc:
-        if exc.exit_code == EXIT_USAGE:
-            raise click.UsageError(str(exc)) from None
-        _say(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except DataError as exc:
-        _say(f"error: {_one_line(str(exc))}", err=True)
-        sys.exit(EXIT_INVALID)
     except OutputError as exc:
-        saved = f"what the run saved in {options.run_dir} stays valid"
-        _say(f"error: {exc}; {saved}: fix this and run the same command again to resume", err=True)
-        sys.exit(EXIT_INVALID)
+        raise ExpcError(f"{exc}; what the run saved in {options.run_dir} stays valid: fix this and run the "
+                        "same command again to resume", exc.exit_code) from None
     except KeyboardInterrupt:
         _fail(f"interrupted: the run's state is saved in {options.run_dir}; run the same command again to resume "
               "(nothing done is lost or paid for twice)", EXIT_RUN)
@@ -570,15 +563,11 @@ def simulate_command(spec: str, replications: int, truth: str, seed: int | None,
     """
     import json
 
-    from expc.runtime.simulate import SimulationError, simulate
+    from expc.runtime.simulate import simulate
     from expc.simulate_report import render_text
 
     plan = _load_plan(spec)
-    try:
-        result = simulate(plan, replications, truth=truth, seed=seed).to_dict()
-    except SimulationError as exc:
-        _say(f"error: {spec}: {_one_line(str(exc))}", err=True)
-        sys.exit(EXIT_INVALID)
+    result = simulate(plan, replications, truth=truth, seed=seed).to_dict()
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, allow_nan=False))
     else:
@@ -620,37 +609,21 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
     from expc.generate_report import variant_table
     from expc.run_progress import progress_for
     from expc.runtime.generate.runner import GenerateOptions, GenerationError, generate
-    from expc.runtime.run import STORE_NAME, RunError, default_run_dir
-    from expc.runtime.tables import DataError, read_units
+    from expc.runtime.run import STORE_NAME, default_run_dir
+    from expc.runtime.tables import read_units
 
     plan = compile_plan(*_checked_spec(spec))
-    units = None
-    if units_path:
-        if not Path(units_path).exists():
-            _fail(f"{units_path}: no such file")
-        try:
-            units = read_units(units_path, plan.attributes, plan.assignment.unit)
-        except DataError as exc:
-            _say(f"error: {_one_line(str(exc))}", err=True)
-            sys.exit(EXIT_INVALID)
-    try:
-        store = Path(store_path) if store_path else default_run_dir(plan) / STORE_NAME
-    except RunError as exc:
-        _say(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    units = read_units(units_path, plan.attributes, plan.assignment.unit) if units_path else None
+    store = Path(store_path) if store_path else default_run_dir(plan) / STORE_NAME
     opts = GenerateOptions(offline=offline, model=model, api_base=api_base, api_key_env=api_key_env,
                            concurrency=concurrency, max_cost=max_cost, timeout=timeout, seed=seed)
     try:
         with progress_for(quiet) as progress:
-            result = generate(plan.to_dict(), units, store, opts, progress.generation)
+            result = generate(plan, units, store, opts, progress.generation)
     except GenerationError as exc:
-        if exc.result is not None and not quiet:
+        if exc.result is not None and not quiet:  # what was made before it stopped, then the error's line
             variant_table(exc.result.per_variant(), exc.result.spent)
-        _say(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except OutputError as exc:
-        _say(f"error: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+        raise
     except KeyboardInterrupt:
         _fail(f"interrupted: every completed call is kept in {store}; run the same command again to resume "
               "(no call is paid for twice)", EXIT_RUN)
@@ -665,17 +638,13 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
             _say(f"wrote {len(result.items):,} items to {out}", err=True)
     rejection = result.rejection()
     if rejection:
-        _say(f"error: {rejection}", err=True)
-        sys.exit(EXIT_RUN)
+        _fail(rejection, EXIT_RUN)
 
 
 def entry() -> None:
     """Console entry point: runs the command line; an unexpected error is one readable line."""
     try:
         main()
-    except OutputError as exc:  # a file a command could not write: one line, like every bad file
-        _say(f"error: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
     except Exception as exc:  # a bug: say so plainly; EXPC_DEBUG=1 shows the traceback
         if os.environ.get("EXPC_DEBUG"):
             raise

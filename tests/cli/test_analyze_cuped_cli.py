@@ -70,4 +70,4 @@ def test_text_and_markdown_say_so(tmp_path):
     paths = files(tmp_path, SPEC)
     for fmt in ("text", "md"):
         text = analyze(paths, fmt)
-        assert "CUPED, treatment: lift and test adjusted for the pre-exposure value" in text
+        assert "CUPED: the lift and test of treatment use pre-exposure-adjusted values" in text

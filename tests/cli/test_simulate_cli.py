@@ -63,7 +63,7 @@ def test_a_spec_without_a_simulation_block_exits_1(tmp_path: Path):
 def test_usage_errors_exit_2(tmp_path: Path):
     assert run("simulate", WELCOME, "--replications", 0).exit_code == 2
     assert run("simulate", WELCOME, "--truth", "nope").exit_code == 2
-    assert run("simulate", tmp_path / "missing.yaml").exit_code == 2
+    assert run("simulate", tmp_path / "missing.yaml").exit_code == 1  # a spec that cannot be read: E001
 
 
 def test_an_invalid_spec_exits_1(tmp_path: Path):

@@ -61,7 +61,8 @@ def test_data_that_ends_early_is_looked_at_until_it_ends_and_never_past_max_days
     assert [look.day for look in plan.schedule.until(7 * DAY)] == [3, 6, 7]
     assert [look.day for look in plan.schedule.until(40 * DAY)] == [3, 6, 9, 10]
     assert plan.schedule.look_at(9.3 * DAY).day == 10 and plan.schedule.look_at(100 * DAY).day == 10
-    assert plan.schedule.look_at(0).index == 1
+    assert (plan.schedule.look_at(0).index, plan.schedule.look_at(0).day) == (1, 3)  # the look in progress
+    assert plan.schedule.look_at(3 * DAY).day == 3 and plan.schedule.look_at(3 * DAY + 1).day == 6
 
 
 def test_without_max_days_real_data_is_looked_at_for_as_long_as_it_lasts():
