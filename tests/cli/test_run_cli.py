@@ -103,8 +103,7 @@ def write_spec(tmp_path: Path, model: str = "openai/gpt-4o-mini", days: int = 2,
 
 def stored_calls(store: Path) -> int:
     try:
-        with sqlite3.connect(store) as db:
-            return db.execute("select count(*) from calls").fetchone()[0]
+        return sqlite3.connect(store).execute("select count(*) from calls").fetchone()[0]
     except sqlite3.Error:
         return 0
 

@@ -1,9 +1,12 @@
-"""A real `expc generate` process killed with SIGKILL mid-way resumes: no completed call lost, none paid twice."""
+"""A real `expc generate` process killed with SIGKILL mid-way resumes: no completed call lost, none paid twice.
+
+The killed generation is a process of its own; the resume reads what it left
+and runs in this process (click's CliRunner).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -11,8 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
 from fakellm import FakeLLM
 from gen_helpers import spec_text
+
+from expc.cli import main
 
 N = 40
 
@@ -29,24 +36,28 @@ def _stored_prompts(path: Path) -> set[str]:
     return {json.loads(r[0])["messages"][-1]["content"] for r in rows}
 
 
-def _command(spec: Path, units: Path, store: Path, url: str) -> list[str]:
-    return [sys.executable, "-m", "expc", "generate", str(spec), "--units", str(units), "--store", str(store),
-            "--api-base", url, "--concurrency", "4", "--quiet", "-o", str(spec.parent / "out.jsonl")]
+def _arguments(spec: Path, units: Path, store: Path, url: str) -> list[str]:
+    return ["generate", str(spec), "--units", str(units), "--store", str(store), "--api-base", url,
+            "--concurrency", "4", "--quiet", "-o", str(spec.parent / "out.jsonl")]
 
 
-def test_sigkill_then_resume(tmp_path: Path) -> None:
+def test_sigkill_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(spec_text(model="openai/gpt-4o-mini"), encoding="utf-8")
     units = tmp_path / "units.csv"
     units.write_text("user_id,first_name\n" + "".join(f"u{i},Name{i}\n" for i in range(N)), encoding="utf-8")
     store = tmp_path / "content.sqlite"
-    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("LITELLM_OFFLINE_MODE", "true")  # the resume in this process sets it; restored after
     with FakeLLM(latency=0.25) as server:
-        proc = subprocess.Popen(_command(spec, units, store, server.url), env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "expc", *_arguments(spec, units, store, server.url)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
         while _stored(store) < 8 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.02)
+        # From now on the model never answers: the process is caught mid-generation, calls in flight, whatever
+        # the machine's load, and is killed there.
+        server.latency = 3600
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode() if proc.stderr else ""
@@ -55,9 +66,9 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
         paid = _stored_prompts(store)
         first_run = server.calls
         sent_first = [r["messages"][-1]["content"] for r in server.requests]
-        done = subprocess.run(_command(spec, units, store, server.url), check=False, env=env, capture_output=True, text=True,
-                              timeout=300)
-        assert done.returncode == 0, done.stderr
+        server.latency = 0
+        done = CliRunner().invoke(main, _arguments(spec, units, store, server.url))
+        assert done.exit_code == 0 and done.exception is None, done.stderr
         sent_second = [r["messages"][-1]["content"] for r in server.requests[first_run:]]
     assert _stored(store) == N
     # nothing completed before the kill was asked for again, and everything else was, once
