@@ -28,9 +28,15 @@ bayesian: posterior probabilities), then (:func:`decide`):
   worse by the method's own uncorrected test.
 * **futility**: every treatment's ``1 - alpha`` interval excludes an
   improvement as large as the MDE.
-* **rules** in order, first that holds decides; ``srm`` flags disable
-  ``primary_significant`` and ``futility``; ``min_units_per_variant`` gates
-  everything but ``srm`` and the limits.
+* **rules** in order, first that holds decides (its ``then``, ``continue``
+  included, shadows later rules): ``srm`` (the sample-ratio check is flagged at
+  ``analysis.srm_threshold``), ``guardrail_harm``, ``primary_significant`` (a
+  significant improvement on the primary metric, or the rule's ``metric``),
+  ``futility``, ``max_days`` (the schedule's last look, or a complete
+  group-sequential design) and ``max_units`` (total units at least
+  ``stopping.max_units``). An SRM flag disables ``primary_significant`` and
+  ``futility``; ``min_units_per_variant`` gates everything but ``srm`` and the
+  limits.
 * **the winner**: the significant improvement with the largest lift in the good
   direction on the primary metric (none under an SRM flag).
 

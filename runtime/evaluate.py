@@ -1,6 +1,6 @@
 """One look at an experiment: a plan and a reduction become results and a stopping decision.
 
-:func:`evaluate` is a pure function (no I/O, no clock: the caller passes ``day``).
+:func:`evaluate` is a pure function (no I/O, no clock: the caller passes the ``look``).
 It compares every treatment with the plan's control on every metric with the
 plan's ``analysis.method``, corrects the p-values for multiple testing, tests
 guardrails for non-inferiority, checks the sample ratio and then applies
@@ -43,82 +43,25 @@ than the control *in the metric's good direction* (``P(T > C)`` when an
 increase is good, ``P(T < C)`` when a decrease is good); null outside
 ``bayesian``.
 
-Significance
-============
+Decisions
+=========
 
-* fixed / sequential: the adjusted p-value is below ``alpha``. Corrections
-  (``analysis.correction``: none, bonferroni, holm, bh) are applied within
-  families (``analysis.family``): ``per_metric`` makes each metric's treatment
-  comparisons one family; ``primary`` makes all primary comparisons one family
-  (every other metric keeps its own per-metric family). Guardrail
-  non-inferiority p-values are not corrected.
-* bayesian: the equal-tailed ``1 - alpha`` credible interval excludes 0, i.e.
-  ``max(P(better), P(worse)) >= 1 - alpha / 2``.
+Significance (corrections within each metric's family), the final look,
+guardrail harm (interim: significantly worse by the method's own test; final:
+non-inferiority not shown), futility, the sample-ratio check, the stopping
+rules in order and the winner are decided by the decision kernel,
+:func:`expc.runtime.decide.decide`, the same function ``expc simulate`` runs
+over thousands of replications (its module documentation states each rule).
+This module runs it on one look (``exact=True``: Bayesian probabilities are
+computed exactly) and turns its arrays into the results above and the
+decision's reasons. ``significant`` says nothing about direction; ``better``
+says the estimate moves in the metric's good direction; decisions only use
+``significant and better``. ``Decision.variant`` is the winner for
+``stop_ship_winner`` (None, with a reason, when there is none), the control for
+``stop_rollback``, otherwise None; ``Decision.rule`` is the rule's ``when``.
 
-``significant`` says nothing about direction; ``better`` says the estimate
-moves in the metric's good direction. Decisions only use
-``significant and better`` ("a significant improvement").
-
-Guardrails
-==========
-
-Each guardrail metric (``role: guardrail``) gets
-:func:`~expc.runtime.stats.fixed.non_inferiority` with its ``margin`` (0 when
-the spec gives none) and ``direction``, whatever the analysis method. What
-**harm** means depends on the look (``guardrail.basis`` says which applied):
-
-* final look (every arm has reached the plan's ``sample_size.per_variant``, or
-  ``day >= stopping.max_days``; also any look that cannot be placed, without a
-  planned size and without a day): harm = non-inferiority is not shown
-  (one-sided p-value ``>= alpha``, or NaN). Basis ``non_inferiority``.
-* interim look (anything earlier): harm = the guardrail is *significantly
-  worse* than the control by the method's own test at this look, uncorrected:
-  the fixed test's p < alpha, the always-valid p < alpha (``sequential``),
-  the look's boundary crossed (``sequential: group``), or the credible
-  interval excluding 0 on the bad side (``bayesian``), with the estimate in
-  the bad direction. Basis ``significantly_worse``. Why: early, with few
-  units, non-inferiority is almost never shown yet, so the final rule would
-  roll back nearly every experiment at its first look.
-
-A comparison that cannot be computed (NaN lift) is never harm.
-
-Sample ratio mismatch
-=====================
-
-:func:`~expc.runtime.stats.srm.srm` over ``reduction.units`` (exposed units
-per arm) against the plan's variant weights at ``analysis.srm_threshold``. When
-flagged, every comparison gets ``trustworthy: false`` and the
-``primary_significant`` and ``futility`` conditions cannot hold (a broken split
-must not ship a winner); ``srm``, ``guardrail_harm`` and the limits still apply.
-
-Stopping rules
-==============
-
-``plan["stopping"]["rules"]`` are tried in order; the first whose condition
-holds decides (its ``then``, including ``continue``, which shadows later rules).
-None holding gives ``continue`` with ``rule = None``. Conditions:
-
-* ``srm``: the SRM check is flagged.
-* ``guardrail_harm``: some treatment harms some guardrail (only the rule's
-  ``metric`` when it names one; gated by ``min_units_per_variant``).
-* ``primary_significant``: some treatment is a significant improvement on the
-  primary metric (gated by ``min_units_per_variant`` and SRM).
-* ``futility``: for every treatment, the primary metric's interval (confidence
-  interval, confidence sequence or credible interval at ``1 - alpha``,
-  uncorrected) excludes an improvement as large as the MDE, i.e. its good-side
-  bound is below ``mde × |control mean|`` in the good direction. Never holds
-  without an ``mde`` or with a NaN bound (gated by ``min_units_per_variant``
-  and SRM).
-* ``max_days``: ``day`` is given and ``day >= stopping.max_days``.
-* ``max_units``: total exposed units ``>= stopping.max_units``.
-
-``min_units_per_variant`` gates: every arm (``reduction.units``) has at least
-that many units. ``Decision.variant`` is the variant to serve afterwards: the
-winner for ``stop_ship_winner`` (the significant improvement with the largest
-absolute lift in the good direction on the primary metric; when none exists,
-e.g. a ``max_days`` rule that says ``stop_ship_winner``, ``None`` and a reason
-says so), the control for ``stop_rollback``, otherwise ``None``.
-``Decision.rule`` is the rule's ``when`` (``None`` for the default continue).
+A look is placed by the plan's schedule (``look``); ``max_days`` is reached at
+its last look once the data covers it (``elapsed``, :func:`look_state`).
 """
 
 from __future__ import annotations
