@@ -301,10 +301,12 @@ class _Reader:
         if self.kind != "jsonl" and self.unit not in present:
             self._missing_unit()
         columns = [(name, self.types[name], raw) for name, raw in present.items()]
-        # Two steps, so that each value is parsed once: the inner SELECT parses, the outer keeps the
-        # value and, where it can fail, the raw text of values that did not parse.
+        # Two steps, so that each value is parsed once: the inner SELECT parses, the outer keeps the value
+        # and, for a row where a value did not parse, which column (the first, by self.checks) and its raw
+        # text: two columns for the whole row, not one per attribute, so that ``u`` stays small.
         inner, outer = [], []
         self.checks: list[tuple[str, str, bool]] = []  # (attribute, "value" or "column", quote it)
+        failed, shown = [], []
         for name, typ, raw in columns:
             value, nonnull, text, quote, what = self._typed(name, typ, raw)
             inner.append(f"{value} AS {_ident(name)}")
@@ -312,9 +314,14 @@ class _Reader:
             if text is not None:
                 raw_ref, present_ref = _ident("raw " + name), _ident("present " + name)
                 inner += [f"{raw} AS {raw_ref}", f"{nonnull} AS {present_ref}"]
-                outer.append(f"CASE WHEN {present_ref} AND {_ident(name)} IS NULL THEN {text(raw_ref)} END "
-                             f"AS {_ident('bad ' + name)}")
+                failed.append(f"{present_ref} AND {_ident(name)} IS NULL")
+                shown.append(text(raw_ref))
                 self.checks.append((name, what, quote))
+        if self.checks:
+            outer.append("CASE " + " ".join(f"WHEN {f} THEN {k}" for k, f in enumerate(failed))
+                         + f" END AS {_ident('bad column')}")
+            outer.append("CASE " + " ".join(f"WHEN {f} THEN {t}" for f, t in zip(failed, shown))
+                         + f" END AS {_ident('bad value')}")
         unsafe = self._unsafe_id(present[self.unit]) if self.unit in present else None
         if unsafe is not None:
             inner.append(f"{unsafe} AS {_ident('unsafe id')}")
@@ -330,8 +337,7 @@ class _Reader:
             keys = self._json_keys_present([name for name, _, _ in columns])
             if self.unit not in keys:
                 self._missing_unit()
-            columns = [c for c in columns if c[0] in keys]
-            self.checks = [c for c in self.checks if c[0] in keys]
+            columns = [c for c in columns if c[0] in keys]  # a key no line has holds no value to check
         self._check_values()
         if unsafe is not None:
             self._check_unsafe_ids()
@@ -369,13 +375,14 @@ class _Reader:
 
     def _json_keys_present(self, names: list[str]) -> set[str]:
         """The declared keys that some line of a JSON Lines file has (a key whose every value is null counts)."""
-        counts = self.con.execute("SELECT " + ", ".join(
-            f"count({_ident(name)})" + (f" + count({_ident('bad ' + name)})"
-                                        if any(c[0] == name for c in self.checks) else "")
-            for name in names) + " FROM u").fetchone()
+        counts = self.con.execute(
+            "SELECT " + ", ".join(f"count({_ident(name)})" for name in names) + " FROM u").fetchone()
         keys = {name for name, count in zip(names, counts) if count}
-        unseen = [name for name in names if name not in keys]
-        if unseen:  # only nulls, or no such key at all: ask the lines themselves (rare, so a second pass is fine)
+        # No value that reads as the type: a key that no line has (common: a declared attribute the file
+        # leaves out), or one with only nulls or values that do not fit. A key never written in the file is
+        # found absent at the speed of a byte search; the others are asked of the lines themselves.
+        unseen = [name for name in names if name not in keys and _mentions(self.path, _json_key_text(name))]
+        if unseen:
             found = self.con.execute("SELECT " + ", ".join(
                 f"bool_or(json_exists(json, {_literal(_json_path(name))}))" for name in unseen)
                 + f" FROM read_ndjson_objects({_literal(str(self.path))})").fetchone()
@@ -455,25 +462,28 @@ class _Reader:
     def _check_values(self) -> None:
         if not self.checks:
             return
-        counts = self.con.execute(
-            "SELECT " + ", ".join(f"count({_ident('bad ' + name)})" for name, _, _ in self.checks) + " FROM u"
-        ).fetchone()
-        for (name, what, quote), count in zip(self.checks, counts):
-            if not count:
-                continue
-            bad = _ident("bad " + name)
-            row, value = self.con.execute(
-                f"SELECT rowid, {bad} FROM u WHERE {bad} IS NOT NULL ORDER BY rowid LIMIT 1").fetchone()
-            typ = self.types[name]
-            shown = _show(value, quote)
-            if what == "column":
-                message = (f"column `{name}` is declared {typ}, but the file stores it as "
-                           f"{self.file_types[name]} (e.g. {shown} at {self._where([row])})")
-            else:
-                others = f" ({count:,} values in this column do not fit)" if count > 1 else ""
-                message = (f"column `{name}` is declared {typ}, but {self._where([row])} holds {shown}"
-                           f"{others}")
-            raise self._error(message + "; " + self._type_hint(typ))
+        first = self.con.execute(  # the first column (in self.checks' order) with a value that does not fit
+            f"SELECT {_ident('bad column')}, count(*) FROM u WHERE {_ident('bad column')} IS NOT NULL "
+            "GROUP BY 1 ORDER BY 1 LIMIT 1").fetchone()
+        if first is None:
+            return
+        # Rows where an earlier column failed record that one instead; but no earlier column failed anywhere,
+        # so the count is every value of this column that does not fit.
+        index, count = first
+        name, what, quote = self.checks[index]
+        row, value = self.con.execute(
+            f"SELECT rowid, {_ident('bad value')} FROM u WHERE {_ident('bad column')} = {int(index)} "
+            "ORDER BY rowid LIMIT 1").fetchone()
+        typ = self.types[name]
+        shown = _show(value, quote)
+        if what == "column":
+            message = (f"column `{name}` is declared {typ}, but the file stores it as "
+                       f"{self.file_types[name]} (e.g. {shown} at {self._where([row])})")
+        else:
+            others = f" ({count:,} values in this column do not fit)" if count > 1 else ""
+            message = (f"column `{name}` is declared {typ}, but {self._where([row])} holds {shown}"
+                       f"{others}")
+        raise self._error(message + "; " + self._type_hint(typ))
 
     def _type_hint(self, typ: str) -> str:
         verb = "store" if self.kind == "parquet" else "write"
@@ -514,8 +524,12 @@ class _Reader:
             first = "at" if count <= _EXAMPLES else "first at"
             raise self._error(f"{units} no `{self.unit}` (empty or null), {first} "
                               f"{self._where([r[1] for r in rows])}; every unit needs an id")
+        # First by two 64-bit hashes (small keys: ten million fit in DuckDB's memory, where the ids themselves
+        # would spill); only when two ids share both (a repeated id, or a rare collision) are the ids compared.
+        # One hash is not enough: DuckDB's collides for many pairs of similar short texts.
         repeated = self.con.execute(
-            f"SELECT count(*) FROM (SELECT {uid} FROM u GROUP BY {uid} HAVING count(*) > 1)").fetchone()[0]
+            f"SELECT count(*) FROM (SELECT 1 FROM u GROUP BY hash({uid}), hash(reverse(CAST({uid} AS VARCHAR))) "
+            "HAVING count(*) > 1)").fetchone()[0]
         if not repeated:
             return
         dups = self.con.execute(
@@ -600,6 +614,24 @@ def _ident(name: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _json_key_text(name: str) -> bytes:
+    """How a key is written in JSON text (``"name"``, escaped as :func:`json.dumps` escapes it), in UTF-8."""
+    import json
+
+    return json.dumps(name, ensure_ascii=False).encode("utf-8")
+
+
+def _mentions(path: Path, needle: bytes) -> bool:
+    """Whether the bytes ``needle`` occur in the file (a memory-mapped search: fast, whatever its size)."""
+    import mmap
+
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return False
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(needle) >= 0
 
 
 def _json_path(name: str) -> str:
