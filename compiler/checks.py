@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from .conditions import check_condition
 from .destinations import SAFE_PARAMS, Allowances, has_url, param_problem, parse_base
@@ -24,7 +25,9 @@ from .model import (
     MAX_SIMULATED_EVENTS,
     MAX_SIMULATED_UNITS,
     MAX_TIMEOUT,
+    Metric,
     Spec,
+    Variant,
 )
 from .planning import sample_size
 from .providers import known_providers, provider_of
@@ -54,7 +57,8 @@ class Context:
         return True
 
 
-def _ref(ctx: Context, what: str, name: str, known: Iterable[str], path: PathT, key: bool = False) -> Iterator[Diagnostic]:
+def _ref(ctx: Context, what: str, name: str, known: Iterable[str], path: PathT,
+         key: bool = False) -> Iterator[Diagnostic]:
     known = list(known)
     if name not in known:
         hint = did_you_mean(name, known) or (f"defined: {', '.join(known)}" if known else f"no {what} is defined")
@@ -66,7 +70,9 @@ def _ref(ctx: Context, what: str, name: str, known: Iterable[str], path: PathT, 
 
 def unique_ids(ctx: Context) -> Iterator[Diagnostic]:
     """Variant and metric ids are unique."""
-    for section, items in (("variants", ctx.spec.variants), ("metrics", ctx.spec.metrics)):
+    sections: tuple[tuple[str, Sequence[Variant | Metric]], ...] = (
+        ("variants", ctx.spec.variants), ("metrics", ctx.spec.metrics))
+    for section, items in sections:
         first: dict[str, int] = {}
         for i, item in enumerate(items):
             if item.id in first:
@@ -103,14 +109,16 @@ def variants(ctx: Context) -> Iterator[Diagnostic]:
     for i in controls[1:]:
         yield error("E032", f"`{spec.variants[i].id}` is a second control; "
                     f"`{spec.variants[controls[0]].id}` is already marked `control: true`",
-                    ctx.at(("variants", i, "control")), "mark exactly one variant as control (or none: the first is then the control)")
+                    ctx.at(("variants", i, "control")),
+                    "mark exactly one variant as control (or none: the first is then the control)")
     for i, v in enumerate(spec.variants):
         if v.weight <= 0:
             yield error("E033", f"variant `{v.id}` has weight {v.weight}; weights must be positive",
                         ctx.at(("variants", i, "weight")), "remove the variant instead of giving it no traffic")
         if (v.content is None) == (v.prompt is None):
             both = v.content is not None
-            yield error("E045", f"variant `{v.id}` gives {'both `content` and `prompt`' if both else 'neither `content` nor `prompt`'}",
+            gives = "both `content` and `prompt`" if both else "neither `content` nor `prompt`"
+            yield error("E045", f"variant `{v.id}` gives {gives}",
                         ctx.at(("variants", i)), "give static `content`, or the name of a `prompt` that generates it")
         if v.prompt is not None:
             yield from _ref(ctx, "prompt", v.prompt, spec.prompts, ("variants", i, "prompt"))
@@ -183,7 +191,8 @@ def prompts(ctx: Context) -> Iterator[Diagnostic]:
                             ctx.at(("prompts", name, "checks", "require", j)))
         checks = prompt.checks
         if checks.min_chars is not None and checks.max_chars is not None and checks.min_chars > checks.max_chars:
-            yield error("E023", f"prompt `{name}`: min_chars ({checks.min_chars}) is above max_chars ({checks.max_chars})",
+            yield error("E023", f"prompt `{name}`: min_chars ({checks.min_chars}) is above max_chars "
+                        f"({checks.max_chars})",
                         ctx.at(("prompts", name, "checks", "min_chars")))
 
 
@@ -200,12 +209,13 @@ def _template(ctx: Context, name: str, field: str, source: str, users: list) -> 
         yield error("E038", f"prompt `{name}`: template syntax error: {result.syntax_error}",
                     _template_where(ctx, path, located.error_line))
         return
-    first_line = {}
+    first_line: dict[tuple[str, str], int] = {}
     for use in located.uses:
         first_line.setdefault((use.kind, use.name), use.line)
     env = environment()
     attrs = ctx.spec.attributes
-    gens = [(v.id, v.generate.per if v.generate else "once", v.generate.segment_by if v.generate else []) for v in users]
+    gens = [(v.id, v.generate.per if v.generate else "once", v.generate.segment_by if v.generate else [])
+            for v in users]
     reported: set[tuple[str, str]] = set()
     for use in result.uses:
         if (use.kind, use.name) in reported:
@@ -227,9 +237,11 @@ def _template(ctx: Context, name: str, field: str, source: str, users: list) -> 
                 "does not count after it)")
             yield error("E039", f"prompt `{name}`: `{use.name}` is not defined", where, hint)
         elif use.kind == "filter" and use.name not in env.filters:
-            yield error("E039", f"prompt `{name}`: no filter named `{use.name}`", where, did_you_mean(use.name, env.filters))
+            yield error("E039", f"prompt `{name}`: no filter named `{use.name}`", where,
+                        did_you_mean(use.name, env.filters))
         elif use.kind == "test" and use.name not in env.tests:
-            yield error("E039", f"prompt `{name}`: no test named `{use.name}`", where, did_you_mean(use.name, env.tests))
+            yield error("E039", f"prompt `{name}`: no test named `{use.name}`", where,
+                        did_you_mean(use.name, env.tests))
         elif use.kind == "field":
             yield from _field(ctx, name, use.name, where, attrs, gens)
         elif use.kind == "whole":
@@ -263,7 +275,8 @@ def _granularity(prompt: str, obj: str, attr: str | None, where: tuple, gens: li
                         "segment", where, "use `generate: {per: segment, segment_by: [...]}`, or read `user.<name>`")
         elif per == "once":
             yield error("E046", f"prompt `{prompt}` reads {shown}, but variant `{variant}` generates its content "
-                        "once for everyone", where, "use `generate: {per: unit}` or `{per: segment, segment_by: [...]}`")
+                        "once for everyone", where,
+                        "use `generate: {per: unit}` or `{per: segment, segment_by: [...]}`")
         elif per == "segment" and obj == "user" and (attr is None or attr not in segment_by):
             what = f"`{attr}` has no single value" if attr else "only the segment's attributes have a single value"
             yield error("E046", f"prompt `{prompt}` reads {shown}, but variant `{variant}` generates per segment "
@@ -295,7 +308,7 @@ def _column_of(text: str, needle: str) -> int | None:
     matches = [m.start() for m in re.finditer(rf"(?<!\w){re.escape(needle)}(?!\w)", text)]
     tags = [t.span() for t in _TAG.finditer(text)]
     inside = [m for m in matches if any(a <= m < b for a, b in tags)]
-    return (inside or matches or [None])[0]
+    return (inside or matches)[0] if matches else None
 
 
 def _template_where(ctx: Context, path: PathT, template_line: int, needle: str | None = None) -> tuple[str, int, int]:
@@ -450,7 +463,7 @@ def simulation(ctx: Context) -> Iterator[Diagnostic]:
     for vid, per_metric in sim.truth.items():
         yield from _ref(ctx, "variant", vid, variant_ids, ("simulation", "truth", vid), key=True)
         for mid, truth in per_metric.items():
-            path = ("simulation", "truth", vid, mid)
+            path: PathT = ("simulation", "truth", vid, mid)
             found = list(_ref(ctx, "metric", mid, metric_by_id, path, key=True))
             yield from found
             if not found and metric_by_id[mid].kind == "proportion" and not 0 <= truth.mean <= 1:
@@ -460,7 +473,8 @@ def simulation(ctx: Context) -> Iterator[Diagnostic]:
         for v in ctx.spec.variants:
             missing = [f"`{m.id}`" for m in ctx.spec.metrics if m.id not in sim.truth.get(v.id, {})]
             if missing:
-                where = ctx.at(("simulation", "truth", v.id)) if v.id in sim.truth else ctx.at(("simulation", "truth"), True)
+                where = (ctx.at(("simulation", "truth", v.id)) if v.id in sim.truth
+                         else ctx.at(("simulation", "truth"), True))
                 yield warning("W005", f"simulation gives no true value of {', '.join(missing)} for variant `{v.id}`",
                               where, "the simulation will use the control's value (no effect)")
     for name, dist in sim.attributes.items():
@@ -513,10 +527,12 @@ def design(ctx: Context) -> Iterator[Diagnostic]:
             yield warning("W002", f"cannot plan the sample size: {reason}", ctx.at(("metrics", i)),
                           "give the primary metric `mde` and `baseline` (and `sd` for means and ratios)")
         return
-    st = ctx.spec.stopping
-    if planned.estimated_days is not None and st.max_days is not None and planned.estimated_days > st.max_days:
+    st, sim = ctx.spec.stopping, ctx.spec.simulation
+    # estimated_days is known only when the spec simulates traffic
+    if (planned.estimated_days is not None and sim is not None and st.max_days is not None
+            and planned.estimated_days > st.max_days):
         yield warning("W001", f"the primary metric needs {planned.per_variant:,} units per variant "
-                      f"(~{planned.estimated_days} days at {ctx.spec.simulation.units_per_day:,} units/day), "
+                      f"(~{planned.estimated_days} days at {sim.units_per_day:,} units/day), "
                       f"but max_days is {st.max_days}",
                       ctx.at(("stopping", "max_days")),
                       "raise traffic or coverage, accept a larger MDE, or extend max_days")
@@ -575,7 +591,8 @@ def limits(ctx: Context) -> Iterator[Diagnostic]:
     The limits are in :mod:`expc.compiler.model`; single values are bounded there.
     """
     spec, st, sim = ctx.spec, ctx.spec.stopping, ctx.spec.simulation
-    durations = [(("metrics", i, "window"), m.window, MAX_DAYS * _DAY) for i, m in enumerate(spec.metrics)]
+    durations: list[tuple[PathT, int | None, int]] = [
+        (("metrics", i, "window"), m.window, MAX_DAYS * _DAY) for i, m in enumerate(spec.metrics)]
     durations += [(("analysis", "cuped_lookback"), spec.analysis.cuped_lookback, MAX_DAYS * _DAY),
                   (("generation", "timeout"), spec.generation.timeout, MAX_TIMEOUT)]
     for path, seconds, limit in durations:
@@ -586,9 +603,9 @@ def limits(ctx: Context) -> Iterator[Diagnostic]:
     horizon = max(st.max_days or 0, sim_days or 0) or _HORIZON_DAYS
     looks = -(-horizon * _DAY // st.looks)
     if looks > MAX_LOOKS:
-        path = ("stopping", "looks") if ctx.given(("stopping", "looks")) else ("stopping",)
+        look_path: PathT = ("stopping", "looks") if ctx.given(("stopping", "looks")) else ("stopping",)
         yield error("E070", f"looking every {format_duration(st.looks)} for {horizon:,} days makes {looks:,} looks; "
-                    f"the limit is {MAX_LOOKS:,}", ctx.at(path), "look less often (such as `looks: daily`)")
+                    f"the limit is {MAX_LOOKS:,}", ctx.at(look_path), "look less often (such as `looks: daily`)")
     if sim is None:
         return
     days = sim_days or st.max_days or _HORIZON_DAYS
@@ -606,17 +623,17 @@ def limits(ctx: Context) -> Iterator[Diagnostic]:
             continue
         vocabulary = _list_vocabulary(spec, name)
         if units * vocabulary > MAX_LIST_DRAWS:
-            path = ("simulation", "attributes", name, "values")
+            values_path: PathT = ("simulation", "attributes", name, "values")
             yield error("E070", f"drawing the list attribute `{name}` for {units:,} simulated units from "
                         f"{vocabulary:,} values needs {units * vocabulary:,} draws; the limit is {MAX_LIST_DRAWS:,}",
-                        ctx.at(path if ctx.given(path) else ("simulation", "units_per_day")),
+                        ctx.at(values_path if ctx.given(values_path) else ("simulation", "units_per_day")),
                         "give it fewer values, or simulate fewer units")
     per_unit, culprit = _events_per_unit(spec)
     if units * per_unit > MAX_SIMULATED_EVENTS:
         i, metric = culprit
-        truth = ("simulation", "truth", spec.control.id if spec.control else "", metric.id)
-        path = truth if ctx.given(truth) else ("metrics", i, "baseline") if ctx.given(("metrics", i, "baseline")) \
-            else ("metrics", i)
+        truth: PathT = ("simulation", "truth", spec.control.id if spec.control else "", metric.id)
+        baseline: PathT = ("metrics", i, "baseline")
+        path = truth if ctx.given(truth) else baseline if ctx.given(baseline) else ("metrics", i)
         each = f"{per_unit:,.0f}" if per_unit >= 10 else f"{per_unit:.2g}"
         yield error("E070", f"a simulated run would draw about {units * per_unit:,.0f} events ({each} per unit for "
                     f"{units:,} units, most for metric `{metric.id}`); the limit is {MAX_SIMULATED_EVENTS:,}",
@@ -647,7 +664,8 @@ def _events_per_unit(spec: Spec) -> tuple[float, tuple[int, Any]]:
         if m.kind in ("proportion", "mean") and m.event is not None and m.event not in drawn:
             mu = means(m.id, 1.0)
             p = [min(max(x, 0.0), 1.0) for x in mu]
-            drawn[m.event] = {"count": p, "value": p} if m.kind == "proportion" else {"count": [1.0] * len(mu), "value": mu}
+            drawn[m.event] = ({"count": p, "value": p} if m.kind == "proportion"
+                              else {"count": [1.0] * len(mu), "value": mu})
             per_event[m.event] = (max(p) if m.kind == "proportion" else 1.0, i)
     for i, m in enumerate(spec.metrics):
         if m.kind != "ratio" or m.numerator is None or m.denominator is None:
@@ -660,7 +678,8 @@ def _events_per_unit(spec: Spec) -> tuple[float, tuple[int, Any]]:
         if den.event not in drawn:
             mu_y = [2.0] * len(r)
             if num.event in drawn:
-                mu_y = [x / y if y > 0 and 0 < x / y < math.inf else 2.0 for x, y in zip(drawn[num.event][num.measure], r)]
+                mu_y = [x / y if y > 0 and 0 < x / y < math.inf else 2.0
+                        for x, y in zip(drawn[num.event][num.measure], r)]
             drawn[den.event] = {"count": mu_y, "value": mu_y}
             per_event[den.event] = (max(mu_y), i)
         if num.event not in drawn:

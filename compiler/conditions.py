@@ -11,10 +11,10 @@ JavaScript SDK coerces types).
 from __future__ import annotations
 
 import math
-
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from .diagnostics import did_you_mean
 
@@ -53,12 +53,12 @@ class Finding:
     hint: str | None = None
 
 
-def check_condition(condition: Any, attributes: dict[str, str], path: tuple) -> list[Finding]:
+def check_condition(condition: Any, attributes: Mapping[str, str], path: tuple) -> list[Finding]:
     """Every problem in ``condition`` given ``attributes`` (name -> declared type)."""
     return list(_condition(condition, attributes, path))
 
 
-def _condition(cond: Any, attrs: dict[str, str], path: tuple) -> Iterator[Finding]:
+def _condition(cond: Any, attrs: Mapping[str, str], path: tuple) -> Iterator[Finding]:
     if not isinstance(cond, dict):
         yield Finding("E037", "a condition must be a mapping of attributes or operators", path)
         return
@@ -79,7 +79,7 @@ def _condition(cond: Any, attrs: dict[str, str], path: tuple) -> Iterator[Findin
             yield from _field(key, value, attrs, p)
 
 
-def _field(name: str, value: Any, attrs: dict[str, str], path: tuple) -> Iterator[Finding]:
+def _field(name: str, value: Any, attrs: Mapping[str, str], path: tuple) -> Iterator[Finding]:
     root, _, rest = name.partition(".")
     if root not in attrs:
         yield Finding("E035", f"`{root}` is not a declared attribute", path, True,
@@ -118,7 +118,7 @@ def _element(kind: str) -> str:
     return "string" if kind == "list[string]" else kind
 
 
-def _operators(name: str, kind: str, ops: dict, attrs: dict[str, str], path: tuple) -> Iterator[Finding]:
+def _operators(name: str, kind: str, ops: dict, attrs: Mapping[str, str], path: tuple) -> Iterator[Finding]:
     if not ops:
         yield Finding("E037", f"`{name}`: an empty mapping of operators always holds", path,
                       hint="give at least one operator, such as {$eq: ...}")

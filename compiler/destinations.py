@@ -48,7 +48,8 @@ _REDIRECTING = re.compile(
     r"provider|litellm|deployment|api_version|profile|role|session|cert|ssl|tls|verify|extra_body|metadata",
     re.IGNORECASE)
 
-_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[0-9A-Fa-f:.]+\])"
 _BASE_URL = re.compile(rf"^(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?)://(?P<host>{_HOST})(?::(?P<port>[0-9]{{1,5}}))?"
                        r"(?P<path>(?:/[A-Za-z0-9._~-]*)*)$")
 _HOST_ENTRY = re.compile(rf"^(?P<host>{_HOST})(?::(?P<port>[0-9]{{1,5}}))?$")

@@ -9,8 +9,9 @@ example, and a test keeps the two in step.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 from .textsafe import json_safe, terminal_safe
 

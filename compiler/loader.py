@@ -121,7 +121,7 @@ def load_file(path: str | Path, display: str | None = None) -> tuple[Document | 
         return None, [error("E002", f"the file {size}; a spec may be at most {_size(MAX_BYTES)}",
                             (name, 1, 1), "split the spec or remove generated content from it")]
     except (NotRegularFile, IsADirectoryError) as exc:
-        if getattr(exc, "kind", "a folder") == "a folder":
+        if not isinstance(exc, NotRegularFile) or exc.kind == "a folder":
             return None, [error("E001", "this is a folder, not a file", (name, 1, 1))]
         return None, [error("E001", f"this is {exc.kind}, not a regular file: a spec is read only from a file",
                             (name, 1, 1), "give the path of a .yaml file")]
@@ -246,6 +246,7 @@ class _Builder:
             else:
                 p = frame.path + (frame.key,)
                 frame.container[frame.key] = value
+                assert frame.key_mark is not None  # set with the key
                 self.doc.keys.setdefault(p, frame.key_mark)
                 self.doc.values.setdefault(p, here)
                 frame.key = None

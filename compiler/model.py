@@ -105,7 +105,8 @@ class _Shorthand:
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         def expand(value: Any) -> Any:
-            return {self.field: value} if isinstance(value, (str, int, float)) and not isinstance(value, bool) else value
+            short = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+            return {self.field: value} if short else value
 
         return core_schema.no_info_before_validator_function(expand, handler(source))
 
@@ -274,7 +275,8 @@ class Metric(_Model):
     description: str | None = None
     """What the metric means."""
     kind: Literal["proportion", "mean", "ratio"]
-    """proportion: share of units with the event; mean: per-unit sum of values; ratio: sum of a numerator over sum of a denominator."""
+    ("""proportion: share of units with the event; mean: per-unit sum of values; """
+     """ratio: sum of a numerator over sum of a denominator.""")
     event: str | None = Field(default=None, min_length=1)
     """Event that counts (proportion and mean metrics)."""
     numerator: Annotated[Measure | None, _shorthand("event")] = None
@@ -292,11 +294,13 @@ class Metric(_Model):
     margin: Percent | None = None
     """Non-inferiority margin for a guardrail, relative to the baseline."""
     baseline: Amount | None = None
-    """Expected control rate (proportion, e.g. 6% or 0.06) or mean, for planning; defaults to the simulation's control truth."""
+    ("""Expected control rate (proportion, e.g. 6% or 0.06) or mean, for planning; """
+     """defaults to the simulation's control truth.""")
     sd: float | None = Field(default=None, gt=0)
     """Expected per-unit standard deviation (mean and ratio metrics), for planning."""
     cuped: bool | None = None
-    """Adjust this metric with its own pre-exposure value (CUPED); overrides `analysis.cuped` (default: that setting)."""
+    ("""Adjust this metric with its own pre-exposure value (CUPED); """
+     """overrides `analysis.cuped` (default: that setting).""")
 
 
 class Analysis(_Model):
@@ -319,9 +323,11 @@ class Analysis(_Model):
     cuped_lookback: Duration = 14 * 86400
     """How far before a unit's first exposure its pre-exposure value is measured (CUPED): a duration such as 14d."""
     sequential: Literal["always_valid", "group"] = "always_valid"
-    """With method sequential: always_valid (mSPRT confidence sequences, look any time) or group (Lan-DeMets alpha-spending boundaries at the planned looks: stopping.looks up to stopping.max_days)."""
+    ("""With method sequential: always_valid (mSPRT confidence sequences, look any time) or group """
+     """(Lan-DeMets alpha-spending boundaries at the planned looks: stopping.looks up to stopping.max_days).""")
     spending: Literal["obrien_fleming", "pocock"] = "obrien_fleming"
-    """Alpha-spending function of sequential: group: obrien_fleming (strict early, nearly the full alpha at the end) or pocock (about equal boundaries at every look)."""
+    ("""Alpha-spending function of sequential: group: obrien_fleming (strict early, nearly the full alpha """
+     """at the end) or pocock (about equal boundaries at every look).""")
 
 
 Condition = Literal["primary_significant", "guardrail_harm", "futility", "max_days", "max_units", "srm"]
@@ -349,11 +355,13 @@ class Stopping(_Model):
     looks: Annotated[
         int,
         BeforeValidator(lambda v: parse_duration(_looks(v))),
-        WithJsonSchema({"anyOf": [{"enum": ["hourly", "daily", "weekly"]}, {"type": "string", "pattern": DURATION_PATTERN}]}),
+        WithJsonSchema({"anyOf": [{"enum": ["hourly", "daily", "weekly"]},
+                                  {"type": "string", "pattern": DURATION_PATTERN}]}),
     ] = 86400
     """How often results are evaluated: hourly, daily, weekly or a duration such as 12h."""
     min_units_per_variant: int = Field(default=0, ge=0, le=MAX_COUNT)
-    """primary_significant and futility rules wait until every variant has this many units (srm, guardrail_harm and the max_ rules apply at every look)."""
+    ("""primary_significant and futility rules wait until every variant has this many units """
+     """(srm, guardrail_harm and the max_ rules apply at every look).""")
     max_days: int | None = Field(default=None, gt=0, le=MAX_DAYS)
     """The experiment ends after this many days."""
     max_units: int | None = Field(default=None, gt=0, le=MAX_COUNT)

@@ -27,15 +27,14 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ExpcError
-
 from .model import AttributeType, Distribution, Generate, Id, Measure, Name, Prompt, Rule
 
-PLAN_VERSION = 2
+PLAN_VERSION: Final = 2
 PLAN_SCHEMA_FILE = "schemas/expc-plan.schema.json"
 PLAN_SCHEMA_ID = "https://expc.dev/schemas/expc-plan.schema.json"
 DAY = 86400
@@ -129,7 +128,8 @@ class PlanMetric(_Plan):
     sd: float | None = None
     cuped: bool
     family: str
-    """The correction family: ``primary`` (all primary comparisons, with ``analysis.family: primary``) or ``metric:<id>``."""
+    ("""The correction family: ``primary`` (all primary comparisons, with ``analysis.family: primary``) """
+     """or ``metric:<id>``.""")
     family_size: int = Field(ge=0)
     """Comparisons in the family: treatments × metrics in it."""
 

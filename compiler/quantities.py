@@ -60,7 +60,8 @@ def parse_percent(value: object) -> float:
             hint = f"; did you mean {value}%?"
         raise PydanticCustomError(
             "percentage",
-            "`{value}` is not a share between 0 and 1; write it as a percentage such as 5% or a fraction such as 0.05{hint}",
+            "`{value}` is not a share between 0 and 1; write it as a percentage such as 5% "
+            "or a fraction such as 0.05{hint}",
             {"value": value, "hint": hint},
         )
     return fraction
