@@ -527,9 +527,9 @@ class _Reader:
         # First by two 64-bit hashes (small keys: ten million fit in DuckDB's memory, where the ids themselves
         # would spill); only when two ids share both (a repeated id, or a rare collision) are the ids compared.
         # One hash is not enough: DuckDB's collides for many pairs of similar short texts.
+        key = uid if self.types[self.unit] == "integer" else f"hash({uid}), hash(reverse({uid}))"  # doubles: small
         repeated = self.con.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM u GROUP BY hash({uid}), hash(reverse(CAST({uid} AS VARCHAR))) "
-            "HAVING count(*) > 1)").fetchone()[0]
+            f"SELECT count(*) FROM (SELECT 1 FROM u GROUP BY {key} HAVING count(*) > 1)").fetchone()[0]
         if not repeated:
             return
         dups = self.con.execute(

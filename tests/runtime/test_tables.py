@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -561,3 +562,311 @@ def test_importing_the_module_does_not_load_duckdb():
     code = "import sys, expc.runtime.tables; print('duckdb' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------ reading in chunks (open_units)
+
+
+def assert_same_units(got: tables.Units, want: tables.Units) -> None:
+    """The same columns, types and values (NaN equal to NaN), element by element."""
+    assert got.types == want.types
+    assert list(got.columns) == list(want.columns)
+    for name, values in want.columns.items():
+        assert got.columns[name].dtype == values.dtype, name
+        if values.dtype == np.float64:
+            np.testing.assert_array_equal(got.columns[name], values)
+        else:
+            assert got.columns[name].tolist() == values.tolist(), name
+
+
+def read_in_chunks(path: Path, chunk_rows: int, types: dict[str, str] = TYPES) -> tables.Units:
+    """open_units' chunks put together again, after checking that each one (but the last) is full."""
+    with tables.open_units(path, types, "user_id", chunk_rows=chunk_rows) as chunks:
+        parts = list(chunks)
+        assert chunks.n == sum(len(p) for p in parts)
+        assert all(len(p) == chunk_rows for p in parts[:-1]) and 0 < len(parts[-1]) <= chunk_rows
+        assert all(list(p.columns) == chunks.attributes for p in parts)
+    return tables.Units({name: np.concatenate([p.columns[name] for p in parts]) for name in parts[0].columns},
+                        parts[0].types)
+
+
+def every_type_rows(n: int) -> list[dict]:
+    """n units with a value, a null or a missing key in every declared type, varying from row to row."""
+    rows = []
+    for i in range(n):
+        row: dict = {"user_id": f"u{i}" if i % 5 else f"ü{i}😀", "undeclared": i}
+        if i % 3:
+            row["country"] = ["US", "FR", "=cmd"][i % 3]
+        if i % 4 != 1:
+            row["interests"] = None if i % 4 == 2 else [f"t{k}" for k in range(i % 3)]
+        row["signup_days"] = None if i % 7 == 0 else i % 50
+        row["score"] = i / 4
+        row["beta"] = [True, False, None][i % 3]
+        if i % 2:
+            row["app_version"] = f"1.{i}.0"
+            row["signed_up"] = f"2024-01-{1 + i % 28:02d}"
+        rows.append(row)
+    return rows
+
+
+def every_type_file(tmp_path: Path, kind: str, n: int) -> Path:
+    rows = every_type_rows(n)
+    if kind == "jsonl":
+        return jsonl(tmp_path, f"units-{n}.jsonl", rows)
+    lines = ["user_id,country,interests,signup_days,score,beta,app_version,signed_up"]
+    for r in rows:
+        cells = [r["user_id"], r.get("country"), "|".join(r["interests"]) if r.get("interests") else None,
+                 r["signup_days"], r["score"], r["beta"], r.get("app_version"), r.get("signed_up")]
+        lines.append(",".join("" if c is None else str(c).lower() if isinstance(c, bool) else str(c) for c in cells))
+    csv_path = write(tmp_path, f"units-{n}.csv", "\n".join(lines) + "\n")
+    if kind == "csv":
+        return csv_path
+    return parquet(tmp_path, f"units-{n}.parquet", f"""
+        SELECT user_id, country, CASE WHEN interests IS NULL THEN NULL ELSE string_split(interests, '|') END
+               AS interests, signup_days::BIGINT AS signup_days, score::DOUBLE AS score, beta::BOOLEAN AS beta,
+               app_version, signed_up
+        FROM read_csv('{csv_path}', all_varchar=true)""")
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 8, 9, 13])
+def test_chunks_put_together_are_the_whole_table(tmp_path, kind, n):
+    path = every_type_file(tmp_path, kind, n)
+    whole = read_units(path, TYPES, "user_id")
+    assert len(whole) == n
+    for chunk_rows in (1, 4, n, 1000):
+        assert_same_units(read_in_chunks(path, chunk_rows), whole)
+
+
+def test_chunks_come_in_file_order_at_scale(tmp_path):
+    """Several DuckDB threads and row groups: each chunk is the next rows of the file, values with their ids."""
+    n = 300_000
+    path = tmp_path / "units.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(f'{{"user_id": "id{i}", "signup_days": {i % 1000}, "country": "c{i % 7}"}}\n')
+    with tables.open_units(path, TYPES, "user_id", chunk_rows=65_536) as chunks:
+        start = 0
+        for chunk in chunks:
+            i = np.arange(start, start + len(chunk))
+            assert chunk.columns["user_id"].tolist() == [f"id{k}" for k in i]
+            np.testing.assert_array_equal(chunk.columns["signup_days"], i % 1000)
+            assert chunk.columns["country"].tolist() == [f"c{k % 7}" for k in i]
+            start += len(chunk)
+    assert start == n
+
+
+def chunked_problem(path: Path, types: dict[str, str] = TYPES, chunk_rows: int = 2) -> str:
+    with pytest.raises(DataError) as caught:
+        with tables.open_units(path, types, "user_id", chunk_rows=chunk_rows) as chunks:
+            for _ in chunks:
+                pytest.fail("a chunk came out of a file that is refused")
+    return str(caught.value)
+
+
+LATE = [  # a file whose only problem is in its last rows, far past the first chunk
+    ("null id", "csv", "user_id,country\n" + "".join(f"u{i},US\n" for i in range(9)) + ",US\n", TYPES),
+    ("duplicate id", "csv", "user_id,country\n" + "".join(f"u{i},US\n" for i in range(9)) + "u1,FR\n", TYPES),
+    ("bad integer", "csv", "user_id,signup_days\n" + "".join(f"u{i},{i}\n" for i in range(9)) + "u9,2.5\n", TYPES),
+    ("bad boolean", "jsonl", "".join(f'{{"user_id": "u{i}", "beta": true}}\n' for i in range(9))
+     + '{"user_id": "u9", "beta": "maybe"}\n', TYPES),
+    ("string given a boolean", "jsonl", "".join(f'{{"user_id": "u{i}"}}\n' for i in range(9))
+     + '{"user_id": "u9", "country": true}\n', TYPES),
+    ("bad list", "jsonl", "".join(f'{{"user_id": "u{i}", "interests": ["a"]}}\n' for i in range(9))
+     + '{"user_id": "u9", "interests": [1]}\n', TYPES),
+    ("not an object", "jsonl", "".join(f'{{"user_id": "u{i}"}}\n' for i in range(9)) + '["u9"]\n', TYPES),
+    ("not JSON", "jsonl", "".join(f'{{"user_id": "u{i}"}}\n' for i in range(9)) + '{"user_id": \n', TYPES),
+    ("id beyond 2**53", "jsonl", "".join(f'{{"user_id": {i}}}\n' for i in range(9))
+     + f'{{"user_id": {2**53 + 1}}}\n', {**TYPES, "user_id": "integer"}),
+    ("ragged CSV", "csv", "user_id,country\n" + "".join(f"u{i},US\n" for i in range(9)) + "u9,US,x\n", TYPES),
+]
+
+
+@pytest.mark.parametrize("case, kind, text, types", LATE, ids=[c[0] for c in LATE])
+def test_a_problem_in_a_later_chunk_is_refused_before_any_chunk(tmp_path, case, kind, text, types):
+    path = write(tmp_path, f"units.{kind}", text)
+    message = chunked_problem(path, types)
+    assert message == problem(path, types)  # the same one line as reading it whole
+    last = text.count("\n")
+    assert re.search(rf"\blines? (\d+, )*(\d+ and )?{last}\b", message), message  # the file's last line
+
+
+def test_a_late_problem_in_parquet_names_its_row(tmp_path):
+    path = parquet(tmp_path, "units.parquet",
+                   "SELECT 'u' || i AS user_id, CASE WHEN i = 99 THEN 'x' ELSE '3' END AS signup_days "
+                   "FROM range(100) t(i)")
+    message = chunked_problem(path, chunk_rows=7)
+    assert message == problem(path) and "row 100 holds \"x\"" in message
+
+
+@pytest.mark.parametrize("name, text, says", [
+    ("users.csv", "user_id,country\n", "no units"),
+    ("users.jsonl", "\n\n", "no units"),
+    ("users.csv", "id,country\nu1,US\n", "`user_id` is missing"),
+    ("users.jsonl", '{"id": "u1"}\n', "`user_id` is missing"),
+])
+def test_empty_files_and_missing_ids_in_chunks(tmp_path, name, text, says):
+    path = write(tmp_path, name, text)
+    assert says in chunked_problem(path) and chunked_problem(path) == problem(path)
+
+
+def test_chunks_leave_no_temporary_folder(tmp_path, monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tables.tempfile, "tempdir", str(scratch))
+    good = every_type_file(tmp_path, "csv", 9)
+    with tables.open_units(good, TYPES, "user_id", chunk_rows=2) as chunks:
+        assert len(list(scratch.iterdir())) == 1  # DuckDB's spill folder, while the file is read
+        list(chunks)
+    chunked_problem(write(tmp_path, "bad.csv", "user_id\nu1\nu1\n"))
+    assert list(scratch.iterdir()) == []
+
+
+def test_chunk_size_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="at least 1"):
+        with tables.open_units(every_type_file(tmp_path, "csv", 3), TYPES, "user_id", chunk_rows=0):
+            pass
+
+
+def test_jsonl_keys_with_only_nulls_are_columns_and_absent_keys_are_not(tmp_path):
+    path = jsonl(tmp_path, "users.jsonl", [{"user_id": "u1", "country": None, "note": "interests"},
+                                           {"user_id": "u2", "country": None}])
+    for units in (read_units(path, TYPES, "user_id"), read_in_chunks(path, 1)):
+        assert set(units.columns) == {"user_id", "country"}  # "interests" is only a value, never a key
+        assert units.columns["country"].tolist() == [None, None]
+
+
+def test_a_json_line_that_repeats_a_declared_key(tmp_path):
+    path = write(tmp_path, "users.jsonl", '{"user_id": "u1"}\n{"user_id": "u2", "user_id": "u3"}\n')
+    assert 'line 2 has the key "user_id" twice' in problem(path)
+
+
+def test_jsonl_strings_with_escapes_and_numbers_as_written(tmp_path):
+    path = write(tmp_path, "users.jsonl",
+                 '{"user_id": "a\\"b", "country": "caf\\u00e9", "app_version": 2.5, "signup_days": "7"}\n'
+                 '{"user_id": "\\u00fc😀", "country": "", "signed_up": 20240101, "signup_days": 1e3}\n')
+    units = read_units(path, TYPES, "user_id")
+    assert units.columns["user_id"].tolist() == ['a"b', "ü😀"]
+    assert units.columns["country"].tolist() == ["café", ""]
+    assert units.columns["app_version"].tolist() == ["2.5", None]
+    assert units.columns["signed_up"].tolist() == [None, "20240101"]
+    assert units.columns["signup_days"].tolist() == [7.0, 1000.0]
+
+
+# ------------------------------------------------------------------ writing in chunks
+
+
+def split(columns: dict[str, np.ndarray], size: int) -> list[dict[str, np.ndarray]]:
+    n = len(next(iter(columns.values())))
+    return [{k: v[i:i + size] for k, v in columns.items()} for i in range(0, n, size)]
+
+
+def many_assignments(n: int) -> dict[str, np.ndarray]:
+    i = np.arange(n)
+    variants = np.array(["control", "treatment", "", None, "=x"], dtype=object)
+    bucket = (i % 997) / 997
+    bucket[i % 5 == 3] = np.nan
+    return {"user_id": np.array([f"u{k}" if k % 9 else f"-x{k}" for k in i], dtype=object),
+            "variant": variants[i % 5], "bucket": bucket}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+@pytest.mark.parametrize("size", [1, 3, 7, 100])
+def test_chunks_written_are_the_table_written_whole(tmp_path, suffix, size):
+    columns = many_assignments(7)
+    whole, chunked = tmp_path / f"whole{suffix}", tmp_path / f"chunked{suffix}"
+    write_assignments(whole, columns)
+    assert tables.write_assignment_chunks(chunked, iter(split(columns, size))) == 7
+    if suffix == ".parquet":
+        assert read_back(chunked) == read_back(whole)
+    else:
+        assert chunked.read_bytes() == whole.read_bytes()
+    assert sorted(os.listdir(tmp_path)) == sorted([whole.name, chunked.name])
+
+
+def test_csv_rows_keep_their_order_at_scale(tmp_path):
+    """A large CSV keeps its rows in order (the formula guard once made DuckDB reorder them)."""
+    columns = many_assignments(300_000)
+    path = tmp_path / "assignments.csv"
+    write_assignments(path, columns)
+    ids = [line.split(",", 1)[0] for line in path.read_text(encoding="utf-8").splitlines()[1:]]
+    assert ids == [("'" + u if u.startswith("-") else u) for u in columns["user_id"]]
+    chunked = tmp_path / "chunked.csv"
+    tables.write_assignment_chunks(chunked, iter(split(columns, 70_000)))
+    assert chunked.read_bytes() == path.read_bytes()
+
+
+def test_rendered_chunks_have_one_header(tmp_path):
+    columns = many_assignments(5)
+    parts = list(tables.render_assignments(iter(split(columns, 2)), "csv"))
+    assert len(parts) == 3
+    text = b"".join(parts).decode("utf-8")
+    write_assignments(tmp_path / "whole.csv", columns)
+    assert text == (tmp_path / "whole.csv").read_text(encoding="utf-8")
+    assert text.count("user_id,variant,bucket") == 1
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_a_failure_in_a_later_chunk_leaves_no_file_and_the_earlier_one_as_it_was(tmp_path, suffix):
+    path = tmp_path / f"assignments{suffix}"
+    write_assignments(path, many_assignments(3))
+    before = path.read_bytes()
+
+    def chunks():
+        yield from split(many_assignments(10), 4)[:2]
+        raise DataError("units.csv: the disk holding its temporary data is full", "units.csv")
+
+    with pytest.raises(DataError, match="temporary data is full"):
+        tables.write_assignment_chunks(path, chunks())
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == [path.name]
+
+
+def test_a_write_that_fails_in_a_later_chunk_names_the_file(tmp_path, monkeypatch):
+    copies = []
+
+    def full_disk_on_the_third(con, sql):
+        copies.append(sql)
+        if len(copies) == 3:
+            raise duckdb.IOException('could not write: {"errno": "28"}')
+        con.execute(sql)
+
+    monkeypatch.setattr(tables, "_copy", full_disk_on_the_third)
+    path = tmp_path / "assignments.csv"
+    with pytest.raises(DataError) as caught:
+        tables.write_assignment_chunks(path, iter(split(many_assignments(10), 3)))
+    assert str(caught.value) == f"{path}: cannot write: No space left on device"
+    assert os.listdir(tmp_path) == []
+
+
+def test_chunks_go_into_a_fifo_as_they_come(tmp_path):
+    import threading
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while True:  # the FIFO must have a reader before expc opens it (else: refused, not waited on)
+            try:
+                tables.write_assignment_chunks(fifo, iter(split(many_assignments(5), 2)))
+                break
+            except DataError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+    finally:
+        reader.join(10)
+    write_assignments(tmp_path / "whole.csv", many_assignments(5))
+    assert got == [(tmp_path / "whole.csv").read_bytes()]
+    assert stat_is_fifo(fifo)
+
+
+def stat_is_fifo(path: Path) -> bool:
+    import stat
+
+    return stat.S_ISFIFO(os.stat(path).st_mode)
