@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from expc.compiler.plan import Look, Plan
+    from expc.runtime.generate.runner import GenerationResult
 
 from expc.compiler.model import MAX_LOOKS
 
@@ -140,7 +141,7 @@ def evaluate_looks(plan: Plan, run_dir: Path, looks: list[Look], start: datetime
     return results
 
 
-def generation_summary(result: Any) -> dict[str, Any]:
+def generation_summary(result: GenerationResult) -> dict[str, Any]:
     """The report's ``generation`` block and content samples from a GenerationResult.
 
     ``calls`` and ``spent`` are the run's totals: every call behind its content,
@@ -210,23 +211,24 @@ def _generate(plan: Plan, units: Any, options: RunOptions, progress: Progress,
     """Generate every variant's content (resuming from the store) and summarise it for the report."""
     from dataclasses import replace
 
+    from expc.runtime.generate.jobs import per_unit_variants
     from expc.runtime.generate.runner import GenerateOptions, GenerationError, generate
 
     gen_options = options.generation or GenerateOptions()
     if items_per_variant is not None and gen_options.max_items_per_variant is None:
         gen_options = replace(gen_options, max_items_per_variant=items_per_variant)
     notes = []
-    data = plan.to_dict()  # the generation stage still reads the plan's JSON form
     if units is None:  # analysing logged data only: copy written per unit needs the units
-        per_unit = [v.id for v in plan.variants if v.generate is not None and v.generate.per == "unit"]
+        per_unit = per_unit_variants(plan)
         if per_unit:
-            data["variants"] = [v for v in data["variants"] if v["id"] not in per_unit]
+            kept = gen_options.variants if gen_options.variants is not None else [v.id for v in plan.variants]
+            gen_options = replace(gen_options, variants=tuple(v for v in kept if v not in per_unit))
             notes.append(f"not generated: {', '.join(per_unit)} (its copy is written per unit; give --units)")
     progress.step("generating content")
     try:
-        result = generate(data, units, options.run_dir / STORE_NAME, gen_options, progress=progress.generation)
+        result = generate(plan, units, options.run_dir / STORE_NAME, gen_options, progress=progress.generation)
     except GenerationError as exc:
-        code = getattr(exc, "exit_code", 3)
+        code = exc.exit_code
         resume = (f"\nThe run's state is saved in {options.run_dir}; run the same command again to resume."
                   if code == 3 else "")
         raise RunError(f"{exc}{resume}", code) from None

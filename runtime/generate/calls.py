@@ -14,8 +14,9 @@ credentials, unknown model) fails the call at once. litellm's own retries
 are off (``max_retries=0``; ``num_retries`` is never passed).
 
 Budget: a call starts only while the money spent on the plan's calls (in
-earlier runs, as stored, and in this one) is below the budget; once it is reached no new call starts, the calls in flight finish
-and are stored, and :func:`run` reports the budget as exhausted.
+earlier runs, as stored, and in this one) is below the budget; once it is
+reached no new call starts, the calls in flight finish and are stored, and
+:func:`run` reports the budget as exhausted.
 
 Every completed call (whatever its checks say) is committed to the store
 before anything else happens, so a killed process never loses a paid call.
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from expc.compiler.destinations import SAFE_PARAMS
+from expc.compiler.model import Checks
 
 from . import replies
 from .checks import check_text
@@ -66,10 +68,10 @@ class Target:
 
 @dataclass(frozen=True)
 class Limits:
-    """How calls are made."""
+    """How calls are made (``concurrency``, ``timeout`` and ``max_cost`` from the plan, or the user's overrides)."""
 
-    concurrency: int = 8
-    timeout: float = 60.0
+    concurrency: int
+    timeout: float
     max_cost: float | None = None
     already_spent: float = 0.0  # on this plan's stored calls, in earlier runs: counts against max_cost
     max_tries: int = 5
@@ -86,15 +88,19 @@ class Task:
 
     target: Target
     messages: list[dict[str, str]]
-    checks: dict[str, Any]
+    checks: Checks
     seed: int
-    attempts_allowed: int
     start_attempt: int = 0  # attempts before this one were answered from the store
     records: list[Record] = field(default_factory=list)  # every attempt's record (stored or new), in order
     calls: int = 0  # calls made in this run
     cost: float = 0.0  # spent in this run
     error: str | None = None  # the call could not be made (after retries)
     done: bool = False
+
+    @property
+    def attempts_allowed(self) -> int:
+        """The first attempt and the checks' ``regenerate`` more."""
+        return 1 + self.checks.regenerate
 
     def key(self, attempt: int) -> str:
         """The store key of attempt ``attempt``."""
@@ -211,7 +217,7 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
                 last_error = f"no reply within {limits.timeout:g} s"
             except _Broken as exc:
                 last_error = str(exc)
-            except Exception as exc:  # noqa: BLE001 - litellm's typed errors (openai.APIError subclasses), sorted below
+            except Exception as exc:  # litellm's typed errors (openai.APIError subclasses), sorted below
                 refused = replies.refusal(exc)
                 if refused is not None:
                     return _unusable(task, key, attempt, str(refused), None, tries)
@@ -280,7 +286,7 @@ async def _close_clients() -> None:
         cache = getattr(litellm, "in_memory_llm_clients_cache", None)
         if cache is not None and hasattr(cache, "flush_cache"):
             cache.flush_cache()
-    except Exception:  # noqa: BLE001, S110 - cleanup must never hide the run's outcome
+    except Exception:  # cleanup must never hide the run's outcome
         pass
 
 

@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from expc.compiler.model import Generate, Prompt
+from expc.compiler.plan import Plan, PlanVariant
 from expc.compiler.templates import analyse
 
 from .render import Record, RenderError, RenderLimitExceeded, RenderLimits, plain, render
@@ -62,89 +65,96 @@ def segment_id(segment: dict[str, Any]) -> str:
                       sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def pieces(plan: dict[str, Any], units: Any | None, max_items_per_variant: int | None = None,
-           limits: RenderLimits | None = None) -> list[Piece]:
+def per_unit_variants(plan: Plan) -> list[str]:
+    """The ids of the variants whose content is generated per unit (they need the units)."""
+    return [v.id for v in plan.variants if v.generate is not None and v.generate.per == "unit"]
+
+
+def pieces(plan: Plan, units: Any | None, max_items_per_variant: int | None = None,
+           limits: RenderLimits | None = None, variants: Collection[str] | None = None) -> list[Piece]:
     """Every item of every variant, rendered within ``limits`` (raises :class:`JobError` for a template that fails).
 
     An item whose template goes past ``limits`` (default: :class:`RenderLimits`'s) is returned with its ``error``.
+    ``variants`` (ids) keeps only those variants' items; None keeps every variant's.
     """
     out: list[Piece] = []
-    for variant in plan["variants"]:
-        if variant.get("prompt") is None:
-            out.append(Piece(variant["id"], None, None, static=variant.get("content") or ""))
+    for variant in plan.variants:
+        if variants is not None and variant.id not in variants:
             continue
-        prompt = plan["prompts"][variant["prompt"]]
-        gen = variant.get("generate") or {"per": "once", "segment_by": []}
-        renderer = _Renderer(plan, variant, prompt, limits or RenderLimits())
+        if variant.prompt is None:
+            out.append(Piece(variant.id, None, None, static=variant.content or ""))
+            continue
+        prompt = plan.prompts[variant.prompt]
+        gen = variant.generate or Generate()  # the compiler sets it on every prompted variant
+        renderer = _Renderer(plan, variant, variant.prompt, prompt, limits or RenderLimits())
         try:
-            if gen["per"] == "once":
+            if gen.per == "once":
                 out.append(renderer.piece(None, {}, {}))
-            elif gen["per"] == "segment":
-                for segment in _segments(plan, variant, gen["segment_by"], units):
+            elif gen.per == "segment":
+                for segment in _segments(plan, variant, gen.segment_by, units):
                     out.append(renderer.piece(Record("segment", segment), segment, segment))
             else:
                 out.extend(_unit_pieces(plan, variant, renderer, units, max_items_per_variant))
         except RenderError as exc:
-            raise JobError(f"variant `{variant['id']}` (prompt `{variant['prompt']}`): {exc}") from None
+            raise JobError(f"variant `{variant.id}` (prompt `{variant.prompt}`): {exc}") from None
     return out
 
 
 class _Renderer:
     """Renders one variant's items, each from its own read-only context, and counts the renders that ran out of time."""
 
-    def __init__(self, plan: dict[str, Any], variant: dict[str, Any], prompt: dict[str, Any],
+    def __init__(self, plan: Plan, variant: PlanVariant, prompt_id: str, prompt: Prompt,
                  limits: RenderLimits) -> None:
-        self.variant, self.prompt, self.limits = variant, prompt, limits
-        self.experiment = {k: plan["experiment"].get(k) for k in ("id", "name", "owner", "hypothesis", "description")}
+        self.variant, self.prompt_id, self.prompt, self.limits = variant, prompt_id, prompt, limits
+        experiment = plan.experiment
+        self.experiment = {k: getattr(experiment, k) for k in ("id", "name", "owner", "hypothesis", "description")}
         self.slow = 0
 
     def piece(self, key: Any, user: dict[str, Any], segment: dict[str, Any]) -> Piece:
         """The item for ``key`` (its messages, or the reason it could not render); other render errors raise."""
-        variant = self.variant
+        variant, prompt_id = self.variant, self.prompt_id
         if self.slow >= MAX_SLOW_RENDERS:
-            return Piece(variant["id"], key, variant["prompt"],
+            return Piece(variant.id, key, prompt_id,
                          error=f"template not rendered: it ran out of time ({self.limits.seconds:g} s) on "
                                f"{self.slow} items of this variant already")
         context = {  # fresh read-only values for each render: a template cannot reach another item's or the key
             "user": Record("user", user),
             "segment": Record("segment", segment),
-            "variant": Record("variant", {"id": variant["id"], "description": variant.get("description")}),
+            "variant": Record("variant", {"id": variant.id, "description": variant.description}),
             "experiment": Record("experiment", self.experiment),
         }
         messages: list[tuple[str, str]] = []
-        if self.prompt.get("system"):
-            messages.append(("system", self.prompt["system"].strip()))
+        if self.prompt.system:
+            messages.append(("system", self.prompt.system.strip()))
         try:
-            messages.append(("user", render(self.prompt["template"], context, self.limits)))
+            messages.append(("user", render(self.prompt.template, context, self.limits)))
         except RenderLimitExceeded as exc:
             self.slow += exc.slow
-            return Piece(variant["id"], key, variant["prompt"], error=f"template not rendered: {exc}")
-        return Piece(variant["id"], key, variant["prompt"], tuple(messages))
+            return Piece(variant.id, key, prompt_id, error=f"template not rendered: {exc}")
+        return Piece(variant.id, key, prompt_id, tuple(messages))
 
 
-def _segments(plan: dict[str, Any], variant: dict[str, Any], names: list[str], units: Any | None) -> list[dict]:
+def _segments(plan: Plan, variant: PlanVariant, names: list[str], units: Any | None) -> list[dict[str, Any]]:
     if units is not None and len(units):
         missing = [n for n in names if n not in units.columns]
         if missing:
-            raise JobError(f"variant `{variant['id']}` generates per segment of {', '.join(names)}, "
+            raise JobError(f"variant `{variant.id}` generates per segment of {', '.join(names)}, "
                            f"but the units have no column {', '.join(missing)}")
         distinct = set(zip(*(units.columns[n].tolist() for n in names)))  # hashing in C: few combinations remain
         combos = dict.fromkeys(
             json.dumps([_canonical(plain(x, units.types.get(n))) for n, x in zip(names, row)], ensure_ascii=False)
             for row in distinct)
         return [dict(zip(names, json.loads(c))) for c in sorted(combos)]
-    simulation = plan.get("simulation") or {}
-    declared = simulation.get("attributes") or {}
+    declared = plan.simulation.attributes if plan.simulation is not None else {}
     choices: list[list[Any]] = []
     for name in names:
-        dist = declared.get(name) or {}
-        if not dist.get("values"):
-            raise JobError(f"variant `{variant['id']}` generates per segment of {', '.join(names)}: give the "
+        dist = declared.get(name)
+        if dist is None or not dist.values:
+            raise JobError(f"variant `{variant.id}` generates per segment of {', '.join(names)}: give the "
                            f"units (--units FILE), or declare `simulation.attributes.{name}.values` in the spec")
-        values = list(dict.fromkeys(json.dumps(v) for v in dist["values"]))
-        values = [json.loads(v) for v in values]
-        if plan["attributes"].get(name) == "list[string]" and not any(isinstance(v, list) for v in values):
-            low, high = dist.get("size") or [1, 1]
+        values: list[Any] = [json.loads(v) for v in dict.fromkeys(json.dumps(v) for v in dist.values)]
+        if plan.attributes.get(name) == "list[string]" and not any(isinstance(v, list) for v in values):
+            low, high = dist.size or [1, 1]  # each segment holds one of the values unless `size` says otherwise
             values = [sorted(c) for k in range(max(low, 0), min(high, len(values)) + 1)
                       for c in itertools.combinations(values, k)]
         choices.append(values)
@@ -152,7 +162,7 @@ def _segments(plan: dict[str, Any], variant: dict[str, Any], names: list[str], u
     for c in choices:
         total *= len(c)
     if total > MAX_SIMULATED_SEGMENTS:
-        raise JobError(f"variant `{variant['id']}`: the simulation's values make {total:,} segments "
+        raise JobError(f"variant `{variant.id}`: the simulation's values make {total:,} segments "
                        f"(more than {MAX_SIMULATED_SEGMENTS:,}); give the units (--units FILE)")
     return [dict(zip(names, combo)) for combo in itertools.product(*choices)]
 
@@ -161,16 +171,16 @@ def _canonical(value: Any) -> Any:
     return sorted(value) if isinstance(value, list) else value
 
 
-def _unit_pieces(plan: dict[str, Any], variant: dict[str, Any], renderer: _Renderer, units: Any | None,
+def _unit_pieces(plan: Plan, variant: PlanVariant, renderer: _Renderer, units: Any | None,
                  limit: int | None) -> list[Piece]:
     from expc.runtime.assign import id_text
 
     if units is None or not len(units):
-        raise JobError(f"variant `{variant['id']}` generates content per unit: give the units (--units FILE)")
-    unit = plan["assignment"]["unit"]
+        raise JobError(f"variant `{variant.id}` generates content per unit: give the units (--units FILE)")
+    unit = plan.assignment.unit
     ids = id_text(units, unit)
     n = len(ids) if limit is None else min(limit, len(ids))
-    uses = analyse(renderer.prompt["template"]).uses
+    uses = analyse(renderer.prompt.template).uses
     if any(u.kind == "whole" and u.name == "user" for u in uses):
         names = list(units.columns)
     else:
@@ -185,5 +195,5 @@ def _unit_pieces(plan: dict[str, Any], variant: dict[str, Any], renderer: _Rende
             rendered[key] = renderer.piece(None, user, {})
         except RenderError as exc:
             raise RenderError(f"unit {ids[keys.index(key)]}: {exc}") from None
-    return [Piece(variant["id"], str(uid), rendered[key].prompt, rendered[key].messages,
+    return [Piece(variant.id, str(uid), rendered[key].prompt, rendered[key].messages,
                   error=rendered[key].error) for uid, key in zip(ids[:n], keys)]

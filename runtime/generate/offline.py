@@ -37,7 +37,14 @@ _FILLER = (
     "The essentials are covered, with room for what you like most.",
 )
 _STOP = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "were", "will", "with", "who", "write", "one", "short", "new", "your", "you", "our", "their", "them", "they", "about", "what", "which", "when", "where", "who", "whom", "whose", "each", "every", "sentence", "line", "subject", "words", "word", "block", "text", "copy", "customer", "customers", "user", "users", "people", "person", "reader", "likes", "like", "products", "product", "category", "categories", "lead", "made", "inviting", "back", "app", "see"]
+    [
+        "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in", "is", "it", "its", "of",
+        "on", "or", "that", "the", "this", "to", "was", "were", "will", "with", "who", "write", "one", "short", "new",
+        "your", "you", "our", "their", "them", "they", "about", "what", "which", "when", "where", "who", "whom",
+        "whose", "each", "every", "sentence", "line", "subject", "words", "word", "block", "text", "copy", "customer",
+        "customers", "user", "users", "people", "person", "reader", "likes", "like", "products", "product",
+        "category", "categories", "lead", "made", "inviting", "back", "app", "see"
+    ]
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,}")
 
@@ -55,7 +62,8 @@ def offline_text(messages: list[dict[str, Any]], seed: int | None, chars: tuple[
         topic = first if first == second else f"{first} and {second}"
     else:
         topic = "something new"
-    headline = f"{MARK} {pick(_OPENERS, 0)} {pick(('picks', 'ideas', 'finds', 'favourites'), 1)} {pick(_LINKS, 2)} {topic}."
+    kind = pick(("picks", "ideas", "finds", "favourites"), 1)
+    headline = f"{MARK} {pick(_OPENERS, 0)} {kind} {pick(_LINKS, 2)} {topic}."
     text = f"{headline} {pick(_CLOSERS, 5)}"
     low, high = chars if chars else (0, 280)
     start = digest[6] % len(_FILLER)

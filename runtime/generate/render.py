@@ -588,7 +588,8 @@ def _all_filters_guarded(env: _Sandbox) -> None:
 
 @lru_cache(maxsize=1)
 def _environment() -> _Sandbox:
-    env = configure(_Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False))
+    env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    configure(env)
     _all_filters_guarded(env)
     env.filters.update(_HOOKS)
     assert tuple(sorted(env.globals)) == SAFE_GLOBALS

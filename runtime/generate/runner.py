@@ -24,6 +24,7 @@ cannot work (per-unit generation without units, a template that fails).
 from __future__ import annotations
 
 import atexit
+import copy
 import gc
 import json
 import os
@@ -35,6 +36,8 @@ from typing import Any
 
 from expc.compiler.destinations import Allowances, has_url, param_problem
 from expc.compiler.errors import EXIT_INVALID, EXIT_RUN, ExpcError
+from expc.compiler.model import Prompt
+from expc.compiler.plan import Plan
 
 from . import calls as calls_mod
 from .calls import Limits, Target, Task
@@ -75,7 +78,7 @@ class GenerationInputError(GenerationError):
 
 @dataclass(frozen=True)
 class GenerateOptions:
-    """Overrides and limits for one generation run (``None``: the spec's value or the default)."""
+    """Overrides and limits for one generation run (``None``: the plan's value)."""
 
     offline: bool = False
     model: str | None = None
@@ -90,6 +93,7 @@ class GenerateOptions:
     backoff_base: float = 0.5
     render_seconds: float = RENDER_SECONDS  # each item's template renders within this time...
     render_chars: int = MAX_PROMPT_CHARS  # ...to at most this many characters, or that item fails
+    variants: tuple[str, ...] | None = None  # generate only these variants' items (ids); None: every variant's
 
 
 @dataclass(frozen=True)
@@ -187,67 +191,73 @@ class GenerationResult:
         return "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in self.items)
 
 
-def generate(plan: Any, units: Any | None, store_path: Path,
+@dataclass
+class _Progress:
+    """Items done so far, those without content, and what this run's calls cost (for the progress callback)."""
+
+    done: int
+    errors: int = 0
+    cost: float = 0.0
+
+
+def generate(plan: Plan, units: Any | None, store_path: Path,
              opts: GenerateOptions = GenerateOptions(),
              progress: Callable[[int, int, int, float], None] | None = None) -> GenerationResult:
     """Generate every item of ``plan`` (per unit needs ``units``), through the store at ``store_path``.
 
-    ``plan`` is the typed plan or its JSON form (a dict), which this stage reads.
-    Raises :class:`MissingCredentials`, :class:`BudgetExhausted`,
+    ``opts.variants`` limits the run to some variants (by id). Raises
+    :class:`MissingCredentials`, :class:`BudgetExhausted`,
     :class:`ProviderFailed` (each with the partial result on ``.result``) or
     :class:`GenerationInputError`. Items whose checks failed are returned with
     their status; :meth:`GenerationResult.rejected` lists the ones that must
     stop the run (the CLI exits 3 for them).
     """
-    if not isinstance(plan, dict):
-        plan = plan.to_dict()
+    unknown = [v for v in opts.variants or () if v not in {variant.id for variant in plan.variants}]
+    if unknown:
+        raise GenerationInputError(f"no variant `{unknown[0]}` in the plan")
     allowed = Allowances.from_environ()
-    targets = {name: _target(name, prompt, opts, allowed) for name, prompt in plan["prompts"].items()}
+    targets = {name: _target(name, prompt, opts, allowed) for name, prompt in plan.prompts.items()}
     try:
-        todo = pieces(plan, units, opts.max_items_per_variant, RenderLimits(opts.render_seconds, opts.render_chars))
+        todo = pieces(plan, units, opts.max_items_per_variant, RenderLimits(opts.render_seconds, opts.render_chars),
+                      opts.variants)
     except JobError as exc:
         raise GenerationInputError(str(exc)) from None
-    tasks: dict[tuple, Task] = {}
-    owner: dict[tuple, Piece] = {}
+    tasks: dict[tuple[str, tuple[tuple[str, str], ...]], Task] = {}
+    owner: dict[tuple[str, tuple[tuple[str, str], ...]], Piece] = {}
+    group_sizes: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
     for piece in todo:
         if piece.prompt is None or piece.error is not None:
             continue
         gid = (piece.prompt, piece.messages)
         if gid not in tasks:
-            checks = plan["prompts"][piece.prompt].get("checks") or {}
             tasks[gid] = Task(targets[piece.prompt], [{"role": r, "content": c} for r, c in piece.messages],
-                              checks, opts.seed, 1 + int(checks.get("regenerate", 2)))
+                              plan.prompts[piece.prompt].checks, opts.seed)
             owner[gid] = piece
-    group_sizes: dict[tuple, int] = {}
-    for piece in todo:
-        if piece.prompt is not None and piece.error is None:
-            gid = (piece.prompt, piece.messages)
-            group_sizes[gid] = group_sizes.get(gid, 0) + 1
+        group_sizes[gid] = group_sizes.get(gid, 0) + 1
     store_path = Path(store_path)
     total = len(todo)
     with Store(store_path) as store:
         pending = _answer_from_store(list(tasks.values()), store)
         waiting = {id(t) for t in pending}
-        done = total - sum(group_sizes[gid] for gid, t in tasks.items() if id(t) in waiting)
-        state = {"done": done, "errors": 0, "cost": 0.0}
+        state = _Progress(done=total - sum(group_sizes[gid] for gid, t in tasks.items() if id(t) in waiting))
         if progress:
-            progress(done, total, 0, 0.0)
+            progress(state.done, total, 0, 0.0)
         outcome = calls_mod.Outcome()
         if pending:
             sizes = {id(t): group_sizes[gid] for gid, t in tasks.items()}
             secrets = _prepare_calls(pending)
 
             def task_done(task: Task) -> None:
-                state["done"] += sizes[id(task)]
-                state["errors"] += sizes[id(task)] * (task.passed is None)
-                state["cost"] += task.cost
+                state.done += sizes[id(task)]
+                state.errors += sizes[id(task)] * (task.passed is None)
+                state.cost += task.cost
                 if progress:
-                    progress(state["done"], total, state["errors"], state["cost"])
+                    progress(state.done, total, state.errors, state.cost)
 
             limits = Limits(
-                concurrency=opts.concurrency or int(plan["generation"].get("concurrency") or 8),
-                timeout=float(opts.timeout or plan["generation"].get("timeout") or 60),
-                max_cost=opts.max_cost if opts.max_cost is not None else plan["generation"].get("max_cost_usd"),
+                concurrency=opts.concurrency or plan.generation.concurrency,
+                timeout=float(opts.timeout or plan.generation.timeout),
+                max_cost=opts.max_cost if opts.max_cost is not None else plan.generation.max_cost_usd,
                 max_tries=opts.max_tries, backoff_base=opts.backoff_base,
                 already_spent=sum(r.cost for t in tasks.values() for r in t.records),
             )
@@ -289,7 +299,7 @@ def _answer_from_store(tasks: list[Task], store: Store) -> list[Task]:
     return pending
 
 
-def _target(name: str, prompt: dict[str, Any], opts: GenerateOptions, allowed: Allowances) -> Target:
+def _target(name: str, prompt: Prompt, opts: GenerateOptions, allowed: Allowances) -> Target:
     """Where and how a prompt's calls go: the user's --model, --api-base and --api-key-env win over the plan.
 
     The plan is checked again (it may have been written by hand, past
@@ -298,55 +308,51 @@ def _target(name: str, prompt: dict[str, Any], opts: GenerateOptions, allowed: A
     hold nothing that could send a call or a key elsewhere.
     """
     _refuse_destinations(name, prompt, opts, allowed)
-    model = opts.model or prompt["model"]
-    api_base = opts.api_base or prompt.get("api_base")
-    params = {k: prompt[k] for k in ("temperature", "max_tokens", "top_p") if prompt.get(k) is not None}
-    params.update(prompt.get("params") or {})
+    model = opts.model or prompt.model
+    api_base = opts.api_base or prompt.api_base
+    shaping = {"temperature": prompt.temperature, "max_tokens": prompt.max_tokens, "top_p": prompt.top_p}
+    params: dict[str, Any] = {k: v for k, v in shaping.items() if v is not None}
+    params.update(copy.deepcopy(prompt.params))  # copies: nothing downstream can change the plan
     if opts.offline or model.startswith("offline/"):
         model = model if model.startswith("offline/") else "offline/" + model.rsplit("/", 1)[-1]
-        checks = prompt.get("checks") or {}
+        checks = prompt.checks
         hints: dict[str, Any] = {}
-        if checks.get("json_schema") is not None:
-            hints["expc_json_schema"] = checks["json_schema"]
-        elif checks.get("max_chars") or checks.get("min_chars"):
-            hints["expc_chars"] = [checks.get("min_chars") or 0, checks.get("max_chars") or 0]
+        if checks.json_schema is not None:
+            hints["expc_json_schema"] = copy.deepcopy(checks.json_schema)
+        elif checks.max_chars or checks.min_chars:
+            hints["expc_chars"] = [checks.min_chars or 0, checks.max_chars or 0]  # 0: no bound
         if hints:
             params["extra_body"] = hints
         return Target(model, None, params)
-    return Target(model, api_base, params, key_env=opts.api_key_env or prompt.get("api_key_env"))
+    return Target(model, api_base, params, key_env=opts.api_key_env or prompt.api_key_env)
 
 
-def _refuse_destinations(name: str, prompt: dict[str, Any], opts: GenerateOptions, allowed: Allowances) -> None:
+def _refuse_destinations(name: str, prompt: Prompt, opts: GenerateOptions, allowed: Allowances) -> None:
     """Raise :class:`GenerationInputError` when the plan's prompt chooses a key variable, a host or a route."""
     where = f"prompt `{name}`"
-    for key in prompt.get("params") or {}:
+    for key in prompt.params:
         if param_problem(str(key)) is not None:
             raise GenerationInputError(
                 f"{where}: `params.{key}` is not allowed: a plan may set only parameters that shape the reply, "
                 "never a host, a key, a header or a provider (hosts come from --api-base, keys from the "
                 "environment)")
-    if opts.model is None and has_url(str(prompt.get("model") or "")):
+    if opts.model is None and has_url(prompt.model):
         raise GenerationInputError(f"{where}: the model id holds a URL; pass --api-base URL instead")
-    base = prompt.get("api_base")
-    if base and opts.api_base is None and not allowed.base_allowed(str(base)):
+    base = prompt.api_base
+    if base and opts.api_base is None and not allowed.base_allowed(base):
         raise GenerationInputError(
             f"{where}: `api_base` is not on your allow-list; pass --api-base URL, or allow it in "
             "EXPC_ALLOWED_API_BASES (the spec may not choose where calls go)")
-    key_env = prompt.get("api_key_env")
-    if key_env and opts.api_key_env is None and not allowed.key_env_allowed(str(key_env)):
+    key_env = prompt.api_key_env
+    if key_env and opts.api_key_env is None and not allowed.key_env_allowed(key_env):
         raise GenerationInputError(
             f"{where}: `api_key_env` names a variable you have not allowed; pass --api-key-env NAME, or allow it "
             "in EXPC_ALLOWED_KEY_ENVS (the spec may not choose which secret is sent)")
 
 
-def offline_run(plan: Any, opts: GenerateOptions) -> bool:
-    """True when every prompt goes to the offline provider (``--offline``, or every model is ``offline/...``).
-
-    ``plan`` is the plan's JSON form or the typed plan (anything with ``prompts``).
-    """
-    prompts = plan.get("prompts") if isinstance(plan, dict) else getattr(plan, "prompts", None)
-    models = [p.get("model") if isinstance(p, dict) else getattr(p, "model", None) for p in (prompts or {}).values()]
-    return opts.offline or all((opts.model or str(m or "")).startswith("offline/") for m in models)
+def offline_run(plan: Plan, opts: GenerateOptions) -> bool:
+    """True when every prompt goes to the offline provider (``--offline``, or every model is ``offline/...``)."""
+    return opts.offline or all((opts.model or p.model).startswith("offline/") for p in plan.prompts.values())
 
 
 def _litellm_offline_mode(force: bool) -> None:
@@ -363,7 +369,7 @@ def _litellm_offline_mode(force: bool) -> None:
         os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 
 
-def preload_litellm(plan: Any = None, opts: GenerateOptions | None = None) -> None:
+def preload_litellm(plan: Plan | None = None, opts: GenerateOptions | None = None) -> None:
     """Start importing litellm in a background thread (it takes seconds) while the caller does other work.
 
     For callers that know calls are coming, such as a fresh ``expc run``: the
@@ -442,7 +448,7 @@ def _skip_unobserved_success_logging(litellm: Any) -> None:
     def discard(async_coroutine: Any) -> None:
         async_coroutine.close()
 
-    GLOBAL_LOGGING_WORKER.ensure_initialized_and_enqueue = discard
+    GLOBAL_LOGGING_WORKER.ensure_initialized_and_enqueue = discard  # type: ignore[method-assign]
 
 
 def _credentials(target: Target) -> Target:
@@ -460,7 +466,7 @@ def _credentials(target: Target) -> Target:
     provider = target.model.split("/", 1)[0] if "/" in target.model else "openai"
     try:
         env = litellm.validate_environment(target.model)
-    except Exception:  # noqa: BLE001 - an unknown provider: let the call say what is wrong
+    except Exception:  # an unknown provider: let the call say what is wrong
         return target
     missing = [k for k in env.get("missing_keys") or [] if not k.endswith(("_API_BASE", "_BASE_URL", "_ENDPOINT"))]
     if not missing:
@@ -472,17 +478,17 @@ def _credentials(target: Target) -> Target:
         f"{', '.join(missing)} (or run with --offline, or --api-base URL for a local OpenAI-compatible server)")
 
 
-def _result(plan: dict[str, Any], todo: list[Piece], tasks: dict[tuple, Task], owner: dict[tuple, Piece],
-            outcome: calls_mod.Outcome, store_path: Path) -> GenerationResult:
-    control = next((v for v in plan["variants"] if v.get("control")), None)
-    control_text = control.get("content") if control else None
+def _result(plan: Plan, todo: list[Piece], tasks: dict[tuple[str, tuple[tuple[str, str], ...]], Task],
+            owner: dict[tuple[str, tuple[tuple[str, str], ...]], Piece], outcome: calls_mod.Outcome,
+            store_path: Path) -> GenerationResult:
+    control_text = plan.variant(plan.control).content
     result = GenerationResult(items=[], spent=outcome.spent, calls=outcome.calls, store_path=store_path)
     for piece in todo:
         if piece.prompt is None:
             result.items.append(Item(piece.variant, piece.key, piece.static, None, 0.0, 0, "static", None, False))
             continue
         if piece.error is not None:
-            result.items.append(_unrendered(plan, piece, control_text))
+            result.items.append(_unrendered(plan.prompts[piece.prompt], piece, control_text))
             continue
         gid = (piece.prompt, piece.messages)
         task = tasks[gid]
@@ -509,7 +515,7 @@ def _result(plan: dict[str, Any], todo: list[Piece], tasks: dict[tuple, Task], o
             continue
         reasons = "; ".join(task.records[-1].checks)
         reason = f"failed its checks after {len(task.records)} attempt(s): {reasons}"
-        on_fail = (plan["prompts"][piece.prompt].get("checks") or {}).get("on_fail", "error")
+        on_fail = task.checks.on_fail
         if on_fail == "skip":
             item = Item(piece.variant, piece.key, None, model, cost, tokens, "skipped", reason, from_store, known)
         elif on_fail == "use_control":
@@ -522,9 +528,8 @@ def _result(plan: dict[str, Any], todo: list[Piece], tasks: dict[tuple, Task], o
     return result
 
 
-def _unrendered(plan: dict[str, Any], piece: Piece, control_text: str | None) -> Item:
+def _unrendered(prompt: Prompt, piece: Piece, control_text: str | None) -> Item:
     """An item whose template went past its rendering budget, under its prompt's ``on_fail`` (no call was made)."""
-    on_fail = (plan["prompts"][piece.prompt].get("checks") or {}).get("on_fail", "error")
     status, content = {"skip": ("skipped", None), "use_control": ("use_control", control_text)}.get(
-        on_fail, ("failed", None))
+        prompt.checks.on_fail, ("failed", None))
     return Item(piece.variant, piece.key, content, None, 0.0, 0, status, piece.error, False)

@@ -209,3 +209,16 @@ def test_data_spanning_more_looks_than_the_limit_is_refused_before_any_look(tmp_
         run(plan, tmp_path / "r", exposures_path=exposures, events_path=events)
     assert info.value.exit_code == 1
     assert not list((tmp_path / "r" / "looks").glob("look-*.json"))
+
+
+def test_without_units_the_per_unit_variants_are_not_generated_and_the_report_says_so(tmp_path: Path) -> None:
+    plan = small_plan(per="unit", days=2)
+    exposures, events = tmp_path / "exposures.csv", tmp_path / "events.csv"
+    exposures.write_text("user_id,variant,timestamp\nu1,control,2024-01-01T00:00:00Z\n"
+                         "u2,treatment,2024-01-01T06:00:00Z\n", encoding="utf-8")
+    events.write_text("user_id,event,timestamp\nu1,clicked,2024-01-01T12:00:00Z\n", encoding="utf-8")
+    report = run(plan, tmp_path / "r", exposures_path=exposures, events_path=events).report
+    assert report["generation"]["notes"] == [
+        "not generated: treatment (its copy is written per unit; give --units)"]
+    content = [json.loads(line) for line in (tmp_path / "r" / "content.jsonl").read_text().splitlines()]
+    assert [c["variant"] for c in content] == ["control"]

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import edited
+from expc.compiler.plan import Plan
 from expc.runtime.generate import calls
 from expc.runtime.generate.calls import Target
-from expc.runtime.generate.runner import GenerateOptions, GenerationInputError, generate
+from expc.runtime.generate.runner import GenerateOptions, GenerationInputError, GenerationResult, generate
 from fakellm import FakeLLM
 from gen_helpers import plan_of, spec_text, units_of
 
@@ -42,15 +44,12 @@ def theirs():
         yield s
 
 
-def _plan(**prompt: Any) -> dict[str, Any]:
+def _plan(**prompt: Any) -> Plan:
     """A valid plan whose prompt `hello` is then edited by hand (as a hostile plan.json would be)."""
-    plan = plan_of(spec_text(model=MODEL))
-    data = plan if isinstance(plan, dict) else plan.to_dict()
-    data["prompts"]["hello"].update(prompt)
-    return data
+    return edited(plan_of(spec_text(model=MODEL)), lambda d: d["prompts"]["hello"].update(prompt))
 
 
-def _generate(plan: dict[str, Any], tmp_path: Path, **opts: Any):
+def _generate(plan: Plan, tmp_path: Path, **opts: Any) -> GenerationResult:
     return generate(plan, units_of(1), tmp_path / "s.sqlite", GenerateOptions(backoff_base=0.01, **opts))
 
 

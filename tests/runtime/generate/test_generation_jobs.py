@@ -6,17 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, edited
 from expc import compile_file
-from expc.runtime.generate.jobs import pieces, segment_id
+from expc.compiler.plan import Plan
+from expc.runtime.generate.jobs import per_unit_variants, pieces, segment_id
 from expc.runtime.generate.runner import GenerateOptions, GenerationInputError, generate
 from expc.runtime.units import Units
 from gen_helpers import plan_of, spec_text, units_of
 
 
-def _welcome() -> dict:
-    """The welcome-email plan's JSON form, which the generation stage reads."""
-    return compile_file(ROOT / "specs" / "welcome-email.yaml").to_dict()
+def _welcome() -> Plan:
+    """The welcome-email plan."""
+    return compile_file(ROOT / "specs" / "welcome-email.yaml")
 
 
 def test_segments_from_the_simulation_block() -> None:
@@ -37,8 +38,7 @@ def test_segments_from_units_are_the_combinations_present_in_canonical_order() -
 
 
 def test_segments_need_values_or_units() -> None:
-    plan = _welcome()
-    plan["simulation"]["attributes"].pop("interests")
+    plan = edited(_welcome(), lambda d: d["simulation"]["attributes"].pop("interests"))
     with pytest.raises(Exception, match="--units"):
         pieces(plan, None)
 
@@ -76,7 +76,16 @@ def test_a_new_seed_makes_new_candidates(tmp_path: Path) -> None:
 
 
 def test_secret_looking_params_are_refused(tmp_path: Path) -> None:
-    plan = plan_of(spec_text()).to_dict()  # the spec checks refuse this too; a plan made by hand must not slip through
-    plan["prompts"]["hello"]["params"] = {"aws_secret_access_key": "x"}
+    # the spec checks refuse this too; a plan made by hand must not slip through
+    plan = edited(plan_of(spec_text()), lambda d: d["prompts"]["hello"].update(params={"aws_secret_access_key": "x"}))
     with pytest.raises(GenerationInputError, match="params.aws_secret_access_key` is not allowed"):
         generate(plan, units_of(1), tmp_path / "s.sqlite")
+
+
+def test_only_the_variants_asked_for_are_generated(tmp_path: Path) -> None:
+    plan = plan_of(spec_text())
+    assert per_unit_variants(plan) == ["treatment"]
+    result = generate(plan, None, tmp_path / "s.sqlite", GenerateOptions(variants=("control",)))
+    assert [(i.variant, i.status, i.content) for i in result.items] == [("control", "static", "Hello!")]
+    with pytest.raises(GenerationInputError, match="no variant `nope` in the plan"):
+        generate(plan, None, tmp_path / "s.sqlite", GenerateOptions(variants=("control", "nope")))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gen_helpers import plan_of as typed_plan_of
-from gen_helpers import spec_text, units_of
+from gen_helpers import plan_of, spec_text, units_of
 
+from expc.compiler.plan import Plan
 from expc.compiler.templates import SAFE_GLOBALS, environment
 from expc.runtime.generate.jobs import MAX_SLOW_RENDERS, JobError, pieces
 from expc.runtime.generate.render import (
@@ -29,12 +29,6 @@ from expc.runtime.units import Units
 CTX = {"user": {"first_name": "Ada", "interests": ["chess", "maths"]}, "segment": {},
        "variant": {"id": "v"}, "experiment": {"id": "e"}}
 FAST = RenderLimits(seconds=0.2)
-
-
-def plan_of(text: str) -> dict:
-    """The plan of a spec, in the JSON form generation reads."""
-    plan = typed_plan_of(text)
-    return plan.to_dict() if hasattr(plan, "to_dict") else plan
 
 
 def refused(source: str, limits: RenderLimits = FAST, context: dict | None = None) -> tuple[str, float]:
@@ -207,7 +201,7 @@ def test_records_are_read_only_copies() -> None:
             change()
 
 
-def _segment_plan(template: str) -> dict:
+def _segment_plan(template: str) -> Plan:
     text = spec_text().replace("Write a greeting for {{ user.first_name }}.", template)
     text = text.replace("generate: {per: unit}", "generate: {per: segment, segment_by: [country]}")
     return plan_of(text)
@@ -237,7 +231,7 @@ def test_the_recorded_key_is_its_own_read_only_value() -> None:
 # ------------------------------------------------------------------ through generation: on_fail
 
 
-def _slow_plan(on_fail: str) -> dict:
+def _slow_plan(on_fail: str) -> Plan:
     template = ("{{ user.first_name }}{% for a in 'x' * 100000 %}{% for b in 'x' * 100000 %}{% endfor %}"
                 "{% endfor %}")
     text = spec_text(checks=f"{{on_fail: {on_fail}}}").replace("Write a greeting for {{ user.first_name }}.", template)
