@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from expc.compiler.pipeline import CheckResult
     from expc.compiler.plan import Plan
 
-__all__ = ["Analysis", "ExpcError", "SpecError", "analyze", "check_file", "compile_file", "load_plan", "run", "simulate"]
+__all__ = ["Analysis", "ExpcError", "SpecError", "analyze", "check_file", "compile_file", "load_plan", "run",
+           "simulate"]
 
 
 class SpecError(ExpcError):
@@ -54,4 +55,5 @@ def compile_file(path: str | Path) -> Plan:
     result = check_file(path)
     if not result.ok():
         raise SpecError([d for d in result.diagnostics if d.is_error])
+    assert result.doc is not None and result.spec is not None  # ok() means both were read
     return compile_plan(result.doc, result.spec)

@@ -51,7 +51,9 @@ def summarise(plan: Plan) -> str:
 
     lines += ["", "Metrics"]
     for m in plan.metrics:
-        detail = m.event or f"{m.numerator.event if m.numerator else '?'} / {m.denominator.event if m.denominator else '?'}"
+        numerator = m.numerator.event if m.numerator else "?"
+        denominator = m.denominator.event if m.denominator else "?"
+        detail = m.event or f"{numerator} / {denominator}"
         extra = [f"window {format_duration(m.window_seconds)}"] if m.window_seconds else []
         if m.mde is not None:
             extra.append(f"MDE {_pct(m.mde)}")
@@ -106,7 +108,7 @@ def summarise(plan: Plan) -> str:
                "segment": f"one generation per segment of {', '.join(j.segment_by)}"}[j.per]
         lines.append(f"  {j.variant}: prompt {j.prompt} on {j.model}, {how}")
     budget = plan.generation.max_cost_usd
-    lines.append(f"  budget: {'$%.2f' % budget if budget is not None else 'none set'}; nothing runs in a dry run")
+    lines.append(f"  budget: {f'${budget:.2f}' if budget is not None else 'none set'}; nothing runs in a dry run")
     return "\n".join(lines)
 
 

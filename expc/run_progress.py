@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from expc.compiler.textsafe import terminal_safe
 from expc.runtime.run import Progress
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 @contextmanager
@@ -33,7 +37,7 @@ def progress_for(quiet: bool) -> Iterator[Progress]:
     bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[extra]}"), TimeElapsedColumn(), console=console, transient=False,
                 disable=not console.is_terminal)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def step(message: str) -> None:  # a message may quote a file name: no markup, no terminal control from it
         console.print(f"[dim]·[/dim] {escape(terminal_safe(message))}")
