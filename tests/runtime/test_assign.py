@@ -601,3 +601,55 @@ metrics: [{id: m, kind: proportion, event: e, role: primary}]
                   {"user_id": "string", "country": "string"})
     with pytest.raises(DataError, match=r"units\.csv: the units have no `age` column, which the audience `adults`"):
         assign(plan, units, "units.csv")
+
+
+# ---------------------------------------------------------- a file, chunk by chunk (assign_file)
+
+
+def test_assign_file_in_chunks_is_assign_on_the_whole_table(tmp_path):
+    from expc.runtime.assign import assign_file, output_columns
+
+    plan = compile_text(tmp_path, base_spec((1, 2, 3), coverage="70%", layer="{id: chunks, range: [0.1, 0.9]}",
+                                            seed="chunks"))
+    rng = random.Random(21)
+    rows = [{"user_id": uid, "country": rng.choice(["US", "US", "CA", None])} for uid in unique_ids(rng, 2000)]
+    path = tmp_path / "units.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    whole = read_units(path, plan.attributes, "user_id")
+    want = assign(plan, whole)
+    want_columns = output_columns(plan, whole, want)
+    for chunk_rows in (1, 7, 500, 1999, 5000):
+        tables: list[dict[str, np.ndarray]] = []
+        counts = assign_file(plan, path, tables.extend, chunk_rows=chunk_rows)
+        assert len(tables) == -(-len(whole) // chunk_rows)
+        for name, values in want_columns.items():
+            got = np.concatenate([t[name] for t in tables])
+            if values.dtype == np.float64:
+                np.testing.assert_array_equal(got, values)
+            else:
+                assert got.tolist() == values.tolist(), name
+        assert counts == want.counts([v.id for v in plan.variants])
+        assert all(counts["excluded"][r] > 0 for r in ("not in the audience", "outside the layer", "outside coverage"))
+
+
+def test_assign_file_refuses_a_missing_audience_attribute_before_writing(tmp_path):
+    from expc.runtime.assign import assign_file
+    from expc.runtime.tables import DataError
+
+    plan = compile_text(tmp_path, base_spec((1, 1)))
+    path = tmp_path / "units.csv"
+    path.write_text("user_id\nu1\nu2\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"units\.csv: the units have no `country` column"):
+        assign_file(plan, path, lambda tables: pytest.fail("written before the check"), chunk_rows=1)
+
+
+def test_only_the_hashed_ids_are_made_text(tmp_path):
+    from expc.runtime.assign import unhashable
+
+    for unit_type, column in (("string", np.array(["a", None, "", "0", "b"], dtype=object)),
+                              ("string", np.array(["a", "", "", "0", "b"])),
+                              ("integer", np.array([1.0, np.nan, 0.0, -0.0, 7.0]))):
+        units = Units({"user_id": column}, {"user_id": unit_type})
+        assert unhashable(units, "user_id").tolist() == (hash_values(units, "user_id") == "").tolist()
+        rows = np.array([4, 0])
+        assert hash_values(units, "user_id", rows).tolist() == hash_values(units, "user_id")[rows].tolist()
