@@ -5,8 +5,15 @@ functions, so commands that read no data never load it). Values are parsed
 and checked in SQL, column by column, so a million rows take about a second;
 only list columns need a Python step per row (to build the tuples).
 
-Reading (:func:`read_units`)
-============================
+Reading (:func:`read_units`, :func:`open_units`)
+================================================
+
+:func:`read_units` returns the whole table; :func:`open_units` checks the
+whole file the same way, then hands it out in chunks of a few hundred
+thousand units, so that a file of any size is assigned in bounded memory
+(DuckDB keeps the typed values, spilling beyond :data:`SCRATCH_MEMORY` to a
+private temporary folder). Both run the same SQL, defined once in
+:class:`_Reader`.
 
 The declared attributes that the file has become columns of a
 :class:`~expc.runtime.units.Units`, in the representation that
@@ -32,7 +39,10 @@ How values are read, by format:
   lines are skipped. A missing key and ``null`` are both null. Numbers (or
   numeric strings) for integer and number; ``true``/``false`` (or the CSV
   spellings) for boolean; strings (or numbers, taken as text) for string,
-  version and datetime; a real JSON array of strings for list[string].
+  version and datetime; a real JSON array of strings for list[string]. A
+  line that gives a declared key twice is refused (which value would count?).
+  DuckDB's JSON reader parses each line once, into one value per declared
+  key; keys are matched exactly (case matters).
 
 * **Parquet**: native columns. Integer and floating columns fit integer (whole
   values only) and number; booleans (or 0/1 integers) fit boolean; a list of
@@ -56,12 +66,16 @@ and the JavaScript SDK, the Python SDK (which hashes the exact digits) and
 expc would disagree. Such ids are refused, with the advice to declare the unit
 as a ``string`` (and to pass it to GrowthBook as a string).
 
-Writing (:func:`write_assignments`)
-===================================
+Writing (:func:`write_assignments`, :func:`write_assignment_chunks`)
+=====================================================================
 
 A table of numpy columns goes to CSV (with a header), JSON Lines or Parquet,
 by the file's extension, atomically: DuckDB writes a hidden temporary file in
 the same folder, which replaces the target only once it is complete.
+:func:`write_assignment_chunks` writes a table that comes chunk by chunk into
+the same file, byte for byte, holding one chunk at a time (CSV and JSON Lines
+rows go out as they come; Parquet rows wait in DuckDB until the last chunk);
+:func:`render_assignments` gives the chunks' CSV for a stream such as stdout.
 
 Nulls: in a text (object) column, ``None`` and ``""`` both mean "none" (a unit
 outside the experiment has no variant): an empty cell in CSV, ``null`` in JSON
