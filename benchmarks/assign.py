@@ -5,6 +5,7 @@ Run from the repository root, in the project's virtualenv::
 
     .venv/bin/python benchmarks/assign.py [--n 1000000] [--sample 50000] [--e2e-n 1000000] [--seed S]
                                           [--repeat 5] [--no-planout] [--no-e2e]
+                                          [--memory-n 10000000] [--before REV] [--no-memory]
 
 What it does:
 
@@ -38,17 +39,25 @@ What it does:
 5. Prints a table (method, units, seconds, units/s, ratio to the bare
    hash-and-bucket functions) and the goals, PASS/FAIL: at least 5,000,000
    units/s in memory, and at least 20x the bare hash-and-bucket rate.
-6. Times ``expc assign SPEC --units units.parquet -o out.parquet`` end to end
-   on a 1,000,000-row Parquet file (written with DuckDB), as a subprocess with
-   the venv's ``expc`` (best of 3), and splits the time by calling the same
-   library functions in this process (compile, read, assign, output columns,
-   write) in rounds that alternate with the CLI runs; the CLI's output is
-   checked against the in-memory assignment.
+6. Times ``expc assign`` end to end on the ``--e2e-n`` units (default
+   1,000,000) written by DuckDB as Parquet (``-o assignments.parquet``) and as
+   JSON Lines (``-o assignments.csv``), as a subprocess with the venv's
+   ``expc`` (best of 3, with its peak RSS), and splits the time by calling the
+   same library functions in this process (compile, ``open_units``, the chunks
+   fetched, assigned and turned into output columns, ``write_assignment_chunks``)
+   in rounds that alternate with the CLI runs; the CLI's output is checked
+   against the in-memory assignment. Goal, PASS/FAIL: the whole process on
+   JSON Lines at least 2x the SDK's bare hash-and-bucket rate (issue 12).
 7. Profiles ``assign`` on the N units with timers around its steps
    (``hash_values``, ``evaluate_columns`` per clause, ``gbhash_arrays`` and
    inside it, ``choose_variations``), times the rest piece by piece, and
    measures two what-ifs that give the same results: hashing ids grouped by
    length, and the ``$in`` clause on a ``U`` array or dictionary codes.
+8. Peak memory at scale: ``--memory-n`` units (default 10,000,000) generated
+   by DuckDB in SQL as Parquet and JSON Lines, each assigned once by ``expc
+   assign ... -o out.parquet`` (peak RSS from ``wait4``, wall time, rows
+   written); with ``--before REV``, also by expc as it was at that commit (a
+   ``git worktree`` in the temporary folder with its own venv, removed after).
 
 Exits 0: the figures are for reading, not a gate. Nothing outside the
 temporary folder is written.
@@ -79,6 +88,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 GOAL_RATE = 5_000_000  # units/s, expc in memory
 GOAL_RATIO = 20.0  # x the SDK's bare hash-and-bucket rate
+GOAL_E2E_RATIO = 2.0  # x that rate, for `expc assign` end to end on JSON Lines (the whole process)
 FULL_CHECK_BUDGET = 60.0  # seconds for the bare-function check over all units
 
 SPEC = """\
@@ -408,7 +418,7 @@ def profile_assign(plan: Plan, units, repeat: int) -> list[str]:
     lines: list[str] = []
     n = len(units)
     timers = Timers()
-    for name in ("hash_values", "evaluate_columns", "gbhash_arrays", "choose_variations"):
+    for name in ("unhashable", "hash_values", "evaluate_columns", "gbhash_arrays", "choose_variations"):
         timers.wrap(A, name)
     best, stages = math.inf, {}
     try:
@@ -425,7 +435,8 @@ def profile_assign(plan: Plan, units, repeat: int) -> list[str]:
     lines.append(f"assign on {n:,} units, best of {repeat} with timers: {ms(best)} "
                  f"({fmt_rate(rate(n, best))} units/s)")
     labels = {
-        "hash_values": "hash_values (the id column as text: free for a 'U' array)",
+        "unhashable": "unhashable (the missing-id test, over all ids)",
+        "hash_values": "hash_values (the hashed ids as text: free for a 'U' array)",
         "evaluate_columns": "evaluate_columns (the 3-clause audience, column-wise)",
         "gbhash_arrays": "gbhash_arrays (experiment + layer hash of the audience's ids)",
         "choose_variations": "choose_variations (bucket ranges -> variant)",
@@ -536,118 +547,281 @@ def profile_assign(plan: Plan, units, repeat: int) -> list[str]:
 # ====================================================================== end to end
 
 
-def end_to_end(tmp: Path, spec_path: Path, plan: Plan, units, repeat: int) -> list[str]:
+def run_measured(cmd: list[str], cwd: Path) -> tuple[float, int, int, str]:
+    """Run ``cmd``: (wall seconds, peak resident memory in bytes, exit code, stderr). stdout is discarded."""
+    errors = cwd / "stderr.txt"
+    with open(errors, "wb") as err:
+        t = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd)
+        _, status, usage = os.wait4(child.pid, 0)  # the child's own peak RSS (ru_maxrss: KiB on Linux)
+        seconds = time.perf_counter() - t
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return seconds, usage.ru_maxrss * 1024, child.returncode, errors.read_text(encoding="utf-8", errors="replace")
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def write_units(tmp: Path, units, name: str) -> tuple[Path, Path, str]:
+    """The units as a Parquet file and a JSON Lines file (both written by DuckDB), and the Parquet schema."""
     import duckdb
 
-    from expc import compile_file
-    from expc.runtime.assign import assign
-    from expc.runtime.tables import read_units, write_assignments
-
-    try:  # the CLI writes each id as the input wrote it
-        from expc.runtime.assign import id_text
-    except ImportError:  # before id_text existed, the CLI wrote the hashed text
-        from expc.runtime.assign import hash_values as id_text
-
-    lines: list[str] = []
-    n = len(units)
-    parquet = tmp / "units.parquet"
-    out = tmp / "assignments.parquet"
     cols = units.columns
-    t = time.perf_counter()
+    parquet, jsonl = tmp / f"{name}.parquet", tmp / f"{name}.jsonl"
     con = duckdb.connect()
     try:
         con.register("units", {"user_id": cols["user_id"].astype(object), "country": cols["country"],
                                "signup_days": cols["signup_days"], "plan": cols["plan"]})
-        con.execute(f"""COPY (SELECT user_id, country,
-                                     CASE WHEN isnan(signup_days) THEN NULL ELSE CAST(signup_days AS INTEGER) END
-                                         AS signup_days,
-                                     plan
-                              FROM units) TO '{parquet}' (FORMAT parquet)""")
+        select = """SELECT user_id, country,
+                           CASE WHEN isnan(signup_days) THEN NULL ELSE CAST(signup_days AS INTEGER) END AS signup_days,
+                           plan
+                    FROM units"""
+        con.execute(f"COPY ({select}) TO '{parquet}' (FORMAT parquet)")
+        con.execute(f"COPY (SELECT * FROM read_parquet('{parquet}')) TO '{jsonl}' (FORMAT json)")
         schema = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{parquet}')").fetchall()
     finally:
         con.close()
-    written = time.perf_counter() - t
-    lines.append(f"wrote {n:,} units to a Parquet file with DuckDB in {written:.2f} s "
-                 f"({parquet.stat().st_size / 2**20:.1f} MiB; " + ", ".join(f"{r[0]} {r[1]}" for r in schema) + ")")
+    return parquet, jsonl, ", ".join(f"{r[0]} {r[1]}" for r in schema)
 
+
+def read_output(path: Path) -> dict[str, np.ndarray]:
+    import duckdb
+
+    reader = f"read_parquet('{path}')" if path.suffix == ".parquet" else f"read_csv('{path}', all_varchar=true)"
+    con = duckdb.connect()
+    try:
+        return con.execute(f"SELECT user_id, variant, CAST(bucket AS DOUBLE) AS bucket FROM {reader}").fetchnumpy()
+    finally:
+        con.close()
+
+
+def end_to_end(tmp: Path, spec_path: Path, plan: Plan, units, repeat: int,
+               ref_rate: float) -> tuple[list[str], float]:
+    """`expc assign` as a subprocess on the units as Parquet and as JSON Lines, its steps in-process, its output
+    checked; returns the lines to print and the JSON Lines units/s."""
+    from expc import compile_file
+    from expc.runtime.assign import assign, output_columns
+    from expc.runtime.tables import open_units, write_assignment_chunks
+
+    lines: list[str] = []
+    n = len(units)
+    t = time.perf_counter()
+    parquet, jsonl, schema = write_units(tmp, units, "units")
+    lines.append(f"wrote {n:,} units with DuckDB in {time.perf_counter() - t:.2f} s: units.parquet "
+                 f"({mib(parquet.stat().st_size)}; {schema}) and units.jsonl ({mib(jsonl.stat().st_size)})")
+    names = np.array([v.id for v in plan.variants] + [""], dtype=object)
+    want = assign(plan, units)
+    want_names = names[want.variant]
     expc_bin = VENV_BIN / "expc"
-    cmd = [str(expc_bin), "assign", str(spec_path), "--units", str(parquet), "-o", str(out)]
-    # The CLI as a subprocess and the same steps in this process, in alternating rounds (so that both see
-    # the machine alike); the best CLI run and the shortest time of each in-process step are kept.
-    runs, summary = [], ""
-    steps: dict[str, float] = {}
+    rates: dict[str, float] = {}
 
-    def step(label: str, fn: Callable[[], Any]) -> Any:
-        t = time.perf_counter()
-        value = fn()
-        steps[label] = min(steps.get(label, math.inf), time.perf_counter() - t)
-        return value
+    for source, out_name in ((parquet, "assignments.parquet"), (jsonl, "assignments.csv")):
+        out = tmp / out_name
+        cmd = [str(expc_bin), "assign", str(spec_path), "--units", str(source), "-o", str(out)]
+        # The CLI as a subprocess and the same steps in this process, in alternating rounds (so that both see
+        # the machine alike); the best CLI run and the shortest time of each in-process step are kept.
+        runs, peaks, summary = [], [], ""
+        steps: dict[str, float] = {}
 
-    for _ in range(repeat):
-        t = time.perf_counter()
-        p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
-        runs.append(time.perf_counter() - t)
-        summary = p.stderr
-        if p.returncode:
-            lines.append(f"`expc assign` failed (exit {p.returncode}): {p.stderr.strip()}")
-            return lines
-        plan2 = step("compile the spec (expc.compile_file)", lambda: compile_file(spec_path))
-        unit = plan2.assignment.unit
-        read = step("read_units (DuckDB: parse, check types, nulls, duplicate ids; to numpy)",
-                    lambda: read_units(parquet, plan2.attributes, unit))
-        result = step(f"assign (ids as {read.columns[unit].dtype} array, as read_units gives them)",
-                      lambda: assign(plan2, read))
-        names = np.array([v.id for v in plan2.variants] + [""], dtype=object)
-        columns = step("output columns (ids as text again, variant names)",
-                       lambda: {unit: id_text(read, unit).astype(object), "variant": names[result.variant],
-                                "bucket": result.bucket})
-        step("write_assignments (DuckDB, Parquet, atomic replace)",
-             lambda: write_assignments(tmp / "assignments-inprocess.parquet", columns))
-        del read, result, columns
-    startup = [0.0] * 3
+        def step(label: str, fn: Callable[[], Any]) -> Any:
+            t = time.perf_counter()
+            value = fn()
+            steps[label] = steps.get(label, 0.0) + time.perf_counter() - t
+            return value
+
+        best_steps: dict[str, float] = {}
+        for _ in range(repeat):
+            seconds, peak, code, summary = run_measured(cmd, tmp)
+            if code:
+                lines.append(f"`expc assign` failed (exit {code}): {summary.strip()}")
+                return lines, 0.0
+            runs.append(seconds)
+            peaks.append(peak)
+            steps = {}
+            plan2 = step("compile the spec (expc.compile_file)", lambda: compile_file(spec_path))
+            unit = plan2.assignment.unit
+            scan = open_units(source, plan2.attributes, unit)
+            chunks = step("open_units: read, type and check the whole file (DuckDB SQL)", scan.__enter__)
+            tables = []
+            try:
+                pieces = iter(chunks)
+                while True:
+                    chunk = step("fetch the chunks (numpy columns, by row range)", lambda: next(pieces, None))
+                    if chunk is None:
+                        break
+                    result = step("assign the chunks", lambda: assign(plan2, chunk))
+                    tables.append(step("output columns", lambda: output_columns(plan2, chunk, result)))
+            finally:
+                scan.__exit__(None, None, None)
+            step(f"write_assignment_chunks ({out.suffix[1:]}, atomic)",
+                 lambda: write_assignment_chunks(tmp / f"inprocess{out.suffix}", iter(tables)))
+            del tables
+            for label, s in steps.items():
+                best_steps[label] = min(best_steps.get(label, math.inf), s)
+        cli = min(runs)
+        rates[source.suffix] = rate(n, cli)
+        lines.append(f"`expc assign SPEC --units {source.name} -o {out_name}` (subprocess, the venv's expc), best of "
+                     f"{repeat}: {cli:.2f} s ({fmt_rate(rate(n, cli))} units/s end to end, "
+                     f"{rate(n, cli) / ref_rate:.1f}x the SDK's bare hash-and-bucket rate); peak RSS "
+                     f"{mib(max(peaks))}; runs: " + ", ".join(f"{r:.2f} s" for r in runs))
+        for line in summary.strip().splitlines():
+            lines.append(f"    | {line}")
+        inproc = sum(best_steps.values())
+        lines.append(f"  the same steps in this process (best of {repeat} each, alternating with the CLI runs): "
+                     f"{inproc:.2f} s, shares of the CLI's {cli:.2f} s:")
+        for label, s in best_steps.items():
+            lines.append(f"    {label:<72}{s:>7.2f} s{100 * s / cli:>6.0f}%")
+        noise = "  (below zero: the machine's load changed between runs)" if cli < inproc else ""
+        lines.append(f"    {'start-up, imports and the rest (CLI best minus the steps above)':<72}{cli - inproc:>7.2f} s"
+                     f"{100 * (cli - inproc) / cli:>6.0f}%{noise}")
+        got = read_output(out)
+        got_variant = np.ma.getdata(got["variant"]).astype(object)
+        got_variant[np.ma.getmaskarray(got["variant"]) | np.equal(got_variant, None).astype(bool)] = ""
+        got_bucket = np.ma.getdata(got["bucket"]).astype(float)
+        got_bucket[np.ma.getmaskarray(got["bucket"])] = np.nan
+        same_ids = np.array_equal(np.ma.getdata(got["user_id"]).astype(str), units.columns["user_id"])
+        diff = int(np.sum(got_variant != want_names)) + int(np.sum(~same_bucket(got_bucket, want.bucket)))
+        lines.append(f"  the CLI's output against the in-memory assignment: ids in the same order: {same_ids}; "
+                     f"rows whose variant or bucket differ: {diff}")
+    startup, imports = [0.0] * 3, [0.0] * 3
     for i in range(3):
         t = time.perf_counter()
         subprocess.run([str(expc_bin), "--help"], capture_output=True, cwd=tmp)
         startup[i] = time.perf_counter() - t
-    cli = min(runs)
-    lines.append(f"`expc assign SPEC --units units.parquet -o assignments.parquet` (subprocess, the venv's expc), "
-                 f"best of {repeat}: {cli:.2f} s ({fmt_rate(rate(n, cli))} units/s end to end); runs: "
-                 + ", ".join(f"{r:.2f} s" for r in runs))
-    for line in summary.strip().splitlines():
-        lines.append(f"    | {line}")
-    inproc = sum(steps.values())
-    lines.append(f"the same steps in this process (best of {repeat} each, alternating with the CLI runs; the CLI "
-                 f"runs them in this order): {inproc:.2f} s, "
-                 f"shares of the CLI's {cli:.2f} s:")
-    for label, s in steps.items():
-        lines.append(f"  {label:<74}{s:>7.2f} s{100 * s / cli:>6.0f}%")
-    noise = "  (below zero: the machine's load changed between runs)" if cli < inproc else ""
-    lines.append(f"  {'start-up, imports and the rest (CLI best minus the steps above)':<74}{cli - inproc:>7.2f} s"
-                 f"{100 * (cli - inproc) / cli:>6.0f}%{noise}")
-    imports = [0.0] * 3
-    for i in range(3):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import numpy, duckdb"], capture_output=True, cwd=tmp)
         imports[i] = time.perf_counter() - t
-    lines.append(f"  (for scale, best of 3: `expc --help` takes {min(startup):.2f} s; "
+    lines.append(f"(for scale, best of 3: `expc --help` takes {min(startup):.2f} s; "
                  f"`python -c 'import numpy, duckdb'` {min(imports):.2f} s)")
+    return lines, rates.get(".jsonl", 0.0)
 
-    # the CLI's output is the in-memory assignment
-    con = duckdb.connect()
+
+# ====================================================================== memory at scale
+
+UNITS_SQL = """
+SELECT CASE WHEN hash(i, 1) % 100 < 15
+            THEN regexp_replace(md5(CAST(i AS VARCHAR)), '^(.{{8}})(.{{4}})(.{{4}})(.{{4}})(.{{12}})$', '\\1-\\2-\\3-\\4-\\5')
+            ELSE 'user-' || lpad(CAST((i * 7919 + 13) % 1000000000000 AS VARCHAR), 12, '0') END AS user_id,
+       (['US', 'CA', 'GB', 'DE', 'FR', 'NL', 'IN', 'BR', 'JP', 'AU', 'MX', 'ES', 'IT', NULL])
+           [1 + CAST(hash(i, 2) % 14 AS BIGINT)] AS country,
+       CASE WHEN hash(i, 3) % 100 = 0 THEN NULL
+            ELSE CAST(floor(-40 * ln(1 - CAST(hash(i, 4) % 1000000 AS DOUBLE) / 1000000)) AS INTEGER) END
+           AS signup_days,
+       (['free', 'free', 'pro', 'team', 'enterprise'])[1 + CAST(hash(i, 5) % 5 AS BIGINT)] AS plan
+FROM range({n}) t(i)
+"""
+
+
+def big_units(tmp: Path, n: int) -> tuple[Path, Path]:
+    """n units as Parquet and as JSON Lines, generated by DuckDB in SQL (bounded memory, deterministic): ids
+    ``user-`` + 12 digits (a bijection of the row number, so distinct) or, for about 15%, the row number's MD5
+    as a UUID; countries, days since sign-up and plans as in the in-memory units."""
+    import duckdb
+
+    parquet, jsonl = tmp / f"units-{n}.parquet", tmp / f"units-{n}.jsonl"
+    con = duckdb.connect(config={"memory_limit": "2GB", "temp_directory": str(tmp / "duckdb-spill")})
     try:
-        got = con.execute(f"SELECT user_id, variant, bucket FROM read_parquet('{out}')").fetchnumpy()
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"COPY ({UNITS_SQL.format(n=n)}) TO '{parquet}' (FORMAT parquet)")
+        con.execute(f"COPY (SELECT * FROM read_parquet('{parquet}')) TO '{jsonl}' (FORMAT json)")
     finally:
         con.close()
-    want = assign(plan, units)
-    want_names = names[want.variant]
-    got_variant = np.ma.getdata(got["variant"]).astype(object)
-    got_variant[np.ma.getmaskarray(got["variant"]) | np.equal(got_variant, None).astype(bool)] = ""  # null: no variant
-    got_bucket = np.ma.getdata(got["bucket"]).astype(float)
-    got_bucket[np.ma.getmaskarray(got["bucket"])] = np.nan
-    same_ids = np.array_equal(np.ma.getdata(got["user_id"]).astype(str), units.columns["user_id"])
-    diff = int(np.sum(got_variant != want_names)) + int(np.sum(~same_bucket(got_bucket, want.bucket)))
-    lines.append(f"the CLI's output against the in-memory assignment: ids in the same order: {same_ids}; "
-                 f"rows whose variant or bucket differ: {diff}")
+    return parquet, jsonl
+
+
+def expc_before(tmp: Path, rev: str) -> tuple[list[str], Callable[[], None]]:
+    """The command line of expc as it was at ``rev``: a ``git worktree`` of that commit with its own venv
+    (no pip: the dependencies come from this venv through a .pth file, the worktree's packages first);
+    and a function that removes the worktree."""
+    import sysconfig
+
+    worktree = tmp / "before"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), rev], check=True,
+                   capture_output=True, text=True)
+
+    def remove() -> None:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], capture_output=True)
+
+    try:
+        # pyproject.toml maps expc.compiler to compiler/ and expc.runtime to runtime/: the same, as links
+        for package in ("compiler", "runtime"):
+            (worktree / "expc" / package).symlink_to(Path("..") / package)
+        venv = tmp / "before-venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
+        python = venv / "bin" / "python"
+        purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+        Path(purelib, "00-expc-before.pth").write_text(f"{worktree}\n", encoding="utf-8")
+        Path(purelib, "01-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
+        found = subprocess.run([str(python), "-c", "import expc.runtime.tables as t; print(t.__file__)"],
+                               capture_output=True, text=True, cwd=tmp)  # not from here: ./expc is this checkout
+        where = found.stdout.strip() or found.stderr.strip()
+        if not where.startswith(str(worktree)):
+            raise RuntimeError(f"the 'before' venv imports expc from {where}, not from {worktree}")
+    except BaseException:
+        remove()
+        raise
+    return [str(python), "-m", "expc"], remove
+
+
+def mem_available() -> int:
+    """MemAvailable from /proc/meminfo, in bytes (0 when unknown)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def memory_at_scale(tmp: Path, spec_path: Path, n: int, before: str | None) -> list[str]:
+    """Peak RSS and wall time of `expc assign` on n units (Parquet and JSON Lines in, Parquet out), once each,
+    for this checkout and, with ``before``, for that commit."""
+    import duckdb
+
+    lines: list[str] = []
+    t = time.perf_counter()
+    parquet, jsonl = big_units(tmp, n)
+    lines.append(f"generated {n:,} units with DuckDB in {time.perf_counter() - t:.1f} s: {parquet.name} "
+                 f"({mib(parquet.stat().st_size)}), {jsonl.name} ({mib(jsonl.stat().st_size)}); "
+                 f"memory available: {mib(mem_available())}")
+    versions: list[tuple[str, list[str]]] = []
+    remove = None
+    if before:
+        if mem_available() < 16 * 2**30:
+            lines.append(f"  skipped the run of {before}: less than 16 GiB available (it held the whole table)")
+        else:
+            command, remove = expc_before(tmp, before)
+            rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", before], capture_output=True,
+                                 text=True).stdout.strip()
+            versions.append((f"before ({rev})", command))
+    versions.append(("after (this checkout)", [str(VENV_BIN / "expc")]))
+    rows = []
+    try:
+        for source in (parquet, jsonl):
+            for label, command in versions:
+                out = tmp / "big-assignments.parquet"
+                cmd = [*command, "assign", str(spec_path), "--units", str(source), "-o", str(out)]
+                seconds, peak, code, err = run_measured(cmd, tmp)
+                if code:
+                    rows.append((source.suffix[1:], label, seconds, peak, f"exit {code}: {err.strip()[-200:]}"))
+                    continue
+                con = duckdb.connect()
+                try:
+                    written = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+                finally:
+                    con.close()
+                out.unlink()
+                rows.append((source.suffix[1:], label, seconds, peak,
+                             f"{written:,} rows written; {peak / source.stat().st_size:.1f}x the input's size"))
+    finally:
+        if remove is not None:
+            remove()
+    lines.append(f"  {'input':<8}{'code':<24}{'seconds':>9}{'peak RSS':>12}  notes")
+    for kind, label, seconds, peak, note in rows:
+        lines.append(f"  {kind:<8}{label:<24}{seconds:>9.1f}{mib(peak):>12}  {note}")
     return lines
 
 
@@ -666,7 +840,12 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5,
                         help="rounds of the expc and bare-function timings, best kept (default 5)")
     parser.add_argument("--no-planout", action="store_true", help="skip PlanOut (no pip install)")
-    parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end CLI run")
+    parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end CLI runs")
+    parser.add_argument("--memory-n", type=int, default=10_000_000,
+                        help="units for the peak-memory runs of `expc assign` (default 10,000,000)")
+    parser.add_argument("--before", metavar="REV",
+                        help="also run the peak-memory runs with expc as it was at this git commit (a worktree)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     args = parser.parse_args()
 
     import growthbook
@@ -888,11 +1067,21 @@ def main() -> int:
         # ---------------------------------------------------------------- end to end
         if not args.no_e2e:
             print()
-            print("end to end, `expc assign` on a Parquet file:")
+            print("end to end, `expc assign` on a Parquet and a JSON Lines file:")
             e2e_units = units if args.e2e_n == n else make_units(plan, args.e2e_n, args.seed + 2)
-            for line in end_to_end(tmp, spec_path, plan, e2e_units, 3):
+            e2e_lines, jsonl_rate = end_to_end(tmp, spec_path, plan, e2e_units, 3, ref)
+            for line in e2e_lines:
                 print("  " + line)
+            print(f"  goal: the whole process on {len(e2e_units):,} JSON Lines units >= {GOAL_E2E_RATIO:.0f}x the "
+                  f"SDK's in-process hash-and-bucket rate: {fmt_rate(jsonl_rate)} units/s = "
+                  f"{jsonl_rate / ref:.1f}x -> {'PASS' if jsonl_rate >= GOAL_E2E_RATIO * ref else 'FAIL'}")
             del e2e_units
+
+        if not args.no_memory:
+            print()
+            print(f"peak memory, `expc assign` on {args.memory_n:,} units (Parquet out), one run each:")
+            for line in memory_at_scale(tmp, spec_path, args.memory_n, args.before):
+                print("  " + line)
 
         # ---------------------------------------------------------------- profile
         print()
