@@ -138,6 +138,18 @@ class PlanMetric(_Plan):
         """+1 when an increase is good, -1 when a decrease is."""
         return 1.0 if self.direction == "increase" else -1.0
 
+    def single_event(self) -> str:
+        """The event of a proportion or mean metric (in a consistent plan they have one)."""
+        if self.event is None:
+            raise ValueError(f"the {self.kind} metric `{self.id}` has no event")
+        return self.event
+
+    def ratio_measures(self) -> tuple[Measure, Measure]:
+        """A ratio metric's numerator and denominator (in a consistent plan it has both)."""
+        if self.numerator is None or self.denominator is None:
+            raise ValueError(f"the {self.kind} metric `{self.id}` lacks a numerator or a denominator")
+        return self.numerator, self.denominator
+
 
 class PlanAnalysis(_Plan):
     """How results are evaluated, every default resolved."""
@@ -422,6 +434,11 @@ class Plan(_Plan):
             out.append("arm_order is not a control-first order of the variants")
         if sum(1 for m in self.metrics if m.role == "primary") != 1:
             out.append("there must be exactly one primary metric")
+        for m in self.metrics:
+            if m.kind == "ratio" and (m.numerator is None or m.denominator is None):
+                out.append(f"the ratio metric `{m.id}` lacks a numerator or a denominator")
+            elif m.kind != "ratio" and m.event is None:
+                out.append(f"the {m.kind} metric `{m.id}` has no event")
         if self.experiment.unit != self.assignment.unit or self.experiment.seed != self.assignment.seed:
             out.append("experiment and assignment disagree on the unit or the seed")
         for v in self.variants:

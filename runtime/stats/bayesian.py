@@ -82,7 +82,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from scipy import special
@@ -186,7 +186,7 @@ _NEGLIGIBLE = 1e-15  # kinks whose estimated error is below this are ignored
 _OTHER = {"c": "t", "t": "c"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _grid(level: int) -> tuple[np.ndarray, np.ndarray]:
     """Trapezoid nodes on ``[-8.5, 8.5]`` and normalised ``φ`` weights for one refinement level."""
     n = int(round(2 * _Z_MAX / (_BASE_STEP / 2**level))) + 1
@@ -231,7 +231,7 @@ class LiftPosterior:
 
     def _init_common(self, mean_c, sd_c, mean_t, sd_t, valid, positive_c, positive_t) -> None:
         shape = np.broadcast_shapes(np.shape(mean_c), np.shape(mean_t))
-        b = lambda x: np.broadcast_to(np.asarray(x, dtype=np.float64), shape)  # noqa: E731
+        b = lambda x: np.broadcast_to(np.asarray(x, dtype=np.float64), shape)
         self.shape = shape
         self.valid = np.broadcast_to(valid, shape)
         self.mean_c, self.sd_c, self.mean_t, self.sd_t = b(mean_c), b(sd_c), b(mean_t), b(sd_t)
@@ -352,22 +352,22 @@ class LiftPosterior:
             ic, xc = idx[over_c], x[over_c]
             inner = self._sf if upper else self._cdf
             if view == "abs":
-                g = lambda c, p: inner("t", ic[p], c + xc[p, None])  # noqa: E731
+                g = lambda c, p: inner("t", ic[p], c + xc[p, None])
             else:
-                g = lambda c, p: inner("t", ic[p], c + xc[p, None] * np.abs(c))  # noqa: E731
+                g = lambda c, p: inner("t", ic[p], c + xc[p, None] * np.abs(c))
             out[over_c] = self._expect("c", ic, g)
         over_tt = over_t & ~zero
         if over_tt.any():
             it, xt = idx[over_tt], x[over_tt]
             inner = self._cdf if upper else self._sf  # T - C ≤ d  ⟺  C ≥ T - d
             if view == "abs":
-                g = lambda t, p: inner("c", it[p], t - xt[p, None])  # noqa: E731
+                g = lambda t, p: inner("c", it[p], t - xt[p, None])
                 out[over_tt] = self._expect("t", it, g)
             else:  # C, T > 0: T/C - 1 ≤ r  ⟺  C ≥ T / (1 + r), impossible when 1 + r ≤ 0
                 s = 1.0 + xt
                 ok = s > 0
                 safe = np.where(ok, s, 1.0)
-                g = lambda t, p: inner("c", it[p], t / safe[p, None])  # noqa: E731
+                g = lambda t, p: inner("c", it[p], t / safe[p, None])
                 val = self._expect("t", it, g)
                 out[over_tt] = np.where(ok, val, 1.0 if upper else 0.0)
         return out
@@ -465,7 +465,7 @@ class LiftPosterior:
             scale = (np.sqrt(self.sd_t**2 + (self.mean_t / self.mean_c) ** 2 * self.sd_c**2) / ac).ravel()
         return self._quantile("rel", q, centre, scale)
 
-    def summary(self, level: float = 0.95) -> "BayesianResult":
+    def summary(self, level: float = 0.95) -> BayesianResult:
         """Chance to beat control, expected losses and equal-tailed credible intervals."""
         if not 0 < level < 1:
             raise ValueError("level must lie in (0, 1)")
@@ -828,7 +828,7 @@ def _normal_means_scalar(m: Moments, prior_mean, prior_variance, level: float) -
     s = math.hypot(st, sc)
     u = delta / s
     dens = s * math.exp(-0.5 * u * u) / math.sqrt(2 * math.pi)
-    ncdf = lambda y: 0.5 * math.erfc(-y / math.sqrt(2.0))  # noqa: E731
+    ncdf = lambda y: 0.5 * math.erfc(-y / math.sqrt(2.0))
     z = _z(1.0 - (1.0 - level) / 2.0)
     r_lo = _edgeworth.fieller(mc, sc, mt, st, -z)
     r_hi = _edgeworth.fieller(mc, sc, mt, st, z)

@@ -48,7 +48,6 @@ formed (a ratio whose pre-period denominator is 0 in some arm), θ is 0 and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -81,33 +80,44 @@ def _centred(n: np.ndarray, sa: np.ndarray, sb: np.ndarray, sab: np.ndarray) -> 
         return np.where(n > 0, sab - sa * sb / n, 0.0)
 
 
+def _given(sums: np.ndarray | None, name: str) -> np.ndarray:
+    """``sums``, which the adjustment needs: a ValueError naming the Moments field when it is missing."""
+    if sums is None:
+        raise ValueError(f"CUPED needs the sums Moments.{name}")
+    return sums
+
+
 def _parts(m: Moments) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per arm: estimate, covariate estimate, pooled covariate estimate, S_ll, S_l0, S_00 (centred sums)."""
     n = np.asarray(m.n, dtype=np.float64)
+    x, xx = m.sum, m.sum_sq
+    z, zz, xz = _given(m.pre_sum, "pre_sum"), _given(m.pre_sum_sq, "pre_sum_sq"), _given(m.pre_cross, "pre_cross")
     with np.errstate(divide="ignore", invalid="ignore"):
         if not m.is_ratio:
-            est = m.sum / n
-            pre = m.pre_sum / n
-            pooled = np.sum(m.pre_sum, axis=-1, keepdims=True) / np.sum(n, axis=-1, keepdims=True)
-            s_ll = _centred(n, m.sum, m.sum, m.sum_sq)
-            s_l0 = _centred(n, m.sum, m.pre_sum, m.pre_cross)
-            s_00 = _centred(n, m.pre_sum, m.pre_sum, m.pre_sum_sq)
+            est = x / n
+            pre = z / n
+            pooled = np.sum(z, axis=-1, keepdims=True) / np.sum(n, axis=-1, keepdims=True)
+            s_ll = _centred(n, x, x, xx)
+            s_l0 = _centred(n, x, z, xz)
+            s_00 = _centred(n, z, z, zz)
             return est, pre, pooled, s_ll, s_l0, s_00
         if m.pre_den_sum is None:
             raise ValueError("CUPED on a ratio metric needs the pre-period denominator sums (pre_den_*)")
-        r = m.sum / m.den_sum
-        r0 = m.pre_sum / m.pre_den_sum
-        ybar, wbar = m.den_sum / n, m.pre_den_sum / n
-        c = lambda a, b, ab: _centred(n, a, b, ab)  # noqa: E731
-        cxx, cyy, cxy = c(m.sum, m.sum, m.sum_sq), c(m.den_sum, m.den_sum, m.den_sum_sq), c(m.sum, m.den_sum, m.cross)
-        czz, cww = c(m.pre_sum, m.pre_sum, m.pre_sum_sq), c(m.pre_den_sum, m.pre_den_sum, m.pre_den_sum_sq)
-        czw = c(m.pre_sum, m.pre_den_sum, m.pre_num_den)
-        cxz, cxw = c(m.sum, m.pre_sum, m.pre_cross), c(m.sum, m.pre_den_sum, m.pre_cross_den)
-        cyz, cyw = c(m.den_sum, m.pre_sum, m.pre_den_cross), c(m.den_sum, m.pre_den_sum, m.pre_den_cross_den)
+        y, yy, xy = _given(m.den_sum, "den_sum"), _given(m.den_sum_sq, "den_sum_sq"), _given(m.cross, "cross")
+        w, ww = m.pre_den_sum, _given(m.pre_den_sum_sq, "pre_den_sum_sq")
+        zw, xw = _given(m.pre_num_den, "pre_num_den"), _given(m.pre_cross_den, "pre_cross_den")
+        yz, yw = _given(m.pre_den_cross, "pre_den_cross"), _given(m.pre_den_cross_den, "pre_den_cross_den")
+        r = x / y
+        r0 = z / w
+        ybar, wbar = y / n, w / n
+        cxx, cyy, cxy = _centred(n, x, x, xx), _centred(n, y, y, yy), _centred(n, x, y, xy)
+        czz, cww, czw = _centred(n, z, z, zz), _centred(n, w, w, ww), _centred(n, z, w, zw)
+        cxz, cxw = _centred(n, x, z, xz), _centred(n, x, w, xw)
+        cyz, cyw = _centred(n, y, z, yz), _centred(n, y, w, yw)
         s_ll = (cxx - 2 * r * cxy + r**2 * cyy) / ybar**2
         s_00 = (czz - 2 * r0 * czw + r0**2 * cww) / wbar**2
         s_l0 = (cxz - r0 * cxw - r * cyz + r * r0 * cyw) / (ybar * wbar)
-        pooled = np.sum(m.pre_sum, axis=-1, keepdims=True) / np.sum(m.pre_den_sum, axis=-1, keepdims=True)
+        pooled = np.sum(z, axis=-1, keepdims=True) / np.sum(w, axis=-1, keepdims=True)
         return r, r0, pooled, s_ll, s_l0, s_00
 
 

@@ -455,10 +455,10 @@ def proportions(
     p, v = _proportion_parts(m)
     test_se = None
     if pooled:
-        (x_c, x_t), (n_c, n_t) = _split(m.sum), _split(m.n)
+        (sum_c, sum_t), (units_c, units_t) = _split(m.sum), _split(m.n)
         with np.errstate(divide="ignore", invalid="ignore"):
-            pbar = (x_c + x_t) / (n_c + n_t)
-            test_se = np.sqrt(pbar * (1 - pbar) * (1 / n_c + 1 / n_t))
+            pbar = (sum_c + sum_t) / (units_c + units_t)
+            test_se = np.sqrt(pbar * (1 - pbar) * (1 / units_c + 1 / units_t))
     name = "z-test (pooled), Wald interval" if pooled else "z-test (unpooled Wald)"
     return _compare(
         name, p, v, m.n, welch=False, alpha=alpha, alternative=alternative, relative=relative, test_se=test_se

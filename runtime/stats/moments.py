@@ -10,8 +10,18 @@ comes from the delta method. Index 0 is by convention the control.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+
+def _floats(values: ArrayLike) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)
+
+
+def _optional(values: ArrayLike | None) -> np.ndarray | None:
+    return None if values is None else np.asarray(values, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -37,21 +47,24 @@ class Moments:
     pre_den_cross_den: np.ndarray | None = None  # Σyw (ratio)
 
     @classmethod
-    def of(cls, n, sum, sum_sq, den_sum=None, den_sum_sq=None, cross=None) -> "Moments":
+    def of(cls, n: ArrayLike, sum: ArrayLike, sum_sq: ArrayLike, den_sum: ArrayLike | None = None,
+           den_sum_sq: ArrayLike | None = None, cross: ArrayLike | None = None) -> Moments:
         """Build from sequences, as float arrays."""
-        arr = lambda x: None if x is None else np.asarray(x, dtype=np.float64)  # noqa: E731
-        return cls(arr(n), arr(sum), arr(sum_sq), arr(den_sum), arr(den_sum_sq), arr(cross))
+        return cls(_floats(n), _floats(sum), _floats(sum_sq), _optional(den_sum), _optional(den_sum_sq),
+                   _optional(cross))
 
     @classmethod
-    def proportion(cls, n, successes) -> "Moments":
+    def proportion(cls, n: ArrayLike, successes: ArrayLike) -> Moments:
         """Moments of a 0/1 metric from unit and success counts (Σx² = Σx)."""
         return cls.of(n, successes, successes)
 
-    def with_covariate(self, **sums) -> "Moments":
+    def with_covariate(self, **sums: ArrayLike | None) -> Moments:
         """The same moments with the pre-exposure sums (``pre_*`` fields) set, as float arrays."""
         from dataclasses import replace
 
-        return replace(self, **{k: None if v is None else np.asarray(v, dtype=np.float64) for k, v in sums.items()})
+        # the keys are field names, which replace() checks when it runs
+        arrays: dict[str, Any] = {k: _optional(v) for k, v in sums.items()}
+        return replace(self, **arrays)
 
     @property
     def has_covariate(self) -> bool:

@@ -180,7 +180,7 @@ def reducer(plan: Plan, exposures_path: str | os.PathLike[str], events_path: str
             exposures.load_exposures()
             loaders.extend([exposures, _Loader(con, Path(events_path), "events", unit, repeated)])
         try:
-            return _reduce(variants, metrics, names, value_events, cutoff, *loaders, cuped, lookback)
+            return _reduce(variants, metrics, names, value_events, cutoff, loaders[0], loaders[1], cuped, lookback)
         finally:  # the working tables of this cut-off
             con.execute("DROP VIEW IF EXISTS exposed; DROP TABLE IF EXISTS exposure_groups; "
                         "DROP TABLE IF EXISTS unit_sums")
@@ -247,6 +247,7 @@ class _Loader:
             lack = ", ".join(f"`{c}`" for c in missing)
             raise DataError(f"{self.path}: the {self.what} file lacks the column{'s' * (len(missing) > 1)} {lack}; "
                             f"it needs {expected}; it has {has}", self.path)
+        assert id_col is not None  # else the unit's column is missing
         return types, id_col
 
     def query(self, sql: str) -> list[tuple]:
@@ -369,12 +370,11 @@ def _event_names(metrics: list[PlanMetric]) -> tuple[list[str], list[str]]:
 
 def _uses(m: PlanMetric) -> list[tuple[str, str]]:
     if m.kind == "proportion":
-        return [(m.event, "count")]
+        return [(m.single_event(), "count")]
     if m.kind == "mean":
-        return [(m.event, "value")]
+        return [(m.single_event(), "value")]
     if m.kind == "ratio":
-        return [(m.numerator.event, m.numerator.measure),
-                (m.denominator.event, m.denominator.measure)]
+        return [(d.event, d.measure) for d in m.ratio_measures()]
     raise ValueError(f"unknown metric kind {m.kind!r}")
 
 
@@ -448,7 +448,8 @@ FROM classified GROUP BY unit_id, what""", exposures)
     for what, count in run("SELECT what, SUM(row_count) FROM exposure_groups GROUP BY what"):
         exposure_codes[int(what)] = int(count)
     check(exposures, exposure_codes)
-    run(f"CREATE TEMP VIEW exposed AS SELECT unit_id, arm, first_ts, several FROM exposure_groups WHERE what = {_COUNTED}")
+    run("CREATE TEMP VIEW exposed AS SELECT unit_id, arm, first_ts, several FROM exposure_groups "
+        f"WHERE what = {_COUNTED}")
     units_rows = run("""
 SELECT arm, several, COUNT(*), MIN(first_ts), MAX(first_ts) FROM exposed GROUP BY arm, several""")
     events.load_events(names, bool(value_events))
@@ -483,25 +484,26 @@ SELECT arm, several, COUNT(*), MIN(first_ts), MAX(first_ts) FROM exposed GROUP B
     for i, m in enumerate(metrics):
         cov = cuped[i]
         if m.kind == "proportion":
-            e = _literal(m.event)
-            per_unit.append(f"MAX(CASE WHEN {counted}ev.event = {e}{within(m, m.event)} THEN 1 ELSE 0 END) AS x{i}")
+            event = m.single_event()
+            e = _literal(event)
+            per_unit.append(f"MAX(CASE WHEN {counted}ev.event = {e}{within(m, event)} THEN 1 ELSE 0 END) AS x{i}")
             if cov:
                 per_unit.append(f"MAX(CASE WHEN ev.event = {e} AND {pre} THEN 1 ELSE 0 END) AS z{i}")
         elif m.kind == "mean":
-            e = _literal(m.event)
-            per_unit.append(f"SUM(CASE WHEN {counted}ev.event = {e}{within(m, m.event)} "
+            event = m.single_event()
+            e = _literal(event)
+            per_unit.append(f"SUM(CASE WHEN {counted}ev.event = {e}{within(m, event)} "
                             f"THEN ev.value ELSE 0 END) AS x{i}")
             if cov:
                 per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {pre} THEN ev.value ELSE 0 END) AS z{i}")
         else:
-            for part, col, pre_col in (("numerator", "x", "z"), ("denominator", "y", "w")):
-                d = getattr(m, part)
+            for d, name, pre_name in zip(m.ratio_measures(), ("x", "y"), ("z", "w")):
                 e = _literal(d.event)
                 what = "ev.value" if d.measure == "value" else "1"
                 per_unit.append(f"SUM(CASE WHEN {counted}ev.event = {e}{within(m, d.event)} "
-                                f"THEN {what} ELSE 0 END) AS {col}{i}")
+                                f"THEN {what} ELSE 0 END) AS {name}{i}")
                 if cov:
-                    per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {pre} THEN {what} ELSE 0 END) AS {pre_col}{i}")
+                    per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {pre} THEN {what} ELSE 0 END) AS {pre_name}{i}")
         per_arm += [f"SUM(x{i})", f"SUM(x{i} * x{i})"]
         if m.kind == "ratio":
             per_arm += [f"SUM(y{i})", f"SUM(y{i} * y{i})", f"SUM(x{i} * y{i})"]

@@ -541,7 +541,7 @@ def group_sequential_boundaries(
         elif k == 0:
             c = float(_isf(a / 2.0))
         else:
-            g = lambda c_: rec.exit_probability(tk, c_) - a  # noqa: E731
+            g = lambda c_, tk=tk, a=a: rec.exit_probability(tk, c_) - a  # the search runs in this iteration
             if g(0.0) <= 0:  # cannot spend that much: reject everything that is left
                 c = 0.0
             else:

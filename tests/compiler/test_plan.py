@@ -162,6 +162,9 @@ def _data() -> dict:
     (lambda d: d["simulation"].update(days=3), "simulation.looks"),
     (lambda d: d["variants"][0].update(bucket_range=[0.0, 0.9]), "bucket ranges"),
     (lambda d: d["metrics"][0].update(family_size=7), "correction family"),
+    (lambda d: d["metrics"][0].update(event=None), "metric `revenue_per_visitor` has no event"),
+    (lambda d: d["metrics"][0].update(kind="ratio", event=None, numerator={"event": "purchase"}),
+     "the ratio metric `revenue_per_visitor` lacks a numerator or a denominator"),
 ])
 def test_a_hand_edited_plan_is_refused_with_one_line(edit, message: str):
     data = _data()
