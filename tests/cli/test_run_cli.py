@@ -20,10 +20,10 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner, Result
-
 from conftest import ROOT
-from expc.cli import main
 from fakellm import FakeLLM
+
+from expc.cli import main
 
 EXAMPLES = sorted((ROOT / "specs").glob("*.yaml"))
 
@@ -138,7 +138,7 @@ def test_a_compiled_plan_runs_like_its_spec(tmp_path: Path) -> None:
     a = expc("run", spec, "--run-dir", tmp_path / "a", "--format", "json")
     b = expc("run", tmp_path / "plan.json", "--run-dir", tmp_path / "b", "--format", "json")
     assert a.exit_code == b.exit_code == 0, a.stderr + b.stderr
-    strip = lambda r: {k: v for k, v in json.loads(r).items() if k != "run"}  # noqa: E731
+    strip = lambda r: {k: v for k, v in json.loads(r).items() if k != "run"}
     assert strip(a.stdout) == strip(b.stdout)
 
 
@@ -195,7 +195,8 @@ def test_real_data_runs_unsimulated(tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert report["simulated"] is False
     assert len(report["history"]) >= 2
-    assert sum(report["metrics"][0]["variants"][i]["units"] for i in range(2)) == int((assign(plan, units).variant >= 0).sum())
+    assigned = int((assign(plan, units).variant >= 0).sum())
+    assert sum(report["metrics"][0]["variants"][i]["units"] for i in range(2)) == assigned
 
 
 def test_sigkill_during_generation_resumes_without_losing_or_repaying(tmp_path: Path) -> None:
@@ -248,7 +249,7 @@ def test_sigkill_during_the_looks_resumes_to_the_same_report(tmp_path: Path) -> 
     assert expc("run", spec, "--run-dir", run_dir, "--quiet").exit_code == 0
     clean = tmp_path / "clean"
     assert expc("run", spec, "--run-dir", clean, "--quiet").exit_code == 0
-    strip = lambda p: {k: v for k, v in json.loads(p.read_text()).items() if k not in ("run", "generation")}  # noqa: E731
+    strip = lambda p: {k: v for k, v in json.loads(p.read_text()).items() if k not in ("run", "generation")}
     assert strip(run_dir / "report.json") == strip(clean / "report.json")
     assert len(list((run_dir / "looks").glob("look-*.json"))) == looks
 

@@ -61,7 +61,8 @@ CORNERS = st.sampled_from([0.0, 1e-300, 0.001, 0.01, 0.05, 0.2, 0.5, 1.0])
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.floats(0.0, 1.0) | CORNERS, min_size=1, max_size=40), st.sampled_from(["bonferroni", "holm", "fdr_bh"]))
+@given(st.lists(st.floats(0.0, 1.0) | CORNERS, min_size=1, max_size=40),
+       st.sampled_from(["bonferroni", "holm", "fdr_bh"]))
 def test_random_inputs_match_statsmodels(p, method):
     np.testing.assert_allclose(OURS[method](p), reference(p, method), rtol=0, atol=1e-12)
 
