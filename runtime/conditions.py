@@ -49,7 +49,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,8 @@ __all__ = ["evaluate", "evaluate_columns"]
 _LOGICAL = ("$and", "$or", "$nor", "$not")
 _EVAL_ERRORS = (TypeError, ValueError, AttributeError, IndexError, RecursionError)
 _TEXT_KINDS = ("string", "version", "datetime")
+# None as an array: np.equal(column, None) compares the same, but numpy's stubs take no None operand
+_NONE = np.array(None, dtype=object)
 
 
 def attributes_of(condition: Any) -> set[str]:
@@ -383,7 +386,7 @@ class _Table:
 
         def null() -> np.ndarray:  # built only for the operators that need it
             if name not in self._null:
-                self._null[name] = np.isnan(column) if kind == "number" else np.equal(column, None).astype(bool)
+                self._null[name] = np.isnan(column) if kind == "number" else np.equal(column, _NONE).astype(bool)
             return self._null[name]
 
         if op == "$exists":
@@ -480,7 +483,7 @@ def _factorize(column: np.ndarray) -> tuple[list, np.ndarray]:
 
 
 def _factorize_sorted(column: np.ndarray) -> tuple[list, np.ndarray]:
-    null = np.equal(column, None).astype(bool)
+    null = np.equal(column, _NONE).astype(bool)
     uniques, present_codes = np.unique(column[~null], return_inverse=True)
     codes = np.full(len(column), len(uniques), dtype=np.intp)  # null: after the others
     codes[~null] = present_codes.reshape(-1)

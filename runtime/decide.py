@@ -103,7 +103,7 @@ class MetricLooks:
     """One metric at every look: arrays ``S + (t,)`` (``control_mean``: ``S``)."""
 
     metric: PlanMetric
-    kind: str
+    kind: fixed.Kind
     """The kind the test ran as (``mean`` for CUPED-adjusted values)."""
     moments: Moments
     lift: np.ndarray
@@ -181,7 +181,7 @@ class Decisions:
 _BOUNDARIES: dict[tuple[tuple[float, ...], float, str], float] = {}
 
 
-def _boundary(fractions: tuple[float, ...], alpha: float, spending: str) -> float:
+def _boundary(fractions: tuple[float, ...], alpha: float, spending: sequential.Spending) -> float:
     key = (tuple(round(f, 12) for f in fractions), alpha, spending)
     if key not in _BOUNDARIES:
         _BOUNDARIES[key] = float(sequential.group_sequential_boundaries(fractions, alpha, spending)[-1])
@@ -204,7 +204,7 @@ def group_boundaries(plan: Plan, looks: LookState, alpha: float) -> tuple[np.nda
     """
     design = plan.sequential
     assert design is not None and design.type == "group"
-    spending = "obrien_fleming_per_side" if design.spending == "obrien_fleming" else "pocock"
+    spending: sequential.Spending = "obrien_fleming_per_side" if design.spending == "obrien_fleming" else "pocock"
     sched: Schedule = plan.schedule
     frac = information(plan, looks.units)
     keys = np.stack([frac, np.broadcast_to(looks.seconds, frac.shape).astype(np.float64),
@@ -247,6 +247,8 @@ def beta_probability(m: Moments, x: np.ndarray | float, upper: bool, z_star: flo
     n, s = np.asarray(m.n, dtype=np.float64), np.asarray(m.sum, dtype=np.float64)
     a, b = 1.0 + s, 1.0 + n - s
     x = np.broadcast_to(np.asarray(x, dtype=np.float64), n[..., 1:].shape)
+    need: np.ndarray
+    out: np.ndarray
     if exact:
         need = np.ones(x.shape, dtype=bool)
         out = np.full(x.shape, np.nan)
@@ -284,7 +286,7 @@ def _z(q: float) -> float:
     return NormalDist().inv_cdf(q)
 
 
-def compare(plan: Plan, metric: PlanMetric, m: Moments, kind: str, exact: bool,
+def compare(plan: Plan, metric: PlanMetric, m: Moments, kind: fixed.Kind, exact: bool,
             boundary: np.ndarray | None = None) -> MetricLooks:
     """The method's comparison of every treatment with the control (see the module docs)."""
     a = plan.analysis
@@ -302,16 +304,16 @@ def compare(plan: Plan, metric: PlanMetric, m: Moments, kind: str, exact: bool,
         c = fixed.compare(m, kind, alpha=alpha)
         return MetricLooks(metric, kind, m, c.abs_lift, c.p_value, control_mean, c.abs_ci, c.rel_lift, c.rel_ci)
     if method == "sequential" and boundary is not None:
-        c = np.asarray(boundary, dtype=np.float64)[..., None]
+        bound = np.asarray(boundary, dtype=np.float64)[..., None]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             _, _, diff, var = sequential._difference(m, kind)  # Wald for a proportion
             se = np.sqrt(var)
             z = diff / se
             ok = np.isfinite(z)
             p = np.where(ok, 2.0 * special.ndtr(-np.abs(z)), np.nan)  # nominal, for information only
-            ci = np.stack([diff - c * se, diff + c * se], axis=-1)  # the repeated confidence interval
+            ci = np.stack([diff - bound * se, diff + bound * se], axis=-1)  # the repeated confidence interval
         return MetricLooks(metric, kind, m, diff, p, control_mean, ci, relative(diff),
-                           sequential.relative_interval(m, c, kind), reject=ok & (np.abs(z) >= c))
+                           sequential.relative_interval(m, bound, kind), reject=ok & (np.abs(z) >= bound))
     if method == "sequential":
         planned = plan.planned_per_variant
         n_plan = planned if planned else np.maximum(np.max(m.n, axis=-1, keepdims=True), 2.0)
@@ -323,6 +325,7 @@ def compare(plan: Plan, metric: PlanMetric, m: Moments, kind: str, exact: bool,
         return MetricLooks(metric, kind, m, r.abs_lift, np.where(ok, r.p_value, np.nan), control_mean, r.abs_ci,
                            relative(r.abs_lift), sequential.relative_interval(m, k, kind))
     if method == "bayesian":
+        post: bayesian.LiftPosterior
         if kind == "proportion":
             post = bayesian.beta_binomial_posterior(m)
             up = beta_probability(m, 0.0, True, _z(1 - alpha / 2), exact)
@@ -381,7 +384,8 @@ def final_look(plan: Plan, looks: LookState, complete: np.ndarray | None = None)
     return final
 
 
-def decide(plan: Plan, looks: LookState, moments: dict[str, tuple[Moments, str]], exact: bool = False) -> Decisions:
+def decide(plan: Plan, looks: LookState, moments: dict[str, tuple[Moments, fixed.Kind]],
+           exact: bool = False) -> Decisions:
     """Decide every look: comparisons, corrections, guardrails, futility, the rules in order and the winner.
 
     ``moments`` maps the metrics to evaluate to their moments (``S + (arms,)``,
@@ -458,19 +462,19 @@ def decide(plan: Plan, looks: LookState, moments: dict[str, tuple[Moments, str]]
                     hit |= np.any(ml.harm, axis=-1)
             return hit & enough
         if when in ("primary_significant", "futility"):
-            mid = target or (primary.id if primary else None)
-            if mid is None or mid not in out:
+            metric_id = target or (primary.id if primary else None)
+            if metric_id is None or metric_id not in out:
                 return false
-            ml = out[mid]
+            ml = out[metric_id]
             gate = enough & ~flagged
             if when == "primary_significant":
                 assert ml.significant is not None
                 return gate & np.any(ml.significant & ml.better, axis=-1)
             if not ml.metric.mde or ml.lift.shape[-1] == 0:
                 return false
-            if mid not in futility:
-                futility[mid] = _futility(plan, ml, exact)
-            return gate & np.all(futility[mid], axis=-1)
+            if metric_id not in futility:
+                futility[metric_id] = _futility(plan, ml, exact)
+            return gate & np.all(futility[metric_id], axis=-1)
         if when == "max_days":
             reached = np.broadcast_to(looks.last, shape) if plan.stopping.max_days is not None else false
             return reached | complete if group else reached.copy()

@@ -76,6 +76,7 @@ from expc.compiler.plan import Look, Plan
 
 from .decide import CONTINUE, Decisions, LookState, decide
 from .stats import bayesian, cuped
+from .stats.fixed import Kind
 from .stats.moments import Moments
 from .stats.reduce import Reduction
 
@@ -227,7 +228,7 @@ def _num(x: Any) -> float | None:
 
 
 def _comparison_dict(c: ComparisonResult) -> dict[str, Any]:
-    out = {
+    out: dict[str, Any] = {
         "variant": c.variant,
         "baseline": c.baseline,
         "abs_lift": _num(c.abs_lift),
@@ -297,15 +298,15 @@ def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed
     units = np.asarray(reduction.units, dtype=np.float64)[order]
 
     moments: dict[str, Moments] = {}
-    inputs: dict[str, tuple[Moments, str]] = {}
+    inputs: dict[str, tuple[Moments, Kind]] = {}
     by_cuped: dict[str, cuped.Adjustment] = {}  # CUPED, where enabled and the covariate is usable
     for metric in plan.metrics:
         m = _reorder(reduction.metrics[metric.id], order)
         moments[metric.id] = m
         if metric.cuped and m.has_covariate:
-            ca = cuped.adjust(m)
-            if bool(np.all(ca.applied)):
-                by_cuped[metric.id] = ca
+            adjustment = cuped.adjust(m)
+            if bool(np.all(adjustment.applied)):
+                by_cuped[metric.id] = adjustment
         ca = by_cuped.get(metric.id)
         inputs[metric.id] = (_lead(ca.moments), "mean") if ca is not None else (_lead(m), metric.kind)
 
@@ -375,8 +376,9 @@ def _lead(m: Moments) -> Moments:
     """The moments with a leading axis of one look."""
     from dataclasses import fields
 
-    return Moments(**{f.name: None if getattr(m, f.name) is None else np.asarray(getattr(m, f.name))[None, ...]
-                      for f in fields(m)})
+    arrays: dict[str, Any] = {f.name: None if getattr(m, f.name) is None else np.asarray(getattr(m, f.name))[None, ...]
+                              for f in fields(m)}
+    return Moments(**arrays)
 
 
 def _day(look: Look | None) -> int | float | None:

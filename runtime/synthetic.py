@@ -111,7 +111,7 @@ import math
 import os
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,7 +158,7 @@ def draw_units(plan: Plan, days: int, seed: int, truth: str = "spec") -> tuple[U
     declared = sim.attributes
     hints = _audience_hints(plan.assignment.condition)
     columns: dict[str, np.ndarray] = {}
-    types = dict(plan.attributes)
+    types: dict[str, str] = dict(plan.attributes)
     for name, typ in types.items():
         if name == unit:
             columns[name] = _ids(n, typ)
@@ -218,7 +218,8 @@ def _audience_hints(condition: dict[str, Any]) -> dict[str, dict[str, Any]]:
             elif op in ("$lte", "$lt") and _is_number(arg):
                 hint["max"] = float(arg) - (1 if op == "$lt" else 0)
             elif op in ("$veq", "$vgte", "$vlte", "$vgt") and isinstance(arg, str) and arg:
-                hint["values"] = [arg] if op in ("$veq", "$vlte") else [_bump(arg)] if op == "$vgt" else [arg, _bump(arg)]
+                hint["values"] = ([arg] if op in ("$veq", "$vlte") else [_bump(arg)] if op == "$vgt"
+                                  else [arg, _bump(arg)])
             elif op == "$elemMatch" and isinstance(arg, dict):
                 inner = arg.get("$in", [arg["$eq"]] if "$eq" in arg else None)
                 if isinstance(inner, list) and inner and all(isinstance(a, str) for a in inner):
@@ -521,7 +522,7 @@ def _arrival_us(rng: np.random.Generator, entry_day: np.ndarray) -> np.ndarray:
 def _parse_start(start: str) -> int:
     moment = datetime.fromisoformat(start.strip().replace("z", "Z"))
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     delta = moment - _EPOCH
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
@@ -557,25 +558,26 @@ def _draw_events(plan: Plan, values: dict[str, tuple[np.ndarray, np.ndarray]], a
         return np.random.default_rng([seed32, 3, _stream(event)])
 
     for m in plan.metrics:
-        if m.kind not in ("proportion", "mean") or m.event in draws:
+        if m.kind not in ("proportion", "mean") or m.single_event() in draws:
             continue
+        event = m.single_event()
         mean, sd = values[m.id]
-        rng = rng_for(m.event)
+        rng = rng_for(event)
         if m.kind == "proportion":
             p = np.clip(mean, 0.0, 1.0)
             count = (rng.random(n) < p[arm]).astype(np.int64)
-            draws[m.event] = _Draw(count, np.ones(int(count.sum())), _window_us(m), p, p)
+            draws[event] = _Draw(count, np.ones(int(count.sum())), _window_us(m), p, p)
         else:
             count, vals = _skewed(rng, mean[arm], sd[arm])
             q = np.where(mean > 0, np.where(sd >= mean, 2 * mean**2 / np.maximum(sd**2 + mean**2, 1e-300), 1.0),
                          np.where((mean == 0) & (sd == 0), 0.0, 1.0))
-            draws[m.event] = _Draw(count, vals, _window_us(m), q, mean.astype(np.float64))
+            draws[event] = _Draw(count, vals, _window_us(m), q, mean.astype(np.float64))
 
     for m in plan.metrics:
         if m.kind != "ratio":
             continue
         r, s = values[m.id]
-        num, den = m.numerator, m.denominator
+        num, den = m.ratio_measures()
         window = _window_us(m)
         if num.event == den.event:
             if num.event not in draws:
@@ -711,10 +713,11 @@ def _prepare(plan: Plan, run: SyntheticRun) -> _Prepared:
     for m in plan.metrics:
         w = _window_us(m)
         for event, _ in _uses(m):
-            if event in widest and (widest[event] is None or w is None):
-                widest[event] = None
+            if event not in widest:
+                widest[event] = w
             else:
-                widest[event] = w if event not in widest else max(widest[event], w)
+                known = widest[event]
+                widest[event] = None if known is None or w is None else max(known, w)
     named = np.zeros(len(ts), dtype=bool)
     outside = np.zeros(len(ts), dtype=bool)
     for event, w in widest.items():
@@ -856,7 +859,7 @@ def _reduce_at(p: _Prepared, run: SyntheticRun, cut: int) -> Reduction:
         kind = me.metric.kind
         base = 1 if kind == "proportion" else 2 if kind == "mean" else 5
         moments = Moments.of(n, sums[0], sums[0]) if kind == "proportion" else Moments.of(n, *sums[:base])
-        if me.pre_cumulative is not None:
+        if me.pre_ts is not None and me.pre_cumulative is not None:
             pre = np.array([c[:, int(np.searchsorted(t, cut, side="right"))]
                             for t, c in zip(me.pre_ts, me.pre_cumulative)]).T
             cross = sums[base:]
@@ -912,8 +915,10 @@ def write_files(run: SyntheticRun, directory: str | os.PathLike[str]) -> tuple[P
         con.register("exposures_np", exposures)
         con.register("events_np", events)
         queries = (
-            f"SELECT uid AS {unit}, list_extract({variant_list}, arm + 1) AS variant, ts AS timestamp FROM exposures_np",
-            f"SELECT uid AS {unit}, list_extract({event_list}, code + 1) AS event, value, ts AS timestamp FROM events_np",
+            f"SELECT uid AS {unit}, list_extract({variant_list}, arm + 1) AS variant, ts AS timestamp "
+            "FROM exposures_np",
+            f"SELECT uid AS {unit}, list_extract({event_list}, code + 1) AS event, value, ts AS timestamp "
+            "FROM events_np",
         )
         for path, query in zip(paths, queries):
             copy_atomic(con, query, path, "FORMAT parquet")
