@@ -68,6 +68,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import json
 import math
 import os
 import platform
@@ -547,16 +548,28 @@ def profile_assign(plan: Plan, units, repeat: int) -> list[str]:
 # ====================================================================== end to end
 
 
+LAUNCHER = r"""
+import json, os, subprocess, sys, time
+with open(sys.argv[1], "wb") as err:
+    t = time.perf_counter()
+    child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err)
+    _, status, usage = os.wait4(child.pid, 0)
+print(json.dumps([time.perf_counter() - t, usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status)]))
+"""
+
+
 def run_measured(cmd: list[str], cwd: Path) -> tuple[float, int, int, str]:
-    """Run ``cmd``: (wall seconds, peak resident memory in bytes, exit code, stderr). stdout is discarded."""
+    """Run ``cmd``: (wall seconds, peak resident memory in bytes, exit code, stderr). stdout is discarded.
+
+    The command is started by a small Python process, not by this one: a child's peak RSS (``ru_maxrss``)
+    counts the memory of the process it was forked from until it runs the command, and this benchmark
+    holds a million units.
+    """
     errors = cwd / "stderr.txt"
-    with open(errors, "wb") as err:
-        t = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd)
-        _, status, usage = os.wait4(child.pid, 0)  # the child's own peak RSS (ru_maxrss: KiB on Linux)
-        seconds = time.perf_counter() - t
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, usage.ru_maxrss * 1024, child.returncode, errors.read_text(encoding="utf-8", errors="replace")
+    launched = subprocess.run([sys.executable, "-c", LAUNCHER, str(errors), *cmd], capture_output=True, text=True,
+                              cwd=cwd, check=True)
+    seconds, peak, code = json.loads(launched.stdout)
+    return seconds, peak, code, errors.read_text(encoding="utf-8", errors="replace")
 
 
 def mib(n: float) -> str:
