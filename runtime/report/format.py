@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = [
     "NULL",

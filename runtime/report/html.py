@@ -21,7 +21,8 @@ dash.
 from __future__ import annotations
 
 import html
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from . import plots
 from .format import NULL, num, visible
@@ -154,7 +155,8 @@ def _lift_series(history: list[dict[str, Any]], metric_id: Any, treatments: list
     for t in treatments:
         y, lo, hi = [], [], []
         for look in history:
-            c = next((c for c in _look_metric(look, metric_id).get("comparisons") or [] if c.get("variant") == t), {})
+            c: dict[str, Any] = next(
+                (c for c in _look_metric(look, metric_id).get("comparisons") or [] if c.get("variant") == t), {})
             a, b = _ends(c.get("abs_ci"))
             y.append(c.get("abs_lift"))
             lo.append(a)
@@ -168,7 +170,8 @@ def _estimate_series(history: list[dict[str, Any]], metric_id: Any, ids: list[An
     for vid in ids:
         y, lo, hi, any_ci = [], [], [], False
         for look in history:
-            v = next((v for v in _look_metric(look, metric_id).get("variants") or [] if v.get("id") == vid), {})
+            v: dict[str, Any] = next(
+                (v for v in _look_metric(look, metric_id).get("variants") or [] if v.get("id") == vid), {})
             any_ci = any_ci or v.get("ci") is not None
             a, b = _ends(v.get("ci"))
             y.append(v.get("mean"))
@@ -232,8 +235,10 @@ def _srm_figure(report: dict[str, Any], rows: ReportRows, colors: dict[str, str]
     names = [r[0] for r in rows.srm.table.rows]
     expected = [num(x) for x in (report.get("srm") or {}).get("expected") or []]
     total_e = sum(x or 0 for x in expected)
-    planned = {n: (expected[i] / total_e if i < len(expected) and expected[i] is not None and total_e else None)
-               for i, n in enumerate(names)}
+    planned: dict[str, float | None] = {}
+    for i, n in enumerate(names):
+        e = expected[i] if i < len(expected) else None
+        planned[n] = e / total_e if e is not None and total_e else None
     shares = {}
     for vid in names:
         ys = []

@@ -20,7 +20,8 @@ collapsed blocks are dropped, last first, with a note that says so.
 from __future__ import annotations
 
 import html
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .format import NULL, visible
 from .rows import MetricTable, ReportRows, Table, build

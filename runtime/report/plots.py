@@ -29,7 +29,11 @@ from __future__ import annotations
 import io
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 __all__ = [
     "CONTROL_COLOR",
@@ -50,7 +54,7 @@ GRID = "#d8dee4"
 FONT_STACK = ("system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, "
               "'Liberation Sans', 'DejaVu Sans', sans-serif")
 
-_RC = {
+_RC: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",
     "svg.hashsalt": "expc-report",
     "font.family": "sans-serif",
@@ -196,7 +200,7 @@ def _clean_svg(svg: str, prefix: str) -> str:
 LEGEND_COLS = 4
 
 
-def _legend_top(entries: int) -> float:
+def _legend_top(entries: float) -> float:
     """Top margin (inches) for a legend of ``entries`` items above the axes, LEGEND_COLS per row."""
     return 0.36 + 0.2 * (max(1, math.ceil(entries / LEGEND_COLS)) - 1)
 
@@ -336,7 +340,7 @@ def estimates_at_look(estimates: dict[str, tuple[float | None, float | None, flo
         return _to_svg(fig, prefix)
 
 
-def sample_ratio(x: Sequence[float], shares: dict[str, Series], planned: dict[str, float | None],
+def sample_ratio(x: Sequence[float], shares: Mapping[str, Series], planned: Mapping[str, float | None],
                  p_values: Series, threshold: float | None, colors: dict[str, str], prefix: str,
                  x_label: str = "day") -> str:
     """Observed share of each arm per look (solid) against its planned share (dashed), and the SRM p-value."""

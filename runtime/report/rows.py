@@ -24,8 +24,9 @@ The words:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .format import (
     NULL,
@@ -285,7 +286,7 @@ def guardrail_state(g: Mapping[str, Any] | None) -> tuple[str, str]:
     basis = g.get("basis")
     if g.get("harm"):
         text = {"significantly_worse": "harm: significantly worse",
-                "non_inferiority": "harm: non-inferiority not shown"}.get(basis, "harm")
+                "non_inferiority": "harm: non-inferiority not shown"}.get(basis or "", "harm")
         return text, "bad"
     if g.get("non_inferior"):
         return "non-inferior", "good"

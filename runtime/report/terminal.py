@@ -18,7 +18,8 @@ never parsed (every cell is a :class:`rich.text.Text`).
 from __future__ import annotations
 
 import sys
-from typing import IO, Any, Mapping
+from collections.abc import Mapping
+from typing import IO, Any
 
 from .format import visible
 from .rows import Figure, MetricTable, ReportRows, build
