@@ -71,7 +71,7 @@ Notes for callers:
    treat no choice, ``None`` or ``""`` content as a failed generation yourself.
  * A short client ``timeout=`` against ``timeout`` frees the client; the server's
    30 s sleep is cancelled when the ``with`` block exits.
-"""
+"""  # noqa: E501 (the tables above are wider than a line)
 
 from __future__ import annotations
 
@@ -241,7 +241,7 @@ class FakeLLM:
         with self._lock:
             self._always = checked
 
-    def start(self) -> "FakeLLM":
+    def start(self) -> FakeLLM:
         """Start the event loop thread and wait until the port is bound."""
         if self._thread is not None:
             raise RuntimeError("FakeLLM already started")
@@ -265,7 +265,7 @@ class FakeLLM:
         thread.join(timeout=10)
         self._thread = None
 
-    def __enter__(self) -> "FakeLLM":
+    def __enter__(self) -> FakeLLM:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -281,7 +281,7 @@ class FakeLLM:
             self._server = loop.run_until_complete(
                 asyncio.start_server(self._serve, self.host, 0, backlog=1024, limit=MAX_HEADER))
             self.port = self._server.sockets[0].getsockname()[1]
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller of start()
+        except BaseException as exc:  # reported to the caller of start()
             self._start_error = exc
             self._ready.set()
             loop.close()

@@ -34,11 +34,11 @@ def readme_codes() -> dict[int, str]:
     return {int(code): meaning.strip() for code, meaning in re.findall(r"^\| (\d) \| (.+?) \|$", text, re.MULTILINE)}
 
 
-def invoke(*args: str):  # noqa: ANN201
+def invoke(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
-def one_line(result) -> str:  # noqa: ANN001
+def one_line(result) -> str:
     """The line that says what is wrong (validate prints its findings on stdout, the others on stderr)."""
     assert "Traceback" not in result.output and "internal error" not in result.output
     lines = [line for line in result.output.splitlines() if "error" in line and "checked:" not in line]

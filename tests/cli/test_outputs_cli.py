@@ -85,7 +85,7 @@ def expc(*args: Any, cwd: Path | None = None, timeout: float = 300) -> subproces
 
 
 def device(tmp_path: Path, name: str, minor: int) -> Path:
-    """/dev/full (7) or /dev/null (3): a copy of the node in tmp_path as root (never the real one), else the real one."""
+    """/dev/full (7) or /dev/null (3): as root a copy of the node in tmp_path (not the real one), else the real one."""
     if os.geteuid() != 0:
         return Path(f"/dev/{name}")
     path = tmp_path / name

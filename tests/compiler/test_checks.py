@@ -47,7 +47,8 @@ def test_unresolved_prompt_suggests_the_defined_one():
         ("    event: activated", "    numerator: revenue", "E047"),
         ("kind: proportion", "kind: ratio", "E047"),
         ("    event: activated", "    event: activated\n    denominator: sessions", "E047"),
-        ("  - id: activated", "  - id: unsub\n    kind: proportion\n    event: u\n    role: guardrail\n  - id: activated", "E042"),
+        ("  - id: activated",
+         "  - id: unsub\n    kind: proportion\n    event: u\n    role: guardrail\n  - id: activated", "E042"),
     ],
 )
 def test_semantic_mistakes(old, new, code):
@@ -89,16 +90,20 @@ def test_probabilities_strictly_between_zero_and_one(field, value):
 
 
 def test_stopping_rules_must_be_able_to_fire():
-    text = BASE + "stopping:\n  rules:\n    - {when: guardrail_harm, then: stop_rollback}\n    - {when: max_days, then: stop_inconclusive}\n    - {when: primary_significant, then: stop_ship_winner, metric: activatd}\n"
+    text = BASE + ("stopping:\n  rules:\n    - {when: guardrail_harm, then: stop_rollback}\n"
+                   "    - {when: max_days, then: stop_inconclusive}\n"
+                   "    - {when: primary_significant, then: stop_ship_winner, metric: activatd}\n")
     result = check_text(text)
     assert sorted(codes(result)) == ["E034", "E050", "E050", "W006"]
 
 
 def test_simulation_references_resolve_and_fit():
-    text = BASE + SIM.replace("treatment: {activated: 0.11}", "treatmnt: {activated: 0.11}\n    control2: {activatd: 2}")
+    text = BASE + SIM.replace("treatment: {activated: 0.11}",
+                              "treatmnt: {activated: 0.11}\n    control2: {activatd: 2}")
     result = check_text(text)
     assert codes(result).count("E034") >= 3
-    attrs = check_text(BASE + SIM + "  attributes:\n    beta: {min: 0, max: 1}\n    colour: {values: [a]}\n    country: {values: [US, CA], weights: [1]}\n")
+    attrs = check_text(BASE + SIM + "  attributes:\n    beta: {min: 0, max: 1}\n    colour: {values: [a]}\n"
+                       "    country: {values: [US, CA], weights: [1]}\n")
     assert sorted(codes(attrs)) == ["E023", "E023", "E023", "E034"]
 
 
@@ -155,7 +160,8 @@ def test_peeking_at_a_fixed_horizon_test_is_a_warning():
     [d] = check_text(text).diagnostics
     assert d.code == "W006" and "57,760" in d.message
     assert not check_text(text + "  min_units_per_variant: 57760\n").ok(strict=True)  # it still peeks after
-    once = text + "    - {when: max_units, then: stop_inconclusive}\n  min_units_per_variant: 57760\n  max_units: 115520\n"
+    once = text + ("    - {when: max_units, then: stop_inconclusive}\n"
+                   "  min_units_per_variant: 57760\n  max_units: 115520\n")
     assert check_text(once).ok(strict=True)
     assert check_text(text + "analysis:\n  method: sequential\n").ok(strict=True)
 
@@ -164,7 +170,8 @@ def test_the_layer_share_lengthens_the_estimated_duration():
     text = BASE + SIM + "stopping:\n  max_days: 200\n"
     full = check_text(text)
     assert full.ok(strict=True)
-    quarter = check_text(text.replace("  audience: everyone_us", "  audience: everyone_us\n  layer: {id: l, range: [0, 0.25]}"))
+    quarter = check_text(text.replace("  audience: everyone_us",
+                                      "  audience: everyone_us\n  layer: {id: l, range: [0, 0.25]}"))
     [d] = quarter.diagnostics
     assert d.code == "W001" and "~463 days" in d.message  # 57,760 / (1,000 x 0.25 x 0.5)
 

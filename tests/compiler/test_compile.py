@@ -54,7 +54,8 @@ def test_defaults_are_resolved_and_weights_normalised():
 
 
 def test_layer_becomes_a_namespace_and_coverage_shrinks_ranges():
-    text = BASE.replace("  audience: everyone_us", "  audience: everyone_us\n  coverage: 40%\n  layer: {id: emails, range: [0, 0.5]}")
+    text = BASE.replace("  audience: everyone_us",
+                        "  audience: everyone_us\n  coverage: 40%\n  layer: {id: emails, range: [0, 0.5]}")
     plan = plan_of(text)
     assert plan["assignment"]["namespace"] == {"id": "emails", "start": 0, "end": 0.5}
     assert plan["variants"][1]["bucket_range"] == pytest.approx([0.5, 0.7])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import BASE, check_text, codes, located
+
 from expc.compiler.destinations import (
     SAFE_PARAMS,
     Allowances,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from expc.compiler.pipeline import check_file
 
 from expc.cli import main
+from expc.compiler.pipeline import check_file
 
 HOSTILE = Path(__file__).resolve().parent.parent / "fixtures" / "hostile"
 HEADER = re.compile(r"#\s*expect:\s*([EW]\d{3})\s+(\d+):(\d+)\s*\Z")

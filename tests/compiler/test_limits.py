@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from expc.compiler import model
 from expc.compiler.pipeline import CheckResult, check_bytes
 from expc.compiler.schema import spec_schema
@@ -70,7 +71,8 @@ def test_simulation_days_bound_the_simulated_units_first():
 
 def test_the_number_of_looks_is_bounded():
     spec = SPEC.replace("units_per_day: 6000", "units_per_day: 1000")  # 3.65M simulated units: within
-    found = errors(check_bytes(spec.replace("looks: daily\n  max_days: 28", "looks: 1h\n  max_days: 3650").encode(), "s"))
+    hourly = spec.replace("looks: daily\n  max_days: 28", "looks: 1h\n  max_days: 3650")
+    found = errors(check_bytes(hourly.encode(), "s"))
     assert [(c, ln, cl) for c, ln, cl, _ in found] == [("E070", 12, 10)]
     assert "87,600 looks" in found[0][3] and "5,000" in found[0][3]
 
@@ -81,7 +83,8 @@ def test_hourly_looks_over_a_quarter_are_fine():
 
 def test_a_list_attribute_vocabulary_is_bounded_with_the_units():
     values = ", ".join(f"t{i}" for i in range(400))  # 168,000 units x 400 values = 67M draws
-    found = errors(check("units_per_day: 6000", f"units_per_day: 6000\n  attributes:\n    tags: {{values: [{values}]}}"))
+    found = errors(check("units_per_day: 6000",
+                         f"units_per_day: 6000\n  attributes:\n    tags: {{values: [{values}]}}"))
     assert [(c, ln, cl) for c, ln, cl, _ in found] == [("E070", 17, 20)], found
     assert "`tags`" in found[0][3]
 
@@ -135,7 +138,8 @@ RATIOS = SPEC + """\
 
 
 def with_metric(metric: str, truth: str) -> CheckResult:
-    spec = RATIOS.replace("stopping:", f"  - {metric}\nstopping:").replace("{clicked: 0.1}", f"{{clicked: 0.1, {truth}}}")
+    spec = (RATIOS.replace("stopping:", f"  - {metric}\nstopping:")
+            .replace("{clicked: 0.1}", f"{{clicked: 0.1, {truth}}}"))
     return check_bytes(spec.encode(), "spec.yaml")
 
 

@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+
 from expc.compiler import loader
 from expc.compiler.loader import load_bytes, load_file, load_text
 

@@ -114,7 +114,8 @@ def test_every_default_is_resolved_in_the_plan():
 
 
 def test_a_primary_family_counts_every_primary_comparison():
-    text = small().replace("  - {id: control, content: A}", "  - {id: c, content: C}\n  - {id: control, content: A, control: true}")
+    text = small().replace("  - {id: control, content: A}",
+                           "  - {id: c, content: C}\n  - {id: control, content: A, control: true}")
     text = text.replace("metrics:\n", "analysis: {family: primary}\nmetrics:\n")
     plan = plan_of_text(text)
     assert plan.arm_ids == ["control", "c", "b"] and plan.arm_order == [1, 0, 2]

@@ -6,6 +6,7 @@ import os
 
 import pytest
 from conftest import BASE, check_text, codes, located
+
 from expc.compiler.providers import (
     LITELLM_PROVIDERS,
     OFFLINE,

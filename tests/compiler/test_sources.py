@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from expc.compiler import sources
 from expc.compiler.sources import (
     NotRegularFile,

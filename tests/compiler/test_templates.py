@@ -86,7 +86,8 @@ def test_generation_granularity_limits_what_a_template_may_read():
     segment = check_text(with_template("Hi {{ user.first_name }} from {{ user.country }}",
                                        "{per: segment, segment_by: [country]}"))
     assert codes(segment) == ["E046"] and "first_name" in segment.diagnostics[0].message
-    fine = check_text(with_template("Hi {{ segment.country }} {{ user.country }}", "{per: segment, segment_by: [country]}"))
+    fine = check_text(with_template("Hi {{ segment.country }} {{ user.country }}",
+                                    "{per: segment, segment_by: [country]}"))
     assert fine.ok(strict=True)
 
 

@@ -6,6 +6,7 @@ import json
 import unicodedata
 
 import pytest
+
 from expc.compiler.diagnostics import (
     error,
     format_github,

@@ -82,7 +82,8 @@ def test_attribute_shorthand_and_full_form_are_equivalent():
 
 
 def test_invalid_names_are_reported_on_the_key():
-    result = check_text(BASE.replace("  everyone_us:", "  'every one':").replace("audience: everyone_us", "audience: x"))
+    spaced = BASE.replace("  everyone_us:", "  'every one':").replace("audience: everyone_us", "audience: x")
+    result = check_text(spaced)
     assert "E023" in codes(result)
     assert located(result, "E023") == [(16, 3)]
 

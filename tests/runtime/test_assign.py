@@ -87,8 +87,8 @@ def base_spec(weights=(1, 1), *, coverage: str | None = None, audience: bool = T
     """BASE (tests/conftest.py) with ``len(weights)`` variants and the allocation given."""
     text = BASE
     names = ["control", "treatment"] + [f"treatment_{i}" for i in range(2, len(weights))]
-    variants = "variants:\n  - id: control\n    weight: %s\n    content: Welcome!\n" % weights[0]
-    variants += "  - id: treatment\n    weight: %s\n    prompt: subject\n    generate: {per: unit}\n" % weights[1]
+    variants = f"variants:\n  - id: control\n    weight: {weights[0]}\n    content: Welcome!\n"
+    variants += f"  - id: treatment\n    weight: {weights[1]}\n    prompt: subject\n    generate: {{per: unit}}\n"
     for name, w in zip(names[2:], weights[2:]):
         variants += f"  - id: {name}\n    weight: {w}\n    content: Hello from {name}!\n"
     text = replace_once(text, BASE_VARIANTS, variants)
@@ -150,7 +150,8 @@ def realistic_id(rng: random.Random, i: int) -> str:
     if r < 0.5:
         return f"user-{rng.randrange(10**12):012d}"
     if r < 0.75:
-        return "%08x-%04x-%04x-%04x-%012x" % tuple(rng.getrandbits(b) for b in (32, 16, 16, 16, 48))
+        a, b, c, d, e = (rng.getrandbits(bits) for bits in (32, 16, 16, 16, 48))
+        return f"{a:08x}-{b:04x}-{c:04x}-{d:04x}-{e:012x}"
     if r < 0.85:
         return str(rng.randrange(1, 10**9))
     return f"{rng.choice(EXOTIC)}{i}{rng.choice(EXOTIC)}"
@@ -496,7 +497,8 @@ def test_each_reason_where_expected(tmp_path):
         (out_both, "FR", NOT_IN_AUDIENCE),  # the audience is tested (and reported) before the layer
     ]
     units = Units(
-        {"user_id": np.array([r[0] for r in table], dtype=object), "country": np.array([r[1] for r in table], dtype=object)},
+        {"user_id": np.array([r[0] for r in table], dtype=object),
+         "country": np.array([r[1] for r in table], dtype=object)},
         plan.attributes,
     )
     result = assign(plan, units)

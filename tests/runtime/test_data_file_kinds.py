@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from expc.runtime.tables import DataError, read_units
 
 TYPES = {"user_id": "string", "country": "string"}

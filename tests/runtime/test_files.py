@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from expc.runtime import files
 from expc.runtime.files import OutputError, atomic_path, temp_owner, write_atomic
 

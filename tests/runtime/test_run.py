@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import edited, plan_of_text
+
 from expc.compiler.plan import Plan
 from expc.runtime.generate.runner import GenerateOptions
 from expc.runtime.run import Progress, RunError, RunOptions, execute
@@ -114,7 +114,7 @@ def test_a_second_invocation_resumes_and_makes_no_call(tmp_path: Path) -> None:
         first["generation"]["calls"], first["generation"]["spent"])
     treatment = [row for row in second.report["generation"]["per_variant"] if row["variant"] == "treatment"][0]
     assert treatment["items"] > 0 and treatment["store_hits"] == treatment["items"]
-    strip = lambda r: {k: v for k, v in r.items() if k != "generation"}  # noqa: E731
+    strip = lambda r: {k: v for k, v in r.items() if k != "generation"}
     assert strip(second.report) == strip(first)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import plan_of_text
+
 from expc.runtime import files, rundir
 from expc.runtime.files import OutputError
 from expc.runtime.generate.runner import GenerateOptions
@@ -172,7 +173,7 @@ def test_a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it(tmp
         def second() -> None:
             try:
                 opened(run_dir)
-            except BaseException as exc:  # noqa: BLE001 - handed to the test
+            except BaseException as exc:  # handed to the test
                 errors.append(exc)
 
         thread = threading.Thread(target=second)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from conftest import ROOT, check_text, codes, edited, plan_of_text
+
 from expc import compile_file
 from expc.compiler.plan import Plan
 from expc.runtime.evaluate import evaluate
@@ -37,7 +38,7 @@ def primary_only(plan: Plan, **truth: float) -> Plan:
     return edited(plan, edit)
 
 
-def look_of(d: Draws, plan: Plan, k: int):  # noqa: ANN201
+def look_of(d: Draws, plan: Plan, k: int):
     """The schedule's look ``k`` (0-based) of a simulation."""
     assert plan.simulation is not None
     return plan.simulation.looks[k]

@@ -311,7 +311,7 @@ def test_means_and_ratios_follow_the_truth() -> None:
         assert abs(rev.mean()[arm] - mean) < 4 * sd / math.sqrt(rev.n[arm])
         assert abs(math.sqrt(rev.variance()[arm]) / sd - 1) < 0.1
     ratio = red.metrics["revenue_per_session"]
-    for arm, (r, s) in enumerate([(1.55, 14.0), (1.63, 14.5)]):
+    for arm, (r, _sd) in enumerate([(1.55, 14.0), (1.63, 14.5)]):
         se = math.sqrt(ratio.variance_of_mean()[arm])
         assert abs(ratio.mean()[arm] - r) < 4 * se
     # about 3% of visitors order, for about 80 each (the zero-inflated exponential)

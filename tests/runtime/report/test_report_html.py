@@ -8,8 +8,8 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-
 from conftest import ROOT
+
 from expc.runtime.report.html import render_html
 
 FIXTURES = ROOT / "tests" / "fixtures" / "reports"

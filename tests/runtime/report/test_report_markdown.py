@@ -6,8 +6,8 @@ import copy
 import json
 
 import pytest
-
 from conftest import ROOT
+
 from expc.runtime.report.markdown import MAX_CHARS, render_markdown
 
 FIXTURES = ROOT / "tests" / "fixtures" / "reports"

@@ -7,8 +7,8 @@ import io
 import json
 
 import pytest
-
 from conftest import ROOT
+
 from expc.runtime.report.terminal import print_summary, summary_text
 
 FIXTURES = ROOT / "tests" / "fixtures" / "reports"

@@ -6,8 +6,8 @@ import json
 import math
 
 import pytest
-
 from conftest import ROOT
+
 from expc.runtime.report import render_all
 
 FIXTURES = ROOT / "tests" / "fixtures" / "reports"

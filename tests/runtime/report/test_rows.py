@@ -14,8 +14,8 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-
 from conftest import ROOT
+
 from expc.runtime.report.format import visible
 from expc.runtime.report.html import render_html
 from expc.runtime.report.markdown import TONE_MARK, render_markdown

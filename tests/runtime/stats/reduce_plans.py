@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from conftest import edited, plan_of_text
+
 from expc.compiler.plan import Plan
 
 _SPEC = """\

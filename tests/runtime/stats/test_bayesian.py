@@ -185,7 +185,7 @@ def test_normal_model_matches_closed_forms():
     np.testing.assert_allclose(r.abs_ci[:, 1], delta + stats.norm.isf(0.025) * s, rtol=1e-8)
     # expected loss E[max(C - T, 0)] by quadrature of the normal difference
     for k in range(2):
-        ref = integrate.quad(lambda d: max(-d, 0.0) * stats.norm.pdf(d, delta[k], s[k]), -np.inf, np.inf)[0]
+        ref = integrate.quad(lambda d, k=k: max(-d, 0.0) * stats.norm.pdf(d, delta[k], s[k]), -np.inf, np.inf)[0]
         assert r.expected_loss_treatment[k] == pytest.approx(ref, rel=1e-7)
     np.testing.assert_allclose(r.expected_loss_control - r.expected_loss_treatment, delta, rtol=1e-10)
 
@@ -199,7 +199,7 @@ def test_normal_relative_interval_is_the_exact_ratio_distribution():
     sc, st = np.sqrt(m.variance_of_mean())
     for q, ci in [(0.025, r.rel_ci[0, 0]), (0.975, r.rel_ci[0, 1])]:
         ref = integrate.quad(
-            lambda c: stats.norm.pdf(c, mc, sc) * stats.norm.cdf(c + ci * abs(c), mt, st),
+            lambda c, ci=ci: stats.norm.pdf(c, mc, sc) * stats.norm.cdf(c + ci * abs(c), mt, st),
             mc - 12 * sc,
             mc + 12 * sc,
             epsabs=1e-13,

@@ -141,7 +141,7 @@ def test_ratio_metrics_use_the_delta_method_linearisation():
         r, r0 = x[k].sum() / y[k].sum(), z[k].sum() / w[k].sum()
         ls.append((x[k] - r * y[k]) / y[k].mean())
         l0s.append((z[k] - r0 * w[k]) / w[k].mean())
-    theta = sum((l * l0).sum() for l, l0 in zip(ls, l0s)) / sum((l0 * l0).sum() for l0 in l0s)
+    theta = sum((li * l0).sum() for li, l0 in zip(ls, l0s)) / sum((l0 * l0).sum() for l0 in l0s)
     assert adj.theta == pytest.approx(theta, rel=1e-9)
     r0_pool = z.sum() / w.sum()
     for a in (0, 1):
@@ -159,10 +159,10 @@ def test_ratio_variance_reduction_matches_simulation():
     sims, n = 1500, 300
     _, x, y, z, w = ratio_data(rng, 2, sims * n)
     shape = (sims, 2, n)
-    order = lambda v: v.reshape(2, sims, n).transpose(1, 0, 2)  # noqa: E731
+    order = lambda v: v.reshape(2, sims, n).transpose(1, 0, 2)
     x, y, z, w = (order(v) for v in (x, y, z, w))
     assert x.shape == shape
-    s = lambda v: v.sum(-1)  # noqa: E731
+    s = lambda v: v.sum(-1)
     m = Moments.of(np.full((sims, 2), n), s(x), s(x * x), s(y), s(y * y), s(x * y)).with_covariate(
         pre_sum=s(z), pre_sum_sq=s(z * z), pre_cross=s(x * z), pre_den_sum=s(w), pre_den_sum_sq=s(w * w),
         pre_num_den=s(z * w), pre_cross_den=s(x * w), pre_den_cross=s(y * z), pre_den_cross_den=s(y * w))

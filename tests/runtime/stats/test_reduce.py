@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 import duckdb
 import numpy as np
 import pytest
+from reduce_plans import plan_for
 
 import expc
 from expc.compiler.plan import Plan
 from expc.runtime.stats.reduce import EXCLUDED_KEYS, Reduction, reduce, reducer
 from expc.runtime.tables import DataError
-from reduce_plans import plan_for
 
 BASE = datetime(2026, 11, 1)
 
@@ -99,7 +99,7 @@ def number(text):
 
 def uses(m):
     if m["kind"] == "ratio":
-        return [(m["numerator"]["event"], m["numerator"]["measure"]), (m["denominator"]["event"], m["denominator"]["measure"])]
+        return [(m[part]["event"], m[part]["measure"]) for part in ("numerator", "denominator")]
     return [(m["event"], "value" if m["kind"] == "mean" else "count")]
 
 
@@ -156,7 +156,7 @@ def reference(plan, exposures, events, as_of=None):
     for m in metrics:
         w = m["window_seconds"]
 
-        def inside(ts, u):
+        def inside(ts, u, w=w):
             return w is None or ts <= first[u] + timedelta(seconds=w)
 
         def measure(u, event, how):

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
+from reduce_plans import plan_for
 
 from expc.compiler.plan import Plan
 from expc.runtime.stats.reduce import reduce
-from reduce_plans import plan_for
 
 T0 = datetime(2026, 11, 1)
 DAY = 86400

@@ -69,7 +69,7 @@ def test_optimal_mixing_ratio_solves_the_fixed_point_and_minimises_the_width():
         c = -2 * np.log(alpha)
         x = optimal_mixing_ratio(alpha)
         assert x == pytest.approx(c + np.log1p(x), rel=1e-12)
-        width = lambda lx: (1 + 1 / np.exp(lx)) * (np.log1p(np.exp(lx)) + c)  # noqa: E731
+        width = lambda lx, c=c: (1 + 1 / np.exp(lx)) * (np.log1p(np.exp(lx)) + c)
         best = optimize.minimize_scalar(width, bounds=(-5, 10), method="bounded", options={"xatol": 1e-10})
         assert x == pytest.approx(np.exp(best.x), rel=1e-4)
         # Howard et al.'s closed form is one fixed-point step from c, slightly below the optimum
@@ -112,7 +112,7 @@ def test_mixture_likelihood_ratio_matches_numerical_integration():
         diff = rng.normal(0, 3 * np.sqrt(var))
         sd = np.sqrt(var)
         num = integrate.quad(
-            lambda th: stats.norm.pdf(diff, th, sd) * stats.norm.pdf(th, 0, np.sqrt(tau2)),
+            lambda th, diff=diff, sd=sd, tau2=tau2: stats.norm.pdf(diff, th, sd) * stats.norm.pdf(th, 0, np.sqrt(tau2)),
             -np.inf,
             np.inf,
             points=None,
