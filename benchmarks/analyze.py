@@ -27,8 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -373,7 +374,8 @@ def end_to_end(args: argparse.Namespace, tmp: Path) -> list[str]:
     exp_path, ev_path, info = generate(tmp, args.units, args.events)
     print(f"  generated with DuckDB {duckdb.__version__} in {info['seconds'][0]:.1f} + {info['seconds'][1]:.1f} s: "
           f"exposures {info['exposure_rows']:,} rows ({info['mib'][0]:.0f} MiB), events {info['event_rows']:,} rows "
-          f"({info['mib'][1]:.0f} MiB); mix " + ", ".join(f"{e} {c / info['event_rows']:.1%}" for e, c in info["event_mix"]))
+          f"({info['mib'][1]:.0f} MiB); mix "
+          + ", ".join(f"{e} {c / info['event_rows']:.1%}" for e, c in info["event_mix"]))
 
     plans = {}
     for method in ("fixed", "sequential", "bayesian"):
@@ -425,7 +427,8 @@ def end_to_end(args: argparse.Namespace, tmp: Path) -> list[str]:
 
     # pandas
     log: list[str] = []
-    py = Path(args.pandas_python) if args.pandas_python else throwaway_venv(tmp / "venv-pandas", ["pandas", "pyarrow"], log)
+    py = (Path(args.pandas_python) if args.pandas_python
+          else throwaway_venv(tmp / "venv-pandas", ["pandas", "pyarrow"], log))
     for line in log:
         print("  " + line)
     t_pd = t_pd_process = None
@@ -640,7 +643,8 @@ def stats_alone(args: argparse.Namespace, tmp: Path) -> list[str]:
             for p in peers["rows"]:
                 if p["case"] == case["name"] and p["method"] == method:
                     print(f"      {p['peer'][:27]:<28}{fmt_est(p['est'])}")
-    print("    fixed: expc z (proportion, unpooled Wald) / Welch t; gbstats TwoSidedTTest (Welch t on the same variances).")
+    print("    fixed: expc z (proportion, unpooled Wald) / Welch t; "
+          "gbstats TwoSidedTTest (Welch t on the same variances).")
     print(f"    sequential: expc mSPRT with tau^2 tuned to planned_n={planned:,} per arm; gbstats uses its own tuning "
           "(N_tune=5000, rho on the pooled N): p-values and CIs differ by design.")
     print("    bayesian: expc beta_binomial (Beta posteriors; with >= 1000 successes and failures per arm the "
@@ -648,7 +652,8 @@ def stats_alone(args: argparse.Namespace, tmp: Path) -> list[str]:
           "gbstats EffectBayesianABTest (normal approximation, improper prior): close, not identical, for proportions.")
     exact = expc_rows.get((cases[0]["name"], "bayesian_quadrature"))
     if exact:
-        print(f"    expc beta_binomial(method='quadrature') on the same proportion: {exact['us']:.0f} us per 2-arm call, "
+        print(f"    expc beta_binomial(method='quadrature') on the same proportion: {exact['us']:.0f} us "
+              "per 2-arm call, "
               f"P(better) {exact['est']['chance']:.8f} (Edgeworth path: "
               f"{expc_rows[(cases[0]['name'], 'bayesian')]['est']['chance']:.8f})")
     print(f"    building the inputs (outside every timed call above, on both sides): expc Moments.of from lists "
@@ -660,7 +665,8 @@ def stats_alone(args: argparse.Namespace, tmp: Path) -> list[str]:
         goals.append(f"expc >= {GOAL_VS_GBSTATS:.0f}x gbstats per comparison (2 arms, every method): lowest "
                      f"{worst[1]:.1f}x ({worst[0]}) -> {verdict}; range "
                      f"{min(r[1] for r in ratios):.1f}x-{max(r[1] for r in ratios):.1f}x; with 100 treatments per call "
-                     f"{min(r[2] for r in ratios):.1f}x-{max(r[2] for r in ratios):.1f}x (gbstats 2-arm time / expc per-comparison time)")
+                     f"{min(r[2] for r in ratios):.1f}x-{max(r[2] for r in ratios):.1f}x "
+                     "(gbstats 2-arm time / expc per-comparison time)")
     else:
         goals.append("expc >= 10x gbstats: not measured (gbstats did not run)")
     return goals
@@ -701,7 +707,8 @@ def agreement(cases: list[dict[str, Any]], expc_rows: dict[tuple[str, str], dict
             elif p["method"] == "bayesian" and "chance" in p["est"]:
                 d = abs(e["chance"] - p["est"]["chance"])
                 tol = 1e-6 if case["kind"] == "mean" else 1e-4
-                out.append(f"agreement {label}: P(better) diff {d:.1e} (tol {tol:g}) -> {'PASS' if d <= tol else 'FAIL'}")
+                verdict = "PASS" if d <= tol else "FAIL"
+                out.append(f"agreement {label}: P(better) diff {d:.1e} (tol {tol:g}) -> {verdict}")
     return out
 
 

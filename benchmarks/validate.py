@@ -54,8 +54,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -73,15 +74,19 @@ MAX_ARG_BYTES = 100_000  # per check-jsonschema batch; far below ARG_MAX, yet 1,
 # ====================================================================== generation
 
 TOPICS = [
-    ("welcome", "Welcome email subject line", "activated", "Subject lines that name the reader's interests lift activation."),
-    ("onboarding-push", "Onboarding push notification", "app_opened", "A push that names the next step brings people back."),
-    ("cart-reminder", "Abandoned cart reminder", "purchase", "A reminder that mentions the items lifts recovered carts."),
+    ("welcome", "Welcome email subject line", "activated",
+     "Subject lines that name the reader's interests lift activation."),
+    ("onboarding-push", "Onboarding push notification", "app_opened",
+     "A push that names the next step brings people back."),
+    ("cart-reminder", "Abandoned cart reminder", "purchase",
+     "A reminder that mentions the items lifts recovered carts."),
     ("pricing-headline", "Pricing page headline", "upgraded", "A headline about saved time lifts upgrades."),
     ("winback", "Win-back email", "reactivated", "A personal win-back note reactivates lapsed users."),
     ("upgrade-banner", "In-app upgrade banner", "upgraded", "A banner that names a locked feature lifts upgrades."),
     ("newsletter-subject", "Weekly newsletter subject", "email_opened", "Specific subject lines lift opens."),
     ("trial-expiry", "Trial expiry email", "subscribed", "Naming what the trial user built lifts conversion."),
-    ("referral-invite", "Referral invite copy", "referral_sent", "Copy that names a friend-facing benefit lifts referrals."),
+    ("referral-invite", "Referral invite copy", "referral_sent",
+     "Copy that names a friend-facing benefit lifts referrals."),
     ("reco-blurb", "Product recommendation blurb", "product_clicked", "Blurbs written for the reader lift clicks."),
     ("checkout-nudge", "Checkout nudge", "checkout_completed", "A reassuring nudge lifts completed checkouts."),
     ("feature-tour", "Feature tour tooltip", "feature_used", "A tooltip in the user's words lifts feature adoption."),
@@ -272,7 +277,8 @@ def _template(r: random.Random, attrs: dict[str, str]) -> tuple[str, set[str]]:
         lines += [f"{{% if user.{a} > 10 %}}", "Thank them for being a regular.", "{% else %}",
                   "Welcome them warmly.", "{% endif %}"]
     if r.random() < 0.5:
-        lines.append(f"The variant is {{{{ variant.id }}}} of {{{{ experiment.{r.choice(['name', 'id'])} | default('the test') }}}}.")
+        field = r.choice(["name", "id"])
+        lines.append(f"The variant is {{{{ variant.id }}}} of {{{{ experiment.{field} | default('the test') }}}}.")
     lines.append(r.choice(["No emojis.", "Keep it under 70 characters.", "Do not promise discounts.",
                            "Use sentence case.", "Return only the text."]))
     return "\n".join(lines) + "\n", used
@@ -1003,7 +1009,8 @@ def _print_breakdown(cjb: dict[str, Any]) -> None:
           f"{1000 * cjb['parse_s'] / m:.2f} ms/spec")
     print(f"  schema validation, jsonschema {cjb['validator']} (all errors): "
           f"{1000 * cjb['validate_s'] / m:.2f} ms/spec ({cjb['invalid']} of {m} invalid)")
-    print(f"  for scale, PyYAML's libyaml CSafeLoader loads the same specs at {1000 * cjb['libyaml_s'] / m:.2f} ms/spec")
+    print("  for scale, PyYAML's libyaml CSafeLoader loads the same specs at "
+          f"{1000 * cjb['libyaml_s'] / m:.2f} ms/spec")
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -1100,7 +1107,8 @@ def _bench(args: argparse.Namespace, out: Path) -> int:
           f"{ex_rate / cj_raw_rate:.2f}x (whole process)")
     print(f"per spec: expc {1000 * ex['loop_s'] / n:.2f} ms, check-jsonschema "
           f"{1000 * cj['loop_s'] / n:.2f} ms (start-up subtracted)")
-    print(f"expc: import of expc.compiler.pipeline {1000 * ex['import_s']:.0f} ms (yaml already imported by the generator), "
+    print(f"expc: import of expc.compiler.pipeline {1000 * ex['import_s']:.0f} ms "
+          "(yaml already imported by the generator), "
           f"first check_file {1000 * ex['first_s']:.0f} ms (builds the pydantic models)")
     print(f"check-jsonschema: start-up {1000 * cj['startup_s']:.0f} ms (median of {STARTUP_RUNS} 1-file runs: "
           f"{', '.join(f'{1000 * s:.0f}' for s in cj['startup_runs'])} ms), {cj['batches']} batch(es) of files")
@@ -1125,7 +1133,8 @@ def _bench(args: argparse.Namespace, out: Path) -> int:
 
     dont_write = os.environ.get("PYTHONDONTWRITEBYTECODE")
     print(f"\ncold start, `expc validate {EXAMPLE.relative_to(ROOT)}` ({COLD_RUNS} runs each, interleaved):")
-    print(f"  as this environment runs it:    min {1000 * min(cold):.0f} ms, median {1000 * statistics.median(cold):.0f} ms, "
+    print(f"  as this environment runs it:    min {1000 * min(cold):.0f} ms, "
+          f"median {1000 * statistics.median(cold):.0f} ms, "
           f"max {1000 * max(cold):.0f} ms  ({stale}/{modules} expc modules have no up-to-date bytecode"
           f"{', PYTHONDONTWRITEBYTECODE=' + dont_write if dont_write else ''})")
     print(f"  with bytecode cached (a normal install): min {1000 * min(cold_cached):.0f} ms, "
