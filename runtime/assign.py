@@ -79,7 +79,7 @@ def id_text(units: Units, unit: str, rows: np.ndarray | None = None) -> np.ndarr
         text = np.full(len(column), "", dtype=object)
         text[finite] = column[finite].astype(np.int64).astype(str)
         return text.astype(np.str_)
-    return np.where(np.equal(column, None), "", column).astype(np.str_)
+    return np.where(np.equal(column, None), "", column).astype(np.str_)  # type: ignore[call-overload]
 
 
 def hash_values(units: Units, unit: str, rows: np.ndarray | None = None) -> np.ndarray:
@@ -107,7 +107,7 @@ def unhashable(units: Units, unit: str) -> np.ndarray:
         out = ~finite
         out[finite] = column[finite].astype(np.int64) == 0
         return out
-    return np.equal(column, None) | (column == "")
+    return np.equal(column, None) | (column == "")  # type: ignore[call-overload]
 
 
 def check_attributes(plan: Plan, columns: Iterable[str], source: str | os.PathLike[str] | None = None) -> None:
@@ -145,7 +145,7 @@ def assign(plan: Plan, units: Units, source: str | None = None) -> Assignment:
         reason[eligible & ~matches] = NOT_IN_AUDIENCE
         eligible &= matches
 
-    hashes = [(spec.seed, spec.hash_version)]
+    hashes: list[tuple[str, int]] = [(spec.seed, spec.hash_version)]
     namespace = spec.namespace
     if namespace is not None:
         hashes.append(("__" + namespace.id, 1))

@@ -108,7 +108,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
@@ -148,7 +148,7 @@ class DataError(ExpcError):
 # ===================================================================== reading
 
 
-def read_units(path: str | os.PathLike[str], types: dict[str, str], unit: str) -> Units:
+def read_units(path: str | os.PathLike[str], types: Mapping[str, str], unit: str) -> Units:
     """Read the units in a ``.csv``, ``.jsonl``/``.ndjson`` or ``.parquet`` file.
 
     ``types`` maps each declared attribute to its type; ``unit`` names the id
@@ -213,7 +213,7 @@ class UnitChunks:
 
 
 @contextmanager
-def open_units(path: str | os.PathLike[str], types: dict[str, str], unit: str,
+def open_units(path: str | os.PathLike[str], types: Mapping[str, str], unit: str,
                chunk_rows: int | None = None) -> Iterator[UnitChunks]:
     """Read the units of a file as :func:`read_units` does, but hand them out in chunks of ``chunk_rows``.
 
@@ -299,7 +299,7 @@ class _Reader:
     :func:`read_units` and :func:`open_units` alike.
     """
 
-    def __init__(self, con: Any, path: Path, kind: str, types: dict[str, str], unit: str,
+    def __init__(self, con: Any, path: Path, kind: str, types: Mapping[str, str], unit: str,
                  scratch: Path | None = None) -> None:
         self.con, self.path, self.kind, self.types, self.unit = con, path, kind, types, unit
         self.name = str(path)
@@ -432,6 +432,7 @@ class _Reader:
         fit (None: every value fits); whether to quote it; and what does not fit ("value" or "column")."""
         source = self.file_types[name]
         text: Callable[[str], str] | None
+        value: str | None
         if self.kind == "csv":
             value, nonnull, text, quote = _from_text(raw, typ), f"{raw} IS NOT NULL", str, True
         elif self.kind == "jsonl":  # a JSON null is SQL NULL already
@@ -517,10 +518,11 @@ class _Reader:
 
     def _check_unsafe_ids(self) -> None:
         col = _ident("unsafe id")
-        count, row, value = self.con.execute(
+        found = self.con.execute(
             f"SELECT count({col}) OVER (), rowid, {col} FROM u WHERE {col} IS NOT NULL ORDER BY rowid LIMIT 1"
-        ).fetchone() or (0, None, None)
-        if count:
+        ).fetchone()
+        if found:
+            count, row, value = found
             more = f" ({count:,} ids in all)" if count > 1 else ""
             raise self._error(
                 f"the unit id {value} at {self._where([row])} is beyond {MAX_SAFE_INTEGER:,}, the largest "
@@ -865,9 +867,12 @@ class _Repeated(dict):
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
     if len(out) < len(pairs):
-        seen: set[str] = set()
-        repeated = _Repeated(out)
-        repeated.key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        repeated, seen = _Repeated(out), set()
+        for key, _ in pairs:
+            if key in seen:
+                repeated.key = key
+                break
+            seen.add(key)
         return repeated
     return out
 
