@@ -279,11 +279,11 @@ def test_guardrail_state_follows_the_rule_of_the_look(g: dict | None, state: tup
 
 def test_guardrail_wording_is_the_rule_evaluate_applies() -> None:
     """Interim looks: significantly worse by the method's own test; final look: non-inferiority not shown."""
-    from expc.runtime import evaluate
+    from expc.runtime import decide
 
-    doc = " ".join((evaluate.__doc__ or "").split())
-    assert "interim look (anything earlier): harm = the guardrail is *significantly worse*" in doc
-    assert "harm = non-inferiority is not shown" in doc
+    doc = " ".join((decide.__doc__ or "").split())  # the rule the decision kernel applies
+    assert "at the final look, non-inferiority at the margin is not shown" in doc
+    assert "before it, the guardrail is significantly worse by the method's own uncorrected test" in doc
 
     report = load("welcome-email")
     rule = build(report).guardrail_lines[0]
