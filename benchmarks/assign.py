@@ -77,8 +77,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -327,7 +328,7 @@ def planout(tmp: Path, ids: list[str], repeat: int) -> dict[str, Any]:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)
 
     def last_line(p: subprocess.CompletedProcess) -> str:
-        lines = [l for l in (p.stderr or p.stdout).strip().splitlines() if "is ignored" not in l]
+        lines = [line for line in (p.stderr or p.stdout).strip().splitlines() if "is ignored" not in line]
         return lines[-1].strip() if lines else f"exit {p.returncode}"
 
     try:
@@ -452,7 +453,7 @@ def profile_assign(plan: Plan, units, repeat: int) -> list[str]:
     condition = plan.assignment.condition
     lines.append("evaluate_columns clause by clause (best of 3 each; the whole condition evaluates each once):")
     for key, value in condition.items():
-        s, mask = best_of(3, lambda: evaluate_columns({key: value}, units))
+        s, mask = best_of(3, lambda key=key, value=value: evaluate_columns({key: value}, units))
         lines.append(f"  {key}: {value}".ljust(68) + f"{ms(s):>11}  holds for {mask.mean():.1%}")
     s, mask = best_of(3, lambda: evaluate_columns(condition, units))
     lines.append(f"  {'all three':<66}{ms(s):>11}  holds for {mask.mean():.1%}")
@@ -628,6 +629,13 @@ def end_to_end(tmp: Path, spec_path: Path, plan: Plan, units, repeat: int,
     want_names = names[want.variant]
     expc_bin = VENV_BIN / "expc"
     rates: dict[str, float] = {}
+    steps: dict[str, float] = {}
+
+    def step(label: str, fn: Callable[..., Any], *args: Any) -> Any:
+        t = time.perf_counter()
+        value = fn(*args)
+        steps[label] = steps.get(label, 0.0) + time.perf_counter() - t
+        return value
 
     for source, out_name in ((parquet, "assignments.parquet"), (jsonl, "assignments.csv")):
         out = tmp / out_name
@@ -635,14 +643,6 @@ def end_to_end(tmp: Path, spec_path: Path, plan: Plan, units, repeat: int,
         # The CLI as a subprocess and the same steps in this process, in alternating rounds (so that both see
         # the machine alike); the best CLI run and the shortest time of each in-process step are kept.
         runs, peaks, summary = [], [], ""
-        steps: dict[str, float] = {}
-
-        def step(label: str, fn: Callable[[], Any]) -> Any:
-            t = time.perf_counter()
-            value = fn()
-            steps[label] = steps.get(label, 0.0) + time.perf_counter() - t
-            return value
-
         best_steps: dict[str, float] = {}
         for _ in range(repeat):
             seconds, peak, code, summary = run_measured(cmd, tmp)
@@ -651,8 +651,8 @@ def end_to_end(tmp: Path, spec_path: Path, plan: Plan, units, repeat: int,
                 return lines, 0.0
             runs.append(seconds)
             peaks.append(peak)
-            steps = {}
-            plan2 = step("compile the spec (expc.compile_file)", lambda: compile_file(spec_path))
+            steps.clear()
+            plan2 = step("compile the spec (expc.compile_file)", compile_file, spec_path)
             unit = plan2.assignment.unit
             scan = open_units(source, plan2.attributes, unit)
             chunks = step("open_units: read, type and check the whole file (DuckDB SQL)", scan.__enter__)
@@ -660,16 +660,16 @@ def end_to_end(tmp: Path, spec_path: Path, plan: Plan, units, repeat: int,
             try:
                 pieces = iter(chunks)
                 while True:
-                    chunk = step("fetch the chunks (numpy columns, by row range)", lambda: next(pieces, None))
+                    chunk = step("fetch the chunks (numpy columns, by row range)", next, pieces, None)
                     if chunk is None:
                         break
-                    result = step("assign the chunks", lambda: assign(plan2, chunk))
-                    tables.append(step("output columns", lambda: output_columns(plan2, chunk, result)))
+                    result = step("assign the chunks", assign, plan2, chunk)
+                    tables.append(step("output columns", output_columns, plan2, chunk, result))
             finally:
                 scan.__exit__(None, None, None)
             step(f"write_assignment_chunks ({out.suffix[1:]}, atomic)",
-                 lambda: write_assignment_chunks(tmp / f"inprocess{out.suffix}", iter(tables)))
-            del tables
+                 write_assignment_chunks, tmp / f"inprocess{out.suffix}", iter(tables))
+            tables.clear()
             for label, s in steps.items():
                 best_steps[label] = min(best_steps.get(label, math.inf), s)
         cli = min(runs)
@@ -686,8 +686,8 @@ def end_to_end(tmp: Path, spec_path: Path, plan: Plan, units, repeat: int,
         for label, s in best_steps.items():
             lines.append(f"    {label:<72}{s:>7.2f} s{100 * s / cli:>6.0f}%")
         noise = "  (below zero: the machine's load changed between runs)" if cli < inproc else ""
-        lines.append(f"    {'start-up, imports and the rest (CLI best minus the steps above)':<72}{cli - inproc:>7.2f} s"
-                     f"{100 * (cli - inproc) / cli:>6.0f}%{noise}")
+        rest = "start-up, imports and the rest (CLI best minus the steps above)"
+        lines.append(f"    {rest:<72}{cli - inproc:>7.2f} s{100 * (cli - inproc) / cli:>6.0f}%{noise}")
         got = read_output(out)
         got_variant = np.ma.getdata(got["variant"]).astype(object)
         got_variant[np.ma.getmaskarray(got["variant"]) | np.equal(got_variant, None).astype(bool)] = ""
@@ -714,7 +714,8 @@ def end_to_end(tmp: Path, spec_path: Path, plan: Plan, units, repeat: int,
 
 UNITS_SQL = """
 SELECT CASE WHEN hash(i, 1) % 100 < 15
-            THEN regexp_replace(md5(CAST(i AS VARCHAR)), '^(.{{8}})(.{{4}})(.{{4}})(.{{4}})(.{{12}})$', '\\1-\\2-\\3-\\4-\\5')
+            THEN regexp_replace(md5(CAST(i AS VARCHAR)), '^(.{{8}})(.{{4}})(.{{4}})(.{{4}})(.{{12}})$',
+                                '\\1-\\2-\\3-\\4-\\5')
             ELSE 'user-' || lpad(CAST((i * 7919 + 13) % 1000000000000 AS VARCHAR), 12, '0') END AS user_id,
        (['US', 'CA', 'GB', 'DE', 'FR', 'NL', 'IN', 'BR', 'JP', 'AU', 'MX', 'ES', 'IT', NULL])
            [1 + CAST(hash(i, 2) % 14 AS BIGINT)] AS country,
@@ -862,6 +863,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import growthbook
+    from growthbook.core import getBucketRanges
 
     import expc
     from expc.compiler.plan import Plan
@@ -870,7 +872,6 @@ def main() -> int:
     from expc.runtime.export import growthbook_payload
     from expc.runtime.hashing import gbhash_arrays
     from expc.runtime.units import Units
-    from growthbook.core import getBucketRanges
 
     load_before = os.getloadavg()
     n, sample = args.n, min(args.sample, args.n)
@@ -928,14 +929,14 @@ def main() -> int:
             finally:
                 assign_module.gbhash_arrays = saved
 
-        obj_units = Units(dict(units.columns, user_id=ids.astype(object)), units.types)
+        held = {"object ids": Units(dict(units.columns, user_id=ids.astype(object)), units.types)}
         everyone = plan.to_dict()  # the same experiment without its audience
         everyone["assignment"].update(condition={}, audience=None)
         plan_all = Plan.from_dict(everyone)
         methods: list[tuple[str, int, Callable[[], Any]]] = [
             ("expc assign, in memory (ids 'U')", n, lambda: assign(plan, units)),
             ("expc assign, one hashing thread", n, assign_one_thread),
-            ("expc assign, ids as object array", n, lambda: assign(plan, obj_units)),
+            ("expc assign, ids as object array", n, lambda: assign(plan, held["object ids"])),
             ("expc assign, no audience (all hashed)", n, lambda: assign(plan_all, units)),
             ("GrowthBook bare: + evalCondition", sample, lambda: bare(sample_ids, attrs, asg, ranges_gb)),
             ("GrowthBook bare: hash and bucket", sample, lambda: bare(sample_ids, None, asg, ranges_gb)),
@@ -948,7 +949,7 @@ def main() -> int:
                 t = time.perf_counter()
                 outputs[name] = fn()
                 best[name] = min(best[name], time.perf_counter() - t)
-        del obj_units
+        held.clear()
         t_expc, t_one, t_obj, t_all, t_bare_cond, t_bare = (best[name] for name, _, _ in methods)
         result, r_one, r_obj, r_all = (outputs[name] for name, _, _ in methods[:4])
         (bv_cond, bb_cond), (bv_all, bb_all) = outputs[methods[4][0]], outputs[methods[5][0]]
@@ -1000,7 +1001,8 @@ def main() -> int:
         print("agreement:")
         ev, eb = result.variant[pick], result.bucket[pick]
         inside = ev >= 0
-        for label, res in (("new instance per user", sdk_results), ("one instance, set_attributes", sdk_reused_results)):
+        sdk_runs = (("new instance per user", sdk_results), ("one instance, set_attributes", sdk_reused_results))
+        for label, res in sdk_runs:
             sv, sb = sdk_outcome(res, index)
             dv = int(np.sum(sv != ev))
             db = int(np.sum(~same_bucket(np.where(inside, eb, np.nan), sb)))
@@ -1074,7 +1076,8 @@ def main() -> int:
         print(f"  expc >= {GOAL_RATIO:.0f}x the SDK's bare hash-and-bucket rate: {ratio:.1f}x -> "
               f"{'PASS' if ratio >= GOAL_RATIO else 'FAIL'}")
         print(f"  like for like (not goals): expc with no audience (every unit hashed) / bare hash and bucket: "
-              f"{rate(n, t_all) / ref:.1f}x; expc / bare with evalCondition: {r_expc / rate(sample, t_bare_cond):.1f}x; "
+              f"{rate(n, t_all) / ref:.1f}x; expc / bare with evalCondition: "
+              f"{r_expc / rate(sample, t_bare_cond):.1f}x; "
               f"expc one hashing thread / bare hash and bucket: {rate(n, t_one) / ref:.1f}x")
 
         # ---------------------------------------------------------------- end to end

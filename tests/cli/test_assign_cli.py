@@ -7,7 +7,6 @@ file, never a traceback, and never leaves an output file behind.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 from pathlib import Path
@@ -106,8 +105,8 @@ def _units_cases() -> list:
         ("no rows, Parquet", "units.parquet",
          lambda p: parquet(p, "SELECT 'u1' AS user_id, 'US' AS country WHERE false"), "no units"),
         ("truncated Parquet", "units.parquet", lambda p: _truncated_parquet(p), "Parquet"),
-        ("Latin-1 CSV", "units.csv", lambda p: write(p, "user_id,country,first_name\nu1,US,Ren\xe9\n".encode("latin-1")),
-         "UTF-8"),
+        ("Latin-1 CSV", "units.csv",
+         lambda p: write(p, "user_id,country,first_name\nu1,US,Ren\xe9\n".encode("latin-1")), "UTF-8"),
         ("Latin-1 JSON Lines", "units.jsonl",
          lambda p: write(p, '{"user_id": "u1", "first_name": "Ren\xe9"}\n'.encode("latin-1")), "UTF-8"),
         ("ragged CSV", "units.csv", lambda p: write(p, "user_id,country\nu1,US,extra\n"), "line 2"),
@@ -420,7 +419,7 @@ def test_export_growthbook_payload(tmp_path):
     written = run("export", WELCOME, "--to", "growthbook", "-o", target)
     assert written.exit_code == 0 and written.stdout == ""
     assert target.read_text(encoding="utf-8") == result.stdout
-    assert json.load(io.open(target, encoding="utf-8")) == payload
+    assert json.load(open(target, encoding="utf-8")) == payload
 
 
 def test_export_needs_a_known_target(tmp_path):
