@@ -394,8 +394,9 @@ def main() -> int:
         print("wall: spawn to exit (interpreter start-up, imports and writing included); busy: first request "
               "in to last reply out, as the server saw it; CPU: the child's user + system time.")
         if raw_figures:
+            raw_rate = rate(raw_figures['ok'], raw_figures['send_s'])
             print(f"raw client ({source}): import of openai {raw_figures['import_s']:.2f} s, sending "
-                  f"{raw_figures['send_s']:.2f} s by its own clock ({rate(raw_figures['ok'], raw_figures['send_s']):.0f}"
+                  f"{raw_figures['send_s']:.2f} s by its own clock ({raw_rate:.0f}"
                   f" calls/s); {raw_figures['ok']:,} ok, {raw_figures['errors']} errors "
                   f"{raw_figures['first_error']}")
         elif raw.returncode != 0:

@@ -19,14 +19,14 @@ import click
 # pydantic looks for plugins in every installed package's metadata at start-up; expc uses none.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-from expc.compiler.diagnostics import FORMATTERS, Diagnostic, format_text  # noqa: E402
-from expc.compiler.errors import EXIT_INVALID, EXIT_RUN, ExpcError  # noqa: E402
-from expc.compiler.loader import Document  # noqa: E402
-from expc.compiler.model import Spec  # noqa: E402
-from expc.compiler.pipeline import check_file  # noqa: E402
-from expc.compiler.plan import Plan  # noqa: E402
-from expc.compiler.textsafe import json_safe, terminal_safe  # noqa: E402
-from expc.runtime.files import OutputError, write_atomic  # noqa: E402
+from expc.compiler.diagnostics import FORMATTERS, Diagnostic, format_text
+from expc.compiler.errors import EXIT_INVALID, EXIT_RUN, ExpcError
+from expc.compiler.loader import Document
+from expc.compiler.model import Spec
+from expc.compiler.pipeline import check_file
+from expc.compiler.plan import Plan
+from expc.compiler.textsafe import json_safe, terminal_safe
+from expc.runtime.files import OutputError, write_atomic
 
 EXIT_OK = 0
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -64,6 +64,7 @@ def _checked_spec(spec: str) -> tuple[Document, Spec]:
     if not result.ok():
         _summary(result.diagnostics, 1, err=True)
         sys.exit(EXIT_INVALID)
+    assert result.doc is not None and result.spec is not None  # a spec without errors is loaded and typed
     return result.doc, result.spec
 
 
@@ -108,7 +109,7 @@ class _Reported(click.ClickException):
 
     def __init__(self, error: ExpcError) -> None:
         super().__init__(str(error))
-        self.exit_code = error.exit_code
+        setattr(self, "exit_code", error.exit_code)  # noqa: B010 (click declares it a class variable; it is per error)
 
     def show(self, file: object = None) -> None:
         """``error: <message>`` on one line, terminal controls escaped."""
@@ -129,7 +130,7 @@ class _Group(click.Group):
         except ExpcError as exc:
             raise _Reported(exc) from None
         except click.ClickException as exc:
-            exc.message = terminal_safe(exc.message)
+            setattr(exc, "message", terminal_safe(exc.message))  # noqa: B010 (typed Final in click; show() reads it)
             raise
 
 
@@ -584,8 +585,10 @@ Examples:
 @click.option("--units", "units_path", type=click.Path(dir_okay=False),
               help="Units (.csv, .jsonl, .parquet): needed for per-unit content; segments come from them too.")
 @_generation_options
-@click.option("--timeout", type=click.FloatRange(min=0.1), metavar="SECONDS", help="Per-call timeout (default: the spec's, 60 s).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Base seed of the requests (a new seed, new candidates).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="Per-call timeout (default: the spec's, 60 s).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Base seed of the requests (a new seed, new candidates).")
 @click.option("--store", "store_path", type=click.Path(dir_okay=False),
               help="The content store (default: .expc/runs/<experiment-id>/content.sqlite).")
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False),

@@ -20,10 +20,11 @@ it cannot mix).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from expc.compiler.plan import Look, Plan
@@ -31,11 +32,21 @@ if TYPE_CHECKING:
 
 from expc.compiler.model import MAX_LOOKS
 
-from .rundir import STATE_VERSION, STORE_NAME, RunError, default_run_dir, open_run_dir, release_run_dir
+from .rundir import (
+    STATE_VERSION,
+    STORE_NAME,
+    RunError,
+    default_run_dir,
+    open_run_dir,
+    release_run_dir,
+    write_json_atomic,
+)
 from .rundir import is_done as _is_done
 from .rundir import mark_done as _mark_done
 from .rundir import read_json as _read_json
-from .rundir import write_json_atomic
+
+__all__ = ["STORE_NAME", "Progress", "RunError", "RunOptions", "RunResult", "build_report", "default_run_dir",
+           "evaluate_looks", "execute", "generation_summary", "run_identity", "run_on_data", "run_simulated"]
 
 CONTENT_SAMPLES = 3  # content examples per variant in the report
 SIMULATED_ITEMS_PER_VARIANT = 200  # per-unit content generated for at most this many simulated units per variant
@@ -111,7 +122,7 @@ def _history_entry(look: int, day: int, as_of: str, evaluation: dict[str, Any]) 
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def evaluate_looks(plan: Plan, run_dir: Path, looks: list[Look], start: datetime,

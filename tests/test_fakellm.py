@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from fakellm import FAULTS, FakeLLM, reply_text
 
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from conftest import plan_of_text as plan_of  # noqa: F401  (the generation tests import it from here)
+
 from expc.runtime.units import Units
 
 SPEC = """\

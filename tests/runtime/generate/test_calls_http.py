@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fakellm import FakeLLM
+from gen_helpers import plan_of, spec_text, units_of
+
 from expc.runtime.generate.runner import (
     BudgetExhausted,
     GenerateOptions,
@@ -13,8 +16,6 @@ from expc.runtime.generate.runner import (
     generate,
 )
 from expc.runtime.generate.store import Store
-from fakellm import FakeLLM
-from gen_helpers import plan_of, spec_text, units_of
 
 MODEL = "openai/gpt-4o-mini"  # a model with a known price; the server echoes any name
 

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 from conftest import edited
+from fakellm import FakeLLM
+from gen_helpers import plan_of, spec_text, units_of
+
 from expc.compiler.plan import Plan
 from expc.runtime.generate import calls
 from expc.runtime.generate.calls import Target
 from expc.runtime.generate.runner import GenerateOptions, GenerationInputError, GenerationResult, generate
-from fakellm import FakeLLM
-from gen_helpers import plan_of, spec_text, units_of
 
 MODEL = "openai/gpt-4o-mini"
 USER_KEY = "sk-expc-users-own-key-0123456789"

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, edited
+from gen_helpers import plan_of, spec_text, units_of
+
 from expc import compile_file
 from expc.compiler.plan import Plan
 from expc.runtime.generate.jobs import per_unit_variants, pieces, segment_id
 from expc.runtime.generate.runner import GenerateOptions, GenerationInputError, generate
 from expc.runtime.units import Units
-from gen_helpers import plan_of, spec_text, units_of
 
 
 def _welcome() -> Plan:

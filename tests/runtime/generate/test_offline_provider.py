@@ -6,9 +6,10 @@ import asyncio
 import os
 from pathlib import Path
 
+from gen_helpers import plan_of, spec_text, units_of
+
 from expc.runtime.generate.offline import MARK, offline_text
 from expc.runtime.generate.runner import GenerateOptions, generate
-from gen_helpers import plan_of, spec_text, units_of
 
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")  # before any import of litellm: no price-table download
 
@@ -36,6 +37,7 @@ def test_fits_length_window() -> None:
 
 def test_through_litellm_acompletion() -> None:
     import litellm
+
     from expc.runtime.generate.offline import register
 
     register()

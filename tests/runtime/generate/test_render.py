@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from expc.runtime.generate.render import RenderError, RenderLimits, plain, render
 
 CTX = {"user": {"first_name": "Ada", "interests": ["chess", "maths"]}, "segment": {},

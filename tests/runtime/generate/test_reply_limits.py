@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fakellm import FakeLLM
+from gen_helpers import plan_of, spec_text, units_of
+
 from expc.runtime.generate.calls import MAX_CONTENT_CHARS
 from expc.runtime.generate.replies import MAX_REPLY_BYTES
 from expc.runtime.generate.runner import GenerateOptions, generate
 from expc.runtime.generate.store import Store
-from fakellm import FakeLLM
-from gen_helpers import plan_of, spec_text, units_of
 
 MODEL = "openai/gpt-4o-mini"
 

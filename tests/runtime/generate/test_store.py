@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from expc.runtime.files import OutputError
 from expc.runtime.generate.store import Record, Store, request_key
 
