@@ -175,6 +175,22 @@ def audiences(ctx: Context) -> Iterator[Diagnostic]:
 # ------------------------------------------------------------------ prompts
 
 
+def finite_numbers(ctx: Context) -> Iterator[Diagnostic]:
+    """Free-form values the plan carries as JSON (a prompt's params and JSON schema) hold no infinity or NaN."""
+    for name, prompt in ctx.spec.prompts.items():
+        for field, value in (("params", prompt.params), ("checks", {"json_schema": prompt.checks.json_schema})):
+            stack: list[tuple[PathT, Any]] = [(("prompts", name, field), value)]
+            while stack:
+                path, node = stack.pop()
+                if isinstance(node, dict):
+                    stack.extend((path + (k,), v) for k, v in node.items())
+                elif isinstance(node, list):
+                    stack.extend((path + (i,), v) for i, v in enumerate(node))
+                elif isinstance(node, float) and not math.isfinite(node):
+                    yield error("E061", f"prompt `{name}`: {node} cannot be carried by the plan (JSON has no "
+                                "infinity or NaN)", ctx.at(path), "write a finite number")
+
+
 def prompts(ctx: Context) -> Iterator[Diagnostic]:
     """Templates parse, use only declared names, stay away from internals; checks are sound."""
     for name, prompt in ctx.spec.prompts.items():
@@ -725,7 +741,7 @@ def unused(ctx: Context) -> Iterator[Diagnostic]:
 
 
 CHECKS: list[Callable[[Context], Iterator[Diagnostic]]] = [
-    unique_ids, unit_declared, variants, allocation, audiences, prompts, destinations, models,
+    unique_ids, unit_declared, variants, allocation, audiences, prompts, finite_numbers, destinations, models,
     metrics, analysis, stopping, simulation, simulation_truth, design, limits, unused,
 ]
 

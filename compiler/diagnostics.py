@@ -63,6 +63,7 @@ CODES: dict[str, str] = {
     "E049": "the unit attribute is not declared",
     "E050": "stopping rule cannot apply to this spec",
     "E060": "the simulation's truth leaves a metric without a true value",
+    "E061": "infinity or NaN in a value the plan carries as JSON (a prompt's params or JSON schema)",
     "E070": "the spec asks for more than expc's resource limits (simulated units, looks, durations)",
     "E080": "the spec chooses where a key or a call goes (api_key_env, api_base, a URL, a routing parameter)",
     "E081": "a parameter in `params` that expc does not pass to models",

@@ -444,6 +444,8 @@ class Plan(_Plan):
         for v in self.variants:
             if v.prompt is not None and v.prompt not in self.prompts:
                 out.append(f"variant `{v.id}` uses the undefined prompt `{v.prompt}`")
+            if (v.prompt is None) == (v.content is None) or (v.prompt is None) != (v.generate is None):
+                out.append(f"variant `{v.id}` needs either content, or a prompt and how often it is generated")
         out += self._derived()
         if self.simulation is not None:
             metric_ids = {m.id for m in self.metrics}

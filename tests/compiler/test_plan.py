@@ -163,6 +163,7 @@ def _data() -> dict:
     (lambda d: d["simulation"].update(days=3), "simulation.looks"),
     (lambda d: d["variants"][0].update(bucket_range=[0.0, 0.9]), "bucket ranges"),
     (lambda d: d["metrics"][0].update(family_size=7), "correction family"),
+    (lambda d: d["variants"][1].update(generate=None), "how often it is generated"),
     (lambda d: d["metrics"][0].update(event=None), "metric `revenue_per_visitor` has no event"),
     (lambda d: d["metrics"][0].update(kind="ratio", event=None, numerator={"event": "purchase"}),
      "the ratio metric `revenue_per_visitor` lacks a numerator or a denominator"),
