@@ -15,7 +15,7 @@ import hashlib
 
 from .buckets import bucket_ranges, normalise
 from .loader import Document
-from .model import Generate, Metric, Spec
+from .model import Distribution, Generate, Metric, Spec
 from .plan import (
     DAY,
     DEFAULT_HORIZON_DAYS,
@@ -157,8 +157,23 @@ def _simulation(spec: Spec, sched: Schedule) -> Simulation | None:
     return Simulation(
         units_per_day=sim.units_per_day, days=days,
         entering_per_day=sim.units_per_day * share * spec.allocation.coverage, seed=sim.seed,
-        attributes=dict(sim.attributes), truth=table, looks=sched.until(days * DAY),
+        attributes=_distributions(spec), truth=table, looks=sched.until(days * DAY),
     )
+
+
+def _distributions(spec: Spec) -> dict[str, Distribution]:
+    """The simulation's declared distributions, a list attribute's ``size`` resolved: ``[1, min(3, values)]``.
+
+    Simulated units draw that many items, and generation without units makes a
+    segment of every combination of that many values: both read the plan's size.
+    """
+    assert spec.simulation is not None
+    out = dict(spec.simulation.attributes)
+    for name, dist in out.items():
+        attr = spec.attributes.get(name)
+        if attr is not None and attr.type == "list[string]" and dist.size is None and dist.values:
+            out[name] = dist.model_copy(update={"size": [1, min(3, len(dist.values))]})
+    return out
 
 
 def _metric(m: Metric, spec: Spec, treatments: int, n_primary: int) -> PlanMetric:

@@ -154,7 +154,7 @@ def _segments(plan: Plan, variant: PlanVariant, names: list[str], units: Any | N
                            f"units (--units FILE), or declare `simulation.attributes.{name}.values` in the spec")
         values: list[Any] = [json.loads(v) for v in dict.fromkeys(json.dumps(v) for v in dist.values)]
         if plan.attributes.get(name) == "list[string]" and not any(isinstance(v, list) for v in values):
-            low, high = dist.size or [1, 1]  # each segment holds one of the values unless `size` says otherwise
+            low, high = dist.size or [1, 1]  # the compiler resolves `size` of a list attribute with values
             values = [sorted(c) for k in range(max(low, 0), min(high, len(values)) + 1)
                       for c in itertools.combinations(values, k)]
         choices.append(values)
