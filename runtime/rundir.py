@@ -50,14 +50,17 @@ import re
 import stat
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from expc.compiler.errors import EXIT_RUN, ExpcError
+
+if TYPE_CHECKING:
+    from expc.compiler.plan import Plan
 
 from .files import OutputError, output_error, reason, system_tree, temp_owner, write_atomic
 
 __all__ = ["LOCK_NAME", "RUN_FILES", "STATE_VERSION", "STORE_FILES", "STORE_NAME", "RunError", "default_run_dir",
-           "experiment_id", "is_done", "mark_done", "open_run_dir", "read_json", "release_run_dir",
+           "is_done", "mark_done", "open_run_dir", "read_json", "release_run_dir",
            "write_json_atomic"]
 
 STATE_VERSION = 1
@@ -82,20 +85,14 @@ class RunError(ExpcError):
 # ====================================================================== where
 
 
-def experiment_id(plan: Any) -> str:
-    """The plan's ``experiment.id`` (a typed plan or its JSON form)."""
-    experiment = plan["experiment"] if isinstance(plan, dict) else plan.experiment
-    return experiment["id"] if isinstance(experiment, dict) else experiment.id
-
-
-def default_run_dir(plan: Any) -> Path:
+def default_run_dir(plan: Plan) -> Path:
     """``.expc/runs/<experiment-id>`` under the current folder.
 
     Raises :class:`RunError` (exit 1) when the id is not a plain name (a
     hand-edited plan with ``../x``), or when a part of that path is a symbolic link.
     """
-    run_id = experiment_id(plan)
-    if not isinstance(run_id, str) or not _ID.match(run_id):
+    run_id = plan.experiment.id
+    if not _ID.match(run_id):
         raise RunError(f"the plan's experiment id {run_id!r} is not a plain name (letters, digits, '.', '_', '-'), "
                        "so it cannot name a run directory; compile the spec again", 1)
     path = Path(".expc") / "runs" / run_id
@@ -161,7 +158,7 @@ def _run_state(run_dir: Path) -> dict[str, Any] | None:
 # ====================================================================== opening
 
 
-def open_run_dir(plan: Any, run_dir: Path, identity: dict[str, Any], fresh: bool = False) -> bool:
+def open_run_dir(plan: Plan, run_dir: Path, identity: dict[str, Any], fresh: bool = False) -> bool:
     """Create or reuse ``run_dir`` and lock it; True when an earlier run of the same identity is resumed.
 
     Follows the module's rules: refuses (:class:`RunError`, exit 1) a folder
@@ -208,11 +205,10 @@ def open_run_dir(plan: Any, run_dir: Path, identity: dict[str, Any], fresh: bool
             looks.mkdir(exist_ok=True)
         except OSError as exc:
             raise OutputError(f"{looks}: cannot write: {reason(exc)}", looks) from None
-        plan_data = plan.to_dict() if hasattr(plan, "to_dict") else plan
         if state is None:
             write_json_atomic(run_dir / "state.json", {"identity": identity, "done": []})
         if state is None or not (run_dir / "plan.json").is_file():
-            write_json_atomic(run_dir / "plan.json", plan_data)
+            write_json_atomic(run_dir / "plan.json", plan.to_dict())
         return state is not None
     except BaseException:
         release_run_dir(run_dir)

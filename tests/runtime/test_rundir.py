@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from conftest import plan_of_text
@@ -19,7 +21,14 @@ from expc.runtime.generate.runner import GenerateOptions
 from expc.runtime.run import RunOptions, execute
 from expc.runtime.rundir import LOCK_NAME, RUN_FILES, RunError, default_run_dir, open_run_dir, release_run_dir
 
-PLAN = {"experiment": {"id": "welcome"}, "spec_sha256": "abc"}
+
+def plan_named(run_id: str) -> Any:
+    """A stand-in for a plan: the run directory reads only its experiment id and writes its JSON form."""
+    return SimpleNamespace(experiment=SimpleNamespace(id=run_id),
+                           to_dict=lambda: {"experiment": {"id": run_id}, "spec_sha256": "abc"})
+
+
+PLAN = plan_named("welcome")
 
 
 def identity(seed: int = 1) -> dict:
@@ -153,12 +162,12 @@ def test_the_default_location_is_never_reached_through_a_link(tmp_path: Path, mo
 @pytest.mark.parametrize("bad", ["../../../somewhere", "/etc", "..", "a/b", ".hidden", "", "x" * 200])
 def test_an_experiment_id_that_is_not_a_plain_name_names_no_folder(bad: str) -> None:
     with pytest.raises(RunError, match="not a plain name") as caught:
-        default_run_dir({"experiment": {"id": bad}})
+        default_run_dir(plan_named(bad))
     assert caught.value.exit_code == 1
 
 
 def test_a_plain_id_names_its_folder_under_expc_runs() -> None:
-    assert default_run_dir({"experiment": {"id": "welcome-email.v2"}}) == Path(".expc/runs/welcome-email.v2")
+    assert default_run_dir(plan_named("welcome-email.v2")) == Path(".expc/runs/welcome-email.v2")
 
 
 # ---------------------------------------------------------------- one run at a time
