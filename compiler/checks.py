@@ -29,6 +29,7 @@ from .model import (
     Spec,
     Variant,
 )
+from .plan import DAY, DEFAULT_HORIZON_DAYS
 from .planning import sample_size
 from .providers import known_providers, provider_of
 from .quantities import format_duration
@@ -594,8 +595,6 @@ def _peeking(ctx: Context, per_variant: int, total: int, days: int | None) -> It
                       f"set `max_days: {days}`, or lower the traffic or coverage to use the whole time")
 
 
-_DAY = 86400
-_HORIZON_DAYS = 28  # a run's horizon without max_days or simulation.days (as the runtime and the plan take it)
 
 
 def limits(ctx: Context) -> Iterator[Diagnostic]:
@@ -608,23 +607,23 @@ def limits(ctx: Context) -> Iterator[Diagnostic]:
     """
     spec, st, sim = ctx.spec, ctx.spec.stopping, ctx.spec.simulation
     durations: list[tuple[PathT, int | None, int]] = [
-        (("metrics", i, "window"), m.window, MAX_DAYS * _DAY) for i, m in enumerate(spec.metrics)]
-    durations += [(("analysis", "cuped_lookback"), spec.analysis.cuped_lookback, MAX_DAYS * _DAY),
+        (("metrics", i, "window"), m.window, MAX_DAYS * DAY) for i, m in enumerate(spec.metrics)]
+    durations += [(("analysis", "cuped_lookback"), spec.analysis.cuped_lookback, MAX_DAYS * DAY),
                   (("generation", "timeout"), spec.generation.timeout, MAX_TIMEOUT)]
     for path, seconds, limit in durations:
         if seconds is not None and seconds > limit:
             yield error("E070", f"{'.'.join(str(p) for p in path)} is {format_duration(seconds)}; the limit is "
                         f"{format_duration(limit)}", ctx.at(path))
     sim_days = sim.days if sim is not None else None
-    horizon = max(st.max_days or 0, sim_days or 0) or _HORIZON_DAYS
-    looks = -(-horizon * _DAY // st.looks)
+    horizon = max(st.max_days or 0, sim_days or 0) or DEFAULT_HORIZON_DAYS
+    looks = -(-horizon * DAY // st.looks)
     if looks > MAX_LOOKS:
         look_path: PathT = ("stopping", "looks") if ctx.given(("stopping", "looks")) else ("stopping",)
         yield error("E070", f"looking every {format_duration(st.looks)} for {horizon:,} days makes {looks:,} looks; "
                     f"the limit is {MAX_LOOKS:,}", ctx.at(look_path), "look less often (such as `looks: daily`)")
     if sim is None:
         return
-    days = sim_days or st.max_days or _HORIZON_DAYS
+    days = sim_days or st.max_days or DEFAULT_HORIZON_DAYS
     units = sim.units_per_day * days
     days_from = "simulation.days" if sim_days else "stopping.max_days" if st.max_days else "the default horizon"
     if units > MAX_SIMULATED_UNITS:
