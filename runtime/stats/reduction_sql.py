@@ -1,0 +1,322 @@
+"""The reduction of :mod:`.reduce` as one SQL query, emitted for each warehouse dialect with sqlglot.
+
+:func:`reduction_sql` writes the statistics of the reduction (exposure
+classification, first exposure, windows, CUPED pre-period covariates, ratio
+parts, exclusion counts, the ``as_of`` cut-off) once, as one ``SELECT`` over
+two relations with the standard columns:
+
+* ``exposures``: ``unit_id``, ``variant``, ``timestamp``;
+* ``events``: ``unit_id``, ``event``, ``timestamp`` and ``value`` (read only
+  when some metric sums values),
+
+and transpiles it with sqlglot to :data:`DIALECTS`. The query returns one row
+per arm of the plan (in the plan's order) with the arm's exposed units, every
+metric's sums (columns named by :func:`moment_columns`) and, repeated on each
+row, the exclusion and ignored-row counts of :mod:`.reduce` and the first and
+last first-exposure times. Only those aggregates leave the warehouse.
+
+What stays outside: reading files into typed columns (trimming CSV text,
+parsing text timestamps, dropping non-finite values), which :mod:`.reduce`
+does with DuckDB's own functions; here ids, variants and event names are cast
+to text with empty text as NULL, timestamps are cast to the engine's
+timestamp without time zone (taken as UTC) and ``value`` to a double.
+
+This module imports neither numpy nor duckdb (``expc sql`` only reads a spec).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import sqlglot
+from sqlglot import exp
+
+if TYPE_CHECKING:
+    from expc.compiler.plan import Plan, PlanMetric
+
+DIALECTS = ("duckdb", "spark", "databricks", "trino", "bigquery", "snowflake", "postgres", "redshift", "clickhouse")
+
+# Codes of what a row is (as in reduce.py, without its three kinds of bad rows: here a row is bad or not).
+_COUNTED, _BAD = 0, 1
+_EXPOSURE_AFTER, _UNKNOWN_VARIANT = 4, 5
+_EVENT_AFTER, _UNEXPOSED, _SEVERAL, _BEFORE, _OUTSIDE = 4, 5, 6, 7, 8
+
+COUNT_COLUMNS = (
+    "bad_rows",
+    "unknown_variant_exposures",
+    "units_in_several_variants",
+    "events_of_unexposed_units",
+    "events_before_exposure",
+    "events_outside_window",
+    "exposures_after_as_of",
+    "events_after_as_of",
+    "events_of_units_in_several_variants",
+)
+
+
+def normalise_as_of(as_of: str | None) -> str | None:
+    """``as_of`` (ISO 8601, with or without an offset) as ``YYYY-MM-DD HH:MM:SS[.ffffff]`` in UTC, or None.
+
+    Raises ``ValueError`` for text that is not a timestamp.
+    """
+    if as_of is None:
+        return None
+    try:
+        t = datetime.fromisoformat(str(as_of).strip())
+    except ValueError:
+        raise ValueError(f"as_of {as_of!r} is not a timestamp; write it as ISO 8601, "
+                         "such as 2026-11-28T00:00:00Z") from None
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return t.isoformat(sep=" ")
+
+
+def moment_columns(plan: Plan) -> list[tuple[str, str, str]]:
+    """``(column, metric id, statistic)`` of every metric's sum in the result, in order.
+
+    Statistics are named after :class:`~expc.runtime.stats.moments.Moments`:
+    ``sum``, ``sum_sq`` (and for ratios ``den_sum``, ``den_sum_sq``,
+    ``cross``); with CUPED ``pre_sum``, ``pre_sum_sq``, ``pre_cross`` (ratios
+    also ``pre_den_sum``, ``pre_den_sum_sq``, ``pre_num_den``, ``pre_cross_den``,
+    ``pre_den_cross``, ``pre_den_cross_den``).
+    """
+    return [(column, m.id, stat) for i, m in enumerate(plan.metrics) for column, stat, _ in _moments(i, m)]
+
+
+def _moments(i: int, m: PlanMetric) -> list[tuple[str, str, str]]:
+    """(column, statistic, SQL aggregate over the per-unit values) of metric ``i``."""
+    x, y, z, w = (f"{v}{i}" for v in "xyzw")
+    out = [("sum", f"SUM({x})"), ("sum_sq", f"SUM({x} * {x})")]
+    ratio = m.kind == "ratio"
+    if ratio:
+        out += [("den_sum", f"SUM({y})"), ("den_sum_sq", f"SUM({y} * {y})"), ("cross", f"SUM({x} * {y})")]
+    if m.cuped:
+        out += [("pre_sum", f"SUM({z})"), ("pre_sum_sq", f"SUM({z} * {z})"), ("pre_cross", f"SUM({x} * {z})")]
+        if ratio:
+            out += [("pre_den_sum", f"SUM({w})"), ("pre_den_sum_sq", f"SUM({w} * {w})"),
+                    ("pre_num_den", f"SUM({z} * {w})"), ("pre_cross_den", f"SUM({x} * {w})"),
+                    ("pre_den_cross", f"SUM({y} * {z})"), ("pre_den_cross_den", f"SUM({y} * {w})")]
+    return [(f"m{i}_{stat}", stat, agg) for stat, agg in out]
+
+
+def _uses(m: PlanMetric) -> list[tuple[str, str]]:
+    if m.kind == "proportion":
+        return [(m.single_event(), "count")]
+    if m.kind == "mean":
+        return [(m.single_event(), "value")]
+    if m.kind == "ratio":
+        return [(d.event, d.measure) for d in m.ratio_measures()]
+    raise ValueError(f"unknown metric kind {m.kind!r}")
+
+
+def _lit(text: str) -> str:
+    """A string literal in the source (DuckDB) dialect; sqlglot re-escapes it for each target."""
+    return exp.Literal.string(text).sql(dialect="duckdb")
+
+
+def _in_list(values: list[str]) -> str:
+    return "(" + ", ".join(_lit(v) for v in values) + ")" if values else "(NULL)"
+
+
+def _interval(seconds: int) -> str:
+    return f"INTERVAL {int(seconds)} SECOND"
+
+
+def _source(plan: Plan, cutoff: str | None) -> str:
+    """The reduction in DuckDB's dialect (the source that sqlglot transpiles)."""
+    variants = [v.id for v in plan.variants]
+    metrics = plan.metrics
+    names: list[str] = []
+    value_events: list[str] = []
+    widest: dict[str, int | None] = {}
+    for m in metrics:
+        for event, measure in _uses(m):
+            if event not in names:
+                names.append(event)
+            if measure == "value" and event not in value_events:
+                value_events.append(event)
+            wsec = m.window_seconds
+            if event in widest and (widest[event] is None or wsec is None):
+                widest[event] = None
+            else:
+                prev = widest.get(event)
+                widest[event] = wsec if event not in widest else max(prev or 0, wsec or 0)
+    after = (lambda t: f"{t}.ts > CAST({_lit(cutoff)} AS TIMESTAMP)") if cutoff else (lambda t: "1 = 0")
+    needs_value = (f"(ev.event IN {_in_list(value_events)} AND ev.value IS NULL)" if value_events else "1 = 0")
+
+    def within(window: int | None, start: str) -> str:
+        return "1 = 1" if not window else f"ev.ts <= {start} + {_interval(window)}"
+
+    outside = " ".join(f"WHEN ev.event = {_lit(e)} THEN CASE WHEN {within(w, 'x.first_ts')} THEN 0 ELSE 1 END"
+                       for e, w in widest.items())
+    outside_case = f"CASE {outside} ELSE 0 END" if widest else "0"
+    with_cuped = any(m.cuped for m in metrics)
+    counted = f"ev.what = {_COUNTED} AND " if with_cuped else ""
+    pre = f"ev.what = {_BEFORE} AND ev.ts >= ev.first_ts - {_interval(plan.analysis.cuped_lookback)}"
+
+    def narrower(m: PlanMetric, event: str) -> str:
+        wsec = m.window_seconds
+        wide = widest[event]
+        return f" AND {within(wsec, 'ev.first_ts')}" if wsec is not None and (wide is None or wsec < wide) else ""
+
+    per_unit: list[str] = []
+    for i, m in enumerate(metrics):
+        if m.kind in ("proportion", "mean"):
+            event = m.single_event()
+            e = _lit(event)
+            if m.kind == "proportion":
+                per_unit.append(f"MAX(CASE WHEN {counted}ev.event = {e}{narrower(m, event)} THEN 1 ELSE 0 END) AS x{i}")
+                if m.cuped:
+                    per_unit.append(f"MAX(CASE WHEN ev.event = {e} AND {pre} THEN 1 ELSE 0 END) AS z{i}")
+            else:
+                per_unit.append(f"SUM(CASE WHEN {counted}ev.event = {e}{narrower(m, event)} "
+                                f"THEN ev.value ELSE 0 END) AS x{i}")
+                if m.cuped:
+                    per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {pre} THEN ev.value ELSE 0 END) AS z{i}")
+        else:
+            for d, name, pre_name in zip(m.ratio_measures(), ("x", "y"), ("z", "w")):
+                e = _lit(d.event)
+                what = "ev.value" if d.measure == "value" else "1"
+                per_unit.append(f"SUM(CASE WHEN {counted}ev.event = {e}{narrower(m, d.event)} "
+                                f"THEN {what} ELSE 0 END) AS {name}{i}")
+                if m.cuped:
+                    per_unit.append(f"SUM(CASE WHEN ev.event = {e} AND {pre} THEN {what} ELSE 0 END) AS {pre_name}{i}")
+    group = f"CASE WHEN ev.what = {_BEFORE} THEN {_COUNTED} ELSE ev.what END" if with_cuped else "ev.what"
+    before_rows = (f"SUM(CASE WHEN ev.what = {_BEFORE} THEN 1 ELSE 0 END)" if with_cuped else "0")
+    columns = "".join(f", {c}" for c in per_unit)
+    moments = [(col, agg) for i, m in enumerate(metrics) for col, _, agg in _moments(i, m)]
+    moment_cte = (f", moments AS (SELECT arm, {', '.join(f'{agg} AS {col}' for col, agg in moments)} "
+                  f"FROM unit_sums WHERE unit_id IS NOT NULL AND what = {_COUNTED} GROUP BY arm)") if moments else ""
+    moment_join = " LEFT JOIN moments m ON m.arm = v.arm" if moments else ""
+    moment_select = "".join(f", COALESCE(m.{col}, 0) AS {col}" for col, _ in moments)
+    value = "CAST(value AS DOUBLE)" if value_events else "CAST(NULL AS DOUBLE)"
+    arms = " UNION ALL ".join(f"SELECT {_lit(v)} AS variant, {i} AS arm" for i, v in enumerate(variants))
+
+    def count(code: int, rows: str = "row_count") -> str:
+        return f"COALESCE(SUM(CASE WHEN what = {code} THEN {rows} ELSE 0 END), 0)"
+
+    return f"""
+WITH variants AS ({arms}),
+exposure_rows AS (
+  SELECT NULLIF(CAST(unit_id AS VARCHAR), '') AS unit_id, NULLIF(CAST(variant AS VARCHAR), '') AS variant,
+         CAST("timestamp" AS TIMESTAMP) AS ts
+  FROM exposures
+),
+exposure_groups AS (
+  SELECT unit_id, what, COUNT(*) AS row_count, MIN(arm) AS arm, MIN(ts) AS first_ts,
+         CASE WHEN MIN(arm) < MAX(arm) THEN 1 ELSE 0 END AS several
+  FROM (
+    SELECT CASE
+             WHEN e.ts IS NULL OR e.unit_id IS NULL OR e.variant IS NULL THEN {_BAD}
+             WHEN {after('e')} THEN {_EXPOSURE_AFTER}
+             WHEN v.arm IS NULL THEN {_UNKNOWN_VARIANT}
+             ELSE {_COUNTED}
+           END AS what, e.unit_id, v.arm, e.ts
+    FROM exposure_rows e LEFT JOIN variants v ON v.variant = e.variant
+  ) classified
+  GROUP BY unit_id, what
+),
+exposed AS (SELECT unit_id, arm, first_ts, several FROM exposure_groups WHERE what = {_COUNTED}),
+event_rows AS (
+  SELECT NULLIF(CAST(unit_id AS VARCHAR), '') AS unit_id, NULLIF(CAST(event AS VARCHAR), '') AS event,
+         {value} AS value, CAST("timestamp" AS TIMESTAMP) AS ts
+  FROM events
+  WHERE event IN {_in_list(names)} OR event IS NULL OR CAST(event AS VARCHAR) = ''
+),
+unit_sums AS (
+  SELECT ev.unit_id, ev.arm, {group} AS what, COUNT(*) AS row_count, {before_rows} AS before_rows{columns}
+  FROM (
+    SELECT CASE
+             WHEN ev.ts IS NULL OR ev.unit_id IS NULL OR ev.event IS NULL OR {needs_value} THEN {_BAD}
+             WHEN {after('ev')} THEN {_EVENT_AFTER}
+             WHEN x.unit_id IS NULL THEN {_UNEXPOSED}
+             WHEN x.several = 1 THEN {_SEVERAL}
+             WHEN ev.ts < x.first_ts THEN {_BEFORE}
+             WHEN {outside_case} = 1 THEN {_OUTSIDE}
+             ELSE {_COUNTED}
+           END AS what, x.unit_id, x.arm, x.first_ts, ev.event, ev.value, ev.ts
+    FROM event_rows ev LEFT JOIN exposed x ON x.unit_id = ev.unit_id
+  ) ev
+  GROUP BY ev.unit_id, ev.arm, {group}
+){moment_cte},
+units AS (SELECT arm, COUNT(*) AS units FROM exposed WHERE several = 0 GROUP BY arm),
+exposure_counts AS (
+  SELECT {count(_BAD)} AS bad_exposure_rows,
+         {count(_UNKNOWN_VARIANT)} AS unknown_variant_exposures,
+         {count(_EXPOSURE_AFTER)} AS exposures_after_as_of
+  FROM exposure_groups
+),
+event_counts AS (
+  SELECT {count(_BAD)} AS bad_event_rows,
+         {count(_UNEXPOSED)} AS events_of_unexposed_units,
+         {count(_SEVERAL)} AS events_of_units_in_several_variants,
+         COALESCE(SUM(before_rows), 0) + {count(_BEFORE)} AS events_before_exposure,
+         {count(_OUTSIDE)} AS events_outside_window,
+         {count(_EVENT_AFTER)} AS events_after_as_of
+  FROM unit_sums
+),
+exposed_summary AS (
+  SELECT COALESCE(SUM(several), 0) AS units_in_several_variants, MIN(first_ts) AS first_exposure,
+         MAX(first_ts) AS last_exposure
+  FROM exposed
+)
+SELECT v.arm, v.variant, COALESCE(u.units, 0) AS units{moment_select},
+       c.bad_exposure_rows + d.bad_event_rows AS bad_rows, c.unknown_variant_exposures,
+       s.units_in_several_variants, d.events_of_unexposed_units, d.events_before_exposure,
+       d.events_outside_window, c.exposures_after_as_of, d.events_after_as_of,
+       d.events_of_units_in_several_variants, s.first_exposure, s.last_exposure
+FROM variants v LEFT JOIN units u ON u.arm = v.arm{moment_join}
+CROSS JOIN exposure_counts c CROSS JOIN event_counts d CROSS JOIN exposed_summary s
+ORDER BY v.arm"""
+
+
+def _comment_safe(text: str) -> str:
+    """Text for a ``--`` comment line: printable ASCII only, so no newline or terminal escape gets through."""
+    return "".join(ch if " " <= ch <= "~" else f"\\u{ord(ch):04x}" for ch in text)
+
+
+def _header(plan: Plan, dialect: str, cutoff: str | None) -> str:
+    lines = [
+        f"expc reduction of experiment {plan.experiment.id!r} for {dialect} (generated by `expc sql`; do not edit)",
+        "",
+        "Reads two relations with the standard columns (create views with these names over your tables):",
+        "  exposures(unit_id, variant, timestamp)    events(unit_id, event, timestamp, value)",
+        "Timestamps are read as timestamps without time zone, in UTC.",
+        f"Cut-off (as_of): {cutoff + ' UTC' if cutoff else 'none (all the data)'}.",
+        "",
+        "Computes, per arm: the exposed units (first exposure, units seen in several arms excluded),",
+        "and per metric the sums over units of x, x^2 (ratios: y, y^2, x*y; CUPED: the pre-period",
+        "covariates z, w and their products), each unit's events counted from its first exposure to",
+        "the end of the metric's window; and the exclusion counts (bad rows, unknown variants, units",
+        "in several arms, events of unexposed units, before exposure, outside windows, after as_of).",
+        "",
+        "What leaves the warehouse: one row per arm of these sums and counts. No unit-level row.",
+        "",
+        "`what` is a row's class: 0 counted, 1 bad row (no id, variant or event name, no timestamp, or no",
+        "value where a metric sums it), 4 after as_of, 5 unknown variant (an exposure) or unit never exposed",
+        "(an event), 6 unit in several arms, 7 before exposure, 8 outside every window of its event.",
+        "",
+        "Arms (arm = index): " + ", ".join(f"{i} = {v.id!r}" for i, v in enumerate(plan.variants)),
+        "Metrics (column prefix): " + ", ".join(f"m{i} = {m.id!r} ({m.kind})" for i, m in enumerate(plan.metrics)),
+    ]
+    return "\n".join(("-- " + _comment_safe(line)).rstrip() for line in lines)
+
+
+def reduction_sql(plan: Plan, dialect: str = "duckdb", as_of: str | None = None, *, comments: bool = True) -> str:
+    """The reduction of ``plan`` over ``exposures`` and ``events`` as one readable query in ``dialect``.
+
+    ``dialect`` is one of :data:`DIALECTS`; ``as_of`` an ISO 8601 cut-off
+    (see :func:`normalise_as_of`). The result has the columns ``arm``,
+    ``variant``, ``units``, :func:`moment_columns`, :data:`COUNT_COLUMNS`,
+    ``first_exposure`` and ``last_exposure``, one row per arm.
+    Raises ``ValueError`` for an unknown dialect or a bad ``as_of``.
+    """
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
+    cutoff = normalise_as_of(as_of)
+    tree = sqlglot.parse_one(_source(plan, cutoff), read="duckdb")
+    sql = tree.sql(dialect=dialect, pretty=True)
+    if dialect == "clickhouse":  # a LEFT JOIN's missing side is NULL, not the type's default, as elsewhere
+        sql += "\nSETTINGS join_use_nulls = 1"
+    return (_header(plan, dialect, cutoff) + "\n" + sql + ";\n") if comments else sql
