@@ -2,7 +2,7 @@
 
 Exit codes (a contract CI relies on): 0 success; 1 a spec is invalid or a check
 failed; 2 usage error; 3 the run could not finish. Commands that only read
-specs (validate, compile, plan, schema, init) import neither litellm, scipy nor
+specs (validate, compile, plan, schema, init, sql) import neither litellm, scipy nor
 numpy, so they start fast.
 """
 
@@ -340,6 +340,38 @@ def _as_of_option(ctx: click.Context, param: click.Parameter, value: str | None)
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+_DIALECTS = ("duckdb", "spark", "databricks", "trino", "bigquery", "snowflake", "postgres", "redshift", "clickhouse")
+
+
+@main.command("sql", epilog="""\b
+Examples:
+  expc sql specs/welcome-email.yaml --dialect bigquery
+  expc sql specs/welcome-email.yaml --dialect spark --as-of 2026-11-28T00:00:00Z > reduction.sql
+""")
+@click.argument("spec")
+@click.option("--dialect", required=True, type=click.Choice(_DIALECTS),
+              help="The SQL dialect of the engine that will run the query.")
+@click.option("--as-of", "as_of", callback=_as_of_option, metavar="TIMESTAMP",
+              help="Count only rows at or before this ISO 8601 time (default: all the data).")
+def sql_command(spec: str, dialect: str, as_of: str | None) -> None:
+    """Print the reduction `expc analyze` runs, as one commented SQL query for a warehouse.
+
+    The query reads two relations, `exposures(unit_id, variant, timestamp)`
+    and `events(unit_id, event, timestamp, value)`, and returns one row per
+    variant: exposed units, every metric's sums and the exclusion counts.
+    Only those aggregates leave the warehouse. Nothing is run or connected.
+    """
+    from expc.compiler.compile import compile_plan
+    from expc.runtime.stats.reduction_sql import reduction_sql
+
+    plan = compile_plan(*_checked_spec(spec))
+    try:
+        text = reduction_sql(plan, dialect, as_of)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--as-of'") from None
+    _say(text, nl=False)
 
 
 @main.command(epilog="""\b

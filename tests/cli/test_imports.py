@@ -29,6 +29,7 @@ print(json.dumps(sorted(sys.modules)))
         ["compile", "specs/welcome-email.yaml"],
         ["plan", "specs/welcome-email.yaml"],
         ["schema"],
+        ["sql", "specs/welcome-email.yaml", "--dialect", "spark"],
         ["init", "--help"],
     ],
 )
