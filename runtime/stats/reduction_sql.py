@@ -282,7 +282,8 @@ def _header(plan: Plan, dialect: str, cutoff: str | None) -> str:
         "",
         "Reads two relations with the standard columns (create views with these names over your tables):",
         "  exposures(unit_id, variant, timestamp)    events(unit_id, event, timestamp, value)",
-        "Timestamps are read as timestamps without time zone, in UTC.",
+        "Timestamps are read as timestamps without time zone, in UTC. If `timestamp` has a time zone,",
+        "convert it to UTC in the view: some engines' casts keep the local wall-clock time instead.",
         f"Cut-off (as_of): {cutoff + ' UTC' if cutoff else 'none (all the data)'}.",
         "",
         "Computes, per arm: the exposed units (first exposure, units seen in several arms excluded),",
@@ -303,6 +304,12 @@ def _header(plan: Plan, dialect: str, cutoff: str | None) -> str:
     return "\n".join(("-- " + _comment_safe(line)).rstrip() for line in lines)
 
 
+def _clickhouse_timestamp(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.TIMESTAMPNTZ:
+        return exp.DataType.build("Nullable(DateTime64(6))", dialect="clickhouse")
+    return node
+
+
 def reduction_sql(plan: Plan, dialect: str = "duckdb", as_of: str | None = None, *, comments: bool = True) -> str:
     """The reduction of ``plan`` over ``exposures`` and ``events`` as one readable query in ``dialect``.
 
@@ -316,6 +323,8 @@ def reduction_sql(plan: Plan, dialect: str = "duckdb", as_of: str | None = None,
         raise ValueError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
     cutoff = normalise_as_of(as_of)
     tree = sqlglot.parse_one(_source(plan, cutoff), read="duckdb")
+    if dialect == "clickhouse":  # DateTime has whole seconds only: keep microseconds, as the other engines do
+        tree = tree.transform(_clickhouse_timestamp)
     sql = tree.sql(dialect=dialect, pretty=True)
     if dialect == "clickhouse":  # a LEFT JOIN's missing side is NULL, not the type's default, as elsewhere
         sql += "\nSETTINGS join_use_nulls = 1"

@@ -139,7 +139,8 @@ def test_dialects_differ_where_the_engines_do():
     plan = plan_for(METRICS, ("control", "a"))
     assert "`timestamp`" in reduction_sql(plan, "spark") and "`timestamp`" in reduction_sql(plan, "bigquery")
     assert '"timestamp"' in reduction_sql(plan, "postgres")
-    assert "join_use_nulls = 1" in reduction_sql(plan, "clickhouse")
+    clickhouse = reduction_sql(plan, "clickhouse")
+    assert "join_use_nulls = 1" in clickhouse and "DateTime64(6)" in clickhouse and "DateTime)" not in clickhouse
 
 
 def test_hostile_names_stay_in_literals_and_comments(tmp_path):
