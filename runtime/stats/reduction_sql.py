@@ -212,7 +212,7 @@ exposure_groups AS (
              WHEN {after('e')} THEN {_EXPOSURE_AFTER}
              WHEN v.arm IS NULL THEN {_UNKNOWN_VARIANT}
              ELSE {_COUNTED}
-           END AS what, e.unit_id, v.arm, e.ts
+           END AS what, e.unit_id AS unit_id, v.arm AS arm, e.ts AS ts
     FROM exposure_rows e LEFT JOIN variants v ON v.variant = e.variant
   ) classified
   GROUP BY unit_id, what
@@ -235,7 +235,8 @@ unit_sums AS (
              WHEN ev.ts < x.first_ts THEN {_BEFORE}
              WHEN {outside_case} = 1 THEN {_OUTSIDE}
              ELSE {_COUNTED}
-           END AS what, x.unit_id, x.arm, x.first_ts, ev.event, ev.value, ev.ts
+           END AS what, x.unit_id AS unit_id, x.arm AS arm, x.first_ts AS first_ts, ev.event AS event,
+           ev.value AS value, ev.ts AS ts
     FROM event_rows ev LEFT JOIN exposed x ON x.unit_id = ev.unit_id
   ) ev
   GROUP BY ev.unit_id, ev.arm, {group}
@@ -261,11 +262,17 @@ exposed_summary AS (
          MAX(first_ts) AS last_exposure
   FROM exposed
 )
-SELECT v.arm, v.variant, COALESCE(u.units, 0) AS units{moment_select},
-       c.bad_exposure_rows + d.bad_event_rows AS bad_rows, c.unknown_variant_exposures,
-       s.units_in_several_variants, d.events_of_unexposed_units, d.events_before_exposure,
-       d.events_outside_window, c.exposures_after_as_of, d.events_after_as_of,
-       d.events_of_units_in_several_variants, s.first_exposure, s.last_exposure
+SELECT v.arm AS arm, v.variant AS variant, COALESCE(u.units, 0) AS units{moment_select},
+       c.bad_exposure_rows + d.bad_event_rows AS bad_rows,
+       c.unknown_variant_exposures AS unknown_variant_exposures,
+       s.units_in_several_variants AS units_in_several_variants,
+       d.events_of_unexposed_units AS events_of_unexposed_units,
+       d.events_before_exposure AS events_before_exposure,
+       d.events_outside_window AS events_outside_window,
+       c.exposures_after_as_of AS exposures_after_as_of,
+       d.events_after_as_of AS events_after_as_of,
+       d.events_of_units_in_several_variants AS events_of_units_in_several_variants,
+       s.first_exposure AS first_exposure, s.last_exposure AS last_exposure
 FROM variants v LEFT JOIN units u ON u.arm = v.arm{moment_join}
 CROSS JOIN exposure_counts c CROSS JOIN event_counts d CROSS JOIN exposed_summary s
 ORDER BY v.arm"""
@@ -326,6 +333,7 @@ def reduction_sql(plan: Plan, dialect: str = "duckdb", as_of: str | None = None,
     if dialect == "clickhouse":  # DateTime has whole seconds only: keep microseconds, as the other engines do
         tree = tree.transform(_clickhouse_timestamp)
     sql = tree.sql(dialect=dialect, pretty=True)
-    if dialect == "clickhouse":  # a LEFT JOIN's missing side is NULL, not the type's default, as elsewhere
-        sql += "\nSETTINGS join_use_nulls = 1"
+    if dialect == "clickhouse":  # as elsewhere: a LEFT JOIN's missing side is NULL (not the type's default), and a
+        # column is not shadowed by a SELECT alias of the same name (`MIN(arm) AS arm` next to `MAX(arm)`)
+        sql += "\nSETTINGS join_use_nulls = 1, prefer_column_name_to_alias = 1"
     return (_header(plan, dialect, cutoff) + "\n" + sql + ";\n") if comments else sql

@@ -140,7 +140,8 @@ def test_dialects_differ_where_the_engines_do():
     assert "`timestamp`" in reduction_sql(plan, "spark") and "`timestamp`" in reduction_sql(plan, "bigquery")
     assert '"timestamp"' in reduction_sql(plan, "postgres")
     clickhouse = reduction_sql(plan, "clickhouse")
-    assert "join_use_nulls = 1" in clickhouse and "DateTime64(6)" in clickhouse and "DateTime)" not in clickhouse
+    assert "join_use_nulls = 1, prefer_column_name_to_alias = 1" in clickhouse
+    assert "DateTime64(6)" in clickhouse and "DateTime)" not in clickhouse
 
 
 def test_hostile_names_stay_in_literals_and_comments(tmp_path):
