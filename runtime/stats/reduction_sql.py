@@ -16,10 +16,10 @@ row, the exclusion and ignored-row counts of :mod:`.reduce` and the first and
 last first-exposure times. Only those aggregates leave the warehouse.
 
 What stays outside: reading files into typed columns (trimming CSV text,
-parsing text timestamps, dropping non-finite values), which :mod:`.reduce`
-does with DuckDB's own functions; here ids, variants and event names are cast
-to text with empty text as NULL, timestamps are cast to the engine's
-timestamp without time zone (taken as UTC) and ``value`` to a double.
+parsing text timestamps), which :mod:`.reduce` does with DuckDB's own
+functions; here ids, variants and event names are cast to text with empty
+text as NULL, timestamps are cast to the engine's timestamp without time zone
+(taken as UTC) and ``value`` to a double, NULL unless finite.
 
 This module imports neither numpy nor duckdb (``expc sql`` only reads a spec).
 """
@@ -190,7 +190,9 @@ def _source(plan: Plan, cutoff: str | None) -> str:
                   f"FROM unit_sums WHERE unit_id IS NOT NULL AND what = {_COUNTED} GROUP BY arm)") if moments else ""
     moment_join = " LEFT JOIN moments m ON m.arm = v.arm" if moments else ""
     moment_select = "".join(f", COALESCE(m.{col}, 0) AS {col}" for col, _ in moments)
-    value = "CAST(value AS DOUBLE)" if value_events else "CAST(NULL AS DOUBLE)"
+    # x - x = 0 only for a finite x (NaN and infinities give NaN, which equals nothing, 0 included, everywhere)
+    value = ("CASE WHEN CAST(value AS DOUBLE) - CAST(value AS DOUBLE) = 0 THEN CAST(value AS DOUBLE) END"
+             if value_events else "CAST(NULL AS DOUBLE)")
     arms = " UNION ALL ".join(f"SELECT {_lit(v)} AS variant, {i} AS arm" for i, v in enumerate(variants))
 
     def count(code: int, rows: str = "row_count") -> str:

@@ -35,7 +35,8 @@ CUPED_METRICS = [
 
 def awkward_rows(seed: int, n_units: int = 60, n_exposures: int = 160, n_events: int = 600):
     """Typed rows with every awkward case: NULL and empty ids, unknown variants, units in two arms, events of
-    unexposed units, before exposure and outside windows, missing values, other events, NULL timestamps."""
+    unexposed units, before exposure and outside windows, missing, NaN and infinite values, other events, NULL
+    timestamps."""
     rng = random.Random(seed)
     units = [f"u{i}" for i in range(n_units)]
 
@@ -51,7 +52,9 @@ def awkward_rows(seed: int, n_units: int = 60, n_exposures: int = 160, n_events:
     exposures += [(u, "a", when(6)) for u in units[:10]]  # repeated exposures to one arm
     events = []
     for _ in range(n_events):
-        value = None if rng.random() < 0.04 else rng.randrange(-40, 400) / 4
+        r = rng.random()
+        value = (None if r < 0.03 else float("nan") if r < 0.04 else float("-inf") if r < 0.045
+                 else rng.randrange(-40, 400) / 4)
         events.append((unit(units + ["ghost1", "ghost2"]),
                        rng.choices(["buy", "visit", "click", "other", None], [30, 30, 20, 10, 2])[0], value,
                        when(12)))
