@@ -356,7 +356,7 @@ Examples:
 @click.option("--as-of", "as_of", callback=_as_of_option, metavar="TIMESTAMP",
               help="Count only rows at or before this ISO 8601 time (default: all the data).")
 def sql_command(spec: str, dialect: str, as_of: str | None) -> None:
-    """Print the reduction `expc analyze` runs, as one commented SQL query for a warehouse.
+    """Print the reduction of `expc analyze` (the same sums and counts) as one commented SQL query for a warehouse.
 
     The query reads two relations, `exposures(unit_id, variant, timestamp)`
     and `events(unit_id, event, timestamp, value)`, and returns one row per
