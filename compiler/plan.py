@@ -144,6 +144,15 @@ class PlanMetric(_Plan):
             raise ValueError(f"the {self.kind} metric `{self.id}` has no event")
         return self.event
 
+    def uses(self) -> list[tuple[str, str]]:
+        """``(event, measure)`` of what the metric sums: its event counted (proportion) or valued (mean),
+        or a ratio's numerator and denominator."""
+        if self.kind == "proportion":
+            return [(self.single_event(), "count")]
+        if self.kind == "mean":
+            return [(self.single_event(), "value")]
+        return [(d.event, d.measure) for d in self.ratio_measures()]
+
     def ratio_measures(self) -> tuple[Measure, Measure]:
         """A ratio metric's numerator and denominator (in a consistent plan it has both)."""
         if self.numerator is None or self.denominator is None:

@@ -118,7 +118,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .stats.moments import Moments
-from .stats.reduce import EXCLUDED_KEYS, IGNORED_KEYS, Reduction, _uses
+from .stats.reduce import EXCLUDED_KEYS, IGNORED_KEYS, Reduction
 from .tables import _ident, _literal, copy_atomic
 from .units import Units
 
@@ -712,7 +712,7 @@ def _prepare(plan: Plan, run: SyntheticRun) -> _Prepared:
     widest: dict[str, int | None] = {}  # as reduce(): the widest window of the metrics naming an event
     for m in plan.metrics:
         w = _window_us(m)
-        for event, _ in _uses(m):
+        for event, _ in m.uses():
             if event not in widest:
                 widest[event] = w
             else:
@@ -734,7 +734,7 @@ def _prepare(plan: Plan, run: SyntheticRun) -> _Prepared:
     for m in plan.metrics:
         w = _window_us(m)
         selected = []
-        for event, measure in _uses(m):
+        for event, measure in m.uses():
             sel = counted & (run.event_code == code_of.get(event, -1))
             if w is not None:
                 sel &= ts <= first + w
@@ -743,7 +743,7 @@ def _prepare(plan: Plan, run: SyntheticRun) -> _Prepared:
         if m.cuped:  # the pre-exposure value: events in [first - lookback, first)
             pre = before & (ts >= first - _lookback_us(plan))
             covariates = [_pre_values(run, pre & (run.event_code == code_of.get(event, -1)), measure,
-                                      m.kind == "proportion") for event, measure in _uses(m)]
+                                      m.kind == "proportion") for event, measure in m.uses()]
         metrics.append(_running_sums(m, selected, run, len(variants), covariates))
 
     def cum(mask: np.ndarray) -> np.ndarray:

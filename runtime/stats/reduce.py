@@ -360,22 +360,12 @@ def _event_names(metrics: list[PlanMetric]) -> tuple[list[str], list[str]]:
     names: list[str] = []
     values: list[str] = []
     for m in metrics:
-        for event, measure in _uses(m):
+        for event, measure in m.uses():
             if event not in names:
                 names.append(event)
             if measure == "value" and event not in values:
                 values.append(event)
     return names, values
-
-
-def _uses(m: PlanMetric) -> list[tuple[str, str]]:
-    if m.kind == "proportion":
-        return [(m.single_event(), "count")]
-    if m.kind == "mean":
-        return [(m.single_event(), "value")]
-    if m.kind == "ratio":
-        return [(d.event, d.measure) for d in m.ratio_measures()]
-    raise ValueError(f"unknown metric kind {m.kind!r}")
 
 
 def _in_list(values: list[str]) -> str:
@@ -461,7 +451,7 @@ SELECT arm, several, COUNT(*), MIN(first_ts), MAX(first_ts) FROM exposed GROUP B
     #    and are counted apart.
     widest: dict[str, Any] = {}
     for m in metrics:
-        for event, _ in _uses(m):
+        for event, _ in m.uses():
             w = m.window_seconds
             if event in widest and (widest[event] is None or w is None):
                 widest[event] = None

@@ -100,16 +100,6 @@ def _moments(i: int, m: PlanMetric) -> list[tuple[str, str, str]]:
     return [(f"m{i}_{stat}", stat, agg) for stat, agg in out]
 
 
-def _uses(m: PlanMetric) -> list[tuple[str, str]]:
-    if m.kind == "proportion":
-        return [(m.single_event(), "count")]
-    if m.kind == "mean":
-        return [(m.single_event(), "value")]
-    if m.kind == "ratio":
-        return [(d.event, d.measure) for d in m.ratio_measures()]
-    raise ValueError(f"unknown metric kind {m.kind!r}")
-
-
 def _lit(text: str) -> str:
     """A string literal in the source (DuckDB) dialect; sqlglot re-escapes it for each target."""
     return exp.Literal.string(text).sql(dialect="duckdb")
@@ -131,7 +121,7 @@ def _source(plan: Plan, cutoff: str | None) -> str:
     value_events: list[str] = []
     widest: dict[str, int | None] = {}
     for m in metrics:
-        for event, measure in _uses(m):
+        for event, measure in m.uses():
             if event not in names:
                 names.append(event)
             if measure == "value" and event not in value_events:
