@@ -102,3 +102,37 @@ def with_traffic(plan: Plan, units_per_day: int) -> Plan:
     share = plan.assignment.namespace.share if plan.assignment.namespace else 1.0
     entering = units_per_day * share * plan.assignment.coverage
     return edited(plan, lambda p: p["simulation"].update(units_per_day=units_per_day, entering_per_day=entering))
+
+
+def static_run_spec(experiment: str, max_days: int, units_per_day: int) -> str:
+    """A small simulated experiment with static content (no model call): for tests of a run's files."""
+    return f"""\
+version: 1
+experiment:
+  id: {experiment}
+  unit: user_id
+attributes:
+  user_id: string
+variants:
+  - id: control
+    content: Hello!
+  - id: treatment
+    content: Hi!
+metrics:
+  - id: clicked
+    kind: proportion
+    event: clicked
+    window: 1d
+    role: primary
+    mde: 20%
+stopping:
+  looks: daily
+  max_days: {max_days}
+  rules:
+    - {{when: max_days, then: stop_inconclusive}}
+simulation:
+  units_per_day: {units_per_day}
+  seed: 5
+  truth:
+    control: {{clicked: 0.1}}
+"""

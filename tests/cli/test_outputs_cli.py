@@ -20,43 +20,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
+from conftest import ROOT, static_run_spec
 
 from expc.cli import main
 
 WELCOME = ROOT / "specs" / "welcome-email.yaml"
 HOSTILE = ROOT / "tests" / "fixtures" / "hostile"
 
-SPEC = """\
-version: 1
-experiment:
-  id: outputs-run
-  unit: user_id
-attributes:
-  user_id: string
-variants:
-  - id: control
-    content: Hello!
-  - id: treatment
-    content: Hi!
-metrics:
-  - id: clicked
-    kind: proportion
-    event: clicked
-    window: 1d
-    role: primary
-    mde: 20%
-stopping:
-  looks: daily
-  max_days: 3
-  rules:
-    - {when: max_days, then: stop_inconclusive}
-simulation:
-  units_per_day: 2000
-  seed: 5
-  truth:
-    control: {clicked: 0.1}
-"""
+SPEC = static_run_spec("outputs-run", 3, 2000)
 
 
 def run(*args: Any, cwd: Path | None = None):

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import plan_of_text
+from conftest import plan_of_text, static_run_spec
 
 from expc.runtime import files, rundir
 from expc.runtime.files import OutputError
@@ -230,36 +230,7 @@ def test_temporary_files_of_a_killed_run_are_removed_on_resume_and_nothing_else(
 
 # ---------------------------------------------------------------- write errors, with the run's state kept
 
-SPEC = """\
-version: 1
-experiment:
-  id: rundir-run
-  unit: user_id
-attributes:
-  user_id: string
-variants:
-  - id: control
-    content: Hello!
-  - id: treatment
-    content: Hi!
-metrics:
-  - id: clicked
-    kind: proportion
-    event: clicked
-    window: 1d
-    role: primary
-    mde: 20%
-stopping:
-  looks: daily
-  max_days: 2
-  rules:
-    - {when: max_days, then: stop_inconclusive}
-simulation:
-  units_per_day: 50
-  seed: 5
-  truth:
-    control: {clicked: 0.1}
-"""
+SPEC = static_run_spec("rundir-run", 2, 50)
 
 
 def test_a_full_disk_while_writing_the_reports_keeps_the_state_and_the_run_resumes(

@@ -21,6 +21,18 @@ variants:
 """
 
 
+#: A metric of every kind, with and without windows, sharing events (the reduce tests' usual set).
+METRICS = [
+    {"id": "bought", "kind": "proportion", "event": "buy", "window_seconds": 3600},
+    {"id": "visited_ever", "kind": "proportion", "event": "visit", "window_seconds": None},
+    {"id": "spend", "kind": "mean", "event": "buy", "window_seconds": 7200},
+    {"id": "spend_per_visit", "kind": "ratio", "window_seconds": 5400,
+     "numerator": {"event": "buy", "measure": "value"}, "denominator": {"event": "visit", "measure": "count"}},
+    {"id": "clicks_per_visit", "kind": "ratio", "window_seconds": None,
+     "numerator": {"event": "click", "measure": "count"}, "denominator": {"event": "visit", "measure": "count"}},
+]
+
+
 def plan_for(metrics: list[dict[str, Any]], variants: tuple[str, ...] = ("control", "a"), unit: str = "user_id",
              cuped: bool = False, lookback: int | None = None) -> Plan:
     """A plan with these variants (the first is the control), unit and metrics.

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import duckdb
 import numpy as np
 import pytest
-from reduce_plans import plan_for
+from reduce_plans import METRICS, plan_for
 
 import expc
 from expc.compiler.plan import Plan
@@ -24,15 +24,6 @@ def plan_of(metrics, variants=("control", "a", "b"), unit="user_id") -> Plan:
     return plan_for(metrics, variants, unit)
 
 
-METRICS = [
-    {"id": "bought", "kind": "proportion", "event": "buy", "window_seconds": 3600},
-    {"id": "visited_ever", "kind": "proportion", "event": "visit", "window_seconds": None},
-    {"id": "spend", "kind": "mean", "event": "buy", "window_seconds": 7200},
-    {"id": "spend_per_visit", "kind": "ratio", "window_seconds": 5400,
-     "numerator": {"event": "buy", "measure": "value"}, "denominator": {"event": "visit", "measure": "count"}},
-    {"id": "clicks_per_visit", "kind": "ratio", "window_seconds": None,
-     "numerator": {"event": "click", "measure": "count"}, "denominator": {"event": "visit", "measure": "count"}},
-]
 
 
 def iso(ts):

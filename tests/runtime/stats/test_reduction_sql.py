@@ -9,21 +9,12 @@ import duckdb
 import numpy as np
 import pytest
 import sqlglot
-from reduce_plans import plan_for
+from reduce_plans import METRICS, plan_for
 
 from expc.runtime.stats.reduce import EXCLUDED_KEYS, IGNORED_KEYS, reduce
 from expc.runtime.stats.reduction_sql import COUNT_COLUMNS, DIALECTS, moment_columns, reduction_sql
 
 BASE = datetime(2026, 11, 1)
-METRICS = [
-    {"id": "bought", "kind": "proportion", "event": "buy", "window_seconds": 3600},
-    {"id": "visited_ever", "kind": "proportion", "event": "visit", "window_seconds": None},
-    {"id": "spend", "kind": "mean", "event": "buy", "window_seconds": 7200},
-    {"id": "spend_per_visit", "kind": "ratio", "window_seconds": 5400,
-     "numerator": {"event": "buy", "measure": "value"}, "denominator": {"event": "visit", "measure": "count"}},
-    {"id": "clicks_per_visit", "kind": "ratio", "window_seconds": None,
-     "numerator": {"event": "click", "measure": "count"}, "denominator": {"event": "visit", "measure": "count"}},
-]
 CUPED_METRICS = [
     {"id": "spend", "kind": "mean", "event": "buy", "window_seconds": 7200},
     {"id": "bought", "kind": "proportion", "event": "buy", "window_seconds": 3600},
