@@ -261,12 +261,7 @@ def _comparison_dict(c: ComparisonResult) -> dict[str, Any]:
 
 def _reorder(m: Moments, order: list[int]) -> Moments:
     """The same moments with arms permuted (control first), covariate sums included."""
-    from dataclasses import fields
-
-    def pick(x: Any) -> Any:
-        return None if x is None else np.asarray(x, dtype=np.float64)[..., order]
-
-    return Moments(**{f.name: pick(getattr(m, f.name)) for f in fields(m)})
+    return m.map(lambda x: np.asarray(x, dtype=np.float64)[..., order])
 
 
 def look_state(plan: Plan, units: np.ndarray, look: Look | None, elapsed: float | None = None) -> LookState:
@@ -374,11 +369,7 @@ def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed
 
 def _lead(m: Moments) -> Moments:
     """The moments with a leading axis of one look."""
-    from dataclasses import fields
-
-    arrays: dict[str, Any] = {f.name: None if getattr(m, f.name) is None else np.asarray(getattr(m, f.name))[None, ...]
-                              for f in fields(m)}
-    return Moments(**arrays)
+    return m.map(lambda x: np.asarray(x)[None, ...])
 
 
 def _day(look: Look | None) -> int | float | None:

@@ -236,13 +236,7 @@ def _draw_ratio(rng: np.random.Generator, n: np.ndarray, r: np.ndarray, sd: np.n
 
 
 def _cumulative(m: Moments) -> Moments:
-    def c(x: np.ndarray) -> np.ndarray:
-        return np.cumsum(x, axis=1)
-
-    def optional(x: np.ndarray | None) -> np.ndarray | None:
-        return None if x is None else c(x)
-
-    return Moments(c(m.n), c(m.sum), c(m.sum_sq), optional(m.den_sum), optional(m.den_sum_sq), optional(m.cross))
+    return m.map(lambda x: np.cumsum(x, axis=1))
 
 
 def draw(plan: Plan, replications: int, truth: str = "spec", seed: int | None = None,
@@ -282,14 +276,7 @@ def look_reduction(draws: Draws, plan: Plan, replication: int, look: int) -> Red
     """The :class:`Reduction` that one replication has at one look (arms in the plan's order), for ``evaluate``."""
     inverse = np.argsort(plan.arm_order)
 
-    def pick(x: np.ndarray) -> np.ndarray:
-        return np.asarray(x[replication, look])[inverse]
-
-    def optional(x: np.ndarray | None) -> np.ndarray | None:
-        return None if x is None else pick(x)
-
-    metrics = {k: Moments(pick(m.n), pick(m.sum), pick(m.sum_sq), optional(m.den_sum), optional(m.den_sum_sq),
-                          optional(m.cross)) for k, m in draws.metrics.items()}
+    metrics = {k: m.map(lambda x: np.asarray(x[replication, look])[inverse]) for k, m in draws.metrics.items()}
     units = np.asarray(draws.units[replication, look])[inverse].astype(np.int64)
     return Reduction(metrics=metrics, units=units, excluded={k: 0 for k in EXCLUDED_KEYS}, sql="")
 

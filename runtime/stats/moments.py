@@ -9,6 +9,7 @@ comes from the delta method. Index 0 is by convention the control.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,14 @@ class Moments:
         # the keys are field names, which replace() checks when it runs
         arrays: dict[str, Any] = {k: _optional(v) for k, v in sums.items()}
         return replace(self, **arrays)
+
+    def map(self, fn: Callable[[np.ndarray], np.ndarray]) -> Moments:
+        """The same moments with ``fn`` applied to every sum that is present (a permutation, a cumulation, ...)."""
+        from dataclasses import fields
+
+        arrays: dict[str, Any] = {f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
+                                  for f in fields(self)}
+        return Moments(**arrays)
 
     @property
     def has_covariate(self) -> bool:
