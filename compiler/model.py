@@ -51,9 +51,12 @@ MAX_LIST_DRAWS = 50_000_000  #: simulated units x vocabulary of a list attribute
 MAX_SIMULATED_EVENTS = 50_000_000  #: events a simulated run draws (units x the events each gets on average)
 MAX_TIMEOUT = 3600  #: generation.timeout, in seconds
 
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+"""What an id may be: it names files and folders too (a run directory), so no `/`, no leading `.`."""
+
 Id = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+    StringConstraints(pattern=ID_PATTERN),
 ]
 """An identifier: letters, digits, ``.``, ``_`` and ``-``; starts with a letter or digit."""
 

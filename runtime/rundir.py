@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from expc.compiler.errors import EXIT_RUN, ExpcError
+from expc.compiler.model import ID_PATTERN
 
 if TYPE_CHECKING:
     from expc.compiler.plan import Plan
@@ -71,7 +72,7 @@ RUN_FILES = ("plan.json", "state.json", "assignments.parquet", "content.jsonl", 
 LOOKS = "looks"
 LOCK_NAME = ".expc.lock"
 _LOOK = re.compile(r"^look-[0-9]{3,}\.json$")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # the spec's Id (expc.compiler.model)
+_ID = re.compile(ID_PATTERN)
 
 _held = threading.local()  # this thread's locks: {real path of a run directory: open lock file}
 
