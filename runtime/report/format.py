@@ -21,10 +21,10 @@ repository when this was written.)
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from collections.abc import Callable
 from typing import Any
+
+from expc.compiler.textsafe import terminal_safe
 
 __all__ = [
     "NULL",
@@ -43,24 +43,7 @@ __all__ = [
 
 NULL = "—"
 
-# Characters that show as nothing or act on the terminal, beyond the controls: every format character (Unicode
-# category Cf: bidi embeddings, overrides and isolates, zero-width spaces, the BOM, tag characters) except the
-# emoji joiner, line and paragraph separators, lone surrogates (undecodable file-name bytes), the Hangul fillers.
-_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
-_KEPT = {"\u200d"}
-_FILLERS = {"\u115f", "\u1160", "\u3164", "\uffa0"}
-# GitHub Actions takes `::command::` at the start of a line, and `##[command]` anywhere, from a CI log.
-_COMMAND_AT_LINE = re.compile(r"^(\s*):(?=:)", re.MULTILINE)
-
-
 # ================================================================== text
-
-
-def _escape(ch: str) -> str:
-    code = ord(ch)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def visible(value: Any, *, lines: bool = False) -> str:
@@ -75,19 +58,8 @@ def visible(value: Any, *, lines: bool = False) -> str:
     """
     if value is None:
         return ""
-    s = str(value)
-    if not lines:
-        s = " ".join(s.split())
-    out = []
-    for ch in s:
-        if (lines and ch in "\n\t") or ch in _KEPT:
-            out.append(ch)
-        elif ch in _FILLERS or unicodedata.category(ch) in _INVISIBLE_CATEGORIES:
-            out.append(_escape(ch))
-        else:
-            out.append(ch)
-    safe = _COMMAND_AT_LINE.sub(r"\1\\x3a", "".join(out))
-    return safe.replace("##[", "#\\x23[")
+    text = str(value) if lines else " ".join(str(value).split())
+    return terminal_safe(text, multiline=lines)
 
 
 # ================================================================== numbers
