@@ -32,7 +32,23 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ExpcError
-from .model import AttributeType, Distribution, Generate, Id, Measure, Name, Prompt, Rule
+from .model import (
+    MAX_DAYS,
+    MAX_LOOKS,
+    MAX_METRICS,
+    MAX_RULES,
+    MAX_SIMULATED_UNITS,
+    MAX_UNITS_PER_DAY,
+    MAX_VARIANTS,
+    AttributeType,
+    Distribution,
+    Generate,
+    Id,
+    Measure,
+    Name,
+    Prompt,
+    Rule,
+)
 
 PLAN_VERSION: Final = 2
 PLAN_SCHEMA_FILE = "schemas/expc-plan.schema.json"
@@ -181,7 +197,7 @@ class PlanStopping(_Plan):
     min_units_per_variant: int = Field(ge=0)
     max_days: int | None = Field(default=None, gt=0)
     max_units: int | None = Field(default=None, gt=0)
-    rules: list[Rule] = []
+    rules: list[Rule] = Field(default=[], max_length=MAX_RULES)
 
 
 class Look(_Plan):
@@ -211,9 +227,9 @@ class Schedule(_Plan):
 
     every_seconds: int = Field(gt=0)
     every: str
-    horizon_seconds: int = Field(gt=0)
+    horizon_seconds: int = Field(gt=0, le=MAX_DAYS * DAY)
     bounded: bool
-    looks: list[Look]
+    looks: list[Look] = Field(max_length=MAX_LOOKS)
 
     @property
     def horizon_days(self) -> float:
@@ -322,8 +338,8 @@ class Simulation(_Plan):
     ``sd``). ``expc simulate --truth aa`` gives every variant the control's row.
     """
 
-    units_per_day: int = Field(gt=0)
-    days: int = Field(gt=0)
+    units_per_day: int = Field(gt=0, le=MAX_UNITS_PER_DAY)
+    days: int = Field(gt=0, le=MAX_DAYS)
     """Days of simulated traffic: ``simulation.days``, else ``stopping.max_days``, else 28."""
     entering_per_day: float = Field(ge=0)
     """Units entering the experiment per day: ``units_per_day`` × layer share × coverage."""
@@ -345,9 +361,9 @@ class Plan(_Plan):
     control: Id
     arm_order: list[int]
     """Variant indexes, control first: the order of every statistic's arms."""
-    variants: list[PlanVariant] = Field(min_length=2)
+    variants: list[PlanVariant] = Field(min_length=2, max_length=MAX_VARIANTS)
     prompts: dict[Id, Prompt] = {}
-    metrics: list[PlanMetric] = Field(min_length=1)
+    metrics: list[PlanMetric] = Field(min_length=1, max_length=MAX_METRICS)
     analysis: PlanAnalysis
     stopping: PlanStopping
     schedule: Schedule
@@ -469,6 +485,8 @@ class Plan(_Plan):
 
         out = []
         sched = self.schedule
+        if -(-sched.horizon_seconds // sched.every_seconds) > MAX_LOOKS:
+            return [f"the schedule makes more than {MAX_LOOKS:,} looks"]  # before building them
         if sched.looks != looks_between(sched.every_seconds, sched.horizon_seconds, sched.horizon_seconds):
             out.append("schedule.looks are not every schedule.every_seconds up to schedule.horizon_seconds")
         weights = [v.weight for v in self.variants]
@@ -484,6 +502,8 @@ class Plan(_Plan):
             if m.family not in ("primary", f"metric:{m.id}") or m.family_size != size:
                 out.append(f"metric `{m.id}` has the correction family {m.family!r} of size {m.family_size}")
         sim = self.simulation
+        if sim is not None and sim.units_per_day * sim.days > MAX_SIMULATED_UNITS:
+            out.append(f"a simulated run would draw more than {MAX_SIMULATED_UNITS:,} units")
         if sim is not None:
             if sim.looks != sched.until(sim.days * DAY):
                 out.append("simulation.looks are not the schedule until simulation.days")
