@@ -98,6 +98,7 @@ def compile_plan(doc: Document, spec: Spec) -> Plan:
         ),
         generation=PlanGeneration(**spec.generation.model_dump(), jobs=generation_jobs(spec)),
         simulation=_simulation(spec, sched),
+        data=spec.data,
     )
 
 

@@ -418,6 +418,45 @@ class Simulation(_Model):
     """True value per variant and metric: a number (rate or mean) or {mean, sd}."""
 
 
+DIALECTS = ("duckdb", "spark", "databricks", "trino", "bigquery", "snowflake", "postgres", "redshift", "clickhouse")
+"""The SQL dialects expc writes its reduction in (``expc sql``) and reads a spec's ``data`` queries in."""
+Dialect = Literal["duckdb", "spark", "databricks", "trino", "bigquery", "snowflake", "postgres", "redshift",
+                  "clickhouse"]
+
+STANDARD_COLUMNS = {
+    "exposures": ("unit_id", "variant", "timestamp"),
+    "events": ("unit_id", "event", "timestamp", "value"),
+}
+"""The columns each relation of ``data`` provides (``value`` is read only when a metric sums values)."""
+
+
+class DataSource(_Model):
+    """Where one relation's rows are: exactly one of a table, a file or folder of files, or a query."""
+
+    table: str | None = Field(default=None, min_length=1, max_length=512)
+    """A table or view, qualified as the engine names it (`analytics.experiment_viewed`)."""
+    path: str | None = Field(default=None, min_length=1, max_length=1024)
+    """A Parquet, CSV or JSON Lines file, or a folder of them (partitioned folders too), relative to the spec."""
+    query: str | None = Field(default=None, min_length=1, max_length=100_000)
+    """A `SELECT` (in `data.dialect`) returning the standard columns."""
+    format: Literal["parquet", "csv", "jsonl"] | None = None
+    """The files' format, when the path's extension does not say (a folder)."""
+    columns: dict[str, Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
+        default={}, max_length=8)
+    """The source's name of a standard column, where it differs: `{unit_id: user_id, variant: variation_id}`."""
+
+
+class Data(_Model):
+    """Where the experiment's exposures and events live; `--exposures` and `--events` override it."""
+
+    dialect: Dialect = "duckdb"
+    """The SQL dialect of the tables' names and the queries (the engine's)."""
+    exposures: DataSource | None = None
+    """Each unit's exposures: `unit_id`, `variant`, `timestamp`."""
+    events: DataSource | None = None
+    """The events metrics count: `unit_id`, `event`, `timestamp`, `value`."""
+
+
 class Generation(_Model):
     """Limits on content generation for the whole spec."""
 
@@ -457,6 +496,8 @@ class Spec(_Model):
     """A simulated population for dry runs."""
     generation: Generation = Field(default_factory=Generation)
     """Limits on content generation."""
+    data: Data | None = None
+    """Where exposures and events live (a table, files or a query), for `analyze` and `run`."""
 
     @property
     def control(self) -> Variant | None:

@@ -41,6 +41,7 @@ from .model import (
     MAX_UNITS_PER_DAY,
     MAX_VARIANTS,
     AttributeType,
+    Data,
     Distribution,
     Generate,
     Id,
@@ -373,6 +374,8 @@ class Plan(_Plan):
     sequential: SequentialDesign | None = None
     generation: PlanGeneration
     simulation: Simulation | None = None
+    data: Data | None = None
+    """Where exposures and events live, as the spec says (paths relative to the spec's folder)."""
 
     # ---------------------------------------------------------------- views
 

@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING
 import sqlglot
 from sqlglot import exp
 
+from expc.compiler.model import DIALECTS
+
 if TYPE_CHECKING:
     from expc.compiler.plan import Plan, PlanMetric
 
-DIALECTS = ("duckdb", "spark", "databricks", "trino", "bigquery", "snowflake", "postgres", "redshift", "clickhouse")
 
 # Codes of what a row is (as in reduce.py, without its three kinds of bad rows: here a row is bad or not).
 _COUNTED, _BAD = 0, 1
