@@ -26,15 +26,17 @@ This module imports neither numpy nor duckdb (``expc sql`` only reads a spec).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import sqlglot
 from sqlglot import exp
 
-from expc.compiler.model import DIALECTS
+from expc.compiler.model import DIALECTS, STANDARD_COLUMNS
 
 if TYPE_CHECKING:
+    from expc.compiler.model import DataSource
     from expc.compiler.plan import Plan, PlanMetric
 
 
@@ -54,6 +56,8 @@ COUNT_COLUMNS = (
     "events_after_as_of",
     "events_of_units_in_several_variants",
 )
+ROW_COLUMNS = ("exposure_rows", "exposure_rows_timed", "event_rows", "event_rows_timed")
+"""Rows read of each relation (events: of the metrics' events, or without a name) and those with a timestamp."""
 
 
 def normalise_as_of(as_of: str | None) -> str | None:
@@ -194,7 +198,7 @@ WITH variants AS ({arms}),
 exposure_rows AS (
   SELECT NULLIF(CAST(unit_id AS VARCHAR), '') AS unit_id, NULLIF(CAST(variant AS VARCHAR), '') AS variant,
          CAST("timestamp" AS TIMESTAMP) AS ts
-  FROM exposures
+  FROM expc_exposures
 ),
 exposure_groups AS (
   SELECT unit_id, what, COUNT(*) AS row_count, MIN(arm) AS arm, MIN(ts) AS first_ts,
@@ -214,7 +218,7 @@ exposed AS (SELECT unit_id, arm, first_ts, several FROM exposure_groups WHERE wh
 event_rows AS (
   SELECT NULLIF(CAST(unit_id AS VARCHAR), '') AS unit_id, NULLIF(CAST(event AS VARCHAR), '') AS event,
          {value} AS value, CAST("timestamp" AS TIMESTAMP) AS ts
-  FROM events
+  FROM expc_events
   WHERE event IN {_in_list(names)} OR event IS NULL OR CAST(event AS VARCHAR) = ''
 ),
 unit_sums AS (
@@ -250,6 +254,12 @@ event_counts AS (
          {count(_EVENT_AFTER)} AS events_after_as_of
   FROM unit_sums
 ),
+row_counts AS (
+  SELECT (SELECT COUNT(*) FROM exposure_rows) AS exposure_rows,
+         (SELECT COUNT(ts) FROM exposure_rows) AS exposure_rows_timed,
+         (SELECT COUNT(*) FROM event_rows) AS event_rows,
+         (SELECT COUNT(ts) FROM event_rows) AS event_rows_timed
+),
 exposed_summary AS (
   SELECT COALESCE(SUM(several), 0) AS units_in_several_variants, MIN(first_ts) AS first_exposure,
          MAX(first_ts) AS last_exposure
@@ -265,9 +275,11 @@ SELECT v.arm AS arm, v.variant AS variant, COALESCE(u.units, 0) AS units{moment_
        c.exposures_after_as_of AS exposures_after_as_of,
        d.events_after_as_of AS events_after_as_of,
        d.events_of_units_in_several_variants AS events_of_units_in_several_variants,
+       r.exposure_rows AS exposure_rows, r.exposure_rows_timed AS exposure_rows_timed,
+       r.event_rows AS event_rows, r.event_rows_timed AS event_rows_timed,
        s.first_exposure AS first_exposure, s.last_exposure AS last_exposure
 FROM variants v LEFT JOIN units u ON u.arm = v.arm{moment_join}
-CROSS JOIN exposure_counts c CROSS JOIN event_counts d CROSS JOIN exposed_summary s
+CROSS JOIN exposure_counts c CROSS JOIN event_counts d CROSS JOIN exposed_summary s CROSS JOIN row_counts r
 ORDER BY v.arm"""
 
 
@@ -310,13 +322,38 @@ def _clickhouse_timestamp(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def reduction_sql(plan: Plan, dialect: str = "duckdb", as_of: str | None = None, *, comments: bool = True) -> str:
+def input_query(what: str, source: DataSource | None, dialect: str, *, value: bool = True) -> exp.Query:
+    """The ``SELECT`` (in ``dialect``) that gives relation ``what`` (``exposures`` or ``events``) its standard columns.
+
+    Without a source: the table named ``what`` (a view the data team makes).
+    A ``table`` or ``query`` source is read with its column mapping (each
+    standard column is the source's column of the same name unless
+    ``columns`` maps it). A ``path`` source is read by the engine, which
+    names the typed rows ``what``. ``value`` says whether the events'
+    ``value`` is read (only when some metric sums values).
+    """
+    wanted = [c for c in STANDARD_COLUMNS[what] if value or c != "value"]
+    if source is None or source.path is not None:
+        return exp.select(*wanted).from_(exp.to_table(what))
+    if source.table is not None:
+        origin: exp.Expression = exp.to_table(source.table, dialect=dialect)
+    else:
+        query = sqlglot.parse_one(source.query or "", read=dialect)
+        origin = exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("src")))
+    mapped = [exp.alias_(exp.column(source.columns.get(c, c), quoted=True), c, quoted=True) for c in wanted]
+    return exp.select(*mapped).from_(origin)
+
+
+def reduction_sql(plan: Plan, dialect: str = "duckdb", as_of: str | None = None, *, comments: bool = True,
+                  inputs: Mapping[str, exp.Query] | None = None) -> str:
     """The reduction of ``plan`` over ``exposures`` and ``events`` as one readable query in ``dialect``.
 
     ``dialect`` is one of :data:`DIALECTS`; ``as_of`` an ISO 8601 cut-off
-    (see :func:`normalise_as_of`). The result has the columns ``arm``,
+    (see :func:`normalise_as_of`). ``inputs`` gives the ``SELECT`` of each
+    relation (see :func:`input_query`); by default the plan's ``data``
+    section says where they are. The result has the columns ``arm``,
     ``variant``, ``units``, :func:`moment_columns`, :data:`COUNT_COLUMNS`,
-    ``first_exposure`` and ``last_exposure``, one row per arm.
+    :data:`ROW_COLUMNS`, ``first_exposure`` and ``last_exposure``, one row per arm.
     Raises ``ValueError`` for an unknown dialect or a bad ``as_of``.
     """
     if dialect not in DIALECTS:
@@ -325,6 +362,14 @@ def reduction_sql(plan: Plan, dialect: str = "duckdb", as_of: str | None = None,
     tree = sqlglot.parse_one(_source(plan, cutoff), read="duckdb")
     if dialect == "clickhouse":  # DateTime has whole seconds only: keep microseconds, as the other engines do
         tree = tree.transform(_clickhouse_timestamp)
+    if inputs is None:
+        value = any(measure == "value" for m in plan.metrics for _, measure in m.uses())
+        data = plan.data
+        inputs = {what: input_query(what, getattr(data, what) if data else None, dialect, value=value)
+                  for what in STANDARD_COLUMNS}
+    ctes = tree.args["with_"].expressions
+    for i, what in enumerate(STANDARD_COLUMNS):
+        ctes.insert(i, exp.CTE(this=inputs[what], alias=exp.TableAlias(this=exp.to_identifier(f"expc_{what}"))))
     sql = tree.sql(dialect=dialect, pretty=True)
     if dialect == "clickhouse":  # as elsewhere: a LEFT JOIN's missing side is NULL (not the type's default), and a
         # column is not shadowed by a SELECT alias of the same name (`MIN(arm) AS arm` next to `MAX(arm)`)
