@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .conditions import check_condition
+from .datasources import column_problem, format_problem, path_problem, query_problems, table_problems
 from .destinations import SAFE_PARAMS, Allowances, has_url, param_problem, parse_base
 from .diagnostics import Diagnostic, did_you_mean, error, warning
 from .loader import Document, PathT
@@ -25,6 +26,8 @@ from .model import (
     MAX_SIMULATED_EVENTS,
     MAX_SIMULATED_UNITS,
     MAX_TIMEOUT,
+    STANDARD_COLUMNS,
+    DataSource,
     Metric,
     Spec,
     Variant,
@@ -727,6 +730,76 @@ def _list_vocabulary(spec: Spec, name: str) -> int:
     return max(found)
 
 
+# ---------------------------------------------------------------------- data
+
+
+def data(ctx: Context) -> Iterator[Diagnostic]:
+    """Each data source is one table, path or query that reads only what it names (E051-E057).
+
+    The rules are in :mod:`expc.compiler.datasources`: a path stays inside the
+    spec's folder, a table is a plain name and a query one read-only ``SELECT``
+    in ``data.dialect`` (sqlglot is imported only when there is one of those).
+    """
+    if ctx.spec.data is None:
+        return
+    dialect = ctx.spec.data.dialect
+    for what in ("exposures", "events"):
+        source: DataSource | None = getattr(ctx.spec.data, what)
+        if source is not None:
+            yield from _data_source(ctx, what, source, dialect)
+
+
+def _data_source(ctx: Context, what: str, source: DataSource, dialect: str) -> Iterator[Diagnostic]:
+    path: PathT = ("data", what)
+    name = f"data.{what}"
+    given = [k for k in ("table", "path", "query") if getattr(source, k) is not None]
+    if len(given) != 1:
+        where = ctx.at(path + (given[1],), key=True) if given else ctx.at(path, key=True)
+        said = f"gives {' and '.join(f'`{k}`' for k in given)}" if given else "gives none"
+        yield error("E051", f"{name} needs exactly one of `table`, `path` and `query`; it {said}", where,
+                    "name a table, a file or folder of files (relative to the spec), or a `SELECT`")
+    standard = STANDARD_COLUMNS[what]
+    for column, mapped in source.columns.items():
+        if column not in standard:
+            yield error("E052", f"{name}.columns: `{column}` is not a standard column of {what}",
+                        ctx.at(path + ("columns", column), key=True),
+                        did_you_mean(column, standard) or f"the {what} columns are {', '.join(standard)}")
+        problem = column_problem(mapped)
+        if problem is not None:
+            yield error("E052", f"{name}.columns.{column}: {problem}", ctx.at(path + ("columns", column)),
+                        f"map it in a `query` instead (`SELECT ... AS {column}`) when its name needs quoting")
+    if source.format is not None and source.path is None:
+        yield error("E023", f"{name}.format only applies to a `path`", ctx.at(path + ("format",), key=True),
+                    "remove it: a table or a query has no file format")
+    if source.path is not None:
+        yield from _data_path(ctx, what, source)
+    if source.table is not None:
+        for found in table_problems(source.table, dialect):
+            yield error(found.code, f"{name}.table: {found.message}", ctx.at(path + ("table",)), found.hint)
+    if source.query is not None:
+        for found in query_problems(source.query, dialect):
+            yield error(found.code, f"{name}.query: {found.message}", ctx.at(path + ("query",), key=True),
+                        found.hint)
+
+
+def _data_path(ctx: Context, what: str, source: DataSource) -> Iterator[Diagnostic]:
+    path: PathT = ("data", what)
+    name, value = f"data.{what}", source.path or ""
+    problem = path_problem(value)
+    if problem is not None:
+        yield error("E053", f"{name}.path: {problem}; a spec reads files only inside its own folder, so that a spec "
+                    "from a pull request cannot make expc read other files of the machine",
+                    ctx.at(path + ("path",)),
+                    f"put the data under the spec's folder and name it relative to the spec, or give any path on "
+                    f"the command line: `--{what} PATH`")
+    problem = format_problem(value, source.format)
+    if problem is not None:
+        where = ctx.at(path + ("format",)) if source.format is not None else ctx.at(path + ("path",))
+        yield error("E054", f"{name}: {problem}", where,
+                    "name files .parquet, .csv, .jsonl (or .ndjson, .json), or say `format: parquet`, `csv` or "
+                    "`jsonl`")
+
+
 def unused(ctx: Context) -> Iterator[Diagnostic]:
     """Prompts and audiences that nothing uses are probably mistakes."""
     used_prompts = {v.prompt for v in ctx.spec.variants}
@@ -741,7 +814,7 @@ def unused(ctx: Context) -> Iterator[Diagnostic]:
 
 CHECKS: list[Callable[[Context], Iterator[Diagnostic]]] = [
     unique_ids, unit_declared, variants, allocation, audiences, prompts, finite_numbers, destinations, models,
-    metrics, analysis, stopping, simulation, simulation_truth, design, limits, unused,
+    metrics, analysis, stopping, simulation, simulation_truth, design, limits, data, unused,
 ]
 
 
