@@ -136,3 +136,34 @@ simulation:
   truth:
     control: {{clicked: 0.1}}
 """
+
+
+REQUIRE_SPARK_ENV = "EXPC_REQUIRE_SPARK"
+"""Set to 1 (as `.ci/run` does) to make the Spark tests fail, rather than skip, where Spark cannot run."""
+
+
+@pytest.fixture(scope="session")
+def spark_engine() -> Any:
+    """One Spark engine (local mode, one shared SparkSession) for the whole test session.
+
+    Skips with a one-line reason where PySpark or Java is missing, unless
+    ``EXPC_REQUIRE_SPARK=1``: then the test fails, so CI cannot pass with the Spark tests skipped.
+    """
+    import os
+
+    from expc.runtime.engines import EngineError, open_engine
+
+    try:
+        engine = open_engine("spark")
+    except EngineError as exc:
+        if os.environ.get(REQUIRE_SPARK_ENV) == "1":
+            pytest.fail(f"{REQUIRE_SPARK_ENV}=1 but Spark cannot run here: {exc}")
+        pytest.skip(f"Spark cannot run here: {exc}")
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def spark(spark_engine: Any) -> Any:
+    """The shared SparkSession (see :func:`spark_engine`)."""
+    return spark_engine.spark
