@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlglot import exp
 
-__all__ = ["FILE_FORMATS", "Problem", "column_problem", "format_problem", "path_problem", "query_problems",
-           "table_problems"]
+__all__ = ["FILE_FORMATS", "MAX_QUERY_PROBLEMS", "Problem", "column_problem", "format_problem", "path_problem",
+           "query_problems", "table_problems"]
 
 FILE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 """The extensions that say a path's format (``format`` is then optional)."""
@@ -73,6 +73,10 @@ _DUCKDB_FILE_EXTENSIONS = frozenset({"csv", "tsv", "txt", "parquet", "json", "js
 _WRITES = ("Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "TruncateTable", "Copy", "Command",
            "Into", "Lock", "Pragma", "Attach", "Detach", "Set", "Use", "Transaction", "Commit", "Rollback", "Grant",
            "LoadData", "Cache", "Uncache", "Refresh", "Install", "Export", "Kill", "Execute", "Declare", "Analyze")
+
+
+MAX_QUERY_PROBLEMS = 5
+"""At most this many findings per query (a long query could repeat one mistake thousands of times)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +284,6 @@ def _statement_name(node: exp.Expr) -> str:
 def query_problems(query: str, dialect: str) -> list[Problem]:
     """Why ``query`` is not exactly one read-only query in ``dialect``, or what it reads beyond tables."""
     import sqlglot
-    from sqlglot import exp
 
     try:
         with _quiet():
@@ -293,7 +296,16 @@ def query_problems(query: str, dialect: str) -> list[Problem]:
             return [Problem("E056", "the query holds no statement", "write one `SELECT` that returns the columns")]
         return [Problem("E056", f"the query holds {len(statements)} statements; it must be exactly one `SELECT`",
                         "remove the others (and the `;` between them)")]
-    [statement] = statements
+    try:
+        return _read_only_problems(statements[0], query, dialect)
+    except RecursionError:  # a tree sqlglot could build but not walk or print
+        return [Problem("E056", f"the query does not parse in {dialect}: {_parse_failure(RecursionError(), 'query')}")]
+
+
+def _read_only_problems(statement: exp.Expr, query: str, dialect: str) -> list[Problem]:
+    """Why the one ``statement`` of ``query`` does not only read tables (see the module documentation)."""
+    from sqlglot import exp
+
     body = statement.unnest() if isinstance(statement, exp.Subquery) else statement
     if not isinstance(body, (exp.Select, exp.SetOperation)):
         return [Problem("E056", f"the query is a `{_statement_name(body)}` statement, not a `SELECT`",
@@ -318,7 +330,7 @@ def query_problems(query: str, dialect: str) -> list[Problem]:
             found.append(Problem("E057", f"the query calls `{_function_name(node)}`, which reads the machine "
                                  f"(files, environment or settings) or runs code there{_position(node, query)}",
                                  "compute the columns from the warehouse's tables only"))
-    return _unique(found)
+    return _unique(found)[:MAX_QUERY_PROBLEMS]
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:

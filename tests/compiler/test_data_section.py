@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from conftest import BASE, ROOT, check_text, codes, located, plan_of_text
 
+from expc.compiler.datasources import MAX_QUERY_PROBLEMS
 from expc.compiler.diagnostics import format_text
 from expc.compiler.model import DIALECTS
 from expc.compiler.pipeline import CheckResult
@@ -329,6 +330,12 @@ def test_a_finding_inside_a_query_gives_its_position_and_prints_escaped():
     _, result = check(exposures={"query": query})
     assert "line 1, column 58 of the query" in only(result, "E057")
     assert "\x1b" not in format_text(result.diagnostics)
+
+
+def test_a_query_repeating_a_mistake_gets_a_bounded_number_of_findings():
+    query = "SELECT * FROM t" + "".join(f" JOIN read_csv('f{i}.csv') r{i} ON true" for i in range(2000))
+    _, result = check(exposures={"query": query})
+    assert codes(result) == ["E057"] * MAX_QUERY_PROBLEMS
 
 
 # ------------------------------------------------------------------ imports
