@@ -159,6 +159,9 @@ def spark_engine() -> Any:
         if os.environ.get(REQUIRE_SPARK_ENV) == "1":
             pytest.fail(f"{REQUIRE_SPARK_ENV}=1 but Spark cannot run here: {exc}")
         pytest.skip(f"Spark cannot run here: {exc}")
+    # The tests' data is tiny: one partition and no adaptive re-planning save seconds a query (not semantics).
+    engine.spark.conf.set("spark.sql.shuffle.partitions", "1")
+    engine.spark.conf.set("spark.sql.adaptive.enabled", "false")
     yield engine
     engine.close()
 
@@ -167,3 +170,11 @@ def spark_engine() -> Any:
 def spark(spark_engine: Any) -> Any:
     """The shared SparkSession (see :func:`spark_engine`)."""
     return spark_engine.spark
+
+
+@pytest.fixture(params=["duckdb", "spark"])
+def engine(request: pytest.FixtureRequest) -> Any:
+    """Each engine in turn: a test that takes it states what every engine must give (Spark: the shared one)."""
+    if request.param == "spark":
+        return request.getfixturevalue("spark_engine")
+    return request.param

@@ -201,7 +201,7 @@ exposure_rows AS (
   FROM expc_exposures
 ),
 exposure_groups AS (
-  SELECT unit_id, what, COUNT(*) AS row_count, MIN(arm) AS arm, MIN(ts) AS first_ts,
+  SELECT unit_id, what, COUNT(*) AS row_count, COUNT(ts) AS timed_rows, MIN(arm) AS arm, MIN(ts) AS first_ts,
          CASE WHEN MIN(arm) < MAX(arm) THEN 1 ELSE 0 END AS several
   FROM (
     SELECT CASE
@@ -222,7 +222,8 @@ event_rows AS (
   WHERE event IN {_in_list(names)} OR event IS NULL OR CAST(event AS VARCHAR) = ''
 ),
 unit_sums AS (
-  SELECT ev.unit_id, ev.arm, {group} AS what, COUNT(*) AS row_count, {before_rows} AS before_rows{columns}
+  SELECT ev.unit_id, ev.arm, {group} AS what, COUNT(*) AS row_count, COUNT(ev.ts) AS timed_rows,
+         {before_rows} AS before_rows{columns}
   FROM (
     SELECT CASE
              WHEN ev.ts IS NULL OR ev.unit_id IS NULL OR ev.event IS NULL OR {needs_value} THEN {_BAD}
@@ -242,7 +243,8 @@ units AS (SELECT arm, COUNT(*) AS units FROM exposed WHERE several = 0 GROUP BY 
 exposure_counts AS (
   SELECT {count(_BAD)} AS bad_exposure_rows,
          {count(_UNKNOWN_VARIANT)} AS unknown_variant_exposures,
-         {count(_EXPOSURE_AFTER)} AS exposures_after_as_of
+         {count(_EXPOSURE_AFTER)} AS exposures_after_as_of,
+         COALESCE(SUM(row_count), 0) AS exposure_rows, COALESCE(SUM(timed_rows), 0) AS exposure_rows_timed
   FROM exposure_groups
 ),
 event_counts AS (
@@ -251,14 +253,9 @@ event_counts AS (
          {count(_SEVERAL)} AS events_of_units_in_several_variants,
          COALESCE(SUM(before_rows), 0) + {count(_BEFORE)} AS events_before_exposure,
          {count(_OUTSIDE)} AS events_outside_window,
-         {count(_EVENT_AFTER)} AS events_after_as_of
+         {count(_EVENT_AFTER)} AS events_after_as_of,
+         COALESCE(SUM(row_count), 0) AS event_rows, COALESCE(SUM(timed_rows), 0) AS event_rows_timed
   FROM unit_sums
-),
-row_counts AS (
-  SELECT (SELECT COUNT(*) FROM exposure_rows) AS exposure_rows,
-         (SELECT COUNT(ts) FROM exposure_rows) AS exposure_rows_timed,
-         (SELECT COUNT(*) FROM event_rows) AS event_rows,
-         (SELECT COUNT(ts) FROM event_rows) AS event_rows_timed
 ),
 exposed_summary AS (
   SELECT COALESCE(SUM(several), 0) AS units_in_several_variants, MIN(first_ts) AS first_exposure,
@@ -275,11 +272,11 @@ SELECT v.arm AS arm, v.variant AS variant, COALESCE(u.units, 0) AS units{moment_
        c.exposures_after_as_of AS exposures_after_as_of,
        d.events_after_as_of AS events_after_as_of,
        d.events_of_units_in_several_variants AS events_of_units_in_several_variants,
-       r.exposure_rows AS exposure_rows, r.exposure_rows_timed AS exposure_rows_timed,
-       r.event_rows AS event_rows, r.event_rows_timed AS event_rows_timed,
+       c.exposure_rows AS exposure_rows, c.exposure_rows_timed AS exposure_rows_timed,
+       d.event_rows AS event_rows, d.event_rows_timed AS event_rows_timed,
        s.first_exposure AS first_exposure, s.last_exposure AS last_exposure
 FROM variants v LEFT JOIN units u ON u.arm = v.arm{moment_join}
-CROSS JOIN exposure_counts c CROSS JOIN event_counts d CROSS JOIN exposed_summary s CROSS JOIN row_counts r
+CROSS JOIN exposure_counts c CROSS JOIN event_counts d CROSS JOIN exposed_summary s
 ORDER BY v.arm"""
 
 

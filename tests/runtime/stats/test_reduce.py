@@ -222,11 +222,11 @@ def random_rows(seed, n_units=60, n_exposures=150, n_events=500):
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_matches_reference(tmp_path, fmt, seed):
+def test_matches_reference(tmp_path, fmt, seed, engine):
     exposures, events = random_rows(seed)
     ex, ev = files(tmp_path, exposures, events, fmt)
     plan = plan_of(METRICS)
-    r = reduce(plan, ex, ev)
+    r = reduce(plan, ex, ev, engine=engine)
     expected = reference(plan, exposures, events)
     assert_same(r, expected)
     # the random data exercises every exclusion
@@ -234,21 +234,21 @@ def test_matches_reference(tmp_path, fmt, seed):
 
 
 @pytest.mark.parametrize("as_of", ["2026-11-01T03:00:00", "2026-11-01T08:30:00", "2026-11-02T00:00:00"])
-def test_as_of_matches_reference(tmp_path, as_of):
+def test_as_of_matches_reference(tmp_path, as_of, engine):
     exposures, events = random_rows(7)
     ex, ev = files(tmp_path, exposures, events)
     plan = plan_of(METRICS)
-    r = reduce(plan, ex, ev, as_of=as_of)
+    r = reduce(plan, ex, ev, as_of=as_of, engine=engine)
     assert_same(r, reference(plan, exposures, events, as_of))
     assert r.as_of == as_of
 
 
-def test_a_reducer_over_loaded_tables_gives_each_cut_off_what_reduce_gives(tmp_path):
+def test_a_reducer_over_loaded_tables_gives_each_cut_off_what_reduce_gives(tmp_path, engine):
     exposures, events = random_rows(7)
-    ex, ev = files(tmp_path, exposures, events)
+    ex, ev = files(tmp_path, exposures, events, "parquet")
     plan = plan_of(METRICS)
     cut_offs = [None, "2026-11-01T03:00:00", "2026-11-01T08:30:00", "2026-11-02T00:00:00"]
-    with reducer(plan, ex, ev, repeated=True) as reduce_at:
+    with reducer(plan, ex, ev, repeated=True, engine=engine) as reduce_at:
         for as_of in cut_offs:
             assert_same(reduce_at(as_of), reference(plan, exposures, events, as_of))
 
