@@ -63,14 +63,14 @@ def run(source: str | PathLike[str] | Plan, *, simulate: bool | None = None, run
         exposures: str | PathLike[str] | None = None, events: str | PathLike[str] | None = None,
         fresh: bool = False, model: str | None = None, api_base: str | None = None,
         api_key_env: str | None = None, concurrency: int | None = None, max_cost: float | None = None,
-        progress: Progress | None = None) -> RunResult:
+        engine: str = "duckdb", progress: Progress | None = None) -> RunResult:
     """Run an experiment end to end, as ``expc run`` does; the result's ``report`` is report.json's content.
 
-    Without data files (``units``, ``exposures``, ``events``) the run is
-    simulated from the spec's ``simulation`` block; ``simulate=True`` insists
-    on it. ``run_dir`` defaults to ``.expc/runs/<experiment-id>``; running
-    again resumes. ``offline=True`` sends every prompt to the built-in
-    offline model. The other keywords are ``expc run``'s options.
+    Without data (``units``, ``exposures``, ``events``, or the spec's
+    ``data`` section) the run is simulated from the spec's ``simulation``
+    block; ``simulate=True`` insists on it. ``engine`` reduces the data.
+    ``run_dir`` defaults to ``.expc/runs/<experiment-id>``; running again resumes.
+    ``offline=True`` sends every prompt to the built-in offline model. The other keywords are ``expc run``'s options.
     """
     from expc.runtime.generate.runner import GenerateOptions
     from expc.runtime.run import RunOptions, default_run_dir, execute
@@ -80,6 +80,7 @@ def run(source: str | PathLike[str] | Plan, *, simulate: bool | None = None, run
         run_dir=Path(run_dir) if run_dir is not None else default_run_dir(plan),
         simulate=bool(simulate), seed=seed,
         units_path=_path(units), events_path=_path(events), exposures_path=_path(exposures), fresh=fresh,
+        engine=engine, data_base=_base(source),
         generation=GenerateOptions(offline=bool(offline), model=model, api_base=api_base, api_key_env=api_key_env,
                                    concurrency=concurrency, max_cost=max_cost),
     )
@@ -111,27 +112,44 @@ class Analysis:
         return self.evaluation.to_dict()
 
 
-def analyze(source: str | PathLike[str] | Plan, *, exposures: str | PathLike[str], events: str | PathLike[str],
-            as_of: str | None = None) -> Analysis:
+def analyze(source: str | PathLike[str] | Plan, *, exposures: str | PathLike[str] | None = None,
+            events: str | PathLike[str] | None = None, as_of: str | None = None,
+            engine: str = "duckdb", base: str | PathLike[str] | None = None) -> Analysis:
     """Evaluate the experiment on logged exposures and events at one moment (``as_of``, default: the data's end).
 
+    ``exposures`` and ``events`` are files or folders; without them, the
+    spec's ``data`` section says where the data is (paths relative to the
+    spec's folder). ``engine`` is where the reduction runs (``duckdb``,
+    ``spark``, or one registered with :func:`expc.runtime.engines.register`).
     The look is numbered by the plan's schedule (the look in progress at
-    ``as_of``), as ``expc run`` numbers its looks. Raises
-    :class:`~expc.runtime.tables.DataError` for a bad file and ``ValueError``
-    for an ``as_of`` that is not a timestamp.
+    ``as_of``), as ``expc run`` numbers its looks. ``base`` is the folder
+    the data section's paths are relative to (default: the spec's). Raises
+    :class:`~expc.runtime.tables.DataError` for bad data,
+    :class:`~expc.runtime.engines.EngineError` for an engine that cannot run
+    here and ``ValueError`` for an ``as_of`` that is not a timestamp.
     """
     plan = load_plan(source)
-    from expc.runtime.stats.reduce import reduce  # with DuckDB and numpy
+    from expc.runtime.data_sources import required, sources
+    from expc.runtime.stats.reduce import reduce  # with numpy
 
-    # The statistics import scipy (about 0.4 s): in a thread, while DuckDB (which releases the GIL) reduces.
+    folder = Path(base) if base is not None else _base(source)
+    found = required(sources(plan, folder, exposures=exposures, events=events))
+    # The statistics import scipy (about 0.4 s): in a thread, while the engine (which releases the GIL) reduces.
     threading.Thread(target=__import__, args=("expc.runtime.evaluate",), name="expc-import-stats",
                      daemon=True).start()
-    reduction = reduce(plan, exposures, events, as_of)
+    reduction = reduce(plan, found["exposures"], found["events"], as_of, engine=engine)
     from expc.runtime.evaluate import evaluate  # waits for the thread's import to finish
 
     elapsed = reduction.elapsed_seconds()
     look = plan.schedule.look_at(elapsed) if elapsed is not None else None
     return Analysis(plan, reduction, evaluate(plan, reduction, look, elapsed))
+
+
+def _base(source: str | PathLike[str] | Plan) -> Path:
+    """The folder the paths of a spec's ``data`` section are relative to: the spec's (or plan file's) folder."""
+    from expc.compiler.plan import Plan
+
+    return Path.cwd() if isinstance(source, Plan) else Path(source).parent
 
 
 def _path(p: str | PathLike[str] | None) -> Path | None:

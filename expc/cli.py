@@ -11,8 +11,9 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -324,6 +325,15 @@ def export(spec: str, target: str, output: str | None) -> None:
     _emit(growthbook_json(compile_plan(*_checked_spec(spec))), output)
 
 
+def _engine_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--engine: where exposures and events are reduced (a name in the engines' registry)."""
+    from expc.runtime.engines import ENGINES
+
+    return click.option("--engine", type=click.Choice(sorted(ENGINES)), default="duckdb", show_default=True,
+                        help="Where the data is reduced: duckdb (embedded) or spark (PySpark: local[*], or "
+                             "EXPC_SPARK_MASTER / EXPC_SPARK_REMOTE); see docs/warehouse.md.")(command)
+
+
 def _as_of_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """--as-of must be an ISO 8601 date or time (a usage error, exit 2, otherwise)."""
     from datetime import datetime
@@ -382,15 +392,19 @@ Examples:
   expc analyze specs/welcome-email.yaml --exposures e.jsonl --events ev.jsonl --format json
 """)
 @click.argument("spec")
-@click.option("--exposures", "exposures_path", required=True, type=click.Path(dir_okay=False),
-              help="Exposures: .csv, .jsonl or .parquet with the unit id, `variant` and `timestamp`.")
-@click.option("--events", "events_path", required=True, type=click.Path(dir_okay=False),
-              help="Events: .csv, .jsonl or .parquet with the unit id, `event`, `timestamp` (and `value`).")
+@click.option("--exposures", "exposures_path", type=click.Path(),
+              help="Exposures: .csv, .jsonl or .parquet (or a folder of them) with the unit id, `variant` and "
+                   "`timestamp` (default: the spec's data.exposures).")
+@click.option("--events", "events_path", type=click.Path(),
+              help="Events: .csv, .jsonl or .parquet (or a folder of them) with the unit id, `event`, `timestamp` "
+                   "(and `value`) (default: the spec's data.events).")
 @click.option("--as-of", "as_of", callback=_as_of_option, metavar="TIMESTAMP",
               help="Count only rows at or before this ISO 8601 time (default: all the data).")
+@_engine_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text", show_default=True,
               help="text for people, json for tools, md for a pull-request comment.")
-def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None, fmt: str) -> None:
+def analyze(spec: str, exposures_path: str | None, events_path: str | None, as_of: str | None, engine: str,
+            fmt: str) -> None:
     """Analyse an experiment from its exposures and events: results and the stopping decision.
 
     Reduces the files to per-variant counts, compares every treatment with the
@@ -411,7 +425,8 @@ def analyze(spec: str, exposures_path: str, events_path: str, as_of: str | None,
 
     plan = compile_plan(*_checked_spec(spec))
     try:
-        result = analyze_data(plan, exposures=exposures_path, events=events_path, as_of=as_of).to_dict()
+        result = analyze_data(plan, exposures=exposures_path, events=events_path, as_of=as_of, engine=engine,
+                              base=Path(spec).parent).to_dict()
     except ExpcError:
         raise
     except ValueError as exc:
@@ -517,12 +532,13 @@ Examples:
 @click.option("--run-dir", "run_dir", type=click.Path(file_okay=False),
               help="Where the run's state and reports live (default: .expc/runs/<experiment-id>).")
 @click.option("--fresh", is_flag=True, help="Start over in the run directory (the content store is kept).")
+@_engine_option
 @_generation_options
 @click.option("--quiet", is_flag=True, help="No progress, only the summary (or the JSON).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: a summary for people; json: the report on stdout.")
 def run_command(spec: str, units_path: str | None, events_path: str | None, exposures_path: str | None,
-                simulate: bool, seed: int | None, run_dir: str | None, fresh: bool, offline: bool,
+                simulate: bool, seed: int | None, run_dir: str | None, fresh: bool, engine: str, offline: bool,
                 model: str | None, api_base: str | None, api_key_env: str | None, concurrency: int | None,
                 max_cost: float | None,
                 quiet: bool, fmt: str) -> None:
@@ -551,7 +567,7 @@ def run_command(spec: str, units_path: str | None, events_path: str | None, expo
         units_path=Path(units_path) if units_path else None,
         events_path=Path(events_path) if events_path else None,
         exposures_path=Path(exposures_path) if exposures_path else None,
-        fresh=fresh,
+        fresh=fresh, engine=engine, data_base=Path(spec).parent,
         generation=GenerateOptions(offline=offline, model=model, api_base=api_base, api_key_env=api_key_env,
                                    concurrency=concurrency, max_cost=max_cost),
     )

@@ -64,6 +64,16 @@ class RunOptions:
     exposures_path: Path | None = None
     fresh: bool = False
     generation: Any = None  # GenerateOptions; None = defaults
+    engine: str = "duckdb"  # where exposures and events are reduced
+    data_base: Path | None = None  # the folder of the spec, which its data section's paths are relative to
+
+    def data(self, plan: Plan) -> dict[str, Any]:
+        """The exposures and events to read (DataSource or None each): the flags', else the spec's ``data``."""
+        from expc.runtime.data_sources import sources
+
+        if self.simulate:
+            return {"exposures": None, "events": None}
+        return sources(plan, self.data_base, exposures=self.exposures_path, events=self.events_path)
 
 
 @dataclass
@@ -89,11 +99,10 @@ class RunResult:
 
 def run_identity(plan: Plan, options: RunOptions, simulated: bool, seed: int) -> dict[str, Any]:
     """What makes two invocations the same run: the spec digest, the mode, the seed and the inputs."""
-    inputs = {
-        name: (str(Path(p).resolve()) if p else None)
-        for name, p in (("units", options.units_path), ("events", options.events_path),
-                        ("exposures", options.exposures_path))
-    }
+    inputs: dict[str, Any] = {"units": str(Path(options.units_path).resolve()) if options.units_path else None}
+    for name, source in options.data(plan).items():
+        inputs[name] = None if source is None else (
+            str(Path(source.path).resolve()) if source.path is not None else source.model_dump(exclude_defaults=True))
     return {"state_version": STATE_VERSION, "spec_sha256": plan.spec_sha256,
             "experiment": plan.experiment.id, "simulated": simulated, "seed": seed, "inputs": inputs}
 
@@ -332,14 +341,16 @@ def run_on_data(plan: Plan, options: RunOptions, progress: Progress) -> tuple[
             _mark_done(run_dir, "assignments")
         units = _subset(units, assignment.variant >= 0)
     generation = _generate(plan, units, options, progress)
-    if options.events_path is None:
+    data = options.data(plan)
+    if data["events"] is None:
         return [], generation
-    exposures = options.exposures_path
-    if exposures is None:
+    if data["exposures"] is None:
         raise RunError("--events needs --exposures: a file with each unit's id, `variant` and `timestamp` "
                        "(for example the exposures your GrowthBook SDK logged)", 2)
+    exposures = data["exposures"].path or "the exposures"
     progress.step("reading exposures and events")
-    with reducer(plan, exposures, options.events_path, repeated=True) as reduce_at:  # the files are read once
+    with reducer(plan, data["exposures"], data["events"], engine=options.engine,
+                 repeated=True) as reduce_at:  # the data is read once
         whole = reduce_at(None)
         if whole.first_exposure is None:
             raise RunError(f"{exposures}: no unit was exposed to a variant of this experiment", 1)
@@ -378,7 +389,7 @@ def _execute(plan: Plan, options: RunOptions, progress: Progress | None = None) 
 
     progress = progress or Progress()
     has_data = options.units_path is not None or options.events_path is not None
-    simulated = options.simulate or not has_data
+    simulated = options.simulate or not (has_data or options.data(plan)["events"] is not None)
     if simulated and plan.simulation is None:
         raise RunError("this spec has no `simulation` block, so there is nothing to simulate; give real data "
                        "(--units, --events and --exposures) or add a simulation block", 2)

@@ -4,15 +4,17 @@
 master URL or Spark Connect) are built in; :func:`register` adds another (for
 a warehouse, :class:`~expc.runtime.engines.dbapi.DbApiEngine` over its DB-API
 connection and a dialect name). Engines are imported only when opened, so
-naming one costs nothing.
+naming one (the command line lists them) imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from .base import Engine, EngineError
+if TYPE_CHECKING:
+    from .base import Engine, EngineError
 
 __all__ = ["ENGINES", "Engine", "EngineError", "open_engine", "register"]
 
@@ -30,6 +32,8 @@ def register(name: str, factory: Callable[[], Engine]) -> None:
 
 def open_engine(name: str) -> Engine:
     """Open the engine called ``name``; :class:`EngineError` (exit 2) for an unknown name or one unusable here."""
+    from .base import EngineError
+
     factory = ENGINES.get(name)
     if factory is None:
         raise EngineError(f"unknown engine {name!r}; use one of {', '.join(sorted(ENGINES))}")
@@ -37,3 +41,12 @@ def open_engine(name: str) -> Engine:
         module, _, attribute = factory.partition(":")
         factory = getattr(importlib.import_module(module), attribute)
     return factory()
+
+
+def __getattr__(name: str) -> Any:
+    """``Engine`` and ``EngineError``, imported from :mod:`.base` when first asked for."""
+    if name in ("Engine", "EngineError"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(name)
