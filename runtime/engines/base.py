@@ -122,27 +122,28 @@ class Engine(ABC):
         """Release the connection (the engine cannot be used after)."""
 
     def relation(self, what: str, source: DataSource, *, unit: str, value: bool, events: list[str],
-                 repeated: bool = False) -> tuple[exp.Query, Any]:
+                 repeated: bool = False, read: str | None = None) -> tuple[exp.Query, Any]:
         """The ``SELECT`` of relation ``what`` from ``source``, and a handle for :meth:`timestamp_problem`.
 
         ``unit`` is the experiment's unit column (files may name the id so
         instead of ``unit_id``), ``value`` whether ``value`` is read,
         ``events`` the metrics' events (a file reader may skip other rows);
         ``repeated`` that several cut-offs will read it (an engine may cache
-        the rows). Raises :class:`DataError` for a source it cannot read or
-        that lacks a column.
+        the rows); ``read`` is the dialect a table's name or a query is
+        written in (the spec's ``data.dialect``). Raises :class:`DataError`
+        for a source it cannot read or that lacks a column.
         """
         if source.path is not None:
             return self.file_relation(what, source, unit=unit, value=value, events=events, repeated=repeated)
-        return self.source_relation(what, source, value=value), None
+        return self.source_relation(what, source, value=value, read=read), None
 
-    def source_relation(self, what: str, source: DataSource, *, value: bool) -> exp.Query:
-        """A table or query source, with its column mapping, once its columns are checked."""
+    def source_relation(self, what: str, source: DataSource, *, value: bool, read: str | None = None) -> exp.Query:
+        """A table or query source (in dialect ``read``), with its column mapping, once its columns are checked."""
         from sqlglot import exp
 
         from expc.runtime.stats.reduction_sql import input_query
 
-        selected = input_query(what, source, self.dialect, value=value)
+        selected = input_query(what, source, self.dialect, value=value, read=read)
         origin = selected.args["from_"].this.copy()
         try:
             has = self.columns(exp.select("*").from_(origin))

@@ -100,12 +100,13 @@ def session() -> Any:
                    .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_LOG_CONFIG.as_uri()}"))
     for key, value in conf.items():
         builder = builder.config(key, value)
-    builder = builder.config("spark.sql.session.timeZone", "UTC")
+    builder = builder.config("spark.sql.session.timeZone", "UTC").config("spark.sql.runSQLOnFiles", "false")
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # a JVM that does not start raises PySpark's and Py4J's errors
         raise EngineError(f"Spark could not start: {_first_line(exc)}") from None
     spark.conf.set("spark.sql.session.timeZone", "UTC")
+    spark.conf.set("spark.sql.runSQLOnFiles", "false")  # a spec's query reads tables, never parquet.`/a/path`
     return spark
 
 

@@ -185,8 +185,8 @@ def reducer(plan: Plan, exposures: Input, events: Input, *, engine: str | Engine
         cutoff = normalise_as_of(as_of)
         for what, source in sources.items():
             if what not in relations:
-                relations[what] = eng.relation(what, source, unit=plan.assignment.unit, value=value,
-                                               events=names, repeated=repeated)
+                relations[what] = eng.relation(what, source, unit=plan.assignment.unit, value=value, events=names,
+                                               repeated=repeated, read=plan.data.dialect if plan.data else None)
         sql = reduction_sql(plan, eng.dialect, as_of, comments=False,
                             inputs={what: rel[0] for what, rel in relations.items()})
         columns, rows = eng.query(sql)

@@ -319,7 +319,8 @@ def _clickhouse_timestamp(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def input_query(what: str, source: DataSource | None, dialect: str, *, value: bool = True) -> exp.Query:
+def input_query(what: str, source: DataSource | None, dialect: str, *, value: bool = True,
+                read: str | None = None) -> exp.Query:
     """The ``SELECT`` (in ``dialect``) that gives relation ``what`` (``exposures`` or ``events``) its standard columns.
 
     Without a source: the table named ``what`` (a view the data team makes).
@@ -327,15 +328,18 @@ def input_query(what: str, source: DataSource | None, dialect: str, *, value: bo
     standard column is the source's column of the same name unless
     ``columns`` maps it). A ``path`` source is read by the engine, which
     names the typed rows ``what``. ``value`` says whether the events'
-    ``value`` is read (only when some metric sums values).
+    ``value`` is read (only when some metric sums values). Table names and
+    queries are read in dialect ``read`` (the spec's ``data.dialect``; default
+    ``dialect``), so that sqlglot translates them for the engine.
     """
+    read = read or dialect
     wanted = [c for c in STANDARD_COLUMNS[what] if value or c != "value"]
     if source is None or source.path is not None:
         return exp.select(*wanted).from_(exp.to_table(what))
     if source.table is not None:
-        origin: exp.Expression = exp.to_table(source.table, dialect=dialect)
+        origin: exp.Expression = exp.to_table(source.table, dialect=read)
     else:
-        query = sqlglot.parse_one(source.query or "", read=dialect)
+        query = sqlglot.parse_one(source.query or "", read=read)
         origin = exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("src")))
     mapped = [exp.alias_(exp.column(source.columns.get(c, c), quoted=True), c, quoted=True) for c in wanted]
     return exp.select(*mapped).from_(origin)
@@ -362,8 +366,8 @@ def reduction_sql(plan: Plan, dialect: str = "duckdb", as_of: str | None = None,
     if inputs is None:
         value = any(measure == "value" for m in plan.metrics for _, measure in m.uses())
         data = plan.data
-        inputs = {what: input_query(what, getattr(data, what) if data else None, dialect, value=value)
-                  for what in STANDARD_COLUMNS}
+        inputs = {what: input_query(what, getattr(data, what) if data else None, dialect, value=value,
+                                    read=data.dialect if data else None) for what in STANDARD_COLUMNS}
     ctes = tree.args["with_"].expressions
     for i, what in enumerate(STANDARD_COLUMNS):
         ctes.insert(i, exp.CTE(this=inputs[what], alias=exp.TableAlias(this=exp.to_identifier(f"expc_{what}"))))
