@@ -26,6 +26,7 @@ This module imports neither numpy nor duckdb (``expc sql`` only reads a spec).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -338,6 +339,9 @@ def input_query(what: str, source: DataSource | None, dialect: str, *, value: bo
         return exp.select(*wanted).from_(exp.to_table(what))
     if source.table is not None:
         origin: exp.Expression = exp.to_table(source.table, dialect=read)
+        for part in origin.find_all(exp.Identifier):  # `my-project` must stay quoted; plain names keep their case
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part.name):
+                part.set("quoted", True)
     else:
         query = sqlglot.parse_one(source.query or "", read=read)
         origin = exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("src")))

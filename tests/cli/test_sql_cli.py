@@ -40,3 +40,21 @@ def test_usage_errors_exit_2_and_a_bad_spec_exits_1(tmp_path):
     assert no_dialect.exit_code == 2
     missing = CliRunner().invoke(main, ["sql", str(tmp_path / "none.yaml"), "--dialect", "duckdb"])
     assert missing.exit_code == 1 and "Traceback" not in missing.output
+
+
+def test_the_spec_data_section_is_read_where_it_is_translated_for_each_dialect(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((ROOT / "specs" / "welcome-email.yaml").read_text(encoding="utf-8") + """
+data:
+  dialect: bigquery
+  exposures: {table: my-project.analytics.experiment_viewed, columns: {unit_id: user_id, variant: variation_id}}
+  events:
+    query: SELECT user_id AS unit_id, event_name AS event, value, event_time AS `timestamp` FROM analytics.events
+""", encoding="utf-8")
+    for dialect in ("bigquery", "snowflake", "spark"):
+        out = CliRunner().invoke(main, ["sql", str(spec), "--dialect", dialect])
+        assert out.exit_code == 0, out.output
+        tree = sqlglot.parse_one(out.stdout, read=dialect)
+        tables = {t.sql(dialect=dialect) for t in tree.find_all(sqlglot.exp.Table)}
+        assert any("experiment_viewed" in t for t in tables) and any(t.endswith("events") for t in tables)
+        assert "variation_id" in out.stdout and "event_time" in out.stdout
