@@ -261,13 +261,19 @@ def init(path: str, force: bool) -> None:
 Examples:
   expc assign specs/welcome-email.yaml --units users.parquet -o assignments.parquet
   expc assign specs/welcome-email.yaml --units users.csv > assignments.csv
+  expc assign specs/welcome-email.yaml --units users/ --engine spark -o assignments.parquet/
 """)
 @click.argument("spec")
-@click.option("--units", "units_path", required=True, type=click.Path(dir_okay=False),
-              help="Units to assign: .csv, .jsonl or .parquet, with the declared attributes as columns.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Write assignments here; the extension picks the format (default: CSV on stdout).")
-def assign_command(spec: str, units_path: str, output: str | None) -> None:
+@click.option("--units", "units_path", required=True, type=click.Path(),
+              help="Units to assign: .csv, .jsonl or .parquet, with the declared attributes as columns "
+                   "(with --engine spark, a folder of such files too).")
+@click.option("-o", "--output", type=click.Path(),
+              help="Write assignments here; the extension picks the format (default: CSV on stdout). With "
+                   "--engine spark, a path ending in / (assignments.parquet/) is a folder Spark writes in parallel.")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="Where to assign: the embedded engine, or Apache Spark (EXPC_SPARK_MASTER, EXPC_SPARK_REMOTE, "
+                   "EXPC_SPARK_CONF say where; default local[*]), in parallel partitions.")
+def assign_command(spec: str, units_path: str, output: str | None, engine: str) -> None:
     """Assign units to variants exactly as GrowthBook's SDKs would.
 
     Each input unit gets one output row: its id, `variant` (empty when it is
@@ -286,9 +292,17 @@ def assign_command(spec: str, units_path: str, output: str | None) -> None:
             sys.stdout.write(terminal_safe(text, multiline=True) if tty else text)
 
     plan = compile_plan(*_checked_spec(spec))
+    write = (lambda tables: write_assignment_chunks(output, tables)) if output else to_stdout
     try:  # chunk by chunk: the memory needed does not grow with the file
-        counts = assign_file(plan, units_path, (lambda tables: write_assignment_chunks(output, tables))
-                             if output else to_stdout)
+        if engine == "spark":
+            from expc.runtime.assign_spark import assign_spark, folder_output
+
+            if output and folder_output(output):
+                counts = assign_spark(plan, units_path, folder=output)
+            else:
+                counts = assign_spark(plan, units_path, write)
+        else:
+            counts = assign_file(plan, units_path, write)
     except DataError as exc:
         _say(f"error: {exc}", err=True)
         sys.exit(EXIT_INVALID)
