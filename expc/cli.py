@@ -291,6 +291,12 @@ def assign_command(spec: str, units_path: str, output: str | None, engine: str) 
             text = data.decode("utf-8")
             sys.stdout.write(terminal_safe(text, multiline=True) if tty else text)
 
+    if engine == "duckdb" and os.path.isdir(units_path):
+        raise click.BadParameter(f"{units_path!r} is a folder; the embedded engine reads one file "
+                                 "(--engine spark reads a folder of files)", param_hint="'--units'")
+    if output and os.path.isdir(output) and not (engine == "spark" and output.endswith(("/", os.sep))):
+        raise click.BadParameter(f"{output!r} is a folder; name a file (or, with --engine spark, a new folder "
+                                 "ending in /)", param_hint="'-o'")
     plan = compile_plan(*_checked_spec(spec))
     write = (lambda tables: write_assignment_chunks(output, tables)) if output else to_stdout
     try:  # chunk by chunk: the memory needed does not grow with the file
