@@ -96,7 +96,6 @@ if TYPE_CHECKING:
 _POS = "_expc_pos"
 _ID = "_expc_id"
 _EXAMPLES = 3
-_ROW_BITS = 33  # monotonically_increasing_id(): the partition in the upper bits, the row within it below
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _KIND_NAMES = {"csv": "CSV", "jsonl": "JSON Lines", "parquet": "Parquet"}
 
@@ -295,30 +294,44 @@ class _Source:
     # ------------------------------------------------------------ where
 
     def where(self, positions: list[int]) -> tuple[str, str]:
-        """The file that holds the rows at these positions (all in one file) and ``line 4``, ``lines 2 and 7``
-        or ``row 3``: one Spark job over the input (only to word an error)."""
+        """Where the rows at these positions (from 0, in Spark's order: the file's) are, for a message: the file
+        and ``line 4``, ``lines 2 and 7`` or ``row 3``; rows in several files of a folder: the folder and
+        ``a.csv line 2 and b.csv line 5``. Spark jobs over the input, only to word an error."""
         from pyspark.sql import functions as F
 
-        name = self.name
-        rows = self.raw
-        if self.folder or self.remote:
-            found = (self.raw.where(F.col(_POS).isin(positions[:1])).select(F.input_file_name()).collect())
-            if found:
-                name = _local_name(found[0][0])
-                rows = self.raw.where(F.input_file_name() == found[0][0])
+        if not (self.folder or self.remote):
+            return self.name, _lines(self._numbers(self.raw, positions, self.path), self.kind)
+        files = dict(self.raw.where(F.col(_POS).isin(positions)).select(_POS, F.input_file_name()).collect())
+        groups: dict[str, list[int]] = {}
+        for p in positions:
+            groups.setdefault(files.get(p, ""), []).append(p)
+        found = []
+        for file, ps in sorted(groups.items()):
+            name = _local_name(file)
+            numbers = self._numbers(self.raw.where(F.input_file_name() == file), ps, Path(name))
+            found.append((name, _lines(numbers, self.kind)))
+        if len(found) == 1:
+            return found[0]
+        shown = [f"{os.path.relpath(name, self.name) if not self.remote else name} {at}" for name, at in found]
+        return self.name, ", ".join(shown[:-1]) + " and " + shown[-1]
+
+    def _numbers(self, rows: Any, positions: list[int], path: Path) -> list[int]:
+        """The line (CSV, JSON Lines) or row (Parquet) of each position among ``rows``, those of one file."""
+        from pyspark.sql import functions as F
+
         before = rows.agg(*[F.count(F.when(F.col(_POS) < p, 1)) for p in positions]).collect()[0]
         index = [int(b) for b in before]
-        if self.kind == "parquet":
-            numbers, noun = [i + 1 for i in index], "row"
-        elif self.kind == "jsonl":  # every line is a row of Spark's text reader
-            numbers, noun = [i + 1 for i in index], "line"
-        elif Path(name).is_file():
-            numbers, noun = _line_numbers(Path(name), "csv", index), "line"
-        else:
-            numbers, noun = [i + 1 for i in index], "record"
-        if len(numbers) == 1:
-            return name, f"{noun} {numbers[0]}"
-        return name, f"{noun}s {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
+        if self.kind == "csv" and path.is_file():  # records to lines: quoted line breaks, blank lines
+            return _line_numbers(path, "csv", index)
+        return [i + 1 for i in index]  # Parquet rows; JSON Lines: every line is a row of Spark's text reader
+
+
+def _lines(numbers: list[int], kind: str) -> str:
+    """``line 4``, ``lines 2, 3 and 7``, or ``row``/``rows`` for Parquet."""
+    noun = "row" if kind == "parquet" else "line"
+    if len(numbers) == 1:
+        return f"{noun} {numbers[0]}"
+    return f"{noun}s {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
 
 
 def _local_name(uri: str) -> str:

@@ -271,6 +271,20 @@ def test_a_folder_with_files_at_two_depths_is_refused(tmp_path):
         assign_spark(spec_plan(2, "100%"), folder, lambda tables: list(tables), spark=object())
 
 
+@pytest.mark.parametrize(("second", "message"), [
+    ("user_id,country\nu3,US\n,CA\n", r"units/b.csv: 1 unit has no `user_id` \(empty or null\), at line 3; "),
+    ("user_id,country\nu3,US\nu1,CA\n", r"units: 1 id appears more than once \(2 rows\): `u1` at a.csv line 2 "
+                                         r"and b.csv line 3; each unit must appear once"),
+])
+def test_a_refused_folder_names_the_file_and_line(spark, tmp_path, second, message):
+    folder = tmp_path / "units"
+    folder.mkdir()
+    (folder / "a.csv").write_text("user_id,country\nu1,US\nu2,US\n", encoding="utf-8")
+    (folder / "b.csv").write_text(second, encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        assign_spark(spec_plan(2, "100%"), folder, lambda tables: list(tables), spark=spark)
+
+
 @pytest.mark.parametrize("kind", ["parquet", "csv", "jsonl"])
 def test_spark_writes_a_folder_with_the_files_columns_and_values(spark, tmp_path, kind):
     plan = spec_plan(2, "90%")
