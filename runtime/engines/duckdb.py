@@ -73,6 +73,7 @@ class DuckDBEngine(Engine):
 
     def columns(self, query: exp.Query) -> list[str]:
         """The column names of ``query``; a table or column that does not exist is a :class:`DataError`."""
+        self._lock()  # a spec's table or query: from here on, only the files already given can be read
         try:
             return [r[0] for r in self.con.execute(f"DESCRIBE {query.sql(dialect='duckdb')}").fetchall()]
         except duckdb.Error as exc:

@@ -183,7 +183,8 @@ def reducer(plan: Plan, exposures: Input, events: Input, *, engine: str | Engine
 
     def reduce_at(as_of: str | None = None) -> Reduction:
         cutoff = normalise_as_of(as_of)
-        for what, source in sources.items():
+        # Files first: an engine may lock itself down (no other file readable) before a spec's query is read.
+        for what, source in sorted(sources.items(), key=lambda item: item[1].path is None):
             if what not in relations:
                 relations[what] = eng.relation(what, source, unit=plan.assignment.unit, value=value, events=names,
                                                repeated=repeated, read=plan.data.dialect if plan.data else None)

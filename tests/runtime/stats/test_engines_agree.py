@@ -212,3 +212,17 @@ def test_the_command_line_reports_an_unusable_engine_in_one_line_exit_2(tmp_path
                                        "--events", str(ev), "--engine", "spark"])
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and "pip install 'expc[spark]'" in result.output
+
+
+def test_the_embedded_engine_reads_no_file_but_those_given_whatever_a_query_asks(tmp_path):
+    """Validation refuses read_csv in a spec's query (E057); a hand-made plan that slips one past meets the lock."""
+    from expc.compiler.model import Data, DataSource
+
+    secret = tmp_path / "secret.csv"
+    secret.write_text("unit_id,variant,timestamp\nTOPSECRET,a,2026-11-01T00:00:00Z\n", encoding="utf-8")
+    _, ev = files(tmp_path, *random_rows(17))
+    plan = expc.load_plan(spec_file(tmp_path))
+    plan = plan.model_copy(update={"data": Data(exposures=DataSource(query=f"SELECT * FROM read_csv('{secret}')"))})
+    with pytest.raises(DataError, match="^the data.exposures query: DuckDB: Permission Error") as info:
+        expc.analyze(plan, events=ev)
+    assert "TOPSECRET" not in str(info.value)
