@@ -5,7 +5,7 @@ Run from the repository root, in the project's virtualenv::
 
     .venv/bin/python benchmarks/assign.py [--n 1000000] [--sample 50000] [--e2e-n 1000000] [--seed S]
                                           [--repeat 5] [--no-planout] [--no-e2e]
-                                          [--memory-n 10000000] [--before REV] [--no-memory]
+                                          [--memory-n 10000000] [--before REV] [--no-memory] [--no-spark]
 
 What it does:
 
@@ -58,6 +58,17 @@ What it does:
    assign ... -o out.parquet`` (peak RSS from ``wait4``, wall time, rows
    written); with ``--before REV``, also by expc as it was at that commit (a
    ``git worktree`` in the temporary folder with its own venv, removed after).
+9. Spark (issue 12, item 7), unless ``--no-spark``: the ``--e2e-n`` units'
+   Parquet and JSON Lines files assigned by ``assign_spark`` (``expc assign
+   --engine spark``) in Spark's local mode (``local[*]``, one session, started
+   once and timed), writing a Parquet file (the rows collected, then the
+   embedded writer) and a Parquet folder (Spark's tasks), against
+   ``assign_file`` (the embedded path) on the same files; a first Spark run
+   warms the Python workers and is not counted; best of 2. The outputs are
+   checked against the embedded path's, row by row. Then one run of ``expc
+   assign --engine spark`` as a subprocess on the JSON Lines file (the whole
+   process: the JVM's start included). Skipped with a line when Spark cannot
+   run here (no PySpark or no Java).
 
 Exits 0: the figures are for reading, not a gate. Nothing outside the
 temporary folder is written.
@@ -72,6 +83,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -710,6 +722,82 @@ def end_to_end(tmp: Path, spec_path: Path, plan: Plan, units, repeat: int,
     return lines, rates.get(".jsonl", 0.0)
 
 
+# ====================================================================== Spark
+
+
+def spark_rows(tmp: Path, spec_path: Path, plan: Plan, units, repeat: int = 2) -> list[str]:
+    """``assign_spark`` in local mode against ``assign_file`` on the units as Parquet and JSON Lines (seconds,
+    outputs compared), then ``expc assign --engine spark`` once as a subprocess; the lines to print."""
+    from expc.runtime.assign import assign_file
+    from expc.runtime.engines import EngineError
+    from expc.runtime.tables import write_assignment_chunks
+
+    lines: list[str] = []
+    n = len(units)
+    parquet, jsonl = tmp / "units.parquet", tmp / "units.jsonl"
+    if not (parquet.exists() and jsonl.exists()):
+        parquet, jsonl, _ = write_units(tmp, units, "units")
+    try:
+        t = time.perf_counter()
+        from expc.runtime.engines.spark import session
+
+        spark = session()
+        started = time.perf_counter() - t
+    except EngineError as exc:
+        return [f"skipped: {exc}"]
+    from expc.runtime.assign_spark import assign_spark
+
+    master = spark.sparkContext.master
+    lines.append(f"Spark {spark.version} in {master} on {os.cpu_count()} CPUs: the session started in {started:.1f} s "
+                 "(once per process)")
+    rows: list[tuple[str, float]] = []
+    for source in (parquet, jsonl):
+        out = tmp / "spark-out.parquet"
+        folder = tmp / "spark-out-folder.parquet"
+
+        def embedded(source: Path = source) -> Any:
+            return assign_file(plan, source, lambda tables: write_assignment_chunks(tmp / "embedded.parquet", tables))
+
+        def on_spark(source: Path = source, out: Path = out) -> Any:
+            return assign_spark(plan, source, lambda tables: write_assignment_chunks(out, tables), spark=spark)
+
+        def to_folder(source: Path = source, folder: Path = folder) -> Any:
+            shutil.rmtree(folder, ignore_errors=True)
+            return assign_spark(plan, source, folder=f"{folder}/", spark=spark)
+
+        t = time.perf_counter()
+        on_spark()  # the first run starts the Python workers
+        warm = time.perf_counter() - t
+        t_embedded, want = best_of(repeat, embedded)
+        t_spark, got = best_of(repeat, on_spark)
+        t_folder, _ = best_of(repeat, to_folder)
+        same_counts = got == want
+        a, b = read_output(out), read_output(tmp / "embedded.parquet")
+        diff = sum(int(np.sum(np.ma.getdata(a[c]).astype(str) != np.ma.getdata(b[c]).astype(str)))
+                   for c in ("user_id", "variant")) + int(np.sum(~same_bucket(np.ma.filled(a["bucket"], np.nan),
+                                                                              np.ma.filled(b["bucket"], np.nan))))
+        import duckdb
+
+        written = duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/*.parquet')").fetchall()[0][0]
+        rows += [(f"embedded (assign_file), {source.name} -> .parquet", t_embedded),
+                 (f"Spark local, {source.name} -> .parquet (collected)", t_spark),
+                 (f"Spark local, {source.name} -> folder (part files)", t_folder)]
+        lines.append(f"{source.name}: Spark's first run (Python workers starting) {warm:.2f} s; counts equal to the "
+                     f"embedded path: {same_counts}; rows whose id, variant or bucket differ: {diff}; folder rows "
+                     f"written: {written:,}")
+    lines.append(f"{'':2}{'in process, best of ' + str(repeat):<56}{'units':>11}{'seconds':>10}{'units/s':>14}")
+    for label, seconds in rows:
+        lines.append(f"{'':2}{label:<56}{n:>11,}{seconds:>10.2f}{fmt_rate(rate(n, seconds)):>14}")
+    out = tmp / "cli-spark.csv"
+    seconds, peak, code, summary = run_measured(
+        [str(VENV_BIN / "expc"), "assign", str(spec_path), "--units", str(jsonl), "-o", str(out), "--engine",
+         "spark"], tmp)
+    lines.append(f"`expc assign SPEC --units {jsonl.name} -o cli-spark.csv --engine spark` (subprocess, one run, the "
+                 f"JVM's start included): {seconds:.2f} s ({fmt_rate(rate(n, seconds))} units/s), exit {code}, "
+                 f"peak RSS of the Python process {mib(peak)} (the JVM's not counted)")
+    return lines
+
+
 # ====================================================================== memory at scale
 
 UNITS_SQL = """
@@ -860,6 +948,7 @@ def main() -> int:
     parser.add_argument("--before", metavar="REV",
                         help="also run the peak-memory runs with expc as it was at this git commit (a worktree)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument("--no-spark", action="store_true", help="skip `expc assign --engine spark` (Spark local)")
     args = parser.parse_args()
 
     import growthbook
@@ -1092,6 +1181,15 @@ def main() -> int:
                   f"SDK's in-process hash-and-bucket rate: {fmt_rate(jsonl_rate)} units/s = "
                   f"{jsonl_rate / ref:.1f}x -> {'PASS' if jsonl_rate >= GOAL_E2E_RATIO * ref else 'FAIL'}")
             del e2e_units
+
+        if not args.no_spark:
+            print()
+            print(f"Spark: `expc assign --engine spark` on the same {args.e2e_n:,} units, local mode against the "
+                  "embedded path:")
+            spark_units = units if args.e2e_n == n else make_units(plan, args.e2e_n, args.seed + 2)
+            for line in spark_rows(tmp, spec_path, plan, spark_units):
+                print("  " + line)
+            del spark_units
 
         if not args.no_memory:
             print()
