@@ -177,7 +177,7 @@ class _FileReader:
     def load_exposures(self, name: str) -> None:
         types, _ = self._types(["variant", "timestamp"])
         n = self.names
-        self._query(f"CREATE TEMP {self.relation} {name} AS SELECT "
+        self._query(f"CREATE OR REPLACE TEMP {self.relation} {name} AS SELECT "
                     f"{_text(n['unit_id'], types['unit_id'], self.trim)} AS unit_id, "
                     f"{_text(n['variant'], types['variant'], self.trim)} AS variant, "
                     f"{_timestamp(n['timestamp'], types['timestamp'])} AS \"timestamp\" FROM {self.source_sql}")
@@ -189,7 +189,7 @@ class _FileReader:
         value = f"{_number(n['value'], types['value'])} AS value, " if need_value else ""
         event = _text(n["event"], types["event"], self.trim)
         keep = _event_filter(n["event"], event, types["event"], self.trim, events)
-        self._query(f"CREATE TEMP {self.relation} {name} AS SELECT "
+        self._query(f"CREATE OR REPLACE TEMP {self.relation} {name} AS SELECT "
                     f"{_text(n['unit_id'], types['unit_id'], self.trim)} AS unit_id, {event} AS event, "
                     f"{value}{_timestamp(n['timestamp'], types['timestamp'])} AS \"timestamp\" "
                     f"FROM {self.source_sql} WHERE {keep}")

@@ -8,7 +8,9 @@ cannot point expc at a cluster or carry its credentials):
 * ``EXPC_SPARK_MASTER``: a master URL (``spark://host:7077``, ``yarn``, ...),
   default ``local[*]``;
 * ``EXPC_SPARK_CONF``: a properties file (``key value`` per line, as
-  ``spark-defaults.conf``) of further settings.
+  ``spark-defaults.conf``) of further settings;
+* ``EXPC_SPARK_VERBOSE=1``: let the local JVM write its logs to stderr (by
+  default it writes nothing there: errors reach the user as expc's one line).
 
 The session's time zone is UTC (timestamps without a zone are UTC, as in the
 embedded engine), its progress bars and INFO logs are off, and one session
@@ -29,8 +31,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import warnings
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlglot import exp
@@ -38,9 +43,11 @@ from sqlglot import exp
 from expc.compiler.model import DataSource
 
 from ..tables import DataError
-from .base import Engine, EngineError, describe, file_format, missing_columns_error
+from .base import FILE_FORMATS, Engine, EngineError, describe, file_format, missing_columns_error
 
 REMOTE_ENV, MASTER_ENV, CONF_ENV = "EXPC_SPARK_REMOTE", "EXPC_SPARK_MASTER", "EXPC_SPARK_CONF"
+VERBOSE_ENV = "EXPC_SPARK_VERBOSE"
+"""Set to 1 to let the local JVM write its own logs and stack traces to stderr (by default it writes none)."""
 INSTALL_HINT = "pip install 'expc[spark]'"
 _LOG_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support", category=FutureWarning)
@@ -102,7 +109,8 @@ def session() -> Any:
         builder = builder.config(key, value)
     builder = builder.config("spark.sql.session.timeZone", "UTC").config("spark.sql.runSQLOnFiles", "false")
     try:
-        spark = builder.getOrCreate()
+        with _quiet_jvm(remote is None and os.environ.get(VERBOSE_ENV) != "1"):
+            spark = builder.getOrCreate()
     except Exception as exc:  # a JVM that does not start raises PySpark's and Py4J's errors
         raise EngineError(f"Spark could not start: {_first_line(exc)}") from None
     spark.conf.set("spark.sql.session.timeZone", "UTC")
@@ -152,18 +160,21 @@ class SparkEngine(Engine):
         """Typed rows of a file or folder as a temporary view (cached when ``repeated``)."""
         from pyspark.errors import PySparkException
 
-        path = Path(source.path or "")
-        if not path.exists():
-            raise DataError(f"{path}: no such file or folder", path)
-        kind = file_format(source, what)
+        path = source.path or ""
+        if "://" in path:  # a lake (s3a://, gs://, abfss://, hdfs://): Spark's to find; a folder is Parquet
+            kind = source.format or FILE_FORMATS.get(PurePosixPath(path).suffix.lower(), "parquet")
+        else:
+            if not Path(path).exists():
+                raise DataError(f"{path}: no such file or folder", path)
+            kind = file_format(source, what)
         reader = self.spark.read.option("mode", "FAILFAST")
         try:
             if kind == "parquet":
-                raw = reader.parquet(str(path))
+                raw = reader.parquet(path)
             elif kind == "csv":
-                raw = reader.option("header", True).option("inferSchema", False).csv(str(path))
+                raw = reader.option("header", True).option("inferSchema", False).csv(path)
             else:
-                raw = reader.json(str(path))
+                raw = reader.json(path)
             types = {f.name: f.dataType.typeName() for f in raw.schema.fields}
         except (PySparkException, _py4j_error()) as exc:
             raise DataError(f"{path}: cannot be read as {kind} ({_first_line(exc)})", path) from None
@@ -185,10 +196,16 @@ class SparkEngine(Engine):
             if value:
                 columns.append(f"{_number(names['value'], types[names['value']])} AS value")
         columns.append(f"{_timestamp(names['timestamp'], types[names['timestamp']])} AS `timestamp`")
-        typed = raw.selectExpr(*columns)
-        if what == "events":
+        if what == "events":  # only the metrics' events (and rows without a name: bad rows, counted)
             listed = ", ".join(exp.Literal.string(e).sql(dialect="spark") for e in events) or "NULL"
-            typed = typed.where(f"event IN ({listed}) OR event IS NULL")
+            if not trim and types[names["event"]] == "string":  # on the raw column: Parquet skips other rows
+                raw = raw.where(f"{_q(names['event'])} IN ({listed}) OR {_q(names['event'])} IS NULL "
+                                f"OR {_q(names['event'])} = ''")
+                typed = raw.selectExpr(*columns)
+            else:
+                typed = raw.selectExpr(*columns).where(f"event IN ({listed}) OR event IS NULL")
+        else:
+            typed = raw.selectExpr(*columns)
         if repeated:
             typed = typed.cache()
             self.cached.append(typed)
@@ -209,6 +226,24 @@ class SparkEngine(Engine):
             return f"{describe(source, what)}: no row has a `timestamp`; every {what[:-1]} needs one"
         return (f"{describe(source, what)}: none of the {rows:,} timestamps can be read (the first is "
                 f"{written[0][0]!r}); write ISO 8601 timestamps, such as 2026-11-28T14:05:00Z")
+
+
+@contextmanager
+def _quiet_jvm(quiet: bool) -> Iterator[None]:
+    """While the local JVM starts, its stderr (which it keeps) is /dev/null: expc's one line says what failed."""
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _py4j_error() -> type[BaseException]:
