@@ -226,3 +226,15 @@ def test_the_embedded_engine_reads_no_file_but_those_given_whatever_a_query_asks
     with pytest.raises(DataError, match="^the data.exposures query: DuckDB: Permission Error") as info:
         expc.analyze(plan, events=ev)
     assert "TOPSECRET" not in str(info.value)
+
+
+def test_a_run_reads_the_data_section_beside_the_spec_as_it_reads_the_flags(tmp_path):
+    (tmp_path / "data").mkdir()
+    ex, ev = files(tmp_path / "data", *random_rows(18), "parquet")
+    spec = spec_file(tmp_path, "data:\n  exposures: {path: data/exposures.parquet}\n"
+                               "  events: {path: data/events.parquet}\n")
+    declared = expc.run(spec, run_dir=tmp_path / "declared", offline=True).report
+    flagged = expc.run(spec, exposures=ex, events=ev, run_dir=tmp_path / "flagged", offline=True).report
+    assert not declared["simulated"] and len(declared["history"]) >= 2
+    for key in ("history", "decision", "metrics", "excluded"):
+        close(declared.get(key), flagged.get(key), key)
