@@ -50,6 +50,11 @@ Where the assignments go:
   complete; an existing one is never replaced. Rows are in input order within
   each part; the parts follow Spark's partitions.
 
+A path in a cluster's storage (``s3a://``, ``gs://``, ``hdfs://``, ...) is read
+as given, its format told by its extension (for a folder, name its files:
+``s3a://bucket/units/*.parquet``); only a local file or folder is looked at
+by this process (UTF-8, depth of the files, line numbers in messages).
+
 In local mode (``local[*]``) the Python workers are this interpreter; on a
 cluster or through Spark Connect, the executors' Python needs expc (``pip
 install expc`` where they run). Input order: a single file keeps its order

@@ -172,10 +172,25 @@ def write_awkward(folder: Path, kind: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["csv", "jsonl"])
-def test_text_files_are_typed_as_the_embedded_path_types_them(spark, tmp_path, kind):
+NATIVE_SQL = """
+SELECT * FROM (VALUES ('u1', 'US', 3.0, 'free', true, ['golf', 'tennis']),
+                      ('u2', 'CA', 12, NULL, false, []),
+                      ('😀-u3', 'GB', 3, 'pro', NULL, ['golf']),
+                      ('u4', NULL, 40.0, 'team', true, NULL),
+                      ('u5', 'DE', NULL, 'enterprise', false, ['a', 'b']))
+    t(user_id, country, signup_days, plan, beta, interests)
+"""
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+def test_files_are_typed_as_the_embedded_path_types_them(spark, tmp_path, kind):
     plan = spec_plan(2, "100%")
-    (want_counts, want), (got_counts, got) = embedded_and_spark(plan, write_awkward(tmp_path, kind), spark)
+    if kind == "parquet":  # native columns: whole doubles for an integer, booleans, a list of strings
+        path = tmp_path / "units.parquet"
+        duckdb.sql(f"COPY ({NATIVE_SQL}) TO '{path}' (FORMAT parquet)")
+    else:
+        path = write_awkward(tmp_path, kind)
+    (want_counts, want), (got_counts, got) = embedded_and_spark(plan, path, spark)
     assert got_counts == want_counts
     assert sum(got_counts["assigned"].values()) >= 3
     assert_same_rows(got, want)
