@@ -66,7 +66,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -78,6 +77,7 @@ from expc.compiler.diagnostics import did_you_mean
 
 from .assign import ASSIGNED, NOT_IN_AUDIENCE, REASONS, Assignment, assign, check_attributes, output_columns
 from .engines.base import FILE_FORMATS, _files_in
+from .engines.spark import spark_ident
 from .tables import (
     CHUNK_ROWS,
     FORMATS,
@@ -134,7 +134,6 @@ def assign_spark(plan: Plan, units: str | os.PathLike[str],
         from .engines.spark import session
 
         spark = session()
-    _use_this_python(spark)
     if folder is not None:
         _output_format(folder)
     source = _Source(spark, str(units), plan)
@@ -234,7 +233,7 @@ class _Source:
                 keep = ["value"]
             else:
                 keep = [c for c in self.types if c in raw.columns]
-            return raw.select(*[F.col(_q(c)) for c in keep], F.monotonically_increasing_id().alias(_POS))
+            return raw.select(*[F.col(spark_ident(c)) for c in keep], F.monotonically_increasing_id().alias(_POS))
         except Exception as exc:
             raise self.read_error(exc) from None
 
@@ -802,22 +801,6 @@ def _arrow() -> Any:
     import pyarrow  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     return pyarrow
-
-
-def _use_this_python(spark: Any) -> None:
-    """In local mode, run Spark's Python workers with this interpreter (where expc is), unless told otherwise."""
-    if os.environ.get("PYSPARK_PYTHON"):
-        return
-    try:
-        context = spark.sparkContext
-    except Exception:
-        return
-    if context.master.startswith("local") and not context.getConf().get("spark.pyspark.python"):
-        context.pythonExec = sys.executable
-
-
-def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _first_line(exc: BaseException) -> str:

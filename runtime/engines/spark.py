@@ -100,7 +100,10 @@ def session() -> Any:
             raise EngineError("--engine spark needs Java 17 or later, which is not installed: install a JDK "
                               "(for example `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME")
         cores = os.cpu_count() or 2
-        builder = (builder.master(os.environ.get(MASTER_ENV, "local[*]"))
+        master = os.environ.get(MASTER_ENV, "local[*]")
+        if master.startswith("local"):  # Python workers (assignment) import expc, as this interpreter does
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = (builder.master(master)
                    .config("spark.ui.enabled", "false")
                    .config("spark.ui.showConsoleProgress", "false")
                    .config("spark.sql.shuffle.partitions", str(conf.get("spark.sql.shuffle.partitions", 2 * cores)))
@@ -199,8 +202,8 @@ class SparkEngine(Engine):
         if what == "events":  # only the metrics' events (and rows without a name: bad rows, counted)
             listed = ", ".join(exp.Literal.string(e).sql(dialect="spark") for e in events) or "NULL"
             if not trim and types[names["event"]] == "string":  # on the raw column: Parquet skips other rows
-                raw = raw.where(f"{_q(names['event'])} IN ({listed}) OR {_q(names['event'])} IS NULL "
-                                f"OR {_q(names['event'])} = ''")
+                name = spark_ident(names["event"])
+                raw = raw.where(f"{name} IN ({listed}) OR {name} IS NULL OR {name} = ''")
                 typed = raw.selectExpr(*columns)
             else:
                 typed = raw.selectExpr(*columns).where(f"event IN ({listed}) OR event IS NULL")
@@ -252,13 +255,14 @@ def _py4j_error() -> type[BaseException]:
     return Py4JError
 
 
-def _q(column: str) -> str:
+def spark_ident(column: str) -> str:
+    """A Spark SQL identifier, back-quoted."""
     return "`" + column.replace("`", "``") + "`"
 
 
 def _text(column: str, typ: str, trim: bool) -> str:
     """Text, trimmed; empty -> NULL. Whole floats (ids from a float column) lose their `.0`."""
-    c = _q(column)
+    c = spark_ident(column)
     if typ in ("float", "double") or typ.startswith("decimal"):
         whole = f"try_cast({c} AS BIGINT)"
         return (f"CASE WHEN {c} - {c} = 0 AND {c} = round({c}) AND {whole} IS NOT NULL "
@@ -270,7 +274,7 @@ def _text(column: str, typ: str, trim: bool) -> str:
 
 def _timestamp(column: str, typ: str) -> str:
     """A timestamp (UTC), NULL when text does not parse or the value cannot be a time."""
-    c = _q(column)
+    c = spark_ident(column)
     if typ in ("timestamp", "timestamp_ntz", "date"):
         return f"CAST({c} AS TIMESTAMP)"
     if typ == "string":
@@ -280,7 +284,7 @@ def _timestamp(column: str, typ: str) -> str:
 
 def _number(column: str, typ: str) -> str:
     """A double, NULL when missing or not a number (the reduction drops NaN and infinities)."""
-    c = _q(column)
+    c = spark_ident(column)
     if typ == "string":
         return f"try_cast(trim({c}) AS DOUBLE)"
     if typ in ("byte", "short", "integer", "long", "float", "double") or typ.startswith("decimal"):
