@@ -25,6 +25,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from expc.compiler.datasources import FILE_FORMATS
 from expc.compiler.errors import ExpcError
 from expc.compiler.model import STANDARD_COLUMNS, DataSource
 
@@ -33,8 +34,6 @@ from ..tables import DataError, _names
 if TYPE_CHECKING:
     from sqlglot import exp
 
-FILE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
-"""Extensions of the files an engine reads, by format."""
 
 
 class EngineError(ExpcError):
