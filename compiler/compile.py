@@ -64,6 +64,7 @@ def compile_plan(doc: Document, spec: Spec) -> Plan:
         spec_sha256=hashlib.sha256(doc.text.encode("utf-8")).hexdigest(),
         experiment=PlanExperiment(**spec.experiment.model_dump(exclude={"seed"}), seed=seed),
         attributes={name: attr.type for name, attr in spec.attributes.items()},
+        pii=[name for name, attr in spec.attributes.items() if attr.pii],
         assignment=Assignment(
             unit=spec.experiment.unit,
             seed=seed,

@@ -154,6 +154,10 @@ class Attribute(_Model):
     """string, integer, number, boolean, list[string], version or datetime."""
     description: str | None = None
     """What the attribute means."""
+    pii: bool = False
+    ("""Personal data (a name, an e-mail address, a phone number): a prompt may send it to its model only """
+     """when it lists it in `send_pii`, and expc never writes it in plain text (store keys, recorded """
+     """prompts, reports).""")
 
 
 class Audience(_Model):
@@ -178,6 +182,8 @@ class Checks(_Model):
     """Regular expressions that must each match somewhere in the text."""
     json_schema: dict[str, Any] | None = None
     """A JSON Schema the output must satisfy (for structured output)."""
+    no_pii: bool = False
+    """Reject text that contains an e-mail address, a phone number or a card-like number (Luhn-valid, 13-19 digits)."""
     regenerate: int = Field(default=2, ge=0, le=10)
     """How many times a failing text is regenerated (with a new seed) before giving up."""
     on_fail: Literal["error", "skip", "use_control"] = "error"
@@ -207,6 +213,8 @@ class Prompt(_Model):
     """Variable that holds the API key (its name): only one the user allows (EXPC_ALLOWED_KEY_ENVS)."""
     checks: Checks = Field(default_factory=Checks)
     """Checks on the generated text."""
+    send_pii: list[Name] = Field(default=[], max_length=MAX_NAMES)
+    """Personal (`pii: true`) attributes this prompt's templates may read, and so send to its model."""
 
 
 class Generate(_Model):

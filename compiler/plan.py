@@ -358,6 +358,8 @@ class Plan(_Plan):
     spec_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     experiment: PlanExperiment
     attributes: dict[Name, AttributeType]
+    pii: list[Name] = []
+    """The personal attributes (``pii: true``): sent only by prompts that list them, never written in plain text."""
     assignment: Assignment
     control: Id
     arm_order: list[int]
