@@ -32,6 +32,7 @@ from .model import (
     Spec,
     Variant,
 )
+from .pii import prompt_reads, withheld
 from .plan import DAY, DEFAULT_HORIZON_DAYS
 from .planning import sample_size
 from .providers import known_providers, provider_of
@@ -264,8 +265,28 @@ def _template(ctx: Context, name: str, field: str, source: str, users: list) -> 
                         did_you_mean(use.name, env.tests))
         elif use.kind == "field":
             yield from _field(ctx, name, use.name, where, attrs, gens)
+            yield from _personal(ctx, name, field, use.name, where)
         elif use.kind == "whole":
             yield from _granularity(name, use.name, None, where, gens)
+            yield from _personal(ctx, name, field, use.name, where)
+
+
+def _personal(ctx: Context, prompt: str, field: str, used: str, where: tuple) -> Iterator[Diagnostic]:
+    """A template reads personal (pii) attributes only when its prompt lists them in `send_pii`."""
+    obj, _, attr = used.partition(".")
+    if obj != "user" and not (obj == "segment" and attr):
+        return  # the whole `segment` is its segment_by, which holds no personal attribute (E096)
+    hidden = withheld(ctx.spec.prompts[prompt], [n for n, a in ctx.spec.attributes.items() if a.pii])
+    names = sorted(hidden & {attr}) if attr else [n for n in ctx.spec.attributes if n in hidden]
+    if not names:
+        return
+    what = "template" if field == "template" else "system text"
+    shown = f"`{used}`" if attr else f"the whole `{obj}` (so {', '.join(f'`{n}`' for n in names)})"
+    listed = ", ".join(names)
+    yield error("E095", f"prompt `{prompt}`: its {what} reads {shown}, personal data (`pii: true`) that the prompt "
+                "does not list in `send_pii`", where,
+                f"if its model may receive it, add `send_pii: [{listed}]` to prompt `{prompt}`; otherwise stop "
+                "reading it")
 
 
 def _field(ctx: Context, prompt: str, dotted: str, where: tuple, attrs: dict, gens: list) -> Iterator[Diagnostic]:
@@ -348,6 +369,44 @@ def _template_where(ctx: Context, path: PathT, template_line: int, needle: str |
         col = len(text) - len(text.lstrip()) + 1
     return (file, line, col)
 
+
+
+# ------------------------------------------------------------ personal data
+
+
+def personal_data(ctx: Context) -> Iterator[Diagnostic]:
+    """Personal attributes identify no unit and no segment; `send_pii` lists personal attributes its prompt reads."""
+    spec, attrs = ctx.spec, ctx.spec.attributes
+    unit = spec.experiment.unit
+    if unit in attrs and attrs[unit].pii:
+        yield error("E096", f"the unit attribute `{unit}` is marked `pii`: unit ids are written in plain text "
+                    "(assignments, content, exposures, reports)", ctx.at(("attributes", unit, "pii")),
+                    "identify units by a pseudonymous id (such as a keyed hash of this value) and keep the personal "
+                    "value in another attribute")
+    for i, v in enumerate(spec.variants):
+        for j, name in enumerate(v.generate.segment_by if v.generate else []):
+            if name in attrs and attrs[name].pii:
+                yield error("E096", f"variant `{v.id}` generates per segment of `{name}`, which is marked `pii`: "
+                            "segment values are written in plain text (the content file, the reports)",
+                            ctx.at(("variants", i, "generate", "segment_by", j)),
+                            f"segment by attributes that are not personal, or generate `per: unit` and list "
+                            f"`{name}` in the prompt's `send_pii`")
+    pii = [n for n, a in attrs.items() if a.pii]
+    for name, prompt in spec.prompts.items():
+        segment_by = [s for v in spec.variants if v.prompt == name and v.generate for s in v.generate.segment_by]
+        read = set(prompt_reads(prompt, list(attrs), pii, segment_by))
+        for j, attr in enumerate(prompt.send_pii):
+            path = ("prompts", name, "send_pii", j)
+            if attr not in attrs:
+                yield from _ref(ctx, "attribute", attr, attrs, path)
+            elif not attrs[attr].pii:
+                yield warning("W015", f"prompt `{name}` lists `{attr}` in `send_pii`, but `{attr}` is not marked "
+                              "`pii: true`", ctx.at(path),
+                              f"if `{attr}` is personal data, mark it `pii: true` under `attributes`; otherwise "
+                              "remove it from `send_pii`")
+            elif attr not in read:
+                yield warning("W015", f"prompt `{name}` lists `{attr}` in `send_pii`, but its templates do not read "
+                              "it", ctx.at(path), "remove it from `send_pii`: a prompt may send only what it needs")
 
 
 # ------------------------------------------------------------ destinations
@@ -813,8 +872,8 @@ def unused(ctx: Context) -> Iterator[Diagnostic]:
 
 
 CHECKS: list[Callable[[Context], Iterator[Diagnostic]]] = [
-    unique_ids, unit_declared, variants, allocation, audiences, prompts, finite_numbers, destinations, models,
-    metrics, analysis, stopping, simulation, simulation_truth, design, limits, data, unused,
+    unique_ids, unit_declared, variants, allocation, audiences, prompts, personal_data, finite_numbers, destinations,
+    models, metrics, analysis, stopping, simulation, simulation_truth, design, limits, data, unused,
 ]
 
 

@@ -71,11 +71,14 @@ CODES: dict[str, str] = {
     "E057": "a data table or query reads files, URLs or the machine instead of tables",
     "E060": "the simulation's truth leaves a metric without a true value",
     "E061": "infinity or NaN in a value the plan carries as JSON (a prompt's params or JSON schema)",
+    "E064": "a cap that does not fit its metric (a proportion, a ratio's denominator, two caps, not one bound)",
     "E070": "the spec asks for more than expc's resource limits (simulated units, looks, durations)",
     "E080": "the spec chooses where a key or a call goes (api_key_env, api_base, a URL, a routing parameter)",
     "E081": "a parameter in `params` that expc does not pass to models",
     "E082": "the model id names a provider litellm does not know",
     "E090": "a template construct that can only exhaust the machine (huge range or power, deep loops, size)",
+    "E095": "a template reads personal data (a `pii` attribute) its prompt does not list in `send_pii`",
+    "E096": "a personal (`pii`) attribute identifies units or segments",
     "W001": "the required sample size cannot be reached within max_days",
     "W002": "the required sample size cannot be computed",
     "W003": "prompt is defined but no variant uses it",
@@ -84,6 +87,7 @@ CODES: dict[str, str] = {
     "W006": "a fixed-horizon test is checked for significance at more than one look",
     "W010": "a group-sequential design reaches its planned units before max_days",
     "W011": "a Bayesian decision is taken at more than one look",
+    "W015": "`send_pii` lists an attribute that is not personal or that the prompt does not read",
 }
 
 
