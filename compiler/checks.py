@@ -503,6 +503,34 @@ def metrics(ctx: Context) -> Iterator[Diagnostic]:
                         ctx.at(path + ("baseline",)))
 
 
+def caps(ctx: Context) -> Iterator[Diagnostic]:
+    """A cap (E064) is on a mean or a ratio's numerator, once, and gives exactly one of `quantile` and `value`."""
+    for i, m in enumerate(ctx.spec.metrics):
+        path = ("metrics", i)
+        given = [(path + ("cap",), m.cap)] if m.cap is not None else []
+        for side in ("numerator", "denominator"):
+            measure = getattr(m, side)
+            if measure is not None and measure.cap is not None:
+                given.append((path + (side, "cap"), measure.cap))
+        for where, cap in given:
+            set_ = [k for k in ("quantile", "value") if getattr(cap, k) is not None]
+            if len(set_) != 1:
+                said = "gives both" if set_ else "gives neither"
+                yield error("E064", f"the cap of metric `{m.id}` needs exactly one of `quantile` and `value`; "
+                            f"it {said}", ctx.at(where, key=True), "`cap: {quantile: 0.99}` or `cap: {value: 500}`")
+            if m.kind == "proportion":
+                yield error("E064", f"metric `{m.id}` is a proportion: a unit's value is 0 or 1, there is nothing "
+                            "to cap", ctx.at(where, key=True), "remove `cap`; caps apply to means and ratio numerators")
+            elif where[-2] == "denominator":
+                yield error("E064", f"ratio metric `{m.id}`: a cap on the denominator is not supported (capping it "
+                            "would change what the ratio means)", ctx.at(where, key=True),
+                            "cap the numerator: `numerator: {event: ..., cap: {quantile: 0.99}}`")
+        if m.cap is not None and m.numerator is not None and m.numerator.cap is not None:
+            yield error("E064", f"ratio metric `{m.id}` has a cap on the metric and on its numerator",
+                        ctx.at(path + ("numerator", "cap"), key=True),
+                        "a metric's cap is its numerator's: give one of them")
+
+
 def analysis(ctx: Context) -> Iterator[Diagnostic]:
     """alpha, power and the SRM threshold lie strictly between 0 and 1."""
     a = ctx.spec.analysis
@@ -873,7 +901,7 @@ def unused(ctx: Context) -> Iterator[Diagnostic]:
 
 CHECKS: list[Callable[[Context], Iterator[Diagnostic]]] = [
     unique_ids, unit_declared, variants, allocation, audiences, prompts, personal_data, finite_numbers, destinations,
-    models, metrics, analysis, stopping, simulation, simulation_truth, design, limits, data, unused,
+    models, metrics, caps, analysis, stopping, simulation, simulation_truth, design, limits, data, unused,
 ]
 
 

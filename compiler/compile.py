@@ -182,8 +182,10 @@ def _metric(m: Metric, spec: Spec, treatments: int, n_primary: int) -> PlanMetri
     a = spec.analysis
     joint = a.family == "primary" and m.role == "primary"
     return PlanMetric(
-        **m.model_dump(exclude={"window", "cuped", "numerator", "denominator"}),
-        numerator=m.numerator, denominator=m.denominator,
+        **m.model_dump(exclude={"window", "cuped", "numerator", "denominator", "cap"}),
+        numerator=m.numerator.model_copy(update={"cap": None}) if m.numerator else None,
+        denominator=m.denominator.model_copy(update={"cap": None}) if m.denominator else None,
+        cap=m.cap or (m.numerator.cap if m.numerator else None),
         window_seconds=m.window,
         cuped=bool(a.cuped if m.cuped is None else m.cuped),
         family="primary" if joint else f"metric:{m.id}",

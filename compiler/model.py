@@ -267,6 +267,16 @@ class Allocation(_Model):
     """GrowthBook hashing algorithm version."""
 
 
+class Cap(_Model):
+    """An upper limit on each unit's value (winsorising): a quantile of the units' values, or a fixed value."""
+
+    quantile: float | None = Field(default=None, gt=0, lt=1)
+    ("""Cap at this quantile of the per-unit values of the exposed units, all arms pooled, at each look """
+     """(0.99: the 99th percentile).""")
+    value: float | None = None
+    """Cap at this value."""
+
+
 class Measure(_Model):
     """One side of a ratio metric: an event, summed by value or counted."""
 
@@ -274,6 +284,8 @@ class Measure(_Model):
     """Name of the event."""
     measure: Literal["value", "count"] = "value"
     """Sum the events' values, or count the events."""
+    cap: Cap | None = None
+    """Cap each unit's sum (a ratio's numerator only): `{quantile: 0.99}` or `{value: 500}`."""
 
 
 class Metric(_Model):
@@ -312,6 +324,9 @@ class Metric(_Model):
     cuped: bool | None = None
     ("""Adjust this metric with its own pre-exposure value (CUPED); """
      """overrides `analysis.cuped` (default: that setting).""")
+    cap: Cap | None = None
+    ("""Cap each unit's value against heavy tails (a mean's value, a ratio's numerator): """
+     """`{quantile: 0.99}` or `{value: 500}`.""")
 
 
 class Analysis(_Model):
@@ -339,6 +354,9 @@ class Analysis(_Model):
     spending: Literal["obrien_fleming", "pocock"] = "obrien_fleming"
     ("""Alpha-spending function of sequential: group: obrien_fleming (strict early, nearly the full alpha """
      """at the end) or pocock (about equal boundaries at every look).""")
+    in_progress: Literal["exclude", "include"] = "exclude"
+    ("""Units whose metric window has not ended by the look: exclude (left out of that metric until it ends) """
+     """or include (counted with the events so far). Metrics without a window are not affected.""")
 
 
 Condition = Literal["primary_significant", "guardrail_harm", "futility", "max_days", "max_units", "srm"]

@@ -41,6 +41,7 @@ from .model import (
     MAX_UNITS_PER_DAY,
     MAX_VARIANTS,
     AttributeType,
+    Cap,
     Data,
     Distribution,
     Generate,
@@ -144,6 +145,9 @@ class PlanMetric(_Plan):
     baseline: float | None = None
     sd: float | None = None
     cuped: bool
+    cap: Cap | None = None
+    ("""The cap on each unit's value (a mean's value, a ratio's numerator, and their CUPED covariates), """
+     """from the metric or its numerator; null when uncapped.""")
     family: str
     ("""The correction family: ``primary`` (all primary comparisons, with ``analysis.family: primary``) """
      """or ``metric:<id>``.""")
@@ -190,6 +194,8 @@ class PlanAnalysis(_Plan):
     cuped_lookback: int = Field(gt=0)
     sequential: Literal["always_valid", "group"]
     spending: Literal["obrien_fleming", "pocock"]
+    in_progress: Literal["exclude", "include"] = "exclude"
+    """Units whose metric window has not ended by the look's cut-off: left out of that metric, or counted."""
 
 
 class PlanStopping(_Plan):
@@ -469,6 +475,12 @@ class Plan(_Plan):
                 out.append(f"the ratio metric `{m.id}` lacks a numerator or a denominator")
             elif m.kind != "ratio" and m.event is None:
                 out.append(f"the {m.kind} metric `{m.id}` has no event")
+            if m.cap is not None and (m.kind == "proportion" or (m.cap.quantile is None) == (m.cap.value is None)):
+                out.append(f"metric `{m.id}` has a cap that does not fit it (a mean or a ratio's numerator; "
+                           "a quantile or a value)")
+            if any(d is not None and d.cap is not None for d in (m.numerator, m.denominator)):
+                out.append(f"the ratio metric `{m.id}` carries a cap in its numerator or denominator "
+                           "(a plan carries it in the metric's `cap`)")
         if self.experiment.unit != self.assignment.unit or self.experiment.seed != self.assignment.seed:
             out.append("experiment and assignment disagree on the unit or the seed")
         for v in self.variants:
