@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+from expc.compiler.pii import prompt_reads
 from expc.compiler.plan import Plan
+from expc.compiler.providers import provider_of
 from expc.compiler.quantities import format_duration
 
 
@@ -109,7 +111,31 @@ def summarise(plan: Plan) -> str:
         lines.append(f"  {j.variant}: prompt {j.prompt} on {j.model}, {how}")
     budget = plan.generation.max_cost_usd
     lines.append(f"  budget: {f'${budget:.2f}' if budget is not None else 'none set'}; nothing runs in a dry run")
+    if plan.prompts:
+        lines += ["", "Data flow (unit attributes each prompt sends to its model; pii = personal data)"]
+        lines += data_flow(plan)
     return "\n".join(lines)
+
+
+def data_flow(plan: Plan) -> list[str]:
+    """One line per prompt: the attributes its templates read, so send, to which provider and model (indented)."""
+    lines: list[str] = []
+    pii = set(plan.pii)
+    for name, prompt in plan.prompts.items():
+        jobs = [j for j in plan.generation.jobs if j.prompt == name]
+        provider = provider_of(prompt.model) or "inferred by litellm"
+        where = f"provider {provider}, model {prompt.model}" + (f" at {prompt.api_base}" if prompt.api_base else "")
+        sent = prompt_reads(prompt, list(plan.attributes), pii, [a for j in jobs for a in j.segment_by])
+        shown = ", ".join(f"{a} (pii)" if a in pii else a for a in sent) or "no unit attribute"
+        unused = "" if jobs else " (no variant uses it: nothing is sent)"
+        lines.append(f"  {name} -> {where}: {shown}{unused}")
+    personal = [a for a in plan.attributes if a in pii]
+    if personal:
+        senders = {a: [n for n, p in plan.prompts.items() if a in p.send_pii] for a in personal}
+        lines.append("  personal attributes: " + "; ".join(
+            f"{a} sent by {', '.join(senders[a])}" if senders[a] else f"{a} sent by no prompt" for a in personal))
+    lines.append("  (--model, --api-base and --offline at run time change where every prompt goes)")
+    return lines
 
 
 def _schedule_text(plan: Plan) -> str:
