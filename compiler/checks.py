@@ -532,13 +532,27 @@ def caps(ctx: Context) -> Iterator[Diagnostic]:
 
 
 def analysis(ctx: Context) -> Iterator[Diagnostic]:
-    """alpha, power and the SRM threshold lie strictly between 0 and 1."""
+    """alpha, power and the SRM threshold lie strictly between 0 and 1; segments are declared, one-valued attributes."""
     a = ctx.spec.analysis
     for name in ("alpha", "power", "srm_threshold"):
         value = getattr(a, name)
         if not 0 < value < 1:
             yield error("E043", f"analysis.{name} is {value}; it must lie strictly between 0 and 1",
                         ctx.at(("analysis", name)))
+    if a.segments is None:
+        return
+    listed = ("analysis", "segments", "by") if ctx.given(("analysis", "segments", "by")) else ("analysis", "segments")
+    attrs = ctx.spec.attributes
+    for j, name in enumerate(a.segments.by):
+        if name not in attrs:
+            yield error("E034", f"attribute `{name}` is not declared", ctx.at(listed + (j,)),
+                        did_you_mean(name, attrs) or "declare it under `attributes`")
+        elif name == ctx.spec.experiment.unit or attrs[name].type == "list[string]":
+            what = "the unit id" if name == ctx.spec.experiment.unit else "a list"
+            yield error("E023", f"attribute `{name}` is {what}, so it cannot split units into segments",
+                        ctx.at(listed + (j,)), "segment by an attribute with one value per unit and few values")
+        elif name in a.segments.by[:j]:
+            yield error("E023", f"attribute `{name}` is listed twice", ctx.at(listed + (j,)))
 
 
 def stopping(ctx: Context) -> Iterator[Diagnostic]:

@@ -109,7 +109,8 @@ class _Shorthand:
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         def expand(value: Any) -> Any:
             short = isinstance(value, (str, int, float)) and not isinstance(value, bool)
-            return {self.field: value} if short else value
+            listed = isinstance(value, list) and self.scalar.get("type") == "array"  # a list for its one list field
+            return {self.field: value} if short or listed else value
 
         return core_schema.no_info_before_validator_function(expand, handler(source))
 
@@ -329,6 +330,19 @@ class Metric(_Model):
      """`{quantile: 0.99}` or `{value: 500}`.""")
 
 
+class Segments(_Model):
+    """Per-segment results: which attributes break the results down, and how small segments are pooled."""
+
+    by: list[Name] = Field(min_length=1, max_length=20)
+    """Attributes whose values are segments (from the exposures' columns, or the units file)."""
+    min_units: int = Field(default=100, ge=0, le=MAX_COUNT)
+    """Segments with fewer units (all arms) are pooled into `other`."""
+    top: int = Field(default=10, ge=1, le=1000)
+    """Only the largest `top` segments of an attribute stand alone; the rest are pooled into `other`."""
+    correction: Literal["none", "bonferroni", "holm", "bh"] = "bh"
+    """Multiple testing across the segments of each metric and attribute (Benjamini-Hochberg by default)."""
+
+
 class Analysis(_Model):
     """How results are evaluated."""
 
@@ -357,6 +371,8 @@ class Analysis(_Model):
     in_progress: Literal["exclude", "include"] = "exclude"
     ("""Units whose metric window has not ended by the look: exclude (left out of that metric until it ends) """
      """or include (counted with the events so far). Metrics without a window are not affected.""")
+    segments: Annotated[Segments | None, _shorthand("by", {"type": "array", "items": {"type": "string"}})] = None
+    """Results per segment: `[country, plan]`, or `{by: [...], min_units, top, correction}`."""
 
 
 Condition = Literal["primary_significant", "guardrail_harm", "futility", "max_days", "max_units", "srm"]

@@ -50,6 +50,7 @@ from .model import (
     Name,
     Prompt,
     Rule,
+    Segments,
 )
 
 PLAN_VERSION: Final = 2
@@ -196,6 +197,8 @@ class PlanAnalysis(_Plan):
     spending: Literal["obrien_fleming", "pocock"]
     in_progress: Literal["exclude", "include"] = "exclude"
     """Units whose metric window has not ended by the look's cut-off: left out of that metric, or counted."""
+    segments: Segments | None = None
+    """The attributes results are broken down by, and how small segments are pooled."""
 
 
 class PlanStopping(_Plan):

@@ -47,7 +47,7 @@ def test_defaults_are_resolved_and_weights_normalised():
     assert plan["analysis"] == {"method": "fixed", "alpha": 0.05, "power": 0.8, "correction": "holm",
                                 "family": "per_metric", "srm_threshold": 0.001, "cuped": False,
                                 "cuped_lookback": 14 * 86400, "sequential": "always_valid",
-                                "spending": "obrien_fleming", "in_progress": "exclude"}
+                                "spending": "obrien_fleming", "in_progress": "exclude", "segments": None}
     assert plan["sequential"] is None  # only method sequential carries a design
     assert plan["schedule"]["every"] == "1d" and plan["schedule"]["every_seconds"] == 86400
     assert plan["schedule"]["horizon_seconds"] == 28 * 86400 and not plan["schedule"]["bounded"]
