@@ -67,7 +67,8 @@ its last look once the data covers it (``elapsed``, :func:`look_state`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,7 @@ from .stats import bayesian, cuped
 from .stats.fixed import Kind
 from .stats.moments import Moments
 from .stats.reduce import Reduction
+from .stats.segments import SegmentMoments
 
 __all__ = [
     "ComparisonResult",
@@ -135,6 +137,8 @@ class ComparisonResult:
     guardrail: GuardrailResult | None = None
     cuped: bool = False  # compared on CUPED-adjusted values (see stats/cuped.py)
     variance_reduction: float = math.nan  # CUPED: 1 - Var_adjusted / Var of the difference; NaN without CUPED
+    segments: list[dict[str, Any]] = field(default_factory=list)  # per (attribute, value): see segment_results
+    heterogeneity: list[dict[str, Any]] = field(default_factory=list)  # per attribute: Cochran's Q
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,7 @@ class Evaluation:
     srm: SRMResult
     decision: Decision
     excluded: dict[str, int]
+    segment_attributes: list[str] = field(default_factory=list)
 
     def metric(self, metric_id: str) -> MetricResult:
         """The result of one metric by id (KeyError when absent)."""
@@ -216,6 +221,7 @@ class Evaluation:
                 "reasons": list(self.decision.reasons),
             },
             "excluded": {k: int(v) for k, v in self.excluded.items()},
+            **({"segment_attributes": list(self.segment_attributes)} if self.segment_attributes else {}),
         }
 
 
@@ -244,6 +250,9 @@ def _comparison_dict(c: ComparisonResult) -> dict[str, Any]:
         "cuped": bool(c.cuped),
         "variance_reduction": _num(c.variance_reduction),
     }
+    if c.segments or c.heterogeneity:
+        out["segments"] = c.segments
+        out["heterogeneity"] = c.heterogeneity
     if c.guardrail is not None:
         g = c.guardrail
         out["guardrail"] = {
@@ -280,12 +289,15 @@ def look_state(plan: Plan, units: np.ndarray, look: Look | None, elapsed: float 
     return LookState(units=units[None, :], seconds=np.asarray([seconds]), last=np.asarray([last]))
 
 
-def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed: float | None = None) -> Evaluation:
+def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed: float | None = None,
+             segments: Sequence[SegmentMoments] = ()) -> Evaluation:
     """Evaluate one look: per-metric results, SRM and the stopping decision (see the module docs).
 
     ``look`` places the reduction in the plan's schedule; ``elapsed`` is the
     time the data covers since the start, when the look is still in progress
-    (``expc analyze --as-of``; default: the look's own time).
+    (``expc analyze --as-of``; default: the look's own time). ``segments``
+    (one per attribute of ``analysis.segments``, arms in the plan's variant
+    order) add each comparison's per-segment rows and heterogeneity tests.
     """
     a = plan.analysis
     order = plan.arm_order
@@ -362,9 +374,30 @@ def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed
         observed=[int(u) for u in units],
         expected=[float(e) for e in np.asarray(s.expected).reshape(-1)],
     )
+    results = _with_segments(plan, results, segments)
     decision = _decision(plan, d, results, srm_res, units, look)
     return Evaluation(method=a.method, alpha=a.alpha, day=_day(look), metrics=results, srm=srm_res,
-                      decision=decision, excluded=dict(reduction.excluded))
+                      decision=decision, excluded=dict(reduction.excluded),
+                      segment_attributes=[s.attribute for s in segments])
+
+
+def _with_segments(plan: Plan, results: list[MetricResult], segments: Sequence[SegmentMoments]) -> list[MetricResult]:
+    """Each comparison with its per-segment rows and heterogeneity tests (:mod:`.segment_results`)."""
+    if not segments or plan.analysis.segments is None:
+        return results
+    from .segment_results import segment_results
+
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    tests: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for table in segments:
+        for entry in segment_results(plan, table.reordered(plan.arm_order), plan.analysis.segments.correction):
+            for t in entry["treatments"]:
+                key = (entry["metric"], t["variant"])
+                rows.setdefault(key, []).extend(t["segments"])
+                tests.setdefault(key, []).append({"attribute": entry["attribute"], **t["heterogeneity"]})
+    return [replace(m, comparisons=[replace(c, segments=rows.get((m.id, c.variant), []),
+                                            heterogeneity=tests.get((m.id, c.variant), []))
+                                    for c in m.comparisons]) for m in results]
 
 
 def _lead(m: Moments) -> Moments:

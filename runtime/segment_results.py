@@ -28,7 +28,6 @@ applied within segments (the covariate's slope is estimated on the whole).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,19 +37,8 @@ from expc.compiler.plan import Plan
 from .decide import compare
 from .stats import corrections, fixed
 from .stats.corrections import Method
-from .stats.moments import Moments
-from .stats.segments import heterogeneity
+from .stats.segments import SegmentMoments, heterogeneity
 from .stats.srm import srm as srm_test
-
-
-@dataclass(frozen=True)
-class SegmentMoments:
-    """One attribute's segments: their names, units per arm and every metric's moments (``(S, arms)``)."""
-
-    attribute: str
-    values: list[str]
-    units: np.ndarray
-    metrics: dict[str, Moments]
 
 
 def _num(x: Any) -> float | None:

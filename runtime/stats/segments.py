@@ -28,10 +28,31 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from .moments import Moments
+
 OTHER = "other"
 """The group of the values pooled by :func:`group_segments`."""
 UNKNOWN = "(unknown)"
 """The segment of units whose attribute value is null or empty."""
+
+
+@dataclass(frozen=True)
+class SegmentMoments:
+    """One attribute's segments: their names, units per arm and every metric's moments, ``(S, arms)``.
+
+    Arms are in the order of the :class:`~expc.runtime.stats.reduce.Reduction` they come with (the
+    plan's variant order) until the evaluation puts the control first.
+    """
+
+    attribute: str
+    values: list[str]
+    units: np.ndarray
+    metrics: dict[str, Moments]
+
+    def reordered(self, order: list[int]) -> SegmentMoments:
+        """The same segments with the arms in ``order``."""
+        return SegmentMoments(self.attribute, self.values, np.asarray(self.units)[..., order],
+                              {k: m.map(lambda x: np.asarray(x)[..., order]) for k, m in self.metrics.items()})
 
 
 def group_segments(values: np.ndarray, units: np.ndarray, *, min_units: int = 0, top: int | None = None
