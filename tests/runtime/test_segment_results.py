@@ -15,7 +15,7 @@ from expc.runtime.segment_results import SegmentMoments, segment_results
 from expc.runtime.stats.moments import Moments
 
 ARMS = ("control", "a", "b")
-PLAN = plan_of_text("""\
+PLAN_TEXT = """\
 version: 1
 experiment: {id: segments}
 attributes: {user_id: string, country: string}
@@ -23,7 +23,8 @@ variants: [{id: control, content: A}, {id: a, content: B}, {id: b, content: C}]
 metrics:
   - {id: bought, kind: proportion, event: buy, role: primary, mde: 10%, baseline: 0.1}
   - {id: spend, kind: mean, event: buy}
-""")
+"""
+PLAN = plan_of_text(PLAN_TEXT)
 
 
 def units_frame(seed: int, n: int = 6000) -> pd.DataFrame:
@@ -105,3 +106,24 @@ def test_a_segment_whose_split_is_off_fails_its_sample_ratio_check():
     result = segment_results(PLAN, moments_of(frame.drop(us_control), values))
     flags = {r["value"]: r["srm_flagged"] for r in result[0]["treatments"][0]["segments"]}
     assert flags["US"] and not any(flag for value, flag in flags.items() if value != "US")
+
+
+def test_the_analysis_json_carries_each_comparisons_segments_and_heterogeneity():
+    from expc.runtime.evaluate import evaluate
+    from expc.runtime.stats.reduce import EXCLUDED_KEYS, Reduction
+
+    frame = units_frame(4)
+    values = sorted(frame.country.unique())
+    seg = moments_of(frame, values)
+    whole = {k: m.map(lambda x: np.asarray(x).sum(axis=0)) for k, m in seg.metrics.items()}
+    units = np.asarray(seg.units).sum(axis=0).astype(np.int64)
+    reduction = Reduction(whole, units, dict.fromkeys(EXCLUDED_KEYS, 0), "")
+    plan = plan_of_text(PLAN_TEXT.replace("metrics:", "analysis: {segments: [country]}\nmetrics:"))
+    out = evaluate(plan, reduction, segments=[seg]).to_dict()
+    assert out["segment_attributes"] == ["country"]
+    comparison = out["metrics"][0]["comparisons"][0]
+    assert [r["value"] for r in comparison["segments"]] == values
+    assert comparison["segments"][0].keys() >= {"attribute", "value", "units", "abs_lift", "abs_ci", "rel_lift",
+                                                "rel_ci", "p_value", "adjusted_p_value", "srm_flagged"}
+    assert [h["attribute"] for h in comparison["heterogeneity"]] == ["country"]
+    assert "segments" not in evaluate(plan, reduction).to_dict()["metrics"][0]["comparisons"][0]
