@@ -167,8 +167,12 @@ def generation_summary(result: GenerationResult) -> dict[str, Any]:
     ``calls`` and ``spent`` are the run's totals: every call behind its content,
     whichever invocation paid for it (the content store keeps them all), so a
     resumed or repeated run never reports $0 for calls paid earlier;
-    ``this_invocation`` says what this invocation added.
+    ``this_invocation`` says what this invocation added. A sample generated
+    from personal values shows ``[first_name]`` where the value was: reports
+    hold no personal value (only content.jsonl, the generated copy, may).
     """
+    from expc.runtime.generate.personal import redact
+
     per_variant = result.per_variant()
     failures = [{"variant": i.variant, "key": _key_text(i.key), "reason": i.reason}
                 for i in result.items if i.status in ("failed", "skipped", "use_control")]
@@ -178,7 +182,7 @@ def generation_summary(result: GenerationResult) -> dict[str, Any]:
             continue
         bucket = samples.setdefault(item.variant, [])
         if len(bucket) < CONTENT_SAMPLES:
-            bucket.append({"key": _key_text(item.key), "content": item.content})
+            bucket.append({"key": _key_text(item.key), "content": redact(item.content, item.personal)})
     return {
         "generation": {
             "spent": round(result.spent_total, 6),

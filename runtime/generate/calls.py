@@ -47,6 +47,7 @@ from expc.compiler.model import Checks
 
 from . import replies
 from .checks import check_text
+from .personal import Personal, redact
 from .store import Record, Store, request_key
 
 RETRYABLE_STATUS = {408, 409, 425, 429}
@@ -96,6 +97,9 @@ class Task:
     cost: float = 0.0  # spent in this run
     error: str | None = None  # the call could not be made (after retries)
     done: bool = False
+    recorded: list[dict[str, str]] | None = None  # the messages as the store records them (personal values out)
+    personal: Personal = ()  # the personal values the messages carry
+    secret: bytes | None = None  # the store's secret: the key of a request with personal values is keyed by it
 
     @property
     def attempts_allowed(self) -> int:
@@ -105,7 +109,7 @@ class Task:
     def key(self, attempt: int) -> str:
         """The store key of attempt ``attempt``."""
         return request_key(self.target.model, self.target.api_base, self.target.params, self.messages,
-                           self.seed + attempt)
+                           self.seed + attempt, self.secret if self.personal else None)
 
     def reuse(self, record: Record) -> Record:
         """A stored record judged by this task's checks as they are now (the spec's checks may have changed)."""
@@ -173,7 +177,7 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
                 try:
                     stored = await _call(task, key, attempt)
                 except _Fatal as exc:
-                    task.error = _redact(str(exc), secrets)
+                    task.error = redact(_redact(str(exc), secrets), task.personal)
                     outcome.provider_error = outcome.provider_error or task.error
                     stop.set()
                     return
@@ -300,7 +304,8 @@ def _record(task: Task, key: str, attempt: int, response: Any, content: str, lat
     target = task.target
     return Record(
         key=key, model=target.model, api_base=target.api_base,
-        request={"params": target.params, "messages": task.messages, "seed": task.seed + attempt},
+        request={"params": target.params, "seed": task.seed + attempt,
+                 "messages": task.recorded if task.recorded is not None else task.messages},
         content=content, response_model=getattr(response, "model", None),
         prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
         cost=float(cost) if cost is not None else 0.0, cost_known=cost is not None,

@@ -21,6 +21,13 @@ one variant ran out of time, its remaining items fail without rendering, so a
 slow template costs seconds, not hours. The template reads read-only copies of
 its context (:class:`~.render.Record`); the key recorded with an item is
 another copy, which no template can reach.
+
+Personal attributes (the plan's ``pii``) are in a template's context only when
+its prompt lists them in ``send_pii``. An item whose context holds personal
+values is rendered a second time with placeholders in their place
+(:func:`~.personal.placeholder`): that copy is what the store records, and the
+item carries the values (``personal``) so that what is written about it can be
+redacted (see :mod:`.personal`).
 """
 
 from __future__ import annotations
@@ -28,13 +35,15 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from expc.compiler.model import Generate, Prompt
+from expc.compiler.pii import withheld
 from expc.compiler.plan import Plan, PlanVariant
 from expc.compiler.templates import analyse
 
+from .personal import Personal, placeholder, redact
 from .render import Record, RenderError, RenderLimitExceeded, RenderLimits, plain, render
 
 #: Most segments a spec's simulation block may imply when there are no units.
@@ -57,6 +66,8 @@ class Piece:
     messages: tuple[tuple[str, str], ...] = ()  # (role, content)
     static: str | None = None
     error: str | None = None  # why the template could not render within its budget (then no messages)
+    recorded: tuple[tuple[str, str], ...] | None = None  # the messages as recorded, personal values replaced
+    personal: Personal = ()  # the personal values the messages carry: (attribute, value)
 
 
 def segment_id(segment: dict[str, Any]) -> str:
@@ -86,6 +97,10 @@ def pieces(plan: Plan, units: Any | None, max_items_per_variant: int | None = No
             continue
         prompt = plan.prompts[variant.prompt]
         gen = variant.generate or Generate()  # the compiler sets it on every prompted variant
+        personal = [name for name in gen.segment_by if name in plan.pii] if gen.per == "segment" else []
+        if personal:  # the compiler refuses it (E096); a plan written by hand may not
+            raise JobError(f"variant `{variant.id}` generates per segment of `{personal[0]}`, a personal attribute: "
+                           "segment values are written in plain text")
         renderer = _Renderer(plan, variant, variant.prompt, prompt, limits or RenderLimits())
         try:
             if gen.per == "once":
@@ -109,6 +124,7 @@ class _Renderer:
         experiment = plan.experiment
         self.experiment = {k: getattr(experiment, k) for k in ("id", "name", "owner", "hypothesis", "description")}
         self.slow = 0
+        self.pii = {name: plan.attributes.get(name, "string") for name in plan.pii if name in prompt.send_pii}
 
     def piece(self, key: Any, user: dict[str, Any], segment: dict[str, Any]) -> Piece:
         """The item for ``key`` (its messages, or the reason it could not render); other render errors raise."""
@@ -117,21 +133,34 @@ class _Renderer:
             return Piece(variant.id, key, prompt_id,
                          error=f"template not rendered: it ran out of time ({self.limits.seconds:g} s) on "
                                f"{self.slow} items of this variant already")
-        context = {  # fresh read-only values for each render: a template cannot reach another item's or the key
-            "user": Record("user", user),
-            "segment": Record("segment", segment),
-            "variant": Record("variant", {"id": variant.id, "description": variant.description}),
-            "experiment": Record("experiment", self.experiment),
-        }
-        messages: list[tuple[str, str]] = []
-        if self.prompt.system:
-            messages.append(("system", self.prompt.system.strip()))
+        personal = tuple((name, user[name]) for name in self.pii if name in user)
+        system = [("system", self.prompt.system.strip())] if self.prompt.system else []
         try:
-            messages.append(("user", render(self.prompt.template, context, self.limits)))
+            text = render(self.prompt.template, self._context(user, segment), self.limits)
         except RenderLimitExceeded as exc:
             self.slow += exc.slow
-            return Piece(variant.id, key, prompt_id, error=f"template not rendered: {exc}")
-        return Piece(variant.id, key, prompt_id, tuple(messages))
+            return Piece(variant.id, key, prompt_id, error=f"template not rendered: {redact(str(exc), personal)}")
+        except RenderError as exc:
+            raise RenderError(redact(str(exc), personal) or "template error") from None
+        recorded = None
+        if personal:
+            masked = dict(user) | {name: placeholder(name, self.pii[name]) for name, _ in personal}
+            try:
+                shown = render(self.prompt.template, self._context(masked, segment), self.limits)
+            except RenderError:  # the template needs the real values (a test on them, arithmetic)
+                shown = f"[not recorded: the prompt sends personal data ({', '.join(n for n, _ in personal)})]"
+            recorded = tuple(system + [("user", redact(shown, personal) or "")])
+        return Piece(variant.id, key, prompt_id, tuple(system + [("user", text)]), recorded=recorded,
+                     personal=personal)
+
+    def _context(self, user: dict[str, Any], segment: dict[str, Any]) -> dict[str, Record]:
+        """Fresh read-only values for one render: a template cannot reach another item's or the key."""
+        return {
+            "user": Record("user", user),
+            "segment": Record("segment", segment),
+            "variant": Record("variant", {"id": self.variant.id, "description": self.variant.description}),
+            "experiment": Record("experiment", self.experiment),
+        }
 
 
 def _segments(plan: Plan, variant: PlanVariant, names: list[str], units: Any | None) -> list[dict[str, Any]]:
@@ -181,11 +210,12 @@ def _unit_pieces(plan: Plan, variant: PlanVariant, renderer: _Renderer, units: A
     ids = id_text(units, unit)
     n = len(ids) if limit is None else min(limit, len(ids))
     uses = analyse(renderer.prompt.template).uses
+    hidden = withheld(renderer.prompt, plan.pii)  # personal values the prompt may not send: never in its context
     if any(u.kind == "whole" and u.name == "user" for u in uses):
-        names = list(units.columns)
+        names = [x for x in units.columns if x not in hidden]
     else:
         names = sorted({u.name.split(".", 1)[1] for u in uses if u.kind == "field" and u.name.startswith("user.")})
-        names = [x for x in names if x in units.columns]
+        names = [x for x in names if x in units.columns and x not in hidden]
     # one render per distinct combination of the attributes the template reads (list values are tuples)
     keys = list(zip(*(units.columns[name][:n].tolist() for name in names))) if names else [()] * n
     rendered: dict[tuple, Piece] = {}
@@ -195,5 +225,4 @@ def _unit_pieces(plan: Plan, variant: PlanVariant, renderer: _Renderer, units: A
             rendered[key] = renderer.piece(None, user, {})
         except RenderError as exc:
             raise RenderError(f"unit {ids[keys.index(key)]}: {exc}") from None
-    return [Piece(variant.id, str(uid), rendered[key].prompt, rendered[key].messages,
-                  error=rendered[key].error) for uid, key in zip(ids[:n], keys)]
+    return [replace(rendered[key], key=str(uid)) for uid, key in zip(ids[:n], keys)]

@@ -30,7 +30,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from expc.compiler.plan import Plan
 from . import calls as calls_mod
 from .calls import Limits, Target, Task
 from .jobs import JobError, Piece, pieces
+from .personal import Personal, redact
 from .render import MAX_PROMPT_CHARS, RENDER_SECONDS, RenderLimits
 from .store import Store
 
@@ -115,6 +116,7 @@ class Item:
     reason: str | None
     from_store: bool
     cost_known: bool = True
+    personal: Personal = ()  # the personal values its prompt sent: what reports must redact (never written)
 
     def to_json(self) -> dict[str, Any]:
         """The item as one JSON Lines record (``segment`` or ``unit`` names what it is for)."""
@@ -230,13 +232,19 @@ def generate(plan: Plan, units: Any | None, store_path: Path,
             continue
         gid = (piece.prompt, piece.messages)
         if gid not in tasks:
+            recorded = [{"role": r, "content": c} for r, c in piece.recorded] if piece.recorded else None
             tasks[gid] = Task(targets[piece.prompt], [{"role": r, "content": c} for r, c in piece.messages],
-                              plan.prompts[piece.prompt].checks, opts.seed)
+                              plan.prompts[piece.prompt].checks, opts.seed, recorded=recorded,
+                              personal=piece.personal)
             owner[gid] = piece
         group_sizes[gid] = group_sizes.get(gid, 0) + 1
     store_path = Path(store_path)
     total = len(todo)
     with Store(store_path) as store:
+        if any(t.personal for t in tasks.values()):
+            secret = store.secret()
+            for task in tasks.values():
+                task.secret = secret
         pending = _answer_from_store(list(tasks.values()), store)
         waiting = {id(t) for t in pending}
         state = _Progress(done=total - sum(group_sizes[gid] for gid, t in tasks.items() if id(t) in waiting))
@@ -525,6 +533,10 @@ def _result(plan: Plan, todo: list[Piece], tasks: dict[tuple[str, tuple[tuple[st
             item = Item(piece.variant, piece.key, task.records[-1].content, model, cost, tokens, "failed", reason,
                         from_store, known)
         result.items.append(item)
+    for i, piece in enumerate(todo):  # one item per piece, in order
+        if piece.personal:
+            item = result.items[i]
+            result.items[i] = replace(item, reason=redact(item.reason, piece.personal), personal=piece.personal)
     return result
 
 

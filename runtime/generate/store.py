@@ -2,10 +2,13 @@
 
 A call is identified by :func:`request_key`, the SHA-256 of its model, API
 base, parameters, rendered messages and seed: the same request is never paid
-for twice. Each completed call is committed on its own (WAL mode), so a
-process killed in the middle loses nothing that finished. API keys are never
-part of a request as stored: :func:`request_key` and :meth:`Store.put` take
-only what :mod:`expc.runtime.generate.calls` passes, which holds no secret.
+for twice. A request that carries personal values (``pii`` attributes) is
+keyed by HMAC-SHA256 under the store's own random secret (:meth:`Store.secret`)
+instead, and recorded with placeholders in their place (see :mod:`.personal`).
+Each completed call is committed on its own (WAL mode), so a process killed in
+the middle loses nothing that finished. API keys are never part of a request as
+stored: :func:`request_key` and :meth:`Store.put` take only what
+:mod:`expc.runtime.generate.calls` passes, which holds no secret.
 
 The store is never opened through a symbolic link (a link planted at its name,
 or at SQLite's ``-wal``, ``-shm`` or ``-journal`` beside it, is refused), and a
@@ -20,6 +23,7 @@ import errno
 import hashlib
 import json
 import os
+import secrets
 import sqlite3
 import stat
 import time
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import OutputError, output_error
+from .personal import keyed_digest
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -48,13 +53,25 @@ CREATE TABLE IF NOT EXISTS calls (
     created REAL NOT NULL
 )
 """
+SECRETS = """
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+)
+"""
 
 
 def request_key(model: str, api_base: str | None, params: dict[str, Any], messages: list[dict[str, str]],
-                seed: int | None) -> str:
-    """The store key of a request: a digest of everything that decides the reply (and nothing secret)."""
+                seed: int | None, secret: bytes | None = None) -> str:
+    """The store key of a request: a digest of everything that decides the reply (and nothing secret).
+
+    With ``secret`` (a request that carries personal values), the digest is
+    keyed (HMAC-SHA256): a key cannot be matched against guessed values.
+    """
     canonical = json.dumps([model, api_base or "", params, messages, seed], sort_keys=True,
                            ensure_ascii=False, separators=(",", ":"))
+    if secret is not None:
+        return keyed_digest(secret, canonical)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -120,6 +137,7 @@ class Store:
             db.execute("PRAGMA synchronous=NORMAL")  # a commit survives a killed process (not a power cut)
             db.execute("PRAGMA busy_timeout=10000")
             db.execute(SCHEMA)
+            db.execute(SECRETS)
         except sqlite3.Error as exc:
             if db is not None:
                 db.close()
@@ -160,6 +178,16 @@ class Store:
             )
         except sqlite3.OperationalError as exc:
             raise _store_error(self.path, exc) from None
+
+    def secret(self) -> bytes:
+        """The store's random secret that keys the requests carrying personal values (made on first use)."""
+        try:
+            self._db.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES ('personal', ?)",
+                             (secrets.token_bytes(32),))
+            row = self._db.execute("SELECT value FROM secrets WHERE name = 'personal'").fetchone()
+        except sqlite3.OperationalError as exc:
+            raise _store_error(self.path, exc) from None
+        return bytes(row[0])
 
     def count(self) -> int:
         """How many calls are stored."""
