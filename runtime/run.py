@@ -113,8 +113,9 @@ def run_identity(plan: Plan, options: RunOptions, simulated: bool, seed: int) ->
 def _history_entry(look: int, day: int, as_of: str, evaluation: dict[str, Any]) -> dict[str, Any]:
     """The per-look summary kept in the report's history."""
     units: dict[str, int] = {}
-    if evaluation["metrics"]:
-        units = {v["id"]: v["units"] for v in evaluation["metrics"][0]["variants"]}
+    if evaluation["metrics"]:  # the exposed units (a metric's own may leave out units in progress)
+        ids = [v["id"] for v in evaluation["metrics"][0]["variants"]]
+        units = dict(zip(ids, evaluation["srm"]["observed"]))
     return {
         "look": look, "day": day, "as_of": as_of,
         "units": units,

@@ -32,7 +32,13 @@ exposure, or a plan whose windows differ from the drawing plan's, gives the
 same exclusions as the SQL), and with CUPED on for a metric it carries the
 pre-exposure covariate sums (``Moments.pre_*``) over the plan's
 ``analysis.cuped_lookback``. Freshly drawn runs have no events before exposure,
-so their covariates are 0 and CUPED does not adjust them.
+so their covariates are 0 and CUPED does not adjust them. Windows in progress
+and caps follow ``reduce()`` too: a metric whose in-progress units are left out
+counts, at each look, the units whose window has ended (their values are then
+complete, so a running sum over units in exposure order serves every look); a
+capped metric is summed at each look from every counted unit's value so far,
+capped at the value or at :func:`linear_quantile` of those values (the same
+interpolation as the SQL), its CUPED covariate capped alike.
 
 Attributes
 ==========
@@ -110,7 +116,7 @@ import json
 import math
 import os
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,10 +125,12 @@ import numpy as np
 
 from .stats.moments import Moments
 from .stats.reduce import EXCLUDED_KEYS, IGNORED_KEYS, Reduction
+from .stats.reduction_sql import in_progress_excluded
 from .tables import _ident, _literal, copy_atomic
 from .units import Units
 
 if TYPE_CHECKING:
+    from expc.compiler.model import Cap
     from expc.compiler.plan import Plan, PlanMetric, Simulation
 
 DAY_US = 86_400_000_000
@@ -686,6 +694,26 @@ class _MetricEvents:
     cumulative: list[np.ndarray]  # then, with CUPED, Σxz (ratio: Σxz, Σxw, Σyz, Σyw)
     pre_ts: list[np.ndarray] | None = None  # CUPED: exposure times per arm ...
     pre_cumulative: list[np.ndarray] | None = None  # ... and running Σz, Σz² (ratio: Σw, Σw², Σzw) over them
+    units: _UnitValues | None = None  # a cap, or units in progress left out: counted per unit instead
+
+
+@dataclass(frozen=True, eq=False)
+class _UnitValues:
+    """A metric whose units are summed whole: it is capped, or its units in progress are left out.
+
+    Units left out while in progress (``wait_us``: the window) count once ``first exposure + window <=
+    cut-off``; by then every event of their window is in, so each unit's complete value counts, and
+    ``complete[a][:, k]`` holds arm ``a``'s sums (the layout of :attr:`_MetricEvents.cumulative`, then the
+    CUPED pre-period sums) over its first ``k`` units in exposure order. A capped metric is summed at each
+    look from each unit's value so far (``sides``: per side, the counted events' times in time order, units
+    and increments), the cap taken over the units it counts.
+    """
+
+    wait_us: int | None
+    cap: Cap | None
+    sides: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    covariates: list[np.ndarray] | None
+    complete: list[np.ndarray] | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -703,7 +731,8 @@ def _prepare(plan: Plan, run: SyntheticRun) -> _Prepared:
     variants = tuple(v.id for v in plan.variants)
     if variants != run.variants:
         raise ValueError(f"the run was drawn for variants {list(run.variants)}, the plan has {list(variants)}")
-    key = json.dumps([[m.model_dump_json() for m in plan.metrics], variants])
+    key = json.dumps([[m.model_dump_json() for m in plan.metrics], variants, plan.analysis.in_progress,
+                      plan.analysis.cuped_lookback])
     if key in run._cache:
         return run._cache[key]
     code_of = {name: i for i, name in enumerate(run.event_names)}
@@ -744,7 +773,11 @@ def _prepare(plan: Plan, run: SyntheticRun) -> _Prepared:
             pre = before & (ts >= first - _lookback_us(plan))
             covariates = [_pre_values(run, pre & (run.event_code == code_of.get(event, -1)), measure,
                                       m.kind == "proportion") for event, measure in m.uses()]
-        metrics.append(_running_sums(m, selected, run, len(variants), covariates))
+        me = _running_sums(m, selected, run, len(variants), covariates)
+        if m.cap is not None or in_progress_excluded(plan, m):
+            me = replace(me, units=_unit_values(m, selected, run, len(variants), covariates,
+                                                w if in_progress_excluded(plan, m) else None))
+        metrics.append(me)
 
     def cum(mask: np.ndarray) -> np.ndarray:
         return np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
@@ -848,20 +881,118 @@ def _running_sums(m: PlanMetric, selected: list[tuple[np.ndarray, str]], run: Sy
     return _MetricEvents(m, ts_per_arm, cumulative, pre_ts, pre_cumulative)
 
 
+def _unit_columns(kind: str, x: np.ndarray, y: np.ndarray | None, cov: list[np.ndarray] | None) -> list[np.ndarray]:
+    """Per-unit terms in the layout of :attr:`_MetricEvents.cumulative`, then the CUPED pre-period terms."""
+    if kind == "proportion":
+        out = [x]
+    elif kind == "mean":
+        out = [x, x * x]
+    else:
+        assert y is not None
+        out = [x, x * x, y, y * y, x * y]
+    if cov is not None:
+        z = cov[0]
+        if kind == "ratio":
+            assert y is not None
+            w = cov[1]
+            out += [x * z, x * w, y * z, y * w, z, z * z, w, w * w, z * w]
+        else:
+            out += [x * z, z, z * z]
+    return out
+
+
+def _unit_values(m: PlanMetric, selected: list[tuple[np.ndarray, str]], run: SyntheticRun, arms: int,
+                 covariates: list[np.ndarray] | None, wait_us: int | None) -> _UnitValues:
+    """What a capped metric, or one whose units in progress are left out, needs at every look."""
+    sides = []
+    for mask, measure in selected:
+        idx = np.flatnonzero(mask)  # time order
+        sides.append((run.event_ts[idx], run.event_unit[idx],
+                      run.event_value[idx] if measure == "value" else np.ones(len(idx))))
+    complete = None
+    if m.cap is None:  # every unit's value is complete once it counts: running sums over units
+        totals = [np.bincount(unit, weights=inc, minlength=len(run.arm)) for _, unit, inc in sides]
+        x = (totals[0] > 0).astype(np.float64) if m.kind == "proportion" else totals[0]
+        columns = _unit_columns(m.kind, x, totals[1] if m.kind == "ratio" else None, covariates)
+        complete = []
+        for a in range(arms):
+            mine = np.flatnonzero(run.arm == a)  # exposure order
+            table = np.zeros((len(columns), len(mine) + 1))
+            for c, column in enumerate(columns):
+                np.cumsum(column[mine], out=table[c, 1:])
+            complete.append(table)
+    return _UnitValues(wait_us, m.cap, sides, covariates, complete)
+
+
+def linear_quantile(values: np.ndarray, q: float) -> float | None:
+    """The ``q`` quantile by linear interpolation between order statistics, as the reduction's SQL writes it
+    (numpy's default method; None for no values)."""
+    k = len(values)
+    if k == 0:
+        return None
+    h = float(k - 1) * float(q)
+    lo = math.floor(h)
+    part = np.partition(np.asarray(values, dtype=np.float64), [lo, min(lo + 1, k - 1)])
+    if lo + 1 >= k:
+        return float(part[lo])
+    return float(part[lo] + (h - lo) * (part[lo + 1] - part[lo]))
+
+
+def _units_at(me: _MetricEvents, uv: _UnitValues, run: SyntheticRun, arms: int,
+              cut: int) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """A capped or waiting metric's units per arm, its sums (the layout of :func:`_unit_columns`) and its cap."""
+    bound = cut - uv.wait_us if uv.wait_us is not None else cut
+    if uv.complete is not None:
+        mine = [run.exposure_ts[run.arm == a] for a in range(arms)]
+        idx = [int(np.searchsorted(t, bound, side="right")) for t in mine]
+        return np.asarray(idx, dtype=np.float64), np.array([c[:, k] for c, k in zip(uv.complete, idx)]).T, None
+    k = int(np.searchsorted(run.exposure_ts, bound, side="right"))  # the units counted: a prefix
+    values = []
+    for ts, unit, inc in uv.sides:
+        j = int(np.searchsorted(ts, cut, side="right"))
+        values.append(np.bincount(unit[:j], weights=inc[:j], minlength=len(run.arm))[:k])
+    assert uv.cap is not None
+    cap = uv.cap.value if uv.cap.quantile is None else linear_quantile(values[0], uv.cap.quantile)
+    x = values[0] if cap is None else np.minimum(values[0], cap)
+    cov = None
+    if uv.covariates is not None:
+        z = uv.covariates[0][:k]
+        cov = [z if cap is None else np.minimum(z, cap)] + [c[:k] for c in uv.covariates[1:]]
+    columns = _unit_columns(me.metric.kind, x, values[1] if len(values) > 1 else None, cov)
+    arm = run.arm[:k]
+    sums = np.array([np.bincount(arm, weights=c, minlength=arms) for c in columns])
+    return np.bincount(arm, minlength=arms).astype(np.float64), sums, cap
+
+
 def _reduce_at(p: _Prepared, run: SyntheticRun, cut: int) -> Reduction:
     k_exp = int(np.searchsorted(run.exposure_ts, cut, side="right"))
     units = np.bincount(run.arm[:k_exp], minlength=p.arms).astype(np.int64)
-    n = units.astype(np.float64)
     k_ev = int(np.searchsorted(run.event_ts, cut, side="right"))
     out: dict[str, Moments] = {}
+    caps: dict[str, float | None] = {}
+    in_progress: dict[str, int] = {}
     for me in p.metrics:
-        sums = np.array([c[:, int(np.searchsorted(t, cut, side="right"))] for t, c in zip(me.ts, me.cumulative)]).T
         kind = me.metric.kind
         base = 1 if kind == "proportion" else 2 if kind == "mean" else 5
+        n = units.astype(np.float64)
+        pre = None
+        if me.units is not None:
+            n, sums, cap = _units_at(me, me.units, run, p.arms, cut)
+            if me.units.cap is not None:
+                caps[me.metric.id] = cap
+            if me.units.wait_us is not None:
+                in_progress[me.metric.id] = int(units.sum() - n.sum())
+            if me.units.covariates is not None:
+                cross = 1 if kind != "ratio" else 4
+                sums, pre = sums[:base + cross], sums[base + cross:]
+        else:
+            sums = np.array([c[:, int(np.searchsorted(t, cut, side="right"))]
+                             for t, c in zip(me.ts, me.cumulative)]).T
+            if me.pre_ts is not None and me.pre_cumulative is not None:
+                pre = np.array([c[:, int(np.searchsorted(t, cut, side="right"))]
+                                for t, c in zip(me.pre_ts, me.pre_cumulative)]).T
         moments = Moments.of(n, sums[0], sums[0]) if kind == "proportion" else Moments.of(n, *sums[:base])
-        if me.pre_ts is not None and me.pre_cumulative is not None:
-            pre = np.array([c[:, int(np.searchsorted(t, cut, side="right"))]
-                            for t, c in zip(me.pre_ts, me.pre_cumulative)]).T
+        if pre is not None:
             cross = sums[base:]
             if kind == "ratio":
                 moments = moments.with_covariate(
@@ -881,7 +1012,7 @@ def _reduce_at(p: _Prepared, run: SyntheticRun, cut: int) -> Reduction:
     ignored["events_after_as_of"] = int(p.named_cum[-1] - p.named_cum[k_ev])
     first = _iso(run.exposure_ts[0]) if k_exp else None
     last = _iso(run.exposure_ts[k_exp - 1]) if k_exp else None
-    return Reduction(out, units, excluded, "", ignored, _iso(cut), first, last)
+    return Reduction(out, units, excluded, "", ignored, _iso(cut), first, last, caps, in_progress)
 
 
 # ================================================================== files

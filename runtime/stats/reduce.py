@@ -36,7 +36,7 @@ Semantics
    An event counts for a metric from the unit's first exposure (inclusive) to
    first exposure + the metric's window (inclusive); a metric without a window
    runs to ``as_of`` (or the end of the data).
-3. Per metric and arm: ``n`` = exposed units; proportion: x = 1 when the unit
+3. Per metric and arm: ``n`` = exposed units (see 5); proportion: x = 1 when the unit
    has at least one event in the window; mean: x = the sum of the values of
    its events in the window (0 for none); ratio: x and y are the numerator and
    denominator, each the sum of values or the count of events (``measure``).
@@ -47,6 +47,26 @@ Semantics
    denominator; the moments get ``Σz``, ``Σz²``, ``Σxz`` (ratios also ``Σw``,
    ``Σw²``, ``Σzw``, ``Σxw``, ``Σyz``, ``Σyw``), see :mod:`.cuped`. These events
    stay excluded from the outcome (``events_before_exposure``).
+5. Windows in progress (``analysis.in_progress: exclude``, the default): a
+   metric with a window counts only the units whose window has ended by the
+   cut-off, ``first exposure + window <= cut-off``, so a 7-day rate is never
+   diluted by units that have had a day; the others are left out of that
+   metric's ``n`` and sums (counted per metric in :attr:`Reduction.in_progress`)
+   until it ends. The cut-off is ``as_of``; without one it is the data's end,
+   the latest timestamp read (an exposure, or an event of the metrics' events,
+   whatever else is wrong with the row). Metrics without a window, and every
+   metric with ``in_progress: include``, count every exposed unit with the
+   events so far. So per-metric ``n`` may differ between metrics and from
+   :attr:`Reduction.units` (the exposed units, which the SRM check uses).
+6. Caps (a metric's ``cap``, see :mod:`.reduction_sql`): a mean's x, or a
+   ratio's numerator x, becomes ``min(x, cap)`` for every unit the metric
+   counts (units without events are 0 and are capped too when the cap is
+   negative); with CUPED the covariate z gets the same cap. ``cap: {value}`` is
+   that value; ``cap: {quantile: q}`` is the ``q`` quantile of the per-unit x of
+   the units the metric counts at this cut-off, all arms pooled (so the cap is
+   the same for every arm and does not depend on the treatment's effect more
+   than through the pooled distribution), by linear interpolation between order
+   statistics (numpy's default). The cap used is in :attr:`Reduction.caps`.
 
 Exclusions, each counted in :attr:`Reduction.excluded` (one count per row,
 in this order of precedence, except the unit count):
@@ -102,7 +122,14 @@ from expc.compiler.model import DataSource
 
 from ..tables import DataError
 from .moments import Moments
-from .reduction_sql import COUNT_COLUMNS, moment_columns, normalise_as_of, reduction_sql
+from .reduction_sql import (
+    COUNT_COLUMNS,
+    cap_columns,
+    in_progress_excluded,
+    moment_columns,
+    normalise_as_of,
+    reduction_sql,
+)
 
 if TYPE_CHECKING:
     from expc.compiler.plan import Plan
@@ -135,6 +162,11 @@ class Reduction:
     as_of: str | None = None  # the cut-off used, as an ISO timestamp (UTC), or None
     first_exposure: str | None = None  # the earliest counted first exposure (ISO, UTC), None without units
     last_exposure: str | None = None  # the latest counted first exposure (ISO, UTC)
+    caps: dict[str, float | None] = field(default_factory=dict)
+    """Per capped metric, the cap its per-unit values were limited to (None when it counted no unit)."""
+    in_progress: dict[str, int] = field(default_factory=dict)
+    """Per metric whose in-progress units are excluded (``analysis.in_progress: exclude`` and a window),
+    the exposed units left out of it, all arms together: their window had not ended by the cut-off."""
 
     def elapsed_seconds(self) -> float | None:
         """Seconds from the first exposure to ``as_of`` (or to the latest first exposure); the plan's schedule
@@ -231,9 +263,12 @@ def _reduction(plan: Plan, columns: list[str], rows: list[tuple[Any, ...]], sql:
     for j, (_, metric, stat) in enumerate(moment_columns(plan), start=1):
         by_metric.setdefault(metric, {})[stat] = table[:, j]
     out: dict[str, Moments] = {}
-    n = units.astype(np.float64)
+    in_progress: dict[str, int] = {}
     for m in plan.metrics:
         sums = by_metric[m.id]
+        n = sums["n"]
+        if in_progress_excluded(plan, m):
+            in_progress[m.id] = int(units.sum() - n.sum())
         ratio = m.kind == "ratio"
         moments = Moments.of(n, sums["sum"], sums["sum_sq"], *(
             [sums["den_sum"], sums["den_sum_sq"], sums["cross"]] if ratio else []))
@@ -243,8 +278,9 @@ def _reduction(plan: Plan, columns: list[str], rows: list[tuple[Any, ...]], sql:
     counts = {c: int(first[at[c]] or 0) for c in COUNT_COLUMNS}
     excluded = {k: counts[k] for k in EXCLUDED_KEYS}
     ignored = {k: counts[k] for k in IGNORED_KEYS}
+    caps = {metric: None if first[at[c]] is None else float(first[at[c]]) for c, metric in cap_columns(plan)}
     return Reduction(out, units, excluded, sql, ignored, None if cutoff is None else cutoff.replace(" ", "T"),
-                     _iso(first[at["first_exposure"]]), _iso(first[at["last_exposure"]]))
+                     _iso(first[at["first_exposure"]]), _iso(first[at["last_exposure"]]), caps, in_progress)
 
 
 def _iso(value: Any) -> str | None:

@@ -11,9 +11,19 @@ two relations with the standard columns:
 
 and transpiles it with sqlglot to :data:`DIALECTS`. The query returns one row
 per arm of the plan (in the plan's order) with the arm's exposed units, every
-metric's sums (columns named by :func:`moment_columns`) and, repeated on each
-row, the exclusion and ignored-row counts of :mod:`.reduce` and the first and
-last first-exposure times. Only those aggregates leave the warehouse.
+metric's units and sums (columns named by :func:`moment_columns`: a metric's
+units leave out those whose window is still in progress, see
+:func:`in_progress_excluded`), the cap of each capped metric
+(:func:`cap_columns`) and, repeated on each row, the exclusion and ignored-row
+counts of :mod:`.reduce` and the first and last first-exposure times. Only
+those aggregates leave the warehouse.
+
+A cap at a quantile needs every counted unit's value (zeros included), so a
+capped plan joins the exposed units to their sums and ranks the values with
+``ROW_NUMBER() OVER (ORDER BY x)`` and ``COUNT(*) OVER ()``: one sort of the
+units per capped metric, in one partition on engines that distribute (Spark).
+No exact percentile aggregate exists in every dialect (Trino and BigQuery only
+approximate it as an aggregate), hence the window functions.
 
 What stays outside: reading files into typed columns (trimming CSV text,
 parsing text timestamps), which :mod:`.reduce` does with DuckDB's own
@@ -79,31 +89,50 @@ def normalise_as_of(as_of: str | None) -> str | None:
 
 
 def moment_columns(plan: Plan) -> list[tuple[str, str, str]]:
-    """``(column, metric id, statistic)`` of every metric's sum in the result, in order.
+    """``(column, metric id, statistic)`` of every metric's units and sums in the result, in order.
 
     Statistics are named after :class:`~expc.runtime.stats.moments.Moments`:
-    ``sum``, ``sum_sq`` (and for ratios ``den_sum``, ``den_sum_sq``,
-    ``cross``); with CUPED ``pre_sum``, ``pre_sum_sq``, ``pre_cross`` (ratios
-    also ``pre_den_sum``, ``pre_den_sum_sq``, ``pre_num_den``, ``pre_cross_den``,
+    ``n`` (the units the metric counts: the exposed units, less those whose
+    window is still in progress, see :func:`in_progress_excluded`), ``sum``,
+    ``sum_sq`` (and for ratios ``den_sum``, ``den_sum_sq``, ``cross``); with
+    CUPED ``pre_sum``, ``pre_sum_sq``, ``pre_cross`` (ratios also
+    ``pre_den_sum``, ``pre_den_sum_sq``, ``pre_num_den``, ``pre_cross_den``,
     ``pre_den_cross``, ``pre_den_cross_den``).
     """
-    return [(column, m.id, stat) for i, m in enumerate(plan.metrics) for column, stat, _ in _moments(i, m)]
+    return [
+        (column, m.id, stat) for i, m in enumerate(plan.metrics)
+        for column, stat in [(f"m{i}_n", "n"), *((c, st) for c, st, _ in _moments(i, m))]]
+
+
+def cap_columns(plan: Plan) -> list[tuple[str, str]]:
+    """``(column, metric id)`` of the cap each capped metric used (NULL when it counts no unit)."""
+    return [(f"m{i}_cap", m.id) for i, m in enumerate(plan.metrics) if m.cap is not None]
+
+
+def in_progress_excluded(plan: Plan, metric: PlanMetric) -> bool:
+    """True when units whose window of ``metric`` has not ended by the cut-off are left out of it."""
+    return plan.analysis.in_progress == "exclude" and bool(metric.window_seconds)
 
 
 def _moments(i: int, m: PlanMetric) -> list[tuple[str, str, str]]:
-    """(column, statistic, SQL aggregate over the per-unit values) of metric ``i``."""
+    """(column, statistic, SQL expression of the per-unit values, summed over units) of metric ``i``."""
     x, y, z, w = (f"{v}{i}" for v in "xyzw")
-    out = [("sum", f"SUM({x})"), ("sum_sq", f"SUM({x} * {x})")]
+    out = [("sum", x), ("sum_sq", f"{x} * {x}")]
     ratio = m.kind == "ratio"
     if ratio:
-        out += [("den_sum", f"SUM({y})"), ("den_sum_sq", f"SUM({y} * {y})"), ("cross", f"SUM({x} * {y})")]
+        out += [("den_sum", y), ("den_sum_sq", f"{y} * {y}"), ("cross", f"{x} * {y}")]
     if m.cuped:
-        out += [("pre_sum", f"SUM({z})"), ("pre_sum_sq", f"SUM({z} * {z})"), ("pre_cross", f"SUM({x} * {z})")]
+        out += [("pre_sum", z), ("pre_sum_sq", f"{z} * {z}"), ("pre_cross", f"{x} * {z}")]
         if ratio:
-            out += [("pre_den_sum", f"SUM({w})"), ("pre_den_sum_sq", f"SUM({w} * {w})"),
-                    ("pre_num_den", f"SUM({z} * {w})"), ("pre_cross_den", f"SUM({x} * {w})"),
-                    ("pre_den_cross", f"SUM({y} * {z})"), ("pre_den_cross_den", f"SUM({y} * {w})")]
-    return [(f"m{i}_{stat}", stat, agg) for stat, agg in out]
+            out += [("pre_den_sum", w), ("pre_den_sum_sq", f"{w} * {w}"),
+                    ("pre_num_den", f"{z} * {w}"), ("pre_cross_den", f"{x} * {w}"),
+                    ("pre_den_cross", f"{y} * {z}"), ("pre_den_cross_den", f"{y} * {w}")]
+    return [(f"m{i}_{stat}", stat, expr) for stat, expr in out]
+
+
+def _double(value: float) -> str:
+    """A finite number as a DOUBLE literal (``repr`` round-trips, so every engine reads the same double)."""
+    return f"CAST({float(value)!r} AS DOUBLE)"
 
 
 def _lit(text: str) -> str:
@@ -181,11 +210,8 @@ def _source(plan: Plan, cutoff: str | None) -> str:
     group = f"CASE WHEN ev.what = {_BEFORE} THEN {_COUNTED} ELSE ev.what END" if with_cuped else "ev.what"
     before_rows = (f"SUM(CASE WHEN ev.what = {_BEFORE} THEN 1 ELSE 0 END)" if with_cuped else "0")
     columns = "".join(f", {c}" for c in per_unit)
-    moments = [(col, agg) for i, m in enumerate(metrics) for col, _, agg in _moments(i, m)]
-    moment_cte = (f", moments AS (SELECT arm, {', '.join(f'{agg} AS {col}' for col, agg in moments)} "
-                  f"FROM unit_sums WHERE unit_id IS NOT NULL AND what = {_COUNTED} GROUP BY arm)") if moments else ""
-    moment_join = " LEFT JOIN moments m ON m.arm = v.arm" if moments else ""
-    moment_select = "".join(f", COALESCE(m.{col}, 0) AS {col}" for col, _ in moments)
+    unit_columns = [c.rsplit(" AS ", 1)[1] for c in per_unit]
+    extra, moment_cte, moment_select, final_joins = _moment_ctes(plan, cutoff, unit_columns)
     # x - x = 0 only for a finite x (NaN and infinities give NaN, which equals nothing, 0 included, everywhere)
     value = ("CASE WHEN CAST(value AS DOUBLE) - CAST(value AS DOUBLE) = 0 THEN CAST(value AS DOUBLE) END"
              if value_events else "CAST(NULL AS DOUBLE)")
@@ -203,7 +229,7 @@ exposure_rows AS (
 ),
 exposure_groups AS (
   SELECT unit_id, what, COUNT(*) AS row_count, COUNT(ts) AS timed_rows, MIN(arm) AS arm, MIN(ts) AS first_ts,
-         CASE WHEN MIN(arm) < MAX(arm) THEN 1 ELSE 0 END AS several
+         MAX(ts) AS last_ts, CASE WHEN MIN(arm) < MAX(arm) THEN 1 ELSE 0 END AS several
   FROM (
     SELECT CASE
              WHEN e.ts IS NULL OR e.unit_id IS NULL OR e.variant IS NULL THEN {_BAD}
@@ -224,7 +250,7 @@ event_rows AS (
 ),
 unit_sums AS (
   SELECT ev.unit_id, ev.arm, {group} AS what, COUNT(*) AS row_count, COUNT(ev.ts) AS timed_rows,
-         {before_rows} AS before_rows{columns}
+         MIN(ev.first_ts) AS first_ts, MAX(ev.ts) AS last_ts, {before_rows} AS before_rows{columns}
   FROM (
     SELECT CASE
              WHEN ev.ts IS NULL OR ev.unit_id IS NULL OR ev.event IS NULL OR {needs_value} THEN {_BAD}
@@ -239,8 +265,7 @@ unit_sums AS (
     FROM event_rows ev LEFT JOIN exposed x ON x.unit_id = ev.unit_id
   ) ev
   GROUP BY ev.unit_id, ev.arm, {group}
-){moment_cte},
-units AS (SELECT arm, COUNT(*) AS units FROM exposed WHERE several = 0 GROUP BY arm),
+){extra}{moment_cte},
 exposure_counts AS (
   SELECT {count(_BAD)} AS bad_exposure_rows,
          {count(_UNKNOWN_VARIANT)} AS unknown_variant_exposures,
@@ -276,9 +301,96 @@ SELECT v.arm AS arm, v.variant AS variant, COALESCE(u.units, 0) AS units{moment_
        c.exposure_rows AS exposure_rows, c.exposure_rows_timed AS exposure_rows_timed,
        d.event_rows AS event_rows, d.event_rows_timed AS event_rows_timed,
        s.first_exposure AS first_exposure, s.last_exposure AS last_exposure
-FROM variants v LEFT JOIN units u ON u.arm = v.arm{moment_join}
+FROM variants v LEFT JOIN units u ON u.arm = v.arm LEFT JOIN moments m ON m.arm = v.arm{final_joins}
 CROSS JOIN exposure_counts c CROSS JOIN event_counts d CROSS JOIN exposed_summary s
 ORDER BY v.arm"""
+
+
+def _moment_ctes(plan: Plan, cutoff: str | None, unit_columns: list[str]) -> tuple[str, str, str, str]:
+    """The CTEs from the per-unit values (``unit_sums``) to the per-arm ``units`` and ``moments``.
+
+    Returns the CTEs that come first (the data's end, the capped per-unit
+    values), the ``units`` and ``moments`` CTEs, the final ``SELECT``'s columns
+    and its extra joins. A metric whose window is in progress at the cut-off
+    (:func:`in_progress_excluded`) counts only the units with ``first exposure
+    + window <= cut-off``: ``as_of``, or without it the data's end (the latest
+    timestamp read). A capped metric's per-unit value (and its CUPED covariate)
+    is ``min(x, cap)`` over every unit it counts, zeros included: the cap is a
+    value, or the quantile of those units' values (all arms pooled), by linear
+    interpolation between order statistics (numpy's default and
+    ``PERCENTILE_CONT``), written with ``ROW_NUMBER`` and ``COUNT`` windows
+    because not every dialect has an exact percentile aggregate.
+    """
+    metrics = plan.metrics
+    excluding = {i for i, m in enumerate(metrics) if in_progress_excluded(plan, m)}
+    end = f"CAST({_lit(cutoff)} AS TIMESTAMP)" if cutoff else "de.end_ts"
+    with_end = " CROSS JOIN data_end de" if excluding and not cutoff else ""
+
+    def complete(i: int) -> str | None:
+        wsec = metrics[i].window_seconds
+        return f"first_ts + {_interval(wsec or 0)} <= {end}" if i in excluding else None
+
+    extra = []
+    if with_end:
+        extra.append("data_end AS (SELECT MAX(t) AS end_ts FROM (SELECT MAX(last_ts) AS t FROM exposure_groups "
+                     "UNION ALL SELECT MAX(last_ts) AS t FROM unit_sums) ends)")
+    capped = [i for i, m in enumerate(metrics) if m.cap is not None]
+    cap_of: dict[int, str] = {}
+    source = f"unit_sums{with_end} WHERE unit_id IS NOT NULL AND what = {_COUNTED}"
+    joins = ""
+    if capped:
+        values = ", ".join(f"COALESCE(s.{c}, 0) AS {c}" for c in unit_columns)
+        extra.append(f"unit_values AS (SELECT x.arm AS arm, x.first_ts AS first_ts, {values} FROM exposed x "
+                     f"LEFT JOIN (SELECT * FROM unit_sums WHERE what = {_COUNTED}) s ON s.unit_id = x.unit_id "
+                     "WHERE x.several = 0)")
+        quantiles = []
+        for i in capped:
+            cap = metrics[i].cap
+            assert cap is not None
+            if cap.quantile is None:
+                cap_of[i] = _double(cap.value or 0.0)
+                continue
+            cond = complete(i)
+            where = f"unit_values{with_end} WHERE {cond}" if cond else "unit_values"
+            extra.append(
+                f"cap{i}_ranked AS (SELECT x{i} AS v, ROW_NUMBER() OVER (ORDER BY x{i}) AS rn, "
+                f"CAST(COUNT(*) OVER () - 1 AS DOUBLE) * {_double(cap.quantile)} AS h FROM {where})")
+            extra.append(
+                f"cap{i} AS (SELECT CASE WHEN MAX(hi) IS NULL THEN MAX(lo) ELSE MAX(lo) + MAX(frac) * "
+                f"(MAX(hi) - MAX(lo)) END AS cap FROM (SELECT CASE WHEN rn = FLOOR(h) + 1 THEN v END AS lo, "
+                f"CASE WHEN rn = FLOOR(h) + 2 THEN v END AS hi, h - FLOOR(h) AS frac FROM cap{i}_ranked) r)")
+            quantiles.append(i)
+            cap_of[i] = f"k.cap{i}"
+        if quantiles:
+            extra.append("caps AS (SELECT " + ", ".join(f"c{i}.cap AS cap{i}" for i in quantiles) + " FROM "
+                         + " CROSS JOIN ".join(f"cap{i} c{i}" for i in quantiles) + ")")
+            joins = " CROSS JOIN caps k"
+
+        def value(c: str) -> str:
+            i = int(c[1:])
+            if i in cap_of and c[0] in "xz":  # a mean's value or a ratio's numerator, and its covariate
+                return f"CASE WHEN {c} > {cap_of[i]} THEN {cap_of[i]} ELSE {c} END AS {c}"
+            return c
+        extra.append(f"capped AS (SELECT arm, first_ts, {', '.join(value(c) for c in unit_columns)} "
+                     f"FROM unit_values{joins})")
+        source = f"capped{with_end}"
+    sums = []
+    for i, m in enumerate(metrics):
+        cond = complete(i)
+        for col, _, expr in _moments(i, m):
+            sums.append(f"SUM(CASE WHEN {cond} THEN {expr} ELSE 0 END) AS {col}" if cond else f"SUM({expr}) AS {col}")
+    counts = "".join(f", SUM(CASE WHEN {complete(i)} THEN 1 ELSE 0 END) AS n{i}" for i in sorted(excluding))
+    units = (f"units AS (SELECT arm, COUNT(*) AS units{counts} FROM exposed{with_end} WHERE several = 0 "
+             "GROUP BY arm)")
+    moments = f"moments AS (SELECT arm, {', '.join(sums)} FROM {source} GROUP BY arm)"
+    select = []
+    for i, m in enumerate(metrics):
+        select.append(f"COALESCE(u.n{i}, 0) AS m{i}_n" if i in excluding else f"COALESCE(u.units, 0) AS m{i}_n")
+        select += [f"COALESCE(m.{col}, 0) AS {col}" for col, _, _ in _moments(i, m)]
+        if i in cap_of:
+            select.append(f"{cap_of[i]} AS m{i}_cap")
+    return ("".join(f",\n{c}" for c in extra), f",\n{units},\n{moments}", "".join(f", {c}" for c in select),
+            joins)
 
 
 def _comment_safe(text: str) -> str:
@@ -300,6 +412,7 @@ def _header(plan: Plan, dialect: str, cutoff: str | None) -> str:
         "covariates z, w and their products), each unit's events counted from its first exposure to",
         "the end of the metric's window; and the exclusion counts (bad rows, unknown variants, units",
         "in several arms, events of unexposed units, before exposure, outside windows, after as_of).",
+        *_semantics(plan),
         "",
         "What leaves the warehouse: one row per arm of these sums and counts. No unit-level row.",
         "",
@@ -311,6 +424,23 @@ def _header(plan: Plan, dialect: str, cutoff: str | None) -> str:
         "Metrics (column prefix): " + ", ".join(f"m{i} = {m.id!r} ({m.kind})" for i, m in enumerate(plan.metrics)),
     ]
     return "\n".join(("-- " + _comment_safe(line)).rstrip() for line in lines)
+
+
+def _semantics(plan: Plan) -> list[str]:
+    """What the header says about windows in progress and caps, when the plan has either."""
+    lines = []
+    waiting = [m.id for m in plan.metrics if in_progress_excluded(plan, m)]
+    if waiting:
+        lines += ["Windows in progress (analysis.in_progress: exclude): a metric with a window counts only the",
+                  "units whose first exposure + window <= the cut-off (as_of, else the latest timestamp read);",
+                  "m<i>_n is their number. Such metrics: " + ", ".join(repr(m) for m in waiting) + "."]
+    for m in plan.metrics:
+        if m.cap is not None:
+            bound = (f"the {m.cap.quantile:g} quantile of the counted units' values (all arms pooled)"
+                     if m.cap.quantile is not None else f"{m.cap.value:g}")
+            side = "numerator" if m.kind == "ratio" else "value"
+            lines.append(f"Cap of {m.id!r} (in m<i>_cap): each unit's {side} and its CUPED covariate at {bound}.")
+    return [""] + lines if lines else []
 
 
 def _reads(plan: Plan) -> list[str]:

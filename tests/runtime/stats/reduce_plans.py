@@ -34,14 +34,14 @@ METRICS = [
 
 
 def plan_for(metrics: list[dict[str, Any]], variants: tuple[str, ...] = ("control", "a"), unit: str = "user_id",
-             cuped: bool = False, lookback: int | None = None) -> Plan:
+             cuped: bool = False, lookback: int | None = None, in_progress: str = "exclude") -> Plan:
     """A plan with these variants (the first is the control), unit and metrics.
 
     ``metrics`` give the fields reduce() reads (id, kind, event or numerator and
     denominator, window_seconds, and optionally cuped); the first is the primary
     metric. A metric's ``cuped`` left out (or None) is ``cuped``, the analysis'
     setting, as the compiler resolves it; ``lookback`` is ``analysis.cuped_lookback``
-    in seconds (default: the compiler's).
+    in seconds (default: the compiler's); ``in_progress`` is ``analysis.in_progress``.
     """
     listed = "".join(f"  - {{id: {v}, content: {v}}}\n" for v in variants)
     plan = plan_of_text(_SPEC.format(unit=unit, variants=listed), "reduce.yaml")
@@ -49,6 +49,7 @@ def plan_for(metrics: list[dict[str, Any]], variants: tuple[str, ...] = ("contro
     def edit(p: dict[str, Any]) -> None:
         p["metrics"] = [_metric(m, i == 0, cuped, len(variants) - 1) for i, m in enumerate(metrics)]
         p["analysis"]["cuped"] = cuped
+        p["analysis"]["in_progress"] = in_progress
         if lookback is not None:
             p["analysis"]["cuped_lookback"] = lookback
 

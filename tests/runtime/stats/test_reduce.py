@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import duckdb
 import numpy as np
 import pytest
+from conftest import edited
 from reduce_plans import METRICS, plan_for
 
 import expc
@@ -20,8 +21,8 @@ from expc.runtime.tables import DataError
 BASE = datetime(2026, 11, 1)
 
 
-def plan_of(metrics, variants=("control", "a", "b"), unit="user_id") -> Plan:
-    return plan_for(metrics, variants, unit)
+def plan_of(metrics, variants=("control", "a", "b"), unit="user_id", in_progress="exclude") -> Plan:
+    return plan_for(metrics, variants, unit, in_progress=in_progress)
 
 
 
@@ -94,11 +95,29 @@ def uses(m):
     return [(m["event"], "value" if m["kind"] == "mean" else "count")]
 
 
+def quantile(values, q):
+    """Linear interpolation between order statistics (numpy's default), written out."""
+    xs = sorted(values)
+    if not xs:
+        return None
+    h = (len(xs) - 1) * q
+    lo = math.floor(h)
+    return xs[lo] if lo + 1 >= len(xs) else xs[lo] + (h - lo) * (xs[lo + 1] - xs[lo])
+
+
 def reference(plan, exposures, events, as_of=None):
-    """Straightforward loops over the rows, following the documented semantics."""
+    """Straightforward loops over the rows, following the documented semantics.
+
+    Returns ``(moments, excluded, units, caps)``: per metric ``(n, sums)``, the
+    exclusion counts, the exposed units per arm and the cap each capped metric used.
+    """
     variants = [v.id for v in plan.variants]
     metrics = [m.model_dump() for m in plan.metrics]  # plain dicts from here on
     cut = parse(as_of)
+    names = {e for m in metrics for e, _ in uses(m)}
+    # the cut-off of in-progress windows: as_of, else the latest timestamp read
+    seen = [parse(t) for _, _, t in exposures] + [parse(t) for _, e, _, t in events if e in (None, "") or e in names]
+    end = cut if cut is not None else max((t for t in seen if t is not None), default=None)
     excl = dict.fromkeys(EXCLUDED_KEYS, 0)
     arms_of, first = {}, {}
     for u, v, t in exposures:
@@ -114,7 +133,6 @@ def reference(plan, exposures, events, as_of=None):
             first[u] = min(first.get(u, ts), ts)
     several = {u for u, a in arms_of.items() if len(a) > 1}
     excl["units_in_several_variants"] = len(several)
-    names = {e for m in metrics for e, _ in uses(m)}
     valued = {e for m in metrics for e, how in uses(m) if how == "value"}
     windows = {}
     for m in metrics:
@@ -140,12 +158,11 @@ def reference(plan, exposures, events, as_of=None):
         else:
             kept.append((u, e, x, ts))
     units = [u for u in arms_of if u not in several]
-    n = [0] * len(variants)
-    for u in units:
-        n[next(iter(arms_of[u]))] += 1
-    out = {}
+    out, caps = {}, {}
     for m in metrics:
         w = m["window_seconds"]
+        counted = [u for u in units if w is None or plan.analysis.in_progress == "include"
+                   or first[u] + timedelta(seconds=w) <= end]
 
         def inside(ts, u, w=w):
             return w is None or ts <= first[u] + timedelta(seconds=w)
@@ -155,15 +172,24 @@ def reference(plan, exposures, events, as_of=None):
             return sum(vals) if how != "any" else (1 if vals else 0)
 
         sums = [[0.0] * 5 for _ in variants]
-        for u in units:
-            a = next(iter(arms_of[u]))
+        values = {}
+        for u in counted:
             if m["kind"] == "proportion":
-                x, y = measure(u, m["event"], "any"), None
+                values[u] = measure(u, m["event"], "any"), None
             elif m["kind"] == "mean":
-                x, y = measure(u, m["event"], "value"), None
+                values[u] = measure(u, m["event"], "value"), None
             else:
-                x = measure(u, m["numerator"]["event"], m["numerator"]["measure"])
-                y = measure(u, m["denominator"]["event"], m["denominator"]["measure"])
+                values[u] = (measure(u, m["numerator"]["event"], m["numerator"]["measure"]),
+                             measure(u, m["denominator"]["event"], m["denominator"]["measure"]))
+        cap = m["cap"] and (m["cap"]["value"] if m["cap"]["value"] is not None
+                            else quantile([x for x, _ in values.values()], m["cap"]["quantile"]))
+        if m["cap"]:
+            caps[m["id"]] = cap
+        n = [0] * len(variants)
+        for u, (x, y) in values.items():
+            a = next(iter(arms_of[u]))
+            n[a] += 1
+            x = x if cap is None else min(x, cap)
             sums[a][0] += x
             sums[a][1] += x * x
             if y is not None:
@@ -171,22 +197,40 @@ def reference(plan, exposures, events, as_of=None):
                 sums[a][3] += y * y
                 sums[a][4] += x * y
         out[m["id"]] = (n, sums)
-    return out, excl
+    units_per_arm = [0] * len(variants)
+    for u in units:
+        units_per_arm[next(iter(arms_of[u]))] += 1
+    return out, excl, units_per_arm, caps
 
 
-def assert_same(r: Reduction, expected):
-    moments, excl = expected
+def assert_same(r: Reduction, expected, rtol: float = 0.0):
+    """``r`` equals the reference: exactly (the test data's values are exact in binary), or to ``rtol``."""
+    moments, excl, units, caps = expected
+
+    def same(got, want, what):
+        if rtol:
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol, err_msg=what)
+        else:
+            assert got.tolist() == want, what
+
     assert r.excluded == excl
+    assert r.units.tolist() == units
     for mid, (n, sums) in moments.items():
         m = r.metrics[mid]
         assert m.n.tolist() == n, mid
-        assert m.sum.tolist() == [s[0] for s in sums], mid
-        assert m.sum_sq.tolist() == [s[1] for s in sums], mid
+        same(m.sum, [s[0] for s in sums], mid)
+        same(m.sum_sq, [s[1] for s in sums], mid)
         if m.is_ratio:
-            assert m.den_sum.tolist() == [s[2] for s in sums], mid
-            assert m.den_sum_sq.tolist() == [s[3] for s in sums], mid
-            assert m.cross.tolist() == [s[4] for s in sums], mid
-    assert r.units.tolist() == next(iter(moments.values()))[0]
+            same(m.den_sum, [s[2] for s in sums], mid)
+            same(m.den_sum_sq, [s[3] for s in sums], mid)
+            same(m.cross, [s[4] for s in sums], mid)
+        if mid in r.in_progress:
+            assert r.in_progress[mid] == sum(units) - sum(n), mid
+    assert set(r.caps) == set(caps)
+    for mid, cap in caps.items():
+        assert (r.caps[mid] is None) == (cap is None), mid
+        if cap is not None:
+            assert r.caps[mid] == pytest.approx(cap, rel=1e-12), mid
 
 
 def random_rows(seed, n_units=60, n_exposures=150, n_events=500):
@@ -338,8 +382,12 @@ def test_unit_id_column_fallback_and_real_plan(tmp_path):
     assert r.metrics["revenue_per_visitor"].sum.tolist() == [20, 0]
     assert r.metrics["revenue_per_session"].cross.tolist() == [20, 0]
     assert r.metrics["added_to_cart"].sum.tolist() == [0, 1]
-    assert r.metrics["return_requested"].sum.tolist() == [0, 1]  # 14-day window
+    # the data ends 10 days in: both units' 14-day windows are in progress, so they are left out of the metric
+    assert r.metrics["return_requested"].n.tolist() == [0, 0] and r.in_progress["return_requested"] == 2
+    assert r.metrics["added_to_cart"].n.tolist() == [1, 1]  # 7-day windows have ended
     assert r.excluded["events_outside_window"] == 1
+    everyone = reduce(edited(plan, lambda p: p["analysis"].update(in_progress="include")), ex, ev)
+    assert everyone.metrics["return_requested"].sum.tolist() == [0, 1] and everyone.in_progress == {}
 
 
 def test_native_parquet_types(tmp_path):
@@ -367,7 +415,7 @@ def test_header_only_events_mean_no_events_yet(tmp_path):
 def test_value_column_only_needed_for_sums(tmp_path):
     ex = write_csv(tmp_path / "ex.csv", ["user_id", "variant", "timestamp"], [("u1", "control", t(0))])
     ev = write_csv(tmp_path / "ev.csv", ["user_id", "event", "timestamp"], [("u1", "buy", t(1))])
-    r = reduce(plan_of(METRICS[:2]), ex, ev)
+    r = reduce(plan_of(METRICS[:2], in_progress="include"), ex, ev)
     assert r.metrics["bought"].sum.tolist() == [1, 0, 0]
     with pytest.raises(DataError, match=r"lacks the column `value`"):
         reduce(plan_of(METRICS), ex, ev)
@@ -450,6 +498,6 @@ def test_ignored_counts(tmp_path):
     exposures = [("u1", "control", t(0)), ("u2", "a", t(100)), ("u3", "a", t(0)), ("u3", "b", t(1))]
     events = [("u1", "buy", "1", t(50)), ("u1", "buy", "1", t(5)), ("u3", "visit", None, t(2))]
     ex, ev = files(tmp_path, exposures, events)
-    r = reduce(plan_of(METRICS), ex, ev, as_of=t(30))
+    r = reduce(plan_of(METRICS, in_progress="include"), ex, ev, as_of=t(30))
     assert r.ignored == {"exposures_after_as_of": 1, "events_after_as_of": 1, "events_of_units_in_several_variants": 1}
     assert r.units.tolist() == [1, 0, 0] and r.metrics["bought"].sum.tolist() == [1, 0, 0]

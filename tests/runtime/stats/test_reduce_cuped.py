@@ -37,8 +37,11 @@ METRICS = [
 
 
 def plan_of(metrics, cuped=True, lookback=LOOKBACK) -> Plan:
-    """A plan with these metrics; a metric's own ``cuped`` wins over the analysis' ``cuped`` (as compiled)."""
-    return plan_for(metrics, ("control", "a"), cuped=cuped, lookback=lookback)
+    """A plan with these metrics; a metric's own ``cuped`` wins over the analysis' ``cuped`` (as compiled).
+
+    Units in progress are counted (``in_progress: include``): these tests are about the covariates.
+    """
+    return plan_for(metrics, ("control", "a"), cuped=cuped, lookback=lookback, in_progress="include")
 
 
 def test_hand_computed_covariates(tmp_path):
