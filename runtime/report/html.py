@@ -5,7 +5,9 @@ decision banner (coloured by what it means: green ship, red roll back, grey
 for continue / inconclusive / futility; a SIMULATED strip inside it for a
 simulated run), the key figures, one section per primary and secondary metric
 (the cumulative lift of each treatment with its band across looks, each
-variant's rate or mean, the table), the guardrails with the rule that judged
+variant's rate or mean, the table, then per segment attribute the
+heterogeneity sentences, a forest plot and the segment table, with the copy
+each segment was shown when the report has it), the guardrails with the rule that judged
 them, the sample ratio per look, generation costs and failures, content
 samples, the per-look table, and the provenance. The tables and sentences
 are those of the terminal summary and report.md; only the figures read the
@@ -26,7 +28,17 @@ from typing import Any
 
 from . import plots
 from .format import NULL, num, visible
-from .rows import Figure, MetricTable, ReportRows, Table, build, level_label
+from .rows import (
+    MAX_SEGMENTS,
+    Figure,
+    MetricTable,
+    ReportRows,
+    SegmentTable,
+    Table,
+    build,
+    level_label,
+    segment_label,
+)
 
 __all__ = ["render_html"]
 
@@ -254,6 +266,42 @@ def _srm_figure(report: dict[str, Any], rows: ReportRows, colors: dict[str, str]
             f"(dashed), and the SRM p-value, by look</figcaption>{svg}</figure></div>")
 
 
+def _segment_key(value: Any) -> tuple[str, str]:
+    """A segment value as a dict key (values come from data files: not necessarily strings)."""
+    return type(value).__name__, str(value)
+
+
+def _forest_figure(report: dict[str, Any], metric: dict[str, Any], seg: SegmentTable, colors: dict[str, str],
+                   prefix: str) -> str:
+    """One metric by one attribute: each segment's lift per treatment, the overall lift, zero (a forest plot)."""
+    comps = [c for c in metric.get("comparisons") or [] if isinstance(c, dict)]
+    labels: dict[tuple[str, str], str] = {}
+    flagged: dict[tuple[str, str], bool] = {}
+    per: dict[str, dict[tuple[str, str], tuple[Any, Any, Any]]] = {}
+    overall: dict[str, Any] = {}
+    for c in comps:
+        segs = [s for s in c.get("segments") or [] if isinstance(s, dict) and s.get("attribute") == seg.key]
+        if not segs:
+            continue
+        vid = visible(c.get("variant"))
+        overall[vid] = c.get("abs_lift")
+        per[vid] = {}
+        for s in segs[:MAX_SEGMENTS]:
+            key = _segment_key(s.get("value"))
+            labels.setdefault(key, segment_label(s.get("value")))
+            flagged[key] = flagged.get(key, False) or bool(s.get("srm_flagged"))
+            per[vid][key] = (s.get("abs_lift"), *_ends(s.get("abs_ci")))
+    if not labels:
+        return ""
+    keys = list(labels)
+    lifts = {vid: [values.get(k, (None, None, None)) for k in keys] for vid, values in per.items()}
+    svg = plots.forest([labels[k] for k in keys], lifts, overall, colors, metric.get("kind") or "mean",
+                       metric.get("direction") or "increase", level_label(report), prefix,
+                       flagged=[flagged[k] for k in keys])
+    return (f'<div class="figs one"><figure><figcaption>Lift vs control in each segment of {e(seg.attribute)} '
+            f"(dashed: the overall lift)</figcaption>{svg}</figure></div>")
+
+
 # ================================================================== sections (words from the rows)
 
 
@@ -336,11 +384,36 @@ def _metric_table(table: MetricTable, colors: dict[str, str]) -> str:
     return _table(table.headers, body) + notes
 
 
+def _segment_table(seg: SegmentTable, colors: dict[str, str]) -> str:
+    body = []
+    for r in seg.rows:
+        result = f'<span class="pill {r.tone}">{e(r.result)}</span>' if r.result else ""
+        copies = [e(c) for c in (r.copy, r.control_copy) if c is not None]
+        body.append([e(r.value), _swatch(r.variant, colors), e(r.units), _figure(r.abs_lift), _figure(r.rel_lift),
+                     e(r.score), result, e(r.srm_p), *copies])
+    return _table(seg.headers, body, seg.copy_columns)
+
+
+def _segments(report: dict[str, Any], metric: dict[str, Any], table: MetricTable, colors: dict[str, str],
+              n: int) -> str:
+    """Each segment attribute of one metric: the heterogeneity sentences, a forest plot, the table."""
+    parts = []
+    for k, seg in enumerate(table.segments):
+        sentences = "".join(f'<p class="sub"><span class="pill warn">differs</span> {e(x)}</p>' if differs
+                            else f'<p class="sub">{e(x)}</p>' for x, differs in zip(seg.sentences, seg.differs))
+        notes = "".join(f'<p class="more">{e(x)}</p>' for x in seg.notes)
+        table_html = _segment_table(seg, colors) if seg.rows else ""
+        parts.append(f"<h3>{e(seg.title)}</h3>{sentences}" + _forest_figure(report, metric, seg, colors, f"f{n}s{k}")
+                     + table_html + notes)
+    return "".join(parts)
+
+
 def _metric_section(report: dict[str, Any], metric: dict[str, Any], table: MetricTable, colors: dict[str, str],
                     n: int) -> str:
     return (f'<section id="metric-{e(table.id)}"><h2>{e(table.id)}'
             f' <span class="badge {e(table.role)}">{e(table.role)}</span></h2><p class="sub">{e(table.heading)}</p>'
-            + _metric_figures(report, metric, colors, n) + _metric_table(table, colors) + "</section>")
+            + _metric_figures(report, metric, colors, n) + _metric_table(table, colors)
+            + _segments(report, metric, table, colors, n) + "</section>")
 
 
 def _guardrails(report: dict[str, Any], rows: ReportRows, colors: dict[str, str], n0: int) -> str:
@@ -353,6 +426,7 @@ def _guardrails(report: dict[str, Any], rows: ReportRows, colors: dict[str, str]
         parts.append(f'<h3 id="metric-{e(t.id)}">{e(t.id)} <span class="sub">· {e(t.heading)}</span></h3>')
         parts.append(_metric_figures(report, m, colors, n0 + k))
         parts.append(_metric_table(t, colors))
+        parts.append(_segments(report, m, t, colors, n0 + k))
     return "".join(parts) + "</section>"
 
 

@@ -3,10 +3,12 @@
 :func:`render_markdown` is pure (report dict in, text out). Order: a heading
 with the decision (its first line says SIMULATED for a simulated run), the
 reasons, the analysis, one table per metric (guardrails last, with the rule
-that judged them), the sample ratio, the generation costs, then collapsed
-``<details>`` blocks for the generation failures, the per-look history and
-the content samples. The words and numbers are those of the terminal summary
-and report.html; a tone shows as ✅ / ❌ before a result.
+that judged them) each followed by a table per segment attribute with its
+heterogeneity sentences (a flagged one in bold), the sample ratio, the
+generation costs, then collapsed ``<details>`` blocks for the generation
+failures, the per-look history and the content samples. The words and
+numbers are those of the terminal summary and report.html; a tone shows as
+✅ / ❌ before a result.
 
 Every string is untrusted (LLM output, spec text, data): it is HTML-escaped
 and Markdown-escaped (``@`` and ``#`` too, so that a sample cannot mention a
@@ -14,7 +16,8 @@ person or link an issue), newlines are flattened and control characters shown
 as escapes (``expc analyze --format md`` prints to a terminal). The output
 stays under :data:`MAX_CHARS` (GitHub refuses comments over 65,536
 characters): long samples and failures are cut, and when still too long the
-collapsed blocks are dropped, last first, with a note that says so.
+collapsed blocks are dropped, last first, then the segment tables (their
+sentences stay), with a note that says so.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .format import NULL, visible
-from .rows import MetricTable, ReportRows, Table, build
+from .rows import MetricTable, ReportRows, SegmentTable, Table, build
 
 __all__ = ["MAX_CHARS", "md_text", "render_markdown"]
 
@@ -83,7 +86,25 @@ def _heading(rows: ReportRows) -> list[str]:
     return lines
 
 
-def _metric(table: MetricTable) -> list[str]:
+def _segments(seg: SegmentTable, with_table: bool) -> list[str]:
+    """One metric by one attribute: the heterogeneity sentences and, unless left out for size, the table."""
+    lines = [f"##### {md_text(seg.title)}", ""]
+    for sentence, differs in zip(seg.sentences, seg.differs):
+        lines += [f"**{md_text(sentence)}**" if differs else md_text(sentence), ""]
+    if not with_table or not seg.rows:
+        return lines
+    body = []
+    for r in seg.rows:
+        cells = [md_text(c) for c in r.cells()]
+        cells[6] = TONE_MARK.get(r.tone, "") + cells[6]
+        body.append(cells)
+    lines += _table([md_text(h) for h in seg.headers], body, seg.numeric)
+    if seg.notes:
+        lines += [""] + [f"- {md_text(n)}" for n in seg.notes]
+    return lines + [""]
+
+
+def _metric(table: MetricTable, segment_tables: bool = True) -> list[str]:
     body = []
     for r in table.rows:
         cells = [md_text(c) for c in r.cells()]
@@ -93,21 +114,24 @@ def _metric(table: MetricTable) -> list[str]:
     lines += _table([md_text(h) for h in table.headers], body, [False] + [True] * 5 + [False])
     if table.notes:
         lines += [""] + [f"- {md_text(n)}" for n in table.notes]
-    return lines + [""]
+    lines.append("")
+    for seg in table.segments:
+        lines += _segments(seg, segment_tables)
+    return lines
 
 
-def _metrics(rows: ReportRows) -> list[str]:
+def _metrics(rows: ReportRows, segment_tables: bool = True) -> list[str]:
     main = [t for t in rows.metrics if t.role != "guardrail"]
     guards = [t for t in rows.metrics if t.role == "guardrail"]
     lines: list[str] = []
     if main:
         lines += ["### Metrics", ""]
         for t in main:
-            lines += _metric(t)
+            lines += _metric(t, segment_tables)
     if guards:
         lines += ["### Guardrails", ""]
         for t in guards:
-            lines += _metric(t)
+            lines += _metric(t, segment_tables)
     for line in rows.guardrail_lines:
         lines += [md_text(line), ""]
     return lines
@@ -173,15 +197,22 @@ def _samples(rows: ReportRows) -> list[str]:
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole report as Markdown for a pull-request comment (see the module docs)."""
     rows = build(report)
-    core = _heading(rows) + _metrics(rows) + _srm(rows) + _generation(rows)
     extras = [_failures(rows), _history(rows), _samples(rows)]
     footer = (["<sub>Full report: report.html (plots) and report.json (every number).</sub>"]
               if report.get("outputs") else [])
     note: list[str] = []
+    segment_tables = True
     while True:
+        core = _heading(rows) + _metrics(rows, segment_tables) + _srm(rows) + _generation(rows)
         text = "\n".join(core + [line for block in extras for line in block] + note + footer) + "\n"
-        if len(text) <= MAX_CHARS or not any(extras):
+        if len(text) <= MAX_CHARS:
             return text
-        drop = max(i for i, block in enumerate(extras) if block)  # the last non-empty block goes first
-        extras[drop] = []
-        note = ["_Some collapsed sections were left out to fit a comment; see report.json._", ""]
+        if any(extras):
+            drop = max(i for i, block in enumerate(extras) if block)  # the last non-empty block goes first
+            extras[drop] = []
+            note = ["_Some collapsed sections were left out to fit a comment; see report.json._", ""]
+        elif segment_tables and any(t.segments for t in rows.metrics):
+            segment_tables = False
+            note += ["_The segment tables were left out to fit a comment; see report.html or report.json._", ""]
+        else:
+            return text

@@ -10,7 +10,9 @@ Each public function takes plain lists (already read from the report dict by
 * :func:`estimates_over_looks` / :func:`estimates_at_look`: each variant's rate
   or mean, with its interval when the report has one;
 * :func:`sample_ratio`: each arm's observed share per look against the planned
-  share, with the SRM p-value per look against its threshold.
+  share, with the SRM p-value per look against its threshold;
+* :func:`forest`: one metric by one segment attribute, each segment's lift
+  per treatment with its interval, the overall lift as a dashed line, zero.
 
 Rendering rules: matplotlib is imported inside the functions (a report is the
 only place it is needed) and only through :class:`matplotlib.figure.Figure`
@@ -39,6 +41,7 @@ __all__ = [
     "CONTROL_COLOR",
     "estimates_at_look",
     "estimates_over_looks",
+    "forest",
     "lift_at_look",
     "lift_over_looks",
     "sample_ratio",
@@ -391,6 +394,69 @@ def sample_ratio(x: Sequence[float], shares: Mapping[str, Series], planned: Mapp
         _int_ticks(bottom)
         _style_axes(bottom)
         return _to_svg(fig, prefix)
+
+
+FOREST_LABEL_CHARS = 32  # a segment value on the forest plot's axis (the table shows more)
+
+
+def forest(labels: Sequence[str], lifts: Mapping[str, Sequence[tuple[float | None, float | None, float | None]]],
+           overall: Mapping[str, float | None], colors: dict[str, str], kind: str, direction: str, level: str,
+           prefix: str, flagged: Sequence[bool] = ()) -> str:
+    """A forest plot: each segment's absolute lift per treatment (``lifts[id][i] = (lift, lo, hi)`` for
+    ``labels[i]``) as a point with its interval, each treatment's ``overall`` lift as a dashed vertical line,
+    and the zero line.
+
+    Labels are segment values from a data file, already made visible: cut to
+    :data:`FOREST_LABEL_CHARS` and drawn as plain text (no mathtext: a ``$``
+    is a dollar). A segment whose sample ratio is broken (``flagged``) has a
+    hollow point and `` (SRM)`` after its label.
+    """
+    import matplotlib
+    from matplotlib.lines import Line2D
+
+    rc: dict[RcKeyType, Any] = {**_RC, "text.parse_math": False}
+    with matplotlib.rc_context(rc):
+        ids = list(lifts)
+        hollow = [bool(flagged[i]) if i < len(flagged) else False for i in range(len(labels))]
+        names = [_cut(label, FOREST_LABEL_CHARS) + (" (SRM)" if hollow[i] else "") for i, label in enumerate(labels)]
+        spread = min(0.5, 0.18 * (len(ids) - 1))
+        offsets = [0.0] if len(ids) <= 1 else [-spread / 2 + spread * j / (len(ids) - 1) for j in range(len(ids))]
+        row = 0.3 + 0.12 * max(0, len(ids) - 1)
+        fig, (ax,) = _figure(FULL_WIDTH, 0.95 + row * max(1, len(labels)), left=_label_margin(names),
+                             top=_legend_top(len(ids) + 1))
+        ax.axvline(0.0, color=INK, linewidth=1.0, zorder=1)
+        handles: list[Any] = []
+        legend: list[str] = []
+        for j, vid in enumerate(ids):
+            c = colors.get(vid, TREATMENT_COLORS[j % len(TREATMENT_COLORS)])
+            o = _f(overall.get(vid))
+            if not math.isnan(o):
+                ax.axvline(o, color=c, linewidth=1.1, linestyle=(0, (4, 3)), zorder=1)
+            for i, (y, lo, hi) in enumerate(list(lifts[vid])[: len(labels)]):
+                at = i + offsets[j]
+                ax.plot([_f(lo), _f(hi)], [at, at], color=c, linewidth=2.4, alpha=0.45, solid_capstyle="round",
+                        zorder=2)
+                ax.plot([_f(y)], [at], "o", color=c, markersize=5.5, markerfacecolor="white" if hollow[i] else c,
+                        zorder=3)
+            handles.append(Line2D([], [], color=c, marker="o", markersize=5.5, linewidth=2.4, alpha=0.8))
+            legend.append(f"{vid} vs control")
+        handles.append(Line2D([], [], color=MUTED, linewidth=1.1, linestyle=(0, (4, 3))))
+        legend.append("overall")
+        ax.set_yticks(range(len(names)), names)
+        ax.set_ylim(max(1, len(names)) - 0.4, -0.6)
+        ax.xaxis.set_major_formatter(_value_formatter(kind, True, ax.xaxis))
+        ax.set_xlabel(f"absolute lift{' (pp)' if kind == 'proportion' else ''}, {level}")
+        ax.grid(axis="x", color=GRID, linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.spines["left"].set_visible(False)
+        _legend(ax, handles, legend)
+        _better_note(ax, direction, horizontal=True)
+        _symmetric_x(ax)
+        return _to_svg(fig, prefix)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _headroom(ax: Any, share: float = 0.22) -> None:

@@ -20,6 +20,17 @@ The words:
   the table has that interval; a row without it then shows ``[—]``.
 * which treatment a metric's headline is about: :func:`best_comparison`
   (the decision's variant when it ships one, else by ``direction``).
+* per segment (a comparison's ``segments``, one :class:`SegmentTable` per
+  metric and attribute, a row per treatment and segment value): ``better`` or
+  ``worse`` when significant after the adjustment across the attribute's
+  segments, ``not significant``, ``—`` without a test (bayesian: the chance
+  to beat the control says it); `` (untrusted: SRM)`` when the segment's own
+  sample ratio is broken. A heterogeneity sentence per treatment: ``The effect
+  of <variant> on <metric> differs by <attribute> (Cochran's Q = …)`` when
+  the test flags it, ``No evidence that …`` when it does not. Segment values
+  come from data files: made visible and cut to :data:`VALUE_CHARS`, the copy
+  shown to a segment to :data:`COPY_CHARS`, at most :data:`MAX_SEGMENTS`
+  values per treatment.
 """
 
 from __future__ import annotations
@@ -51,6 +62,8 @@ __all__ = [
     "MetricTable",
     "ReportRows",
     "SampleGroup",
+    "SegmentRow",
+    "SegmentTable",
     "SrmRows",
     "Table",
     "VariantRow",
@@ -58,7 +71,10 @@ __all__ = [
     "build",
     "generation_table",
     "guardrail_state",
+    "heterogeneity_sentence",
     "level_label",
+    "segment_attributes",
+    "segment_label",
 ]
 
 MISSING_INTERVAL = "[—]"
@@ -73,6 +89,10 @@ _HEADLINES = {
 }
 _NO_VARIANT = {"stop_ship_winner": "Stop: no winner to ship", "stop_rollback": "Roll back"}
 _TONE = {"stop_ship_winner": "ship", "stop_rollback": "rollback"}
+
+VALUE_CHARS = 60  # a segment value (from a data file) as every format shows it
+COPY_CHARS = 160  # the copy a segment was shown, on one line
+MAX_SEGMENTS = 100  # segment values per treatment in one table (the rest: report.json)
 
 
 # ================================================================== the rows
@@ -113,6 +133,46 @@ class VariantRow:
 
 
 @dataclass(frozen=True)
+class SegmentRow:
+    """One treatment in one segment: its comparison with the control within the segment."""
+
+    value: str  # the segment value, visible and cut
+    variant: str
+    units: str  # "512 / 498": the treatment's units / the control's
+    abs_lift: Figure
+    rel_lift: Figure
+    score: str  # the p-value adjusted across the attribute's segments, or the chance to beat the control
+    result: str
+    tone: str
+    srm_p: str  # the segment's own sample-ratio p-value
+    copy: str | None = None  # the treatment's copy for this segment; None when the table has no such column
+    control_copy: str | None = None
+
+    def cells(self) -> tuple[str, ...]:
+        """The row's cells in :attr:`SegmentTable.headers` order."""
+        copies = tuple(c for c in (self.copy, self.control_copy) if c is not None)
+        return (self.value, self.variant, self.units, self.abs_lift.text, self.rel_lift.text, self.score,
+                self.result, self.srm_p, *copies)
+
+
+@dataclass(frozen=True)
+class SegmentTable:
+    """One metric by one attribute: a row per treatment and segment value, and the heterogeneity sentences."""
+
+    metric: str
+    attribute: str
+    key: str  # the attribute as the report names it (not for display: figures read their numbers by it)
+    title: str  # "activated by country"
+    headers: tuple[str, ...]
+    rows: tuple[SegmentRow, ...]
+    numeric: tuple[bool, ...]  # right-aligned columns
+    copy_columns: tuple[int, ...]  # indices of the copy columns (text that wraps)
+    sentences: tuple[str, ...]  # one per treatment: does the effect differ across the segments?
+    differs: tuple[bool, ...]  # per sentence: the heterogeneity test flags it
+    notes: tuple[str, ...] = ()  # segments left out of the table
+
+
+@dataclass(frozen=True)
 class MetricTable:
     """One metric: its heading, its table (a row per variant, control first) and notes."""
 
@@ -124,6 +184,7 @@ class MetricTable:
     headers: tuple[str, ...]
     rows: tuple[VariantRow, ...]
     notes: tuple[str, ...] = ()  # CUPED
+    segments: tuple[SegmentTable, ...] = ()  # one per segment attribute (analysis.segments)
 
 
 @dataclass(frozen=True)
@@ -219,6 +280,8 @@ class ReportRows:
         out += list(self.context)
         for m in self.metrics:
             out += [m.heading, *m.notes]
+            for seg in m.segments:
+                out += [*seg.sentences, *seg.notes]
         out += list(self.guardrail_lines)
         out += [self.srm.line] if self.srm else []
         out += [self.excluded] if self.excluded else []
@@ -457,10 +520,136 @@ def _metric(report: Mapping[str, Any], m: dict[str, Any], decision: DecisionRow)
                             _interval(c.get("rel_ci"), lambda x: fmt_rel(x, unit=False), rel_ci)),
             score=_score(report, c, guardrail), result=result, tone=tone, winner=winner))
     notes = tuple(_cuped_note(c, kind) for c in comps if c.get("cuped"))
+    control = variants[0].get("id") if variants else None
     return MetricTable(id=_text(m.get("id")), role=_text(m.get("role")), kind=kind,
                        direction=_text(m.get("direction")) or "increase", heading=_heading(m, kind),
                        headers=_headers(report, kind, guardrail, est_ci, abs_ci, rel_ci), rows=tuple(rows),
-                       notes=notes)
+                       notes=notes, segments=_segment_tables(report, m, kind, comps, control))
+
+
+# ================================================================== segments
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def segment_label(value: Any) -> str:
+    """A segment value as every format shows it: visible, on one line, cut to :data:`VALUE_CHARS`."""
+    return _cut(_text(value), VALUE_CHARS) or NULL
+
+
+def segment_attributes(report: Mapping[str, Any]) -> tuple[str, ...]:
+    """The segment attributes, as the report names them: ``segment_attributes`` first, then any other a
+    comparison's ``segments`` or ``heterogeneity`` names (in the order met)."""
+    names: list[str] = [a for a in _list(report.get("segment_attributes")) if isinstance(a, str)]
+    for m in _list(report.get("metrics")):
+        for c in _list(_dict(m).get("comparisons")):
+            for item in _list(_dict(c).get("segments")) + _list(_dict(c).get("heterogeneity")):
+                attr = _dict(item).get("attribute")
+                if isinstance(attr, str):
+                    names.append(attr)
+    return tuple(dict.fromkeys(names))
+
+
+def _segment_result(s: dict[str, Any], sign: float) -> tuple[str, str]:
+    lift = num(s.get("abs_lift"))
+    if s.get("significant"):
+        if lift is None or lift == 0:
+            text, tone = "significant", "none"
+        elif sign * lift > 0:
+            text, tone = "better", "good"
+        else:
+            text, tone = "worse", "bad"
+    elif num(s.get("adjusted_p_value")) is None and num(s.get("p_value")) is None:
+        text, tone = NULL, "none"  # no test: bayesian (the chance to beat says it), or no estimate
+    else:
+        text, tone = "not significant", "none"
+    if s.get("srm_flagged"):
+        text, tone = text + " (untrusted: SRM)", "bad"
+    return text, tone
+
+
+def heterogeneity_sentence(variant: str, metric: str, attribute: str, h: Mapping[str, Any]) -> tuple[str, bool]:
+    """Whether the effect of ``variant`` on ``metric`` differs across the segments of ``attribute``, in words.
+
+    ``h`` is a comparison's ``heterogeneity`` entry; returns the sentence and
+    whether the test flags a difference (its ``differs``).
+    """
+    q, p, i2 = num(h.get("q")), num(h.get("p_value")), num(h.get("i2"))
+    stats = (f"Cochran's Q = {NULL if q is None else f'{q:.2f}'}, df = {fmt_int(h.get('df'))}, p = {fmt_p(p)}"
+             + ("" if i2 is None else f", I² = {i2 * 100:.0f}%"))
+    if h.get("differs") is True:
+        return f"The effect of {variant} on {metric} differs by {attribute} ({stats}).", True
+    if p is None:
+        return (f"The effect of {variant} on {metric} was not tested for differences by {attribute} "
+                f"(fewer than two segments with an estimate)."), False
+    return f"No evidence that the effect of {variant} on {metric} differs by {attribute} ({stats}).", False
+
+
+def _count(units: dict[str, Any], variant: Any) -> str:
+    return fmt_int(units.get(variant) if isinstance(variant, str) else None)
+
+
+def _copy(content: dict[str, Any], variant: Any, shown: bool) -> str | None:
+    if not shown:
+        return None
+    text = content.get(variant) if isinstance(variant, str) else None
+    return NULL if text is None else _cut(visible(text), COPY_CHARS) or NULL
+
+
+def _segment_tables(report: Mapping[str, Any], m: dict[str, Any], kind: str, comps: list[dict[str, Any]],
+                    control: Any) -> tuple[SegmentTable, ...]:
+    """One table per segment attribute that the metric's comparisons break down (none without segments)."""
+    if not any(_list(c.get("segments")) or _list(c.get("heterogeneity")) for c in comps):
+        return ()
+    bayesian = report.get("method") == "bayesian"
+    sign = _sign(m.get("direction"))
+    metric = _text(m.get("id"))
+    level = f" [{level_label(report)}]"
+    tables = []
+    for attr in segment_attributes(report):
+        picked = [(c, [s for s in _list(c.get("segments")) if isinstance(s, dict) and s.get("attribute") == attr])
+                  for c in comps]
+        hets = [(c, h) for c in comps for h in _list(c.get("heterogeneity"))
+                if isinstance(h, dict) and h.get("attribute") == attr]
+        if not any(segs for _, segs in picked) and not hets:
+            continue
+        every = [s for _, segs in picked for s in segs[:MAX_SEGMENTS]]
+        abs_ci, rel_ci = _has_interval(every, "abs_ci"), _has_interval(every, "rel_ci")
+        copy_t = any(isinstance(c.get("variant"), str) and _dict(s.get("content")).get(c["variant"]) is not None
+                     for c, segs in picked for s in segs[:MAX_SEGMENTS])
+        copy_c = isinstance(control, str) and any(_dict(s.get("content")).get(control) is not None for s in every)
+        rows, notes = [], []
+        for c, segs in picked:
+            vid = _text(c.get("variant"))
+            for s in segs[:MAX_SEGMENTS]:
+                units = _dict(s.get("units"))
+                result, tone = _segment_result(s, sign)
+                content = _dict(s.get("content"))
+                score = fmt_prob(s.get("chance_to_beat")) if bayesian else fmt_p(s.get("adjusted_p_value"))
+                rows.append(SegmentRow(
+                    value=segment_label(s.get("value")), variant=vid,
+                    units=f"{_count(units, c.get('variant'))} / {_count(units, control)}",
+                    abs_lift=Figure(fmt_abs(s.get("abs_lift"), kind),
+                                    _interval(s.get("abs_ci"), lambda x: fmt_abs(x, kind, unit=False), abs_ci)),
+                    rel_lift=Figure(fmt_rel(s.get("rel_lift")),
+                                    _interval(s.get("rel_ci"), lambda x: fmt_rel(x, unit=False), rel_ci)),
+                    score=score, result=result, tone=tone, srm_p=fmt_p(s.get("srm_p_value")),
+                    copy=_copy(content, c.get("variant"), copy_t), control_copy=_copy(content, control, copy_c)))
+            if len(segs) > MAX_SEGMENTS:
+                notes.append(f"{vid}: {len(segs) - MAX_SEGMENTS} more segments of {_text(attr)} in report.json.")
+        sentences = [heterogeneity_sentence(_text(c.get("variant")), metric, _text(attr), h) for c, h in hets]
+        copies = ("variant's copy",) * copy_t + ("control's copy",) * copy_c
+        headers = (_text(attr) or NULL, "variant", "units (variant / control)",
+                   "abs. lift" + (level if abs_ci else ""), "rel. lift" + (level if rel_ci else ""),
+                   "chance to beat control" if bayesian else "p (adjusted)", "result", "SRM p", *copies)
+        tables.append(SegmentTable(
+            metric=metric, attribute=_text(attr), key=attr, title=f"{metric} by {_text(attr)}", headers=headers,
+            rows=tuple(rows), numeric=(False, False, True, True, True, True, False, True) + (False,) * len(copies),
+            copy_columns=tuple(range(8, 8 + len(copies))), sentences=tuple(x for x, _ in sentences),
+            differs=tuple(d for _, d in sentences), notes=tuple(notes)))
+    return tuple(tables)
 
 
 def _guardrail_lines(report: Mapping[str, Any], metrics: list[dict[str, Any]]) -> tuple[str, ...]:

@@ -7,6 +7,10 @@ the stream is a TTY. From the top: the title (SIMULATED first for a simulated
 run), the decision and its reasons, the analysis, one table per metric (the
 same rows and words as report.md and report.html), the guardrail rule, the
 sample ratio, the exclusions, the generation costs and the reports' paths.
+A metric broken down by segment (``analysis.segments``) is followed by a
+compact table per attribute (a row per treatment and segment value, the copy
+a segment was shown cut to :data:`COPY_CHARS`) and the heterogeneity
+sentences.
 
 Every string passes through :func:`.format.visible` before it is printed:
 ids, reasons and paths come from specs, data files and providers, and a
@@ -22,13 +26,14 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from .format import visible
-from .rows import Figure, MetricTable, ReportRows, build
+from .rows import Figure, MetricTable, ReportRows, SegmentTable, build
 
 __all__ = ["print_summary", "summary_renderable", "summary_text"]
 
 _LABELS = {"report_html": "html", "report_md": "markdown", "report_json": "json"}
 _TONE_STYLE = {"good": "green", "bad": "red"}
 _DECISION_COLOUR = {"ship": "green", "rollback": "red", "neutral": "bright_black"}
+COPY_CHARS = 48  # the copy a segment was shown, in a terminal's segment table
 
 
 def _paths(paths: Mapping[str, Any] | None) -> list[tuple[str, str]]:
@@ -49,13 +54,35 @@ def _tail(rows: ReportRows) -> list[str]:
 
 
 def _plain_table(table: MetricTable) -> list[str]:
-    cells = [list(table.headers)] + [list(r.cells()) for r in table.rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(table.headers))]
+    return _grid([list(table.headers)] + [list(r.cells()) for r in table.rows],
+                  [_numeric(i) for i in range(len(table.headers))])
+
+
+def _grid(cells: list[list[str]], numeric: list[bool]) -> list[str]:
+    """A header line, a line of dashes and the rows, columns two spaces apart (numbers right-aligned)."""
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
 
     def line(row: list[str]) -> str:
-        return "  ".join(c.rjust(w) if _numeric(i) else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        return "  ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
 
     return [line(cells[0]).rstrip(), "  ".join("-" * w for w in widths), *(line(r).rstrip() for r in cells[1:])]
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _segment_cells(seg: SegmentTable) -> list[list[str]]:
+    """The segment table's header and rows, the copy columns cut to :data:`COPY_CHARS`."""
+    rows = [list(seg.headers)] + [list(r.cells()) for r in seg.rows]
+    return [[_cut(c, COPY_CHARS) if i in seg.copy_columns else c for i, c in enumerate(row)] for row in rows]
+
+
+def _plain_segments(seg: SegmentTable) -> list[str]:
+    lines = ["", seg.title]
+    if seg.rows:
+        lines += _grid(_segment_cells(seg), list(seg.numeric)) + [""]
+    return lines + list(seg.notes) + list(seg.sentences)
 
 
 def summary_text(report: dict[str, Any], paths: Mapping[str, Any] | None = None) -> str:
@@ -69,6 +96,8 @@ def summary_text(report: dict[str, Any], paths: Mapping[str, Any] | None = None)
     for table in rows.metrics:
         lines += ["", f"{table.id} · {table.heading}", *_plain_table(table)]
         lines += [""] + list(table.notes) if table.notes else []
+        for seg in table.segments:
+            lines += _plain_segments(seg)
     tail = _tail(rows)
     lines += [""] + tail if tail else []
     ps = _paths(paths)
@@ -115,6 +144,8 @@ def summary_renderable(report: dict[str, Any], paths: Mapping[str, Any] | None =
                           figure(row.rel_lift), Text(row.score), result)
         parts += [Text(""), table]
         parts += [Text(note, style="dim") for note in metric.notes]
+        for seg in metric.segments:
+            parts += _rich_segments(seg)
     parts.append(Text(""))
     for line in _tail(rows):
         flagged = rows.srm is not None and rows.srm.flagged and line == rows.srm.line
@@ -128,6 +159,30 @@ def summary_renderable(report: dict[str, Any], paths: Mapping[str, Any] | None =
             grid.add_row(Text(label), Text(path, style="cyan"))
         parts += [Text(""), Text("reports", style="bold"), grid]
     return Group(*parts)
+
+
+def _rich_segments(seg: SegmentTable) -> list[Any]:
+    """A metric by one attribute on a terminal: a compact table, then the heterogeneity sentences."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    parts: list[Any] = [Text("")]
+    if seg.rows:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold",
+                      title=Text(seg.title, style="bold"), title_justify="left")
+        for i, h in enumerate(seg.headers):
+            table.add_column(Text(h.replace(" [", "\n[")), justify="right" if seg.numeric[i] else "left",
+                             overflow="fold")
+        for row, cells in zip(seg.rows, _segment_cells(seg)[1:]):
+            table.add_row(*(Text(c, style=_TONE_STYLE.get(row.tone, "") if i == 6 else "")
+                            for i, c in enumerate(cells)))
+        parts.append(table)
+    else:
+        parts.append(Text(seg.title, style="bold"))
+    parts += [Text(note, style="dim") for note in seg.notes]
+    parts += [Text(s, style="yellow" if differs else "dim") for s, differs in zip(seg.sentences, seg.differs)]
+    return parts
 
 
 def print_summary(report: dict[str, Any], paths: Mapping[str, Any] | None = None, file: IO[str] | None = None,
