@@ -567,6 +567,13 @@ def stopping(ctx: Context) -> Iterator[Diagnostic]:
             if not found and rule.when == "guardrail_harm" and by_id[rule.metric].role != "guardrail":
                 yield error("E050", f"`guardrail_harm` names `{rule.metric}`, which is not a guardrail",
                             ctx.at(path + ("metric",)))
+        if rule.when == "segment_harm" and spec.analysis.segments is None:
+            yield error("E050", "rule `segment_harm` can never fire: `analysis.segments` names no attribute",
+                        ctx.at(path), "add `analysis: {segments: [attribute, ...]}`")
+        if (rule.when == "segment_harm" and rule.metric is not None and rule.metric in by_id
+                and by_id[rule.metric].role not in ("primary", "guardrail")):
+            yield error("E050", f"`segment_harm` names `{rule.metric}`, which is neither the primary metric nor "
+                                "a guardrail", ctx.at(path + ("metric",)))
         if rule.when == "guardrail_harm" and not any(m.role == "guardrail" for m in spec.metrics):
             yield error("E050", "rule `guardrail_harm` can never fire: no metric has `role: guardrail`", ctx.at(path))
         if rule.when in ("max_days", "max_units") and getattr(st, rule.when) is None:

@@ -375,7 +375,8 @@ class Analysis(_Model):
     """Results per segment: `[country, plan]`, or `{by: [...], min_units, top, correction}`."""
 
 
-Condition = Literal["primary_significant", "guardrail_harm", "futility", "max_days", "max_units", "srm"]
+Condition = Literal["primary_significant", "guardrail_harm", "segment_harm", "futility", "max_days", "max_units",
+                    "srm"]
 Action = Literal["continue", "stop_ship_winner", "stop_rollback", "stop_futility", "stop_inconclusive"]
 
 

@@ -30,7 +30,10 @@ bayesian: posterior probabilities), then (:func:`decide`):
   improvement as large as the MDE.
 * **rules** in order, first that holds decides (its ``then``, ``continue``
   included, shadows later rules): ``srm`` (the sample-ratio check is flagged at
-  ``analysis.srm_threshold``), ``guardrail_harm``, ``primary_significant`` (a
+  ``analysis.srm_threshold``), ``guardrail_harm``, ``segment_harm`` (some
+  segment of the primary metric or a guardrail is harmed, as the caller
+  finds it: :func:`expc.runtime.segment_results.harmed_segments`),
+  ``primary_significant`` (a
   significant improvement on the primary metric, or the rule's ``metric``),
   ``futility``, ``max_days`` (the schedule's last look, or a complete
   group-sequential design) and ``max_units`` (total units at least
@@ -385,12 +388,15 @@ def final_look(plan: Plan, looks: LookState, complete: np.ndarray | None = None)
 
 
 def decide(plan: Plan, looks: LookState, moments: dict[str, tuple[Moments, fixed.Kind]],
-           exact: bool = False) -> Decisions:
+           exact: bool = False, segment_harm: dict[str, np.ndarray] | None = None) -> Decisions:
     """Decide every look: comparisons, corrections, guardrails, futility, the rules in order and the winner.
 
     ``moments`` maps the metrics to evaluate to their moments (``S + (arms,)``,
     control first) and the kind to test them as. Metrics that are left out
     cannot make a rule hold; a correction family counts only the metrics given.
+    ``segment_harm`` maps a metric to whether some segment of it is harmed
+    (shape ``S``; see :func:`expc.runtime.segment_results.harmed_segments`);
+    without it the ``segment_harm`` rule never holds.
     """
     a = plan.analysis
     alpha, method = a.alpha, a.method
@@ -460,6 +466,12 @@ def decide(plan: Plan, looks: LookState, moments: dict[str, tuple[Moments, fixed
             for mid, ml in out.items():
                 if ml.metric.role == "guardrail" and ml.harm is not None and (not target or mid == target):
                     hit |= np.any(ml.harm, axis=-1)
+            return hit & enough
+        if when == "segment_harm":
+            hit = false.copy()
+            for mid, harmed in (segment_harm or {}).items():
+                if not target or mid == target:
+                    hit |= np.asarray(harmed, dtype=bool)
             return hit & enough
         if when in ("primary_significant", "futility"):
             metric_id = target or (primary.id if primary else None)

@@ -76,6 +76,7 @@ import numpy as np
 from expc.compiler.plan import Look, Plan
 
 from .decide import CONTINUE, Decisions, LookState, decide
+from .segment_results import harmed_segments, segment_results
 from .stats import bayesian, cuped
 from .stats.fixed import Kind
 from .stats.moments import Moments
@@ -317,7 +318,10 @@ def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed
         ca = by_cuped.get(metric.id)
         inputs[metric.id] = (_lead(ca.moments), "mean") if ca is not None else (_lead(m), metric.kind)
 
-    d = decide(plan, look_state(plan, units, look, elapsed), inputs, exact=True)
+    tables = _segment_tables(plan, segments)
+    harmed = harmed_segments(plan, tables) if tables else []
+    harm = {mid: np.asarray([any(h["metric"] == mid for h in harmed)]) for mid in {h["metric"] for h in harmed}}
+    d = decide(plan, look_state(plan, units, look, elapsed), inputs, exact=True, segment_harm=harm)
     trustworthy = not bool(np.asarray(d.srm.flagged).reshape(-1)[0])
     final = bool(d.final[0])
 
@@ -374,27 +378,33 @@ def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed
         observed=[int(u) for u in units],
         expected=[float(e) for e in np.asarray(s.expected).reshape(-1)],
     )
-    results = _with_segments(plan, results, segments)
-    decision = _decision(plan, d, results, srm_res, units, look)
+    results = _with_segments(results, tables)
+    decision = _decision(plan, d, results, srm_res, units, look, harmed)
     return Evaluation(method=a.method, alpha=a.alpha, day=_day(look), metrics=results, srm=srm_res,
                       decision=decision, excluded=dict(reduction.excluded),
                       segment_attributes=[s.attribute for s in segments])
 
 
-def _with_segments(plan: Plan, results: list[MetricResult], segments: Sequence[SegmentMoments]) -> list[MetricResult]:
-    """Each comparison with its per-segment rows and heterogeneity tests (:mod:`.segment_results`)."""
+def _segment_tables(plan: Plan, segments: Sequence[SegmentMoments]) -> list[dict[str, Any]]:
+    """:func:`.segment_results.segment_results` of every attribute's segments (arms put control first)."""
     if not segments or plan.analysis.segments is None:
-        return results
-    from .segment_results import segment_results
+        return []
+    correction = plan.analysis.segments.correction
+    return [entry for table in segments
+            for entry in segment_results(plan, table.reordered(plan.arm_order), correction)]
 
+
+def _with_segments(results: list[MetricResult], tables: list[dict[str, Any]]) -> list[MetricResult]:
+    """Each comparison with its per-segment rows and heterogeneity tests."""
+    if not tables:
+        return results
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
     tests: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for table in segments:
-        for entry in segment_results(plan, table.reordered(plan.arm_order), plan.analysis.segments.correction):
-            for t in entry["treatments"]:
-                key = (entry["metric"], t["variant"])
-                rows.setdefault(key, []).extend(t["segments"])
-                tests.setdefault(key, []).append({"attribute": entry["attribute"], **t["heterogeneity"]})
+    for entry in tables:
+        for t in entry["treatments"]:
+            key = (entry["metric"], t["variant"])
+            rows.setdefault(key, []).extend(t["segments"])
+            tests.setdefault(key, []).append({"attribute": entry["attribute"], **t["heterogeneity"]})
     return [replace(m, comparisons=[replace(c, segments=rows.get((m.id, c.variant), []),
                                             heterogeneity=tests.get((m.id, c.variant), []))
                                     for c in m.comparisons]) for m in results]
@@ -415,7 +425,7 @@ def _day(look: Look | None) -> int | float | None:
 
 
 def _decision(plan: Plan, d: Decisions, results: list[MetricResult], srm_res: SRMResult, units: np.ndarray,
-              look: Look | None) -> Decision:
+              look: Look | None, harmed: list[dict[str, Any]] | None = None) -> Decision:
     """The kernel's decision of the look, with the reasons a person reads."""
     rule_index = int(d.rule[0])
     if rule_index < 0:
@@ -423,7 +433,13 @@ def _decision(plan: Plan, d: Decisions, results: list[MetricResult], srm_res: SR
         why = [] if bool(d.enough[0]) else [f"fewer than {min_units} units in some variant"]
         return Decision(action=CONTINUE, variant=None, rule=None, reasons=why)
     rule = plan.stopping.rules[rule_index]
-    reasons = _reasons(plan, rule.when, rule.metric, d, results, srm_res, units, look)
+    if rule.when == "segment_harm":
+        reasons = [f"{h['metric']}: {h['variant']} is significantly worse than {plan.control} for "
+                   f"{h['attribute']} = {h['value']} (lift {h['abs_lift']:.4g}, "
+                   f"adjusted p = {h['adjusted_p_value']:.3g})"
+                   for h in harmed or [] if not rule.metric or h["metric"] == rule.metric]
+    else:
+        reasons = _reasons(plan, rule.when, rule.metric, d, results, srm_res, units, look)
     action = d.actions[int(d.action[0])]
     variant = None
     if action == "stop_ship_winner":

@@ -94,3 +94,31 @@ def segment_results(plan: Plan, segments: SegmentMoments, correction: Method = "
         out.append({"metric": metric.id, "attribute": segments.attribute, "correction": correction,
                     "treatments": treatments})
     return out
+
+
+def harmed_segments(plan: Plan, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The segments in which the primary metric or a guardrail is harmed, from :func:`segment_results`' entries.
+
+    Harmed: significant after the correction across segments, in the metric's
+    bad direction; for a guardrail, also beyond its margin (the relative lift
+    is worse than ``margin`` in the bad direction), so that a tolerated loss in
+    one segment does not roll the experiment back. Each item names the metric,
+    treatment, attribute, value, lifts and adjusted p-value.
+    """
+    out = []
+    for entry in entries:
+        metric = plan.metric(entry["metric"])
+        if metric.role not in ("primary", "guardrail"):
+            continue
+        sign = 1.0 if metric.direction == "increase" else -1.0
+        for t in entry["treatments"]:
+            for row in t["segments"]:
+                lift, rel = row["abs_lift"], row["rel_lift"]
+                if not row["significant"] or lift is None or sign * lift >= 0:
+                    continue
+                if metric.role == "guardrail" and (rel is None or sign * rel > -float(metric.margin or 0.0)):
+                    continue
+                out.append({"metric": metric.id, "variant": t["variant"], "attribute": row["attribute"],
+                            "value": row["value"], "abs_lift": lift, "rel_lift": rel,
+                            "adjusted_p_value": row["adjusted_p_value"]})
+    return out

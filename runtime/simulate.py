@@ -421,6 +421,9 @@ def simulate(plan: Plan, replications: int, truth: str = "spec", seed: int | Non
     """
     if replications < 1:
         raise ValueError("replications must be at least 1")
+    if any(rule.when == "segment_harm" for rule in plan.stopping.rules):
+        raise SimulationError("a `segment_harm` rule cannot be simulated yet (the simulation draws no segments); "
+                              "its figures would leave it out, so none are given")
     design = design_of(plan)
     values = truth_values(plan, truth)
     assert plan.simulation is not None

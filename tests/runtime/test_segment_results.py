@@ -51,7 +51,7 @@ def moments_of(frame: pd.DataFrame, values: list[str]) -> SegmentMoments:
 
     n = table(g.size())
     metrics = {m: Moments.of(n, table(g[m].sum()), table((frame[m] ** 2).groupby([frame.country, frame.arm]).sum()))
-               for m in ("bought", "spend")}
+               for m in ("bought", "spend", "buys") if m in frame}
     return SegmentMoments("country", values, n, metrics)
 
 
@@ -127,3 +127,64 @@ def test_the_analysis_json_carries_each_comparisons_segments_and_heterogeneity()
                                                 "rel_ci", "p_value", "adjusted_p_value", "srm_flagged"}
     assert [h["attribute"] for h in comparison["heterogeneity"]] == ["country"]
     assert "segments" not in evaluate(plan, reduction).to_dict()["metrics"][0]["comparisons"][0]
+
+
+HARM = PLAN_TEXT.replace("metrics:", "analysis: {segments: [country]}\nmetrics:") + """\
+stopping:
+  rules:
+    - {when: segment_harm, then: stop_rollback}
+"""
+
+
+def harmed_frame(seed: int, n: int = 60_000) -> pd.DataFrame:
+    """Arm a hurts DE's purchases (0.10 -> 0.06) and helps everyone else a little."""
+    frame = units_frame(seed, n)
+    rng = np.random.default_rng(seed + 100)
+    de_a = (frame.country == "DE") & (frame.arm == 1)
+    frame.loc[de_a, "bought"] = (rng.random(int(de_a.sum())) < 0.06).astype(float)
+    return frame
+
+
+def evaluate_frame(plan, frame):
+    from expc.runtime.evaluate import evaluate
+    from expc.runtime.stats.reduce import EXCLUDED_KEYS, Reduction
+
+    values = sorted(frame.country.unique())
+    seg = moments_of(frame, values)
+    whole = {k: m.map(lambda x: np.asarray(x).sum(axis=0)) for k, m in seg.metrics.items()}
+    units = np.asarray(seg.units).sum(axis=0).astype(np.int64)
+    return evaluate(plan, Reduction(whole, units, dict.fromkeys(EXCLUDED_KEYS, 0), ""), segments=[seg])
+
+
+def test_segment_harm_rolls_back_and_names_the_segment():
+    decision = evaluate_frame(plan_of_text(HARM), harmed_frame(8)).decision
+    assert (decision.action, decision.rule, decision.variant) == ("stop_rollback", "segment_harm", "control")
+    assert any(r.startswith("bought: a is significantly worse than control for country = DE") for r in decision.reasons)
+
+
+def test_segment_harm_does_not_fire_without_harm_nor_on_a_guardrail_loss_within_its_margin():
+    assert evaluate_frame(plan_of_text(HARM), units_frame(9, 60_000)).decision.rule is None
+    guarded = HARM.replace("  - {id: spend, kind: mean, event: buy}\n",
+                           "  - {id: spend, kind: mean, event: buy}\n"
+                           "  - {id: buys, kind: proportion, event: buy, role: guardrail, direction: increase,\n"
+                           "     margin: 60%}\n")
+    frame = harmed_frame(8).assign(buys=lambda f: f.bought)
+    frame["bought"] = units_frame(8, 60_000).bought  # the primary is not harmed; the guardrail loses 40% in DE
+    assert evaluate_frame(plan_of_text(guarded), frame).decision.rule is None  # 40% is within the 60% margin
+    tight = evaluate_frame(plan_of_text(guarded.replace("margin: 60%", "margin: 10%")), frame).decision
+    assert tight.rule == "segment_harm" and tight.reasons[0].startswith("buys: a is significantly worse")
+
+
+def test_a_segment_harm_rule_without_segments_cannot_fire():
+    from conftest import check_text, codes
+
+    assert codes(check_text(PLAN_TEXT + "stopping:\n  rules:\n    - {when: segment_harm, then: stop_rollback}\n")) \
+        == ["E050"]
+
+
+def test_simulate_refuses_a_segment_harm_rule_rather_than_leave_it_out():
+    from expc.runtime.simulate import SimulationError, simulate
+
+    spec = HARM + "simulation: {units_per_day: 1000, days: 5}\n"
+    with pytest.raises(SimulationError, match="segment_harm. rule cannot be simulated yet"):
+        simulate(plan_of_text(spec), 10)
