@@ -35,7 +35,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from expc.compiler.model import Generate, Prompt
@@ -225,4 +225,5 @@ def _unit_pieces(plan: Plan, variant: PlanVariant, renderer: _Renderer, units: A
             rendered[key] = renderer.piece(None, user, {})
         except RenderError as exc:
             raise RenderError(f"unit {ids[keys.index(key)]}: {exc}") from None
-    return [replace(rendered[key], key=str(uid)) for uid, key in zip(ids[:n], keys)]
+    return [Piece(variant.id, str(uid), r.prompt, r.messages, error=r.error, recorded=r.recorded, personal=r.personal)
+            for uid, key in zip(ids[:n], keys) for r in (rendered[key],)]

@@ -30,7 +30,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -512,31 +512,29 @@ def _result(plan: Plan, todo: list[Piece], tasks: dict[tuple[str, tuple[tuple[st
         from_store = task.calls == 0 and bool(task.records)
         model = task.target.model
         passed = task.passed
+        personal = piece.personal  # a reason quoting the copy (a JSON Schema error) is redacted
         if passed is not None:
             result.items.append(Item(piece.variant, piece.key, passed.content, model, cost, tokens, "ok", None,
-                                     from_store, known))
+                                     from_store, known, personal))
             continue
         if not task.done:
             reason = f"not generated: {task.error}" if task.error else "not generated: the run stopped first"
             result.items.append(Item(piece.variant, piece.key, None, model, cost, tokens, "failed", reason,
-                                     False, known))
+                                     False, known, personal))
             continue
         reasons = "; ".join(task.records[-1].checks)
-        reason = f"failed its checks after {len(task.records)} attempt(s): {reasons}"
+        reason = redact(f"failed its checks after {len(task.records)} attempt(s): {reasons}", personal) or ""
         on_fail = task.checks.on_fail
         if on_fail == "skip":
-            item = Item(piece.variant, piece.key, None, model, cost, tokens, "skipped", reason, from_store, known)
+            item = Item(piece.variant, piece.key, None, model, cost, tokens, "skipped", reason, from_store, known,
+                        personal)
         elif on_fail == "use_control":
             item = Item(piece.variant, piece.key, control_text, model, cost, tokens, "use_control", reason,
-                        from_store, known)
+                        from_store, known, personal)
         else:
             item = Item(piece.variant, piece.key, task.records[-1].content, model, cost, tokens, "failed", reason,
-                        from_store, known)
+                        from_store, known, personal)
         result.items.append(item)
-    for i, piece in enumerate(todo):  # one item per piece, in order
-        if piece.personal:
-            item = result.items[i]
-            result.items[i] = replace(item, reason=redact(item.reason, piece.personal), personal=piece.personal)
     return result
 
 
@@ -544,4 +542,4 @@ def _unrendered(prompt: Prompt, piece: Piece, control_text: str | None) -> Item:
     """An item whose template went past its rendering budget, under its prompt's ``on_fail`` (no call was made)."""
     status, content = {"skip": ("skipped", None), "use_control": ("use_control", control_text)}.get(
         prompt.checks.on_fail, ("failed", None))
-    return Item(piece.variant, piece.key, content, None, 0.0, 0, status, piece.error, False)
+    return Item(piece.variant, piece.key, content, None, 0.0, 0, status, piece.error, False, personal=piece.personal)

@@ -176,3 +176,19 @@ def test_no_pii_failures_follow_on_fail(tmp_path: Path, on_fail: str, status: st
                                                   "(no_pii)")
     assert item.content == {"use_control": "Hello!", "skipped": None, "failed": "Hi! Call us on +44 20 7946 0958"}[
         status]
+
+
+def test_a_reason_that_quotes_the_copy_is_redacted(tmp_path: Path) -> None:
+    schema = {"type": "object", "properties": {"greeting": {"type": "string", "maxLength": 5}}}
+    spec = personal_spec().replace("checks: {}", f"checks: {{json_schema: {json.dumps(schema)}, on_fail: skip, "
+                                                 "regenerate: 0}")
+    plan = plan_of(spec)
+    messages = [{"role": "user", "content": "Write a greeting for Zebediah in FR."}]
+    params = {"extra_body": {"expc_json_schema": schema}}
+    with Store(tmp_path / "s.sqlite") as store:  # a stored reply the schema refuses, quoting the name
+        key = request_key("offline/test", None, params, messages, 0, store.secret())
+        store.put(Record(key, "offline/test", None, {}, '{"greeting": "Hello Zebediah"}', None, 1, 1, 0.0, True,
+                         0.0, 1, []))
+    item = generate(plan, units(), tmp_path / "s.sqlite").items[1]
+    assert item.status == "skipped" and item.reason is not None
+    assert "'Hello [first_name]' is too long" in item.reason and "Zebediah" not in item.reason
