@@ -325,3 +325,25 @@ def test_a_report_without_segments_renders_as_before() -> None:
         assert render_markdown(empty) == render_markdown(report)
         assert summary_text(empty) == summary_text(report)
         assert render_html(empty) == render_html(report)
+
+
+def test_malformed_segment_entries_render_without_error() -> None:
+    """A hand-edited report.json: wrong types anywhere in the segment keys cost a dash, never a traceback."""
+    report = segment_report()
+    comp = report["metrics"][0]["comparisons"][0]
+    comp["segments"] = [
+        "not a row", None,
+        {"attribute": "country", "value": None, "units": "many", "abs_lift": "big", "abs_ci": "wide",
+         "rel_ci": [1], "content": ["a"], "srm_p_value": float("nan")},
+        {"attribute": "country", "value": ["a", 1], "units": {"personalized": "x"}, "content": {"personalized": 7}},
+        {"attribute": 5, "value": "odd attribute"},
+    ]
+    comp["heterogeneity"] = [None, {"attribute": "country", "q": "x", "df": None}, {"attribute": "plan"}]
+    report["segment_attributes"] = "country"
+    rows = build(report)
+    country = rows.metrics[0].segments[0]
+    assert country.rows[0].cells()[:4] == ("—", "personalized", "— / —", "—")
+    assert country.rows[1].value == "['a', 1]"
+    assert country.sentences[0].startswith("The effect of personalized on activated was not tested")
+    for text in (summary_text(report), render_markdown(report), render_html(report)):
+        assert "None" not in text and not re.search(r"\bnan\b", text, re.IGNORECASE)
