@@ -391,6 +391,13 @@ def personal_data(ctx: Context) -> Iterator[Diagnostic]:
                             ctx.at(("variants", i, "generate", "segment_by", j)),
                             f"segment by attributes that are not personal, or generate `per: unit` and list "
                             f"`{name}` in the prompt's `send_pii`")
+    segments = spec.analysis.segments
+    listed = ("analysis", "segments", "by") if ctx.given(("analysis", "segments", "by")) else ("analysis", "segments")
+    for j, name in enumerate(segments.by if segments else []):
+        if name in attrs and attrs[name].pii and name != unit:
+            yield error("E096", f"the results are broken down by `{name}`, which is marked `pii`: segment values "
+                        "are written in plain text (the reports)", ctx.at(listed + (j,)),
+                        "break results down by attributes that are not personal")
     pii = [n for n, a in attrs.items() if a.pii]
     for name, prompt in spec.prompts.items():
         segment_by = [s for v in spec.variants if v.prompt == name and v.generate for s in v.generate.segment_by]

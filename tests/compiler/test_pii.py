@@ -97,6 +97,10 @@ def test_a_personal_unit_or_segment_attribute_is_e096():
     segment = spec("Hi {{ user.country }}").replace("generate: {per: unit}",
                                                    "generate: {per: segment, segment_by: [country, email]}")
     assert codes(segment) == ["E096"]
+    analysed = spec("Hi {{ user.country }}") + "analysis:\n  segments: [country, email]\n"
+    diagnostics = found(analysed)
+    assert [(c, line, col) for c, line, col, _ in diagnostics] == [("E096", len(analysed.splitlines()), 23)]
+    assert "broken down by `email`" in diagnostics[0][3]
 
 
 def test_prompt_reads_lists_what_the_templates_read_in_declaration_order():
