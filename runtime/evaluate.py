@@ -62,6 +62,15 @@ says the estimate moves in the metric's good direction; decisions only use
 
 A look is placed by the plan's schedule (``look``); ``max_days`` is reached at
 its last look once the data covers it (``elapsed``, :func:`look_state`).
+
+Units: each metric is tested on its own units (``Moments.n``), which leave out
+the units whose window is still in progress (``analysis.in_progress:
+exclude``, see :mod:`expc.runtime.stats.reduce`); such a metric's JSON has
+``units_in_progress`` (the units left out, all arms). The sample-ratio check,
+``min_units_per_variant``, ``max_units`` and the group-sequential information
+use the exposed units. A capped metric's JSON has ``cap``: the spec's
+``quantile`` or ``value`` and ``at``, the value its units were capped at in
+this look.
 """
 
 from __future__ import annotations
@@ -73,6 +82,7 @@ from typing import Any
 
 import numpy as np
 
+from expc.compiler.model import Cap
 from expc.compiler.plan import Look, Plan
 
 from .decide import CONTINUE, Decisions, LookState, decide
@@ -150,6 +160,9 @@ class MetricResult:
     direction: str
     variants: list[VariantSummary]
     comparisons: list[ComparisonResult]
+    cap: Cap | None = None  # the metric's cap (the spec's), None when uncapped ...
+    cap_value: float | None = None  # ... and the value it capped at in this look (None: no unit counted)
+    units_in_progress: int | None = None  # units left out while their window runs (in_progress: exclude)
 
 
 @dataclass(frozen=True)
@@ -204,6 +217,7 @@ class Evaluation:
                     "direction": m.direction,
                     "variants": [{"id": v.id, "units": int(v.units), "mean": _num(v.mean)} for v in m.variants],
                     "comparisons": [_comparison_dict(c) for c in m.comparisons],
+                    **_metric_extras(m),
                 }
                 for m in self.metrics
             ],
@@ -232,6 +246,16 @@ def _num(x: Any) -> float | None:
         return None
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+def _metric_extras(m: MetricResult) -> dict[str, Any]:
+    """``cap`` (capped metrics) and ``units_in_progress`` (metrics whose units in progress wait), when they apply."""
+    out: dict[str, Any] = {}
+    if m.cap is not None:
+        out["cap"] = {"quantile": _num(m.cap.quantile), "value": _num(m.cap.value), "at": _num(m.cap_value)}
+    if m.units_in_progress is not None:
+        out["units_in_progress"] = int(m.units_in_progress)
+    return out
 
 
 def _comparison_dict(c: ComparisonResult) -> dict[str, Any]:
@@ -367,7 +391,9 @@ def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed
                 cuped=ca is not None,
                 variance_reduction=float(ca.variance_reduction[j]) if ca is not None else math.nan,
             ))
-        results.append(MetricResult(metric.id, metric.role, metric.kind, metric.direction, summaries, comps))
+        results.append(MetricResult(metric.id, metric.role, metric.kind, metric.direction, summaries, comps,
+                                    cap=metric.cap, cap_value=reduction.caps.get(metric.id),
+                                    units_in_progress=reduction.in_progress.get(metric.id)))
 
     s = d.srm
     srm_res = SRMResult(

@@ -488,6 +488,30 @@ def _cuped_note(c: dict[str, Any], kind: str) -> str:
             f"the {column} column is unadjusted")
 
 
+def _cap_note(m: dict[str, Any], kind: str) -> str | None:
+    """``Capped at X: ...`` for a capped metric (its ``cap``), None otherwise."""
+    cap = m.get("cap")
+    if not isinstance(cap, dict):
+        return None
+    at, q = num(cap.get("at")), num(cap.get("quantile"))
+    what = "numerator" if kind == "ratio" else "value"
+    if at is None:
+        return f"Capped: no unit counted yet, so no cap value ({_text(m.get('id'))})"
+    rule = (f"the {q * 100:g}th percentile of the units' {what}s, all variants pooled" if q is not None
+            else "the spec's cap")
+    return (f"Capped at {at:.6g}: each unit's {what} above {rule}, counts as {at:.6g} "
+            "(the mean, lift and test use capped values)")
+
+
+def _in_progress_note(m: dict[str, Any]) -> str | None:
+    """How many units wait for their window to end (``units_in_progress``), None when none do."""
+    waiting = num(m.get("units_in_progress"))
+    if not waiting:
+        return None
+    return (f"{fmt_int(waiting)} exposed units are left out until their window ends "
+            "(analysis.in_progress: exclude)")
+
+
 def _metric(report: Mapping[str, Any], m: dict[str, Any], decision: DecisionRow) -> MetricTable:
     kind = _text(m.get("kind")) or "mean"
     guardrail = m.get("role") == "guardrail"
@@ -519,7 +543,8 @@ def _metric(report: Mapping[str, Any], m: dict[str, Any], decision: DecisionRow)
             rel_lift=Figure(fmt_rel(c.get("rel_lift")),
                             _interval(c.get("rel_ci"), lambda x: fmt_rel(x, unit=False), rel_ci)),
             score=_score(report, c, guardrail), result=result, tone=tone, winner=winner))
-    notes = tuple(_cuped_note(c, kind) for c in comps if c.get("cuped"))
+    notes = tuple(n for n in (_cap_note(m, kind), _in_progress_note(m)) if n)
+    notes += tuple(_cuped_note(c, kind) for c in comps if c.get("cuped"))
     control = variants[0].get("id") if variants else None
     return MetricTable(id=_text(m.get("id")), role=_text(m.get("role")), kind=kind,
                        direction=_text(m.get("direction")) or "increase", heading=_heading(m, kind),

@@ -19,6 +19,7 @@ SPEC = BASE + """\
 analysis:
   cuped: true
   cuped_lookback: 14d
+  in_progress: include  # the data ends two days in: count the 7-day windows so far
 """
 
 
