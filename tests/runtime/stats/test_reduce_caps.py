@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from reduce_plans import plan_for
 from test_reduce import BASE, METRICS, assert_same, files, iso, plan_of, random_rows, reference
 
 from expc.runtime.stats.reduce import reduce, reducer
@@ -109,3 +110,19 @@ def test_the_capped_query_is_written_for_every_dialect():
             sql = reduction_sql(plan, dialect, as_of)
             assert sqlglot.parse_one(sql, read=dialect) is not None, dialect
             assert "ROW_NUMBER()" in sql.upper(), dialect
+
+
+def test_a_cuped_covariate_is_capped_at_the_same_value(tmp_path):
+    """Pre-period spends 3 and 50 (cap 20: 3 and 20) beside outcomes 30 and 4 (capped: 20 and 4)."""
+    exposures = [("u1", "control", t(24 * 60)), ("u2", "control", t(24 * 60)), ("u3", "a", t(24 * 60))]
+    events = [("u1", "buy", "3", t(60)), ("u1", "buy", "30", t(25 * 60)),
+              ("u2", "buy", "50", t(120)), ("u2", "buy", "4", t(26 * 60)),
+              ("u3", "visit", None, t(27 * 60))]
+    ex, ev = files(tmp_path, exposures, events)
+    plan = plan_for([{"id": "spend", "kind": "mean", "event": "buy", "window_seconds": None, "cap": {"value": 20}},
+                     {"id": "visited", "kind": "proportion", "event": "visit", "window_seconds": None}],
+                    ("control", "a"), cuped=True, lookback=2 * 86400)
+    m = reduce(plan, ex, ev).metrics["spend"]
+    assert m.sum.tolist() == [24, 0] and m.sum_sq.tolist() == [416, 0]
+    assert m.pre_sum.tolist() == [23, 0] and m.pre_sum_sq.tolist() == [409, 0]
+    assert m.pre_cross.tolist() == [20 * 3 + 4 * 20, 0]
