@@ -40,7 +40,12 @@ distribution for the unit-level model named (no per-unit loop):
   spread only at second order, so this choice does not drive the results.
 
 Outcomes are counted at the look at which a unit enters: metric windows and
-conversion delays are not modelled (events are assumed complete at the look).
+conversion delays are not modelled (events are assumed complete at the look),
+nor is the lag ``analysis.in_progress: exclude`` puts on a windowed metric's
+units in a run (a unit counts once its window has ended), so the power of a
+windowed primary metric is optimistic by about a window's worth of units at
+each look. Sums are drawn, not units, so a metric's ``cap`` does not apply here
+(simulated runs, :mod:`expc.runtime.synthetic`, apply both).
 No pre-exposure covariate is drawn, so CUPED never applies: the figures are
 those of the plain analysis (conservative for a design that uses CUPED).
 
