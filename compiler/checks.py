@@ -27,6 +27,7 @@ from .model import (
     MAX_SIMULATED_UNITS,
     MAX_TIMEOUT,
     STANDARD_COLUMNS,
+    Cap,
     DataSource,
     Metric,
     Spec,
@@ -513,13 +514,13 @@ def metrics(ctx: Context) -> Iterator[Diagnostic]:
 def caps(ctx: Context) -> Iterator[Diagnostic]:
     """A cap (E064) is on a mean or a ratio's numerator, once, and gives exactly one of `quantile` and `value`."""
     for i, m in enumerate(ctx.spec.metrics):
-        path = ("metrics", i)
-        given = [(path + ("cap",), m.cap)] if m.cap is not None else []
+        path: PathT = ("metrics", i)
+        given: list[tuple[str, PathT, Cap]] = [("metric", path + ("cap",), m.cap)] if m.cap else []
         for side in ("numerator", "denominator"):
             measure = getattr(m, side)
             if measure is not None and measure.cap is not None:
-                given.append((path + (side, "cap"), measure.cap))
-        for where, cap in given:
+                given.append((side, path + (side, "cap"), measure.cap))
+        for on, where, cap in given:
             set_ = [k for k in ("quantile", "value") if getattr(cap, k) is not None]
             if len(set_) != 1:
                 said = "gives both" if set_ else "gives neither"
@@ -528,7 +529,7 @@ def caps(ctx: Context) -> Iterator[Diagnostic]:
             if m.kind == "proportion":
                 yield error("E064", f"metric `{m.id}` is a proportion: a unit's value is 0 or 1, there is nothing "
                             "to cap", ctx.at(where, key=True), "remove `cap`; caps apply to means and ratio numerators")
-            elif where[-2] == "denominator":
+            elif on == "denominator":
                 yield error("E064", f"ratio metric `{m.id}`: a cap on the denominator is not supported (capping it "
                             "would change what the ratio means)", ctx.at(where, key=True),
                             "cap the numerator: `numerator: {event: ..., cap: {quantile: 0.99}}`")

@@ -983,8 +983,8 @@ def _reduce_at(p: _Prepared, run: SyntheticRun, cut: int) -> Reduction:
             if me.units.wait_us is not None:
                 in_progress[me.metric.id] = int(units.sum() - n.sum())
             if me.units.covariates is not None:
-                cross = 1 if kind != "ratio" else 4
-                sums, pre = sums[:base + cross], sums[base + cross:]
+                terms = base + (4 if kind == "ratio" else 1)  # then the CUPED cross terms, then the pre-period's
+                sums, pre = sums[:terms], sums[terms:]
         else:
             sums = np.array([c[:, int(np.searchsorted(t, cut, side="right"))]
                              for t, c in zip(me.ts, me.cumulative)]).T
