@@ -315,15 +315,17 @@ def look_state(plan: Plan, units: np.ndarray, look: Look | None, elapsed: float 
 
 
 def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed: float | None = None,
-             segments: Sequence[SegmentMoments] = ()) -> Evaluation:
+             segments: Sequence[SegmentMoments] | None = None) -> Evaluation:
     """Evaluate one look: per-metric results, SRM and the stopping decision (see the module docs).
 
     ``look`` places the reduction in the plan's schedule; ``elapsed`` is the
     time the data covers since the start, when the look is still in progress
     (``expc analyze --as-of``; default: the look's own time). ``segments``
     (one per attribute of ``analysis.segments``, arms in the plan's variant
-    order) add each comparison's per-segment rows and heterogeneity tests.
+    order; default: the reduction's) add each comparison's per-segment rows
+    and heterogeneity tests.
     """
+    segments = reduction.segments if segments is None else segments
     a = plan.analysis
     order = plan.arm_order
     arm_ids = plan.arm_ids

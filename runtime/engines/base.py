@@ -22,6 +22,7 @@ over any DB-API connection is :class:`~expc.runtime.engines.dbapi.DbApiEngine`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,7 +122,7 @@ class Engine(ABC):
         """Release the connection (the engine cannot be used after)."""
 
     def relation(self, what: str, source: DataSource, *, unit: str, value: bool, events: list[str],
-                 repeated: bool = False, read: str | None = None) -> tuple[exp.Query, Any]:
+                 repeated: bool = False, read: str | None = None, extra: Sequence[str] = ()) -> tuple[exp.Query, Any]:
         """The ``SELECT`` of relation ``what`` from ``source``, and a handle for :meth:`timestamp_problem`.
 
         ``unit`` is the experiment's unit column (files may name the id so
@@ -129,32 +130,35 @@ class Engine(ABC):
         ``events`` the metrics' events (a file reader may skip other rows);
         ``repeated`` that several cut-offs will read it (an engine may cache
         the rows); ``read`` is the dialect a table's name or a query is
-        written in (the spec's ``data.dialect``). Raises :class:`DataError`
-        for a source it cannot read or that lacks a column.
+        written in (the spec's ``data.dialect``); ``extra`` columns (segment
+        attributes) are read as text beside the standard ones. Raises
+        :class:`DataError` for a source it cannot read or that lacks a column.
         """
         if source.path is not None:
-            return self.file_relation(what, source, unit=unit, value=value, events=events, repeated=repeated)
-        return self.source_relation(what, source, value=value, read=read), None
+            return self.file_relation(what, source, unit=unit, value=value, events=events, repeated=repeated,
+                                      extra=extra)
+        return self.source_relation(what, source, value=value, read=read, extra=extra), None
 
-    def source_relation(self, what: str, source: DataSource, *, value: bool, read: str | None = None) -> exp.Query:
+    def source_relation(self, what: str, source: DataSource, *, value: bool, read: str | None = None,
+                        extra: Sequence[str] = ()) -> exp.Query:
         """A table or query source (in dialect ``read``), with its column mapping, once its columns are checked."""
         from sqlglot import exp
 
         from expc.runtime.stats.reduction_sql import input_query
 
-        selected = input_query(what, source, self.dialect, value=value, read=read)
+        selected = input_query(what, source, self.dialect, value=value, read=read, extra=extra)
         origin = selected.args["from_"].this.copy()
         try:
             has = self.columns(exp.select("*").from_(origin))
         except DataError as exc:
             raise DataError(f"{describe(source, what)}: {exc}") from None
-        missing = [c for c in needed_columns(what, value) if source.columns.get(c, c) not in has]
+        missing = [c for c in [*needed_columns(what, value), *extra] if source.columns.get(c, c) not in has]
         if missing:
             raise missing_columns_error(source, what, missing, has)
         return selected
 
     def file_relation(self, what: str, source: DataSource, *, unit: str, value: bool, events: list[str],
-                      repeated: bool) -> tuple[exp.Query, Any]:
+                      repeated: bool, extra: Sequence[str] = ()) -> tuple[exp.Query, Any]:
         """A path source (an engine that reads files overrides this)."""
         raise DataError(f"{source.path}: the {self.name} engine reads tables and queries, not files; "
                         f"load the file into a table, or use --engine duckdb", source.path)

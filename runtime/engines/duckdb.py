@@ -20,6 +20,7 @@ read other files of the machine.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ class DuckDBEngine(Engine):
                          "SET enable_external_access = false; SET lock_configuration = true")
 
     def file_relation(self, what: str, source: DataSource, *, unit: str, value: bool, events: list[str],
-                      repeated: bool) -> tuple[exp.Query, Any]:
+                      repeated: bool, extra: Sequence[str] = ()) -> tuple[exp.Query, Any]:
         """Typed rows of a file or folder, as a view (a table when ``repeated``: the files are read once)."""
         reader = _FileReader(self.con, source, what, unit, repeated)
         self.readers.append(reader)
@@ -102,11 +103,11 @@ class DuckDBEngine(Engine):
             self.paths.append(str(Path(source.path or "").resolve()) + os.sep)
         name = f"expc_{what}_typed"
         if what == "exposures":
-            reader.load_exposures(name)
+            reader.load_exposures(name, extra)
         else:
             reader.load_events(name, events, value)
         columns = ["unit_id", "variant" if what == "exposures" else "event", "timestamp"] + (
-            ["value"] if what == "events" and value else [])
+            ["value"] if what == "events" and value else []) + list(extra)
         return exp.select(*(exp.column(c, quoted=True) for c in columns)).from_(name), reader
 
     def timestamp_problem(self, what: str, source: DataSource, handle: Any, rows: int) -> str:
@@ -174,13 +175,15 @@ class _FileReader:
         except duckdb.Error as exc:
             raise _explain(exc, self.path, self.kind) from None
 
-    def load_exposures(self, name: str) -> None:
-        types, _ = self._types(["variant", "timestamp"])
+    def load_exposures(self, name: str, extra: Sequence[str] = ()) -> None:
+        types, _ = self._types(["variant", "timestamp", *extra])
         n = self.names
+        segments = "".join(f", {_text(n[a], types[a], self.trim)} AS {_ident(a)}" for a in extra)
         self._query(f"CREATE OR REPLACE TEMP {self.relation} {name} AS SELECT "
                     f"{_text(n['unit_id'], types['unit_id'], self.trim)} AS unit_id, "
                     f"{_text(n['variant'], types['variant'], self.trim)} AS variant, "
-                    f"{_timestamp(n['timestamp'], types['timestamp'])} AS \"timestamp\" FROM {self.source_sql}")
+                    f"{_timestamp(n['timestamp'], types['timestamp'])} AS \"timestamp\"{segments} "
+                    f"FROM {self.source_sql}")
 
     def load_events(self, name: str, events: list[str], need_value: bool) -> None:
         required = ["event", "timestamp"] + (["value"] if need_value else [])

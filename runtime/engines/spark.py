@@ -33,7 +33,7 @@ import os
 import shutil
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -159,7 +159,7 @@ class SparkEngine(Engine):
             self.spark.catalog.dropTempView(view)
 
     def file_relation(self, what: str, source: DataSource, *, unit: str, value: bool, events: list[str],
-                      repeated: bool) -> tuple[exp.Query, Any]:
+                      repeated: bool, extra: Sequence[str] = ()) -> tuple[exp.Query, Any]:
         """Typed rows of a file or folder as a temporary view (cached when ``repeated``)."""
         from pyspark.errors import PySparkException
 
@@ -181,7 +181,7 @@ class SparkEngine(Engine):
             types = {f.name: f.dataType.typeName() for f in raw.schema.fields}
         except (PySparkException, _py4j_error()) as exc:
             raise DataError(f"{path}: cannot be read as {kind} ({_first_line(exc)})", path) from None
-        required = ["variant", "timestamp"] if what == "exposures" else (
+        required = ["variant", "timestamp", *extra] if what == "exposures" else (
             ["event", "timestamp"] + (["value"] if value else []))
         mapped = source.columns
         id_col = mapped.get("unit_id") or (unit if unit in types else "unit_id")
@@ -199,6 +199,7 @@ class SparkEngine(Engine):
             if value:
                 columns.append(f"{_number(names['value'], types[names['value']])} AS value")
         columns.append(f"{_timestamp(names['timestamp'], types[names['timestamp']])} AS `timestamp`")
+        columns += [f"{_text(names[a], types[names[a]], trim)} AS {spark_ident(a)}" for a in extra]
         if what == "events":  # only the metrics' events (and rows without a name: bad rows, counted)
             listed = ", ".join(exp.Literal.string(e).sql(dialect="spark") for e in events) or "NULL"
             if not trim and types[names["event"]] == "string":  # on the raw column: Parquet skips other rows
@@ -216,7 +217,7 @@ class SparkEngine(Engine):
         typed.createOrReplaceTempView(view)
         self.views.append(view)
         out = ["unit_id", "variant" if what == "exposures" else "event", "timestamp"] + (
-            ["value"] if what == "events" and value else [])
+            ["value"] if what == "events" and value else []) + list(extra)
         return exp.select(*(exp.column(c, quoted=True) for c in out)).from_(view), (raw, names["timestamp"])
 
     def timestamp_problem(self, what: str, source: DataSource, handle: Any, rows: int) -> str:

@@ -111,7 +111,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,6 +130,7 @@ from .reduction_sql import (
     normalise_as_of,
     reduction_sql,
 )
+from .segments import OTHER, UNKNOWN, SegmentMoments, group_segments
 
 if TYPE_CHECKING:
     from expc.compiler.plan import Plan
@@ -167,6 +168,8 @@ class Reduction:
     in_progress: dict[str, int] = field(default_factory=dict)
     """Per metric whose in-progress units are excluded (``analysis.in_progress: exclude`` and a window),
     the exposed units left out of it, all arms together: their window had not ended by the cut-off."""
+    segments: tuple[SegmentMoments, ...] = ()
+    """Per attribute of ``analysis.segments``, the same moments per segment (small segments pooled)."""
 
     def elapsed_seconds(self) -> float | None:
         """Seconds from the first exposure to ``as_of`` (or to the latest first exposure); the plan's schedule
@@ -212,6 +215,7 @@ def reducer(plan: Plan, exposures: Input, events: Input, *, engine: str | Engine
     names = list(dict.fromkeys(e for m in plan.metrics for e, _ in m.uses()))
     value = any(measure == "value" for m in plan.metrics for _, measure in m.uses())
     relations: dict[str, tuple[Any, Any]] = {}
+    by = list(plan.analysis.segments.by) if plan.analysis.segments is not None else []
 
     def reduce_at(as_of: str | None = None) -> Reduction:
         cutoff = normalise_as_of(as_of)
@@ -219,14 +223,25 @@ def reducer(plan: Plan, exposures: Input, events: Input, *, engine: str | Engine
         for what, source in sorted(sources.items(), key=lambda item: item[1].path is None):
             if what not in relations:
                 relations[what] = eng.relation(what, source, unit=plan.assignment.unit, value=value, events=names,
-                                               repeated=repeated, read=plan.data.dialect if plan.data else None)
+                                               repeated=repeated, read=plan.data.dialect if plan.data else None,
+                                               extra=by if what == "exposures" else ())
         sql = reduction_sql(plan, eng.dialect, as_of, comments=False,
                             inputs={what: rel[0] for what, rel in relations.items()})
         columns, rows = eng.query(sql)
         row = dict(zip(columns, rows[0])) if rows else {}
         for what, source in sources.items():
             _check_rows(eng, what, source, relations[what][1], row)
-        return _reduction(plan, columns, rows, sql, cutoff)
+        whole = _reduction(plan, columns, rows, sql, cutoff)
+        if not by:
+            return whole
+        tables = []
+        for attribute in by:
+            inputs = {"exposures": _with_segment(relations["exposures"][0], attribute),
+                      "events": relations["events"][0]}
+            columns, rows = eng.query(reduction_sql(plan, eng.dialect, as_of, comments=False, inputs=inputs,
+                                                    segment=attribute))
+            tables.append(_segments(plan, attribute, columns, rows))
+        return replace(whole, segments=tuple(tables))
 
     try:
         yield reduce_at
@@ -281,6 +296,47 @@ def _reduction(plan: Plan, columns: list[str], rows: list[tuple[Any, ...]], sql:
     caps = {metric: None if first[at[c]] is None else float(first[at[c]]) for c, metric in cap_columns(plan)}
     return Reduction(out, units, excluded, sql, ignored, None if cutoff is None else cutoff.replace(" ", "T"),
                      _iso(first[at["first_exposure"]]), _iso(first[at["last_exposure"]]), caps, in_progress)
+
+
+def _with_segment(exposures: Any, attribute: str) -> Any:
+    """The exposures' ``SELECT`` with the attribute's column as ``segment``."""
+    from sqlglot import exp
+
+    inner = exp.Subquery(this=exposures.copy(), alias=exp.TableAlias(this=exp.to_identifier("e")))
+    return exp.select(*(exp.column(c, quoted=True) for c in ("unit_id", "variant", "timestamp")),
+                      exp.alias_(exp.column(attribute, quoted=True), "segment", quoted=True)).from_(inner)
+
+
+def _segments(plan: Plan, attribute: str, columns: list[str], rows: list[tuple[Any, ...]]) -> SegmentMoments:
+    """One row per (segment, arm) with units as one table per segment group (small ones pooled, see
+    :func:`.segments.group_segments`), arms in plan order; a pooled group's sums are the sums of its values'."""
+    settings = plan.analysis.segments
+    assert settings is not None
+    at = {c: i for i, c in enumerate(columns)}
+    wanted = ["units"] + [c for c, _, _ in moment_columns(plan)]
+    raw: dict[str, np.ndarray] = {}
+    for row in rows:
+        table = raw.setdefault(str(row[at["segment"]]), np.zeros((len(plan.variants), len(wanted))))
+        table[int(row[at["arm"]])] = [0.0 if row[at[c]] is None else float(row[at[c]]) for c in wanted]
+    values = sorted(raw)
+    sizes = np.asarray([raw[v][:, 0].sum() for v in values])
+    group_of = group_segments(np.asarray(values, dtype=object), sizes, min_units=settings.min_units,
+                              top=settings.top)
+    groups = sorted(set(group_of.values()), key=lambda g: (g in (OTHER, UNKNOWN), g))
+    stacked = np.zeros((len(groups), len(plan.variants), len(wanted)))
+    for value in values:
+        stacked[groups.index(group_of[value])] += raw[value]
+    metrics: dict[str, Moments] = {}
+    by_metric: dict[str, dict[str, np.ndarray]] = {}
+    for j, (_, metric, stat) in enumerate(moment_columns(plan), start=1):
+        by_metric.setdefault(metric, {})[stat] = stacked[:, :, j]
+    for m in plan.metrics:
+        sums = by_metric[m.id]
+        moments = Moments.of(sums["n"], sums["sum"], sums["sum_sq"], *(
+            [sums["den_sum"], sums["den_sum_sq"], sums["cross"]] if m.kind == "ratio" else []))
+        covariate = {k: v for k, v in sums.items() if k.startswith("pre_")}
+        metrics[m.id] = moments.with_covariate(**covariate) if covariate else moments
+    return SegmentMoments(attribute, groups, stacked[:, :, 0], metrics)
 
 
 def _iso(value: Any) -> str | None:

@@ -37,7 +37,7 @@ This module imports neither numpy nor duckdb (``expc sql`` only reads a spec).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -148,8 +148,8 @@ def _interval(seconds: int) -> str:
     return f"INTERVAL {int(seconds)} SECOND"
 
 
-def _source(plan: Plan, cutoff: str | None) -> str:
-    """The reduction in DuckDB's dialect (the source that sqlglot transpiles)."""
+def _source(plan: Plan, cutoff: str | None, segment: bool = False) -> str:
+    """The reduction in DuckDB's dialect (the source that sqlglot transpiles); per segment and arm with ``segment``."""
     variants = [v.id for v in plan.variants]
     metrics = plan.metrics
     names: list[str] = []
@@ -211,7 +211,14 @@ def _source(plan: Plan, cutoff: str | None) -> str:
     before_rows = (f"SUM(CASE WHEN ev.what = {_BEFORE} THEN 1 ELSE 0 END)" if with_cuped else "0")
     columns = "".join(f", {c}" for c in per_unit)
     unit_columns = [c.rsplit(" AS ", 1)[1] for c in per_unit]
-    extra, moment_cte, moment_select, final_joins = _moment_ctes(plan, cutoff, unit_columns)
+    extra, moment_cte, moment_select, final_joins = _moment_ctes(plan, cutoff, unit_columns, segment)
+    seg = ", segment" if segment else ""
+    seg_min, seg_e, seg_ev, seg_x = ((", MIN(segment) AS segment", ", e.segment AS segment", ", ev.segment",
+                                      ", x.segment AS segment") if segment else ("", "", "", ""))
+    seg_u, seg_order = ("u.segment AS segment, ", "u.segment, ") if segment else ("", "")
+    # a unit's segment: the value of its exposures (the least, should they differ); none is `(unknown)`
+    seg_row = (",\n         COALESCE(NULLIF(CAST(segment AS VARCHAR), ''), '(unknown)') AS segment"
+               if segment else "")
     # x - x = 0 only for a finite x (NaN and infinities give NaN, which equals nothing, 0 included, everywhere)
     value = ("CASE WHEN CAST(value AS DOUBLE) - CAST(value AS DOUBLE) = 0 THEN CAST(value AS DOUBLE) END"
              if value_events else "CAST(NULL AS DOUBLE)")
@@ -224,24 +231,24 @@ def _source(plan: Plan, cutoff: str | None) -> str:
 WITH variants AS ({arms}),
 exposure_rows AS (
   SELECT NULLIF(CAST(unit_id AS VARCHAR), '') AS unit_id, NULLIF(CAST(variant AS VARCHAR), '') AS variant,
-         CAST("timestamp" AS TIMESTAMP) AS ts
+         CAST("timestamp" AS TIMESTAMP) AS ts{seg_row}
   FROM expc_exposures
 ),
 exposure_groups AS (
   SELECT unit_id, what, COUNT(*) AS row_count, COUNT(ts) AS timed_rows, MIN(arm) AS arm, MIN(ts) AS first_ts,
-         MAX(ts) AS last_ts, CASE WHEN MIN(arm) < MAX(arm) THEN 1 ELSE 0 END AS several
+         MAX(ts) AS last_ts, CASE WHEN MIN(arm) < MAX(arm) THEN 1 ELSE 0 END AS several{seg_min}
   FROM (
     SELECT CASE
              WHEN e.ts IS NULL OR e.unit_id IS NULL OR e.variant IS NULL THEN {_BAD}
              WHEN {after('e')} THEN {_EXPOSURE_AFTER}
              WHEN v.arm IS NULL THEN {_UNKNOWN_VARIANT}
              ELSE {_COUNTED}
-           END AS what, e.unit_id AS unit_id, v.arm AS arm, e.ts AS ts
+           END AS what, e.unit_id AS unit_id, v.arm AS arm, e.ts AS ts{seg_e}
     FROM exposure_rows e LEFT JOIN variants v ON v.variant = e.variant
   ) classified
   GROUP BY unit_id, what
 ),
-exposed AS (SELECT unit_id, arm, first_ts, several FROM exposure_groups WHERE what = {_COUNTED}),
+exposed AS (SELECT unit_id, arm, first_ts, several{seg} FROM exposure_groups WHERE what = {_COUNTED}),
 event_rows AS (
   SELECT NULLIF(CAST(unit_id AS VARCHAR), '') AS unit_id, NULLIF(CAST(event AS VARCHAR), '') AS event,
          {value} AS value, CAST("timestamp" AS TIMESTAMP) AS ts
@@ -249,7 +256,7 @@ event_rows AS (
   WHERE event IN {_in_list(names)} OR event IS NULL OR CAST(event AS VARCHAR) = ''
 ),
 unit_sums AS (
-  SELECT ev.unit_id, ev.arm, {group} AS what, COUNT(*) AS row_count, COUNT(ev.ts) AS timed_rows,
+  SELECT ev.unit_id, ev.arm{seg_ev}, {group} AS what, COUNT(*) AS row_count, COUNT(ev.ts) AS timed_rows,
          MIN(ev.first_ts) AS first_ts, MAX(ev.ts) AS last_ts, {before_rows} AS before_rows{columns}
   FROM (
     SELECT CASE
@@ -261,10 +268,10 @@ unit_sums AS (
              WHEN {outside_case} = 1 THEN {_OUTSIDE}
              ELSE {_COUNTED}
            END AS what, x.unit_id AS unit_id, x.arm AS arm, x.first_ts AS first_ts, ev.event AS event,
-           ev.value AS value, ev.ts AS ts
+           ev.value AS value, ev.ts AS ts{seg_x}
     FROM event_rows ev LEFT JOIN exposed x ON x.unit_id = ev.unit_id
   ) ev
-  GROUP BY ev.unit_id, ev.arm, {group}
+  GROUP BY ev.unit_id, ev.arm{seg_ev}, {group}
 ){extra}{moment_cte},
 exposure_counts AS (
   SELECT {count(_BAD)} AS bad_exposure_rows,
@@ -288,7 +295,7 @@ exposed_summary AS (
          MAX(first_ts) AS last_exposure
   FROM exposed
 )
-SELECT v.arm AS arm, v.variant AS variant, COALESCE(u.units, 0) AS units{moment_select},
+SELECT {seg_u}v.arm AS arm, v.variant AS variant, COALESCE(u.units, 0) AS units{moment_select},
        c.bad_exposure_rows + d.bad_event_rows AS bad_rows,
        c.unknown_variant_exposures AS unknown_variant_exposures,
        s.units_in_several_variants AS units_in_several_variants,
@@ -301,12 +308,21 @@ SELECT v.arm AS arm, v.variant AS variant, COALESCE(u.units, 0) AS units{moment_
        c.exposure_rows AS exposure_rows, c.exposure_rows_timed AS exposure_rows_timed,
        d.event_rows AS event_rows, d.event_rows_timed AS event_rows_timed,
        s.first_exposure AS first_exposure, s.last_exposure AS last_exposure
-FROM variants v LEFT JOIN units u ON u.arm = v.arm LEFT JOIN moments m ON m.arm = v.arm{final_joins}
+FROM {_final_from(segment)}{final_joins}
 CROSS JOIN exposure_counts c CROSS JOIN event_counts d CROSS JOIN exposed_summary s
-ORDER BY v.arm"""
+ORDER BY {seg_order}v.arm"""
 
 
-def _moment_ctes(plan: Plan, cutoff: str | None, unit_columns: list[str]) -> tuple[str, str, str, str]:
+def _final_from(segment: bool) -> str:
+    """Overall: every variant (an arm without units gets zeros); per segment: the (segment, arm) pairs with units."""
+    if segment:
+        return ("units u JOIN variants v ON v.arm = u.arm "
+                "LEFT JOIN moments m ON m.arm = u.arm AND m.segment = u.segment")
+    return "variants v LEFT JOIN units u ON u.arm = v.arm LEFT JOIN moments m ON m.arm = v.arm"
+
+
+def _moment_ctes(plan: Plan, cutoff: str | None, unit_columns: list[str],
+                 segment: bool = False) -> tuple[str, str, str, str]:
     """The CTEs from the per-unit values (``unit_sums``) to the per-arm ``units`` and ``moments``.
 
     Returns the CTEs that come first (the data's end, the capped per-unit
@@ -322,6 +338,7 @@ def _moment_ctes(plan: Plan, cutoff: str | None, unit_columns: list[str]) -> tup
     because not every dialect has an exact percentile aggregate.
     """
     metrics = plan.metrics
+    seg, seg_x = (", segment", ", x.segment AS segment") if segment else ("", "")
     excluding = {i for i, m in enumerate(metrics) if in_progress_excluded(plan, m)}
     end = f"CAST({_lit(cutoff)} AS TIMESTAMP)" if cutoff else "de.end_ts"
     with_end = " CROSS JOIN data_end de" if excluding and not cutoff else ""
@@ -340,7 +357,7 @@ def _moment_ctes(plan: Plan, cutoff: str | None, unit_columns: list[str]) -> tup
     joins = ""
     if capped:
         values = ", ".join(f"COALESCE(s.{c}, 0) AS {c}" for c in unit_columns)
-        extra.append(f"unit_values AS (SELECT x.arm AS arm, x.first_ts AS first_ts, {values} FROM exposed x "
+        extra.append(f"unit_values AS (SELECT x.arm AS arm{seg_x}, x.first_ts AS first_ts, {values} FROM exposed x "
                      f"LEFT JOIN (SELECT * FROM unit_sums WHERE what = {_COUNTED}) s ON s.unit_id = x.unit_id "
                      "WHERE x.several = 0)")
         quantiles = []
@@ -371,7 +388,7 @@ def _moment_ctes(plan: Plan, cutoff: str | None, unit_columns: list[str]) -> tup
             if i in cap_of and c[0] in "xz":  # a mean's value or a ratio's numerator, and its covariate
                 return f"CASE WHEN {c} > {cap_of[i]} THEN {cap_of[i]} ELSE {c} END AS {c}"
             return c
-        extra.append(f"capped AS (SELECT arm, first_ts, {', '.join(value(c) for c in unit_columns)} "
+        extra.append(f"capped AS (SELECT arm{seg}, first_ts, {', '.join(value(c) for c in unit_columns)} "
                      f"FROM unit_values{joins})")
         source = f"capped{with_end}"
     sums = []
@@ -380,9 +397,9 @@ def _moment_ctes(plan: Plan, cutoff: str | None, unit_columns: list[str]) -> tup
         for col, _, expr in _moments(i, m):
             sums.append(f"SUM(CASE WHEN {cond} THEN {expr} ELSE 0 END) AS {col}" if cond else f"SUM({expr}) AS {col}")
     counts = "".join(f", SUM(CASE WHEN {complete(i)} THEN 1 ELSE 0 END) AS n{i}" for i in sorted(excluding))
-    units = (f"units AS (SELECT arm, COUNT(*) AS units{counts} FROM exposed{with_end} WHERE several = 0 "
-             "GROUP BY arm)")
-    moments = f"moments AS (SELECT arm, {', '.join(sums)} FROM {source} GROUP BY arm)"
+    units = (f"units AS (SELECT arm{seg}, COUNT(*) AS units{counts} FROM exposed{with_end} WHERE several = 0 "
+             f"GROUP BY arm{seg})")
+    moments = f"moments AS (SELECT arm{seg}, {', '.join(sums)} FROM {source} GROUP BY arm{seg})"
     select = []
     for i, m in enumerate(metrics):
         select.append(f"COALESCE(u.n{i}, 0) AS m{i}_n" if i in excluding else f"COALESCE(u.units, 0) AS m{i}_n")
@@ -467,7 +484,7 @@ def _clickhouse_timestamp(node: exp.Expression) -> exp.Expression:
 
 
 def input_query(what: str, source: DataSource | None, dialect: str, *, value: bool = True,
-                read: str | None = None) -> exp.Query:
+                read: str | None = None, extra: Sequence[str] = ()) -> exp.Query:
     """The ``SELECT`` (in ``dialect``) that gives relation ``what`` (``exposures`` or ``events``) its standard columns.
 
     Without a source: the table named ``what`` (a view the data team makes).
@@ -477,10 +494,11 @@ def input_query(what: str, source: DataSource | None, dialect: str, *, value: bo
     names the typed rows ``what``. ``value`` says whether the events'
     ``value`` is read (only when some metric sums values). Table names and
     queries are read in dialect ``read`` (the spec's ``data.dialect``; default
-    ``dialect``), so that sqlglot translates them for the engine.
+    ``dialect``), so that sqlglot translates them for the engine. ``extra``
+    columns (segment attributes) are read too, mapped like the others.
     """
     read = read or dialect
-    wanted = [c for c in STANDARD_COLUMNS[what] if value or c != "value"]
+    wanted = [c for c in STANDARD_COLUMNS[what] if value or c != "value"] + list(extra)
     if source is None or source.path is not None:
         return exp.select(*wanted).from_(exp.to_table(what))
     if source.table is not None:
@@ -496,7 +514,7 @@ def input_query(what: str, source: DataSource | None, dialect: str, *, value: bo
 
 
 def reduction_sql(plan: Plan, dialect: str = "duckdb", as_of: str | None = None, *, comments: bool = True,
-                  inputs: Mapping[str, exp.Query] | None = None) -> str:
+                  inputs: Mapping[str, exp.Query] | None = None, segment: str | None = None) -> str:
     """The reduction of ``plan`` over ``exposures`` and ``events`` as one readable query in ``dialect``.
 
     ``dialect`` is one of :data:`DIALECTS`; ``as_of`` an ISO 8601 cut-off
@@ -510,7 +528,7 @@ def reduction_sql(plan: Plan, dialect: str = "duckdb", as_of: str | None = None,
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
     cutoff = normalise_as_of(as_of)
-    tree = sqlglot.parse_one(_source(plan, cutoff), read="duckdb")
+    tree = sqlglot.parse_one(_source(plan, cutoff, segment is not None), read="duckdb")
     if dialect == "clickhouse":  # DateTime has whole seconds only: keep microseconds, as the other engines do
         tree = tree.transform(_clickhouse_timestamp)
     if inputs is None:
