@@ -224,7 +224,14 @@ def build_report(plan: Plan, looks: list[dict[str, Any]], generation: dict[str, 
     }
     report.update({k: v for k, v in final.items() if k not in ("look", "as_of")})
     report["history"] = [_history_entry(r["look"], r["day"], r["as_of"], r) for r in looks]
-    report.update(generation)
+    copies = generation.get(SEGMENT_COPY) or {}
+    report.update({k: v for k, v in generation.items() if k != SEGMENT_COPY})
+    for metric in report.get("metrics") or []:  # each segment's copy beside its result
+        for comparison in metric.get("comparisons") or []:
+            for row in comparison.get("segments") or []:
+                shown = copies.get(row.get("attribute"), {}).get(str(row.get("value")))
+                if shown:
+                    row["content"] = shown
     return report
 
 
@@ -266,7 +273,41 @@ def _generate(plan: Plan, units: Any, options: RunOptions, progress: Progress,
                        "its checks (or on_fail) and run again: stored calls are not repeated")
     summary = generation_summary(result)
     summary["generation"]["notes"] = notes
+    summary[SEGMENT_COPY] = segment_copy(plan, result)
     return summary
+
+
+SEGMENT_COPY = "_segment_copy"  # the generation summary's key for build_report (not written to the report)
+
+
+def segment_copy(plan: Plan, result: GenerationResult) -> dict[str, dict[str, dict[str, str]]]:
+    """``{attribute: {value: {variant: copy}}}``: what each segment was shown, for the segment tables.
+
+    A variant written ``per: segment`` by one attribute has a copy per value of
+    it; a variant with static content shows the same copy to every segment.
+    Variants written per unit, or per segment of several attributes, have no
+    single copy per segment and are left out.
+    """
+    from expc.runtime.generate.personal import redact
+
+    if plan.analysis.segments is None:
+        return {}
+    out: dict[str, dict[str, dict[str, str]]] = {a: {} for a in plan.analysis.segments.by}
+    static_copy = {v.id: v.content for v in plan.variants if v.content is not None}
+    by_variant = {v.id: v.generate for v in plan.variants}
+    for item in result.items:
+        gen = by_variant.get(item.variant)
+        if (item.content is None or gen is None or gen.per != "segment" or len(gen.segment_by) != 1
+                or gen.segment_by[0] not in out or not isinstance(item.key, dict)):
+            continue
+        attribute = gen.segment_by[0]
+        text = redact(item.content, item.personal)
+        if text is not None:
+            out[attribute].setdefault(str(item.key.get(attribute)), {})[item.variant] = text
+    for values in out.values():
+        for copies in values.values():
+            copies.update({k: v for k, v in static_copy.items() if k not in copies})
+    return {a: values for a, values in out.items() if values}
 
 
 def _write_assignments(plan: Plan, units: Any, assignment: Any, path: Path) -> None:

@@ -107,3 +107,37 @@ def test_analyze_reports_every_comparison_per_segment(tmp_path):
         for comparison in metric["comparisons"]:
             assert {r["attribute"] for r in comparison["segments"]} == {"country"}
             assert [h["attribute"] for h in comparison["heterogeneity"]] == ["country"]
+
+
+def test_a_run_shows_each_segments_copy_beside_its_result(tmp_path):
+    import expc
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("""\
+version: 1
+experiment: {id: copy-by-country}
+attributes: {user_id: string, country: string}
+prompts:
+  line: {model: offline/copy, template: "A welcome line for {{ segment.country }}"}
+variants:
+  - {id: control, content: Welcome!}
+  - {id: local, prompt: line, generate: {per: segment, segment_by: [country]}}
+metrics:
+  - {id: bought, kind: proportion, event: buy, role: primary, mde: 10%, baseline: 0.1}
+analysis: {segments: {by: [country], min_units: 10}}
+""", encoding="utf-8")
+    countries = ["US", "DE"] * 50
+    (tmp_path / "units.csv").write_text("user_id,country\n" + "".join(
+        f"u{i},{c}\n" for i, c in enumerate(countries)), encoding="utf-8")
+    (tmp_path / "ex.csv").write_text("user_id,variant,timestamp,country\n" + "".join(
+        f"u{i},{'control' if i % 4 < 2 else 'local'},2026-11-01T00:00:00Z,{c}\n" for i, c in enumerate(countries)),
+        encoding="utf-8")
+    (tmp_path / "ev.csv").write_text("user_id,event,timestamp\nu1,buy,2026-11-01T01:00:00Z\n", encoding="utf-8")
+    report = expc.run(spec, units=tmp_path / "units.csv", exposures=tmp_path / "ex.csv", events=tmp_path / "ev.csv",
+                      run_dir=tmp_path / "run", offline=True).report
+    rows = report["metrics"][0]["comparisons"][0]["segments"]
+    assert {r["value"] for r in rows} == {"US", "DE"}
+    for row in rows:
+        assert row["content"]["control"] == "Welcome!" and row["content"]["local"]
+    assert rows[0]["content"]["local"] != rows[1]["content"]["local"]
+    assert "_segment_copy" not in report
