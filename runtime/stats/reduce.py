@@ -231,6 +231,7 @@ def reducer(plan: Plan, exposures: Input, events: Input, *, engine: str | Engine
         row = dict(zip(columns, rows[0])) if rows else {}
         for what, source in sources.items():
             _check_rows(eng, what, source, relations[what][1], row)
+        _check_values(plan, sources["events"], row)
         whole = _reduction(plan, columns, rows, sql, cutoff)
         if not by:
             return whole
@@ -263,6 +264,21 @@ def _check_rows(engine: Engine, what: str, source: DataSource, handle: Any, row:
         return  # no events yet
     if timed == 0:
         raise DataError(engine.timestamp_problem(what, source, handle, rows), source.path)
+
+
+def _check_values(plan: Plan, source: DataSource, row: dict[str, Any]) -> None:
+    """Events whose values a metric sums, none of whose rows has a usable value, are an error naming the metrics."""
+    from ..engines.base import describe
+
+    rows, valueless = int(row.get("value_event_rows") or 0), int(row.get("value_event_rows_without_value") or 0)
+    if rows == 0 or valueless < rows:
+        return
+    uses = [(m.id, event) for m in plan.metrics for event, measure in m.uses() if measure == "value"]
+    events = ", ".join(f"`{e}`" for e in dict.fromkeys(e for _, e in uses))
+    metrics = ", ".join(f"`{m}`" for m in dict.fromkeys(m for m, _ in uses))
+    raise DataError(f"{describe(source, 'events')}: none of the {rows:,} rows of {events} has a usable `value` "
+                    f"(a finite number), which {metrics} sum{'s' if len(set(m for m, _ in uses)) == 1 else ''} "
+                    "(measure: value); log the values, or count the events with `measure: count`", source.path)
 
 
 def _reduction(plan: Plan, columns: list[str], rows: list[tuple[Any, ...]], sql: str,

@@ -67,7 +67,8 @@ COUNT_COLUMNS = (
     "events_after_as_of",
     "events_of_units_in_several_variants",
 )
-ROW_COLUMNS = ("exposure_rows", "exposure_rows_timed", "event_rows", "event_rows_timed")
+ROW_COLUMNS = ("exposure_rows", "exposure_rows_timed", "event_rows", "event_rows_timed", "value_event_rows",
+               "value_event_rows_without_value")
 """Rows read of each relation (events: of the metrics' events, or without a name) and those with a timestamp."""
 
 
@@ -210,6 +211,11 @@ def _source(plan: Plan, cutoff: str | None, segment: bool = False) -> str:
     group = f"CASE WHEN ev.what = {_BEFORE} THEN {_COUNTED} ELSE ev.what END" if with_cuped else "ev.what"
     before_rows = (f"SUM(CASE WHEN ev.what = {_BEFORE} THEN 1 ELSE 0 END)" if with_cuped else "0")
     columns = "".join(f", {c}" for c in per_unit)
+    # rows (with a time) of the events some metric sums the values of, and those without a usable value
+    of_values = f"ev.event IN {_in_list(value_events)} AND ev.ts IS NOT NULL"
+    value_rows = f"SUM(CASE WHEN {of_values} THEN 1 ELSE 0 END)" if value_events else "0"
+    valueless_rows = (f"SUM(CASE WHEN {of_values} AND ev.value IS NULL THEN 1 ELSE 0 END)" if value_events
+                      else "0")
     unit_columns = [c.rsplit(" AS ", 1)[1] for c in per_unit]
     extra, moment_cte, moment_select, final_joins = _moment_ctes(plan, cutoff, unit_columns, segment)
     seg = ", segment" if segment else ""
@@ -257,7 +263,8 @@ event_rows AS (
 ),
 unit_sums AS (
   SELECT ev.unit_id, ev.arm{seg_ev}, {group} AS what, COUNT(*) AS row_count, COUNT(ev.ts) AS timed_rows,
-         MIN(ev.first_ts) AS first_ts, MAX(ev.ts) AS last_ts, {before_rows} AS before_rows{columns}
+         MIN(ev.first_ts) AS first_ts, MAX(ev.ts) AS last_ts, {before_rows} AS before_rows,
+         {value_rows} AS value_rows, {valueless_rows} AS valueless_rows{columns}
   FROM (
     SELECT CASE
              WHEN ev.ts IS NULL OR ev.unit_id IS NULL OR ev.event IS NULL OR {needs_value} THEN {_BAD}
@@ -287,7 +294,9 @@ event_counts AS (
          COALESCE(SUM(before_rows), 0) + {count(_BEFORE)} AS events_before_exposure,
          {count(_OUTSIDE)} AS events_outside_window,
          {count(_EVENT_AFTER)} AS events_after_as_of,
-         COALESCE(SUM(row_count), 0) AS event_rows, COALESCE(SUM(timed_rows), 0) AS event_rows_timed
+         COALESCE(SUM(row_count), 0) AS event_rows, COALESCE(SUM(timed_rows), 0) AS event_rows_timed,
+         COALESCE(SUM(value_rows), 0) AS value_event_rows,
+         COALESCE(SUM(valueless_rows), 0) AS value_event_rows_without_value
   FROM unit_sums
 ),
 exposed_summary AS (
@@ -307,6 +316,8 @@ SELECT {seg_u}v.arm AS arm, v.variant AS variant, COALESCE(u.units, 0) AS units{
        d.events_of_units_in_several_variants AS events_of_units_in_several_variants,
        c.exposure_rows AS exposure_rows, c.exposure_rows_timed AS exposure_rows_timed,
        d.event_rows AS event_rows, d.event_rows_timed AS event_rows_timed,
+       d.value_event_rows AS value_event_rows,
+       d.value_event_rows_without_value AS value_event_rows_without_value,
        s.first_exposure AS first_exposure, s.last_exposure AS last_exposure
 FROM {_final_from(segment)}{final_joins}
 CROSS JOIN exposure_counts c CROSS JOIN event_counts d CROSS JOIN exposed_summary s

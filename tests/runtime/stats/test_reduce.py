@@ -501,3 +501,16 @@ def test_ignored_counts(tmp_path):
     r = reduce(plan_of(METRICS, in_progress="include"), ex, ev, as_of=t(30))
     assert r.ignored == {"exposures_after_as_of": 1, "events_after_as_of": 1, "events_of_units_in_several_variants": 1}
     assert r.units.tolist() == [1, 0, 0] and r.metrics["bought"].sum.tolist() == [1, 0, 0]
+
+
+def test_events_whose_summed_values_are_all_missing_are_an_error_naming_the_metrics(tmp_path):
+    exposures = [("u1", "control", "2026-11-01T00:00:00"), ("u2", "a", "2026-11-01T00:00:00")]
+    events = [("u1", "buy", None, "2026-11-01T00:30:00"), ("u2", "buy", "", "2026-11-01T00:40:00"),
+              ("u2", "visit", None, "2026-11-01T00:41:00")]
+    ex, ev = files(tmp_path, exposures, events)
+    with pytest.raises(DataError, match=r"none of the 2 rows of `buy` has a usable `value` \(a finite number\), "
+                                        r"which `spend`, `spend_per_visit` sum \(measure: value\)"):
+        reduce(plan_of(METRICS), ex, ev)
+    some = [*events, ("u1", "buy", "3.5", "2026-11-01T00:50:00")]  # one usable value: the rest are bad rows
+    ex, ev = files(tmp_path, exposures, some)
+    assert reduce(plan_of(METRICS), ex, ev).excluded["bad_rows"] == 2
