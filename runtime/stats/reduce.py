@@ -133,7 +133,7 @@ from .reduction_sql import (
 from .segments import OTHER, UNKNOWN, SegmentMoments, group_segments
 
 if TYPE_CHECKING:
-    from expc.compiler.plan import Plan
+    from expc.compiler.plan import Plan, PlanMetric
 
     from ..engines.base import Engine
 
@@ -290,21 +290,10 @@ def _reduction(plan: Plan, columns: list[str], rows: list[tuple[Any, ...]], sql:
                       [[row[at[c]] for c in ["units"] + [c for c, _, _ in moment_columns(plan)]] for row in rows]],
                      dtype=np.float64).reshape(arms, -1)
     units = table[:, 0].astype(np.int64)
-    by_metric: dict[str, dict[str, np.ndarray]] = {}
-    for j, (_, metric, stat) in enumerate(moment_columns(plan), start=1):
-        by_metric.setdefault(metric, {})[stat] = table[:, j]
-    out: dict[str, Moments] = {}
-    in_progress: dict[str, int] = {}
-    for m in plan.metrics:
-        sums = by_metric[m.id]
-        n = sums["n"]
-        if in_progress_excluded(plan, m):
-            in_progress[m.id] = int(units.sum() - n.sum())
-        ratio = m.kind == "ratio"
-        moments = Moments.of(n, sums["sum"], sums["sum_sq"], *(
-            [sums["den_sum"], sums["den_sum_sq"], sums["cross"]] if ratio else []))
-        covariate = {k: v for k, v in sums.items() if k.startswith("pre_")}
-        out[m.id] = moments.with_covariate(**covariate) if covariate else moments
+    by_metric = _sums_by_metric(plan, table)
+    out = {m.id: _moments_of(m, by_metric[m.id]) for m in plan.metrics}
+    in_progress = {m.id: int(units.sum() - by_metric[m.id]["n"].sum())
+                   for m in plan.metrics if in_progress_excluded(plan, m)}
     first = rows[0]
     counts = {c: int(first[at[c]] or 0) for c in COUNT_COLUMNS}
     excluded = {k: counts[k] for k in EXCLUDED_KEYS}
@@ -342,17 +331,25 @@ def _segments(plan: Plan, attribute: str, columns: list[str], rows: list[tuple[A
     stacked = np.zeros((len(groups), len(plan.variants), len(wanted)))
     for value in values:
         stacked[groups.index(group_of[value])] += raw[value]
-    metrics: dict[str, Moments] = {}
+    by_metric = _sums_by_metric(plan, stacked)
+    return SegmentMoments(attribute, groups, stacked[:, :, 0], {m.id: _moments_of(m, by_metric[m.id])
+                                                                for m in plan.metrics})
+
+
+def _sums_by_metric(plan: Plan, table: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """The columns of ``table`` (``units`` then :func:`moment_columns`, along the last axis) by metric and statistic."""
     by_metric: dict[str, dict[str, np.ndarray]] = {}
     for j, (_, metric, stat) in enumerate(moment_columns(plan), start=1):
-        by_metric.setdefault(metric, {})[stat] = stacked[:, :, j]
-    for m in plan.metrics:
-        sums = by_metric[m.id]
-        moments = Moments.of(sums["n"], sums["sum"], sums["sum_sq"], *(
-            [sums["den_sum"], sums["den_sum_sq"], sums["cross"]] if m.kind == "ratio" else []))
-        covariate = {k: v for k, v in sums.items() if k.startswith("pre_")}
-        metrics[m.id] = moments.with_covariate(**covariate) if covariate else moments
-    return SegmentMoments(attribute, groups, stacked[:, :, 0], metrics)
+        by_metric.setdefault(metric, {})[stat] = table[..., j]
+    return by_metric
+
+
+def _moments_of(metric: PlanMetric, sums: dict[str, np.ndarray]) -> Moments:
+    """A metric's moments from its sums (and its CUPED covariate's, when there are any)."""
+    moments = Moments.of(sums["n"], sums["sum"], sums["sum_sq"], *(
+        [sums["den_sum"], sums["den_sum_sq"], sums["cross"]] if metric.kind == "ratio" else []))
+    covariate = {k: v for k, v in sums.items() if k.startswith("pre_")}
+    return moments.with_covariate(**covariate) if covariate else moments
 
 
 def _iso(value: Any) -> str | None:

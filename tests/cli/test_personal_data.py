@@ -21,14 +21,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sqlite3
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner, Result
-
-from expc.cli import main
+from test_run_cli import _environment, expc  # noqa: F401 - the fixture applies here too
 
 SPEC = """\
 version: 1
@@ -92,17 +88,6 @@ def personal_values() -> dict[str, set[str]]:
     return {a: {u[a].lower() for u in units()} for a in ("first_name", "email", "phone")}
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in os.environ if n.endswith("_API_KEY")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("LITELLM_OFFLINE_MODE", "true")
-
-
-def expc(*args: str | Path) -> Result:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
-    return result
 
 
 def write_inputs(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
