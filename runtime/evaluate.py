@@ -86,12 +86,16 @@ from expc.compiler.model import Cap
 from expc.compiler.plan import Look, Plan
 
 from .decide import CONTINUE, Decisions, LookState, decide
+from .report.format import cut
 from .segment_results import harmed_segments, segment_results
 from .stats import bayesian, cuped
 from .stats.fixed import Kind
 from .stats.moments import Moments
 from .stats.reduce import Reduction
 from .stats.segments import SegmentMoments
+
+SEGMENT_CHARS = 60
+"""A segment value (from a data file) in a decision's reasons: cut to this many characters."""
 
 __all__ = [
     "ComparisonResult",
@@ -463,7 +467,7 @@ def _decision(plan: Plan, d: Decisions, results: list[MetricResult], srm_res: SR
     rule = plan.stopping.rules[rule_index]
     if rule.when == "segment_harm":
         reasons = [f"{h['metric']}: {h['variant']} is significantly worse than {plan.control} for "
-                   f"{h['attribute']} = {h['value']} (lift {h['abs_lift']:.4g}, "
+                   f"{h['attribute']} = {cut(str(h['value']), SEGMENT_CHARS)} (lift {h['abs_lift']:.4g}, "
                    f"adjusted p = {h['adjusted_p_value']:.3g})"
                    for h in harmed or [] if not rule.metric or h["metric"] == rule.metric]
     else:

@@ -65,6 +65,11 @@ def visible(value: Any, *, lines: bool = False) -> str:
 # ================================================================== numbers
 
 
+def cut(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in ``…`` when it was longer."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def num(x: Any) -> float | None:
     """A finite float, or None for None, NaN, ±inf and anything that is not a number."""
     if x is None or isinstance(x, bool):

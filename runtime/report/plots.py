@@ -34,6 +34,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .format import cut
+
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 
@@ -418,7 +420,7 @@ def forest(labels: Sequence[str], lifts: Mapping[str, Sequence[tuple[float | Non
     with matplotlib.rc_context(rc):
         ids = list(lifts)
         hollow = [bool(flagged[i]) if i < len(flagged) else False for i in range(len(labels))]
-        names = [_cut(label, FOREST_LABEL_CHARS) + (" (SRM)" if hollow[i] else "") for i, label in enumerate(labels)]
+        names = [cut(label, FOREST_LABEL_CHARS) + (" (SRM)" if hollow[i] else "") for i, label in enumerate(labels)]
         spread = min(0.5, 0.18 * (len(ids) - 1))
         offsets = [0.0] if len(ids) <= 1 else [-spread / 2 + spread * j / (len(ids) - 1) for j in range(len(ids))]
         row = 0.3 + 0.12 * max(0, len(ids) - 1)
@@ -453,10 +455,6 @@ def forest(labels: Sequence[str], lifts: Mapping[str, Sequence[tuple[float | Non
         _better_note(ax, direction, horizontal=True)
         _symmetric_x(ax)
         return _to_svg(fig, prefix)
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _headroom(ax: Any, share: float = 0.22) -> None:

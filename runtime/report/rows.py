@@ -41,6 +41,7 @@ from typing import Any
 
 from .format import (
     NULL,
+    cut,
     fmt_abs,
     fmt_estimate,
     fmt_int,
@@ -555,13 +556,9 @@ def _metric(report: Mapping[str, Any], m: dict[str, Any], decision: DecisionRow)
 # ================================================================== segments
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def segment_label(value: Any) -> str:
     """A segment value as every format shows it: visible, on one line, cut to :data:`VALUE_CHARS`."""
-    return _cut(_text(value), VALUE_CHARS) or NULL
+    return cut(_text(value), VALUE_CHARS) or NULL
 
 
 def segment_attributes(report: Mapping[str, Any]) -> tuple[str, ...]:
@@ -620,7 +617,7 @@ def _copy(content: dict[str, Any], variant: Any, shown: bool) -> str | None:
     if not shown:
         return None
     text = content.get(variant) if isinstance(variant, str) else None
-    return NULL if text is None else _cut(visible(text), COPY_CHARS) or NULL
+    return NULL if text is None else cut(visible(text), COPY_CHARS) or NULL
 
 
 def _segment_tables(report: Mapping[str, Any], m: dict[str, Any], kind: str, comps: list[dict[str, Any]],

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Mapping
 from typing import IO, Any
 
-from .format import visible
+from .format import cut, visible
 from .rows import Figure, MetricTable, ReportRows, SegmentTable, build
 
 __all__ = ["print_summary", "summary_renderable", "summary_text"]
@@ -68,14 +68,10 @@ def _grid(cells: list[list[str]], numeric: list[bool]) -> list[str]:
     return [line(cells[0]).rstrip(), "  ".join("-" * w for w in widths), *(line(r).rstrip() for r in cells[1:])]
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def _segment_cells(seg: SegmentTable) -> list[list[str]]:
     """The segment table's header and rows, the copy columns cut to :data:`COPY_CHARS`."""
     rows = [list(seg.headers)] + [list(r.cells()) for r in seg.rows]
-    return [[_cut(c, COPY_CHARS) if i in seg.copy_columns else c for i, c in enumerate(row)] for row in rows]
+    return [[cut(c, COPY_CHARS) if i in seg.copy_columns else c for i, c in enumerate(row)] for row in rows]
 
 
 def _plain_segments(seg: SegmentTable) -> list[str]:
