@@ -35,6 +35,14 @@ SPECS = {
 }
 
 
+
+def with_event_times(run, ts):
+    """The run with its events moved to the times ``ts`` (kept in time order, as a run's events are)."""
+    order = np.argsort(ts, kind="stable")
+    return dataclasses.replace(run, event_ts=ts[order], event_unit=run.event_unit[order],
+                               event_code=run.event_code[order], event_value=run.event_value[order], _cache={})
+
+
 def plan_of(name: str, units_per_day: int | None = None) -> Plan:
     """An example's plan, compiled again with another ``simulation.units_per_day`` when one is given."""
     if units_per_day is None:
@@ -152,10 +160,7 @@ def test_look_reduction_counts_events_before_exposure(tmp_path: Path) -> None:
     _, run = simulate(plan, days=4, seed=2)
     ts = run.event_ts.copy()
     ts[::5] -= 3 * 86400 * 1_000_000  # every fifth event three days earlier: before its exposure
-    order = np.argsort(ts, kind="stable")
-    moved = dataclasses.replace(run, event_ts=ts[order], event_unit=run.event_unit[order],
-                                event_code=run.event_code[order], event_value=run.event_value[order], _cache={})
-    paths = write_files(moved, tmp_path)
+    paths = write_files(with_event_times(run, ts), tmp_path)
     for day in (1, 3, 9):
         assert_same(look_reduction(plan, moved, day), reduce(plan, *paths, as_of=moved.as_of(day)))
     assert look_reduction(plan, moved, 9).excluded["events_before_exposure"] > 0
@@ -176,10 +181,7 @@ def test_cuped_covariate_sums_agree_with_reduce(tmp_path: Path) -> None:
     _, run = simulate(plan, days=4, seed=12)
     ts = run.event_ts.copy()
     ts[::3] -= np.arange(len(ts[::3])) % 4 * 86400 * 1_000_000  # some events 1-3 days before exposure
-    order = np.argsort(ts, kind="stable")
-    moved = dataclasses.replace(run, event_ts=ts[order], event_unit=run.event_unit[order],
-                                event_code=run.event_code[order], event_value=run.event_value[order], _cache={})
-    paths = write_files(moved, tmp_path)
+    paths = write_files(with_event_times(run, ts), tmp_path)
     for day in (1, 2.5, 12):
         ours = look_reduction(plan, moved, day)
         assert_same(ours, reduce(plan, *paths, as_of=moved.as_of(day)))
@@ -209,10 +211,7 @@ def test_caps_and_in_progress_windows_agree_with_reduce(tmp_path: Path, in_progr
     _, run = simulate(plan, days=9, seed=5)
     ts = run.event_ts.copy()
     ts[::4] -= np.arange(len(ts[::4])) % 3 * 86400 * 1_000_000  # some events 1-2 days before exposure
-    order = np.argsort(ts, kind="stable")
-    moved = dataclasses.replace(run, event_ts=ts[order], event_unit=run.event_unit[order],
-                                event_code=run.event_code[order], event_value=run.event_value[order], _cache={})
-    paths = write_files(moved, tmp_path)
+    paths = write_files(with_event_times(run, ts), tmp_path)
     looks = (0.5, 3, 7.5, 8, 9, 30)
     for day, ours in zip(looks, look_reductions(plan, moved, list(looks))):
         assert_same(ours, reduce(plan, *paths, as_of=moved.as_of(day)))
