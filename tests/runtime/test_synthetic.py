@@ -160,7 +160,8 @@ def test_look_reduction_counts_events_before_exposure(tmp_path: Path) -> None:
     _, run = simulate(plan, days=4, seed=2)
     ts = run.event_ts.copy()
     ts[::5] -= 3 * 86400 * 1_000_000  # every fifth event three days earlier: before its exposure
-    paths = write_files(with_event_times(run, ts), tmp_path)
+    moved = with_event_times(run, ts)
+    paths = write_files(moved, tmp_path)
     for day in (1, 3, 9):
         assert_same(look_reduction(plan, moved, day), reduce(plan, *paths, as_of=moved.as_of(day)))
     assert look_reduction(plan, moved, 9).excluded["events_before_exposure"] > 0
@@ -181,7 +182,8 @@ def test_cuped_covariate_sums_agree_with_reduce(tmp_path: Path) -> None:
     _, run = simulate(plan, days=4, seed=12)
     ts = run.event_ts.copy()
     ts[::3] -= np.arange(len(ts[::3])) % 4 * 86400 * 1_000_000  # some events 1-3 days before exposure
-    paths = write_files(with_event_times(run, ts), tmp_path)
+    moved = with_event_times(run, ts)
+    paths = write_files(moved, tmp_path)
     for day in (1, 2.5, 12):
         ours = look_reduction(plan, moved, day)
         assert_same(ours, reduce(plan, *paths, as_of=moved.as_of(day)))
@@ -211,7 +213,8 @@ def test_caps_and_in_progress_windows_agree_with_reduce(tmp_path: Path, in_progr
     _, run = simulate(plan, days=9, seed=5)
     ts = run.event_ts.copy()
     ts[::4] -= np.arange(len(ts[::4])) % 3 * 86400 * 1_000_000  # some events 1-2 days before exposure
-    paths = write_files(with_event_times(run, ts), tmp_path)
+    moved = with_event_times(run, ts)
+    paths = write_files(moved, tmp_path)
     looks = (0.5, 3, 7.5, 8, 9, 30)
     for day, ours in zip(looks, look_reductions(plan, moved, list(looks))):
         assert_same(ours, reduce(plan, *paths, as_of=moved.as_of(day)))
