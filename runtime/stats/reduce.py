@@ -147,6 +147,9 @@ EXCLUDED_KEYS = (
 )
 IGNORED_KEYS = ("exposures_after_as_of", "events_after_as_of", "events_of_units_in_several_variants")
 
+MAX_SEGMENT_VALUES = 10_000
+"""The most distinct values a segment attribute may have (they are pooled in Python, then compared)."""
+
 Input = str | os.PathLike[str] | DataSource
 """Where a relation is: a path (a file or a folder of files), or a data source of the spec."""
 
@@ -317,6 +320,9 @@ def _segments(plan: Plan, attribute: str, columns: list[str], rows: list[tuple[A
     :func:`.segments.group_segments`), arms in plan order; a pooled group's sums are the sums of its values'."""
     settings = plan.analysis.segments
     assert settings is not None
+    if len(rows) > MAX_SEGMENT_VALUES * len(plan.variants):
+        raise DataError(f"segment attribute `{attribute}` has more than {MAX_SEGMENT_VALUES:,} values in the "
+                        "exposures; segment by an attribute with few values (a country, a plan), not an id")
     at = {c: i for i, c in enumerate(columns)}
     wanted = ["units"] + [c for c, _, _ in moment_columns(plan)]
     raw: dict[str, np.ndarray] = {}

@@ -141,3 +141,12 @@ analysis: {segments: {by: [country], min_units: 10}}
         assert row["content"]["control"] == "Welcome!" and row["content"]["local"]
     assert rows[0]["content"]["local"] != rows[1]["content"]["local"]
     assert "_segment_copy" not in report
+
+
+def test_an_attribute_with_too_many_values_is_refused(tmp_path, monkeypatch):
+    from expc.runtime.stats import reduce as reduce_module
+
+    ex, ev = awkward_with_country(tmp_path, 6)
+    monkeypatch.setattr(reduce_module, "MAX_SEGMENT_VALUES", 2)
+    with pytest.raises(DataError, match="segment attribute `country` has more than 2 values"):
+        reduce(with_segments(plan_for(METRICS, ("control", "a", "b"))), ex, ev)
