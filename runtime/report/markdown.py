@@ -18,18 +18,25 @@ stays under :data:`MAX_CHARS` (GitHub refuses comments over 65,536
 characters): long samples and failures are cut, and when still too long the
 collapsed blocks are dropped, last first, then the segment tables (their
 sentences stay), with a note that says so.
+
+The last line is a hidden marker, ``<!-- expc-report: <experiment id> -->``
+(:func:`report_marker`), that a CI job finds to update one sticky comment per
+experiment instead of posting a new one each run. The footer of a run's report
+links report.html and report.json relatively: report.md sits beside them in the
+run directory, so the links work in a repository view.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from .format import NULL, visible
 from .rows import MetricTable, ReportRows, SegmentTable, Table, build
 
-__all__ = ["MAX_CHARS", "md_text", "render_markdown"]
+__all__ = ["MARKER_PREFIX", "MAX_CHARS", "md_text", "render_markdown", "report_marker"]
 
 MAX_CHARS = 60_000
 SAMPLES_PER_VARIANT = 5
@@ -40,6 +47,8 @@ MAX_FAILURES = 20
 
 TONE_MARK = {"good": "✅ ", "bad": "❌ "}
 _DECISION_MARK = {"ship": "🟢", "rollback": "🔴", "neutral": "⚪"}
+MARKER_PREFIX = "<!-- expc-report:"
+_MARKER_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|~"} | {"@": "&#64;", "#": "&#35;"})
 
 
@@ -194,12 +203,27 @@ def _samples(rows: ReportRows) -> list[str]:
 # ================================================================== entry point
 
 
+def report_marker(report: dict[str, Any]) -> str:
+    """The hidden line a CI job looks for to update its sticky comment: ``<!-- expc-report: <experiment id> -->``.
+
+    An id is a plain name (letters, digits, ``.``, ``_``, ``-``); any other
+    character of a hand-edited report becomes ``_``, so the comment cannot be
+    closed early or carry markup. A report without an id is marked ``unknown``.
+    """
+    experiment = report.get("experiment")
+    ident = experiment.get("id") if isinstance(experiment, dict) else None
+    safe = _MARKER_UNSAFE.sub("_", ident)[:128] if isinstance(ident, str) and ident else "unknown"
+    return f"{MARKER_PREFIX} {safe} -->"
+
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole report as Markdown for a pull-request comment (see the module docs)."""
     rows = build(report)
     extras = [_failures(rows), _history(rows), _samples(rows)]
-    footer = (["<sub>Full report: report.html (plots) and report.json (every number).</sub>"]
-              if report.get("outputs") else [])
+    footer = (["<sub>Full report: [report.html](report.html) (plots) and [report.json](report.json) "
+               "(every number).</sub>", ""] if report.get("outputs") else [])
+    footer.append(report_marker(report))
     note: list[str] = []
     segment_tables = True
     while True:
