@@ -146,6 +146,9 @@ class Experiment(_Model):
     """The attribute that identifies a unit (what is randomised); it must be declared in `attributes`."""
     seed: str | None = None
     """Hashing seed (salt). Defaults to the experiment id."""
+    status: Literal["draft", "running", "stopped"] = "draft"
+    ("""draft (not started yet), running (units are being exposed: `expc diff` fails on a change that """
+     """re-randomises them, changes the analysis or changes the content) or stopped.""")
 
 
 class Attribute(_Model):

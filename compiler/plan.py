@@ -87,6 +87,8 @@ class PlanExperiment(_Plan):
     description: str | None = None
     unit: Name
     seed: str
+    status: Literal["draft", "running", "stopped"] = "draft"
+    """The spec's ``experiment.status``: running experiments are the ones ``expc diff`` guards."""
 
 
 class Namespace(_Plan):
