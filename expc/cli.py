@@ -621,26 +621,38 @@ Examples:
 @click.option("--seed", type=int, default=None, help="Random seed (default: simulation.seed of the spec).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, json for tools.")
-def simulate_command(spec: str, replications: int, truth: str, seed: int | None, fmt: str) -> None:
+@click.option("--max-fpr", "max_fpr", type=click.FloatRange(0, 1), metavar="RATE",
+              help="Gate: exit 1 when the A/A false-positive rate is above RATE (simulated as well if needed).")
+@click.option("--min-power", "min_power", type=click.FloatRange(0, 1), metavar="RATE",
+              help="Gate: exit 1 when the power under the spec's truth is below RATE (simulated as well if needed).")
+def simulate_command(spec: str, replications: int, truth: str, seed: int | None, fmt: str,
+                     max_fpr: float | None, min_power: float | None) -> None:
     """Operating characteristics of a design before launch, from its simulation block.
 
     Simulates many experiments at once (traffic per look, outcomes from the
     true rates or means, every look evaluated and the stopping rules applied)
     and reports the false-positive rate (--truth aa) or the power (--truth
     spec), with the distributions of decisions, stopping day and units used.
-    Exits 1 when the spec is invalid or has no simulation block.
+    With --max-fpr or --min-power it is a CI gate (docs/ci.md, "Design gates").
+    Exits 1 when the spec is invalid, has no simulation block, or misses a gate.
     """
     import json
 
     from expc.runtime.simulate import simulate
-    from expc.simulate_report import render_text
+    from expc.simulate_gates import evaluate_gates, failed
+    from expc.simulate_report import highlight, render_text
 
     plan = _load_plan(spec)
     result = simulate(plan, replications, truth=truth, seed=seed).to_dict()
+    gates = evaluate_gates(plan, result, max_fpr, min_power)
+    if gates:
+        result["gates"] = {name: gate.to_dict() for name, gate in gates.items()}
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, allow_nan=False))
     else:
-        _say(render_text(result), nl=False)
+        click.echo(highlight(terminal_safe(render_text(result), multiline=True)), nl=False)
+    if failed(gates):
+        sys.exit(EXIT_INVALID)
 
 
 @main.command(name="generate", epilog="""\b

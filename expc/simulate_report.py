@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from typing import Any
 
-__all__ = ["render_text"]
+__all__ = ["MARK", "highlight", "render_text"]
+
+MARK = "! "
 
 _METHOD = {
     "fixed": "fixed horizon",
@@ -104,8 +107,10 @@ def render_text(d: dict[str, Any]) -> str:
         fpr = d["false_positive_rate"]
         note = (f"nominal alpha {alpha:g}" if d["design"]["method"] != "bayesian"
                 else f"decision level: chance to beat ≥ {1 - alpha / 2:g}")
-        console.print(f"False-positive rate: {_pct(fpr)} {_se(fpr, n)} (Monte Carlo SE; {note}): "
-                      "the share of replications that ship a treatment that is no better")
+        above = fpr is not None and fpr > alpha
+        console.print(f"{MARK if above else ''}False-positive rate: {_pct(fpr)} {_se(fpr, n)} "
+                      f"(Monte Carlo SE; {note}): the share of replications that ship a treatment that is no better"
+                      + (f"; ABOVE alpha {alpha:g}" if above else ""))
     if d["truth"] == "spec":
         power = d.get("power")
         best = ", ".join(d.get("best_variant") or [])
@@ -148,4 +153,50 @@ def render_text(d: dict[str, Any]) -> str:
     uq = u["quantiles"]
     console.print(f"Units used: p5 {_num(uq['p5'])}, p25 {_num(uq['p25'])}, median {_num(uq['p50'])}, "
                   f"p75 {_num(uq['p75'])}, p95 {_num(uq['p95'])}; mean {_num(u['mean'])}")
+    if d.get("gates"):
+        console.print()
+        for line in _gate_lines(d["gates"]):
+            console.print(line)
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
+
+
+_GATE = {
+    "max_fpr": ("False-positive rate", "A/A simulation", "at most"),
+    "min_power": ("Power", "the spec's truth", "at least"),
+}
+
+
+def _gate_lines(gates: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per gate (marked when it failed), a verdict, and a hint when an estimate is close to its gate."""
+    bad = [name for name, g in gates.items() if not g["passed"]]
+    lines = [f"Gates: {len(gates) - len(bad)} of {len(gates)} passed"
+             + (" (exit 1)" if bad else "")]
+    for name, g in gates.items():
+        label, source, bound = _GATE.get(name, (name, g["truth"], "vs"))
+        verdict = "pass" if g["passed"] else "FAIL"
+        if g["figure"] is None:
+            lines.append(f"{MARK}{label}: n/a, gate {bound} {_pct(g['threshold'])}: {verdict}: {g['reason']}")
+            continue
+        low, high = g["interval"]
+        lines.append(f"{'' if g['passed'] else MARK}{label}: {_pct(g['figure'])} ± {g['se'] * 100:.1f}% "
+                     f"(Monte Carlo SE; 95% interval {_pct(low)}-{_pct(high)}; {source}, "
+                     f"{g['replications']:,} replications, seed {g['seed']}), gate {bound} "
+                     f"{_pct(g['threshold'])}: {verdict}")
+    if any(g["close"] for g in gates.values()):
+        lines.append("  A gate lies inside the 95% Monte Carlo interval of its estimate: another seed may decide "
+                     "the other way; raise --replications (the error shrinks as 1/sqrt(n)) to settle it.")
+    return lines
+
+
+def highlight(text: str) -> str:
+    """``text`` with its marked lines (:data:`MARK`) in bold red; unchanged when ``NO_COLOR`` is set.
+
+    Apply it after escaping the text for the terminal: the colour codes it adds
+    are expc's own.
+    """
+    if os.environ.get("NO_COLOR"):
+        return text
+    import click
+
+    return "\n".join(click.style(line, fg="red", bold=True) if line.startswith(MARK) else line
+                     for line in text.split("\n"))
