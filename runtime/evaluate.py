@@ -349,7 +349,7 @@ def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed
         inputs[metric.id] = (_lead(ca.moments), "mean") if ca is not None else (_lead(m), metric.kind)
 
     tables = _segment_tables(plan, segments)
-    harmed = harmed_segments(plan, tables) if tables else []
+    harmed = harmed_segments(tables)
     harm = {mid: np.asarray([any(h["metric"] == mid for h in harmed)]) for mid in {h["metric"] for h in harmed}}
     d = decide(plan, look_state(plan, units, look, elapsed), inputs, exact=True, segment_harm=harm)
     trustworthy = not bool(np.asarray(d.srm.flagged).reshape(-1)[0])

@@ -28,15 +28,17 @@ applied within segments (the covariate's slope is estimated on the whole).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from expc.compiler.plan import Plan
+from expc.compiler.plan import Plan, PlanMetric
 
-from .decide import compare
+from .decide import MetricLooks, compare
 from .stats import corrections, fixed
 from .stats.corrections import Method
+from .stats.moments import Moments
 from .stats.segments import SegmentMoments, heterogeneity
 from .stats.srm import srm as srm_test
 
@@ -44,6 +46,53 @@ from .stats.srm import srm as srm_test
 def _num(x: Any) -> float | None:
     value = float(x)
     return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class SegmentTests:
+    """One metric's per-segment comparisons, adjusted within each family: arrays ``(..., S, t)``.
+
+    The leading axes are free: one look gives ``(S, t)``, a simulation
+    ``(R, K, S, t)``; the adjustment runs across the segments ``S`` of each
+    treatment.
+    """
+
+    looks: MetricLooks
+    p_value: np.ndarray
+    adjusted: np.ndarray
+    significant: np.ndarray
+    harmed: np.ndarray
+    """Significant after the correction in the metric's bad direction (guardrails: beyond the margin too);
+    always false for a metric that is neither primary nor a guardrail."""
+
+
+def segment_tests(plan: Plan, metric: PlanMetric, m: Moments, correction: Method = "bh",
+                  exact: bool = True) -> SegmentTests:
+    """Compare every segment of one metric as the whole is compared, adjust across segments, and find harm.
+
+    ``m`` has shape ``(..., S, arms)``, arms control-first. Group-sequential
+    designs compare at the fixed-horizon level; Bayesian analyses adjust
+    nothing (their ``adjusted`` is NaN, so no segment is significant).
+    """
+    a = plan.analysis
+    kind: fixed.Kind = metric.kind
+    looks = compare(plan.model_copy(update={"analysis": a.model_copy(update={"method": "fixed"})})
+                    if a.method == "sequential" and plan.sequential is not None
+                    and plan.sequential.type == "group" else plan, metric, m, kind, exact=exact)
+    p = np.asarray(looks.p_value, dtype=np.float64)
+    if a.method == "bayesian":
+        adjusted = np.full(p.shape, np.nan)
+    else:
+        adjusted = np.swapaxes(corrections.adjust_rows(np.swapaxes(p, -1, -2), correction), -1, -2)
+    significant = np.isfinite(adjusted) & (adjusted < a.alpha)
+    lift, rel = np.asarray(looks.lift), np.asarray(looks.rel_lift)
+    with np.errstate(invalid="ignore"):
+        harmed = significant & np.isfinite(lift) & (metric.sign * lift < 0)
+        if metric.role == "guardrail":
+            harmed &= np.isfinite(rel) & (metric.sign * rel <= -float(metric.margin or 0.0))
+    if metric.role not in ("primary", "guardrail"):
+        harmed = np.zeros_like(harmed)
+    return SegmentTests(looks, p, adjusted, significant, harmed)
 
 
 def segment_results(plan: Plan, segments: SegmentMoments, correction: Method = "bh") -> list[dict[str, Any]]:
@@ -60,13 +109,9 @@ def segment_results(plan: Plan, segments: SegmentMoments, correction: Method = "
     out = []
     for metric in plan.metrics:
         m = segments.metrics[metric.id]
-        kind: fixed.Kind = metric.kind
-        looks = compare(plan.model_copy(update={"analysis": a.model_copy(update={"method": "fixed"})})
-                        if a.method == "sequential" and plan.sequential is not None
-                        and plan.sequential.type == "group" else plan, metric, m, kind, exact=True)
-        plain = fixed.compare(m, kind, alpha=a.alpha)
-        p = np.asarray(looks.p_value, dtype=np.float64)  # (S, t)
-        adjusted = corrections.adjust_rows(p.T, correction).T if a.method != "bayesian" else np.full(p.shape, np.nan)
+        tests = segment_tests(plan, metric, m, correction)
+        looks, p, adjusted = tests.looks, tests.p_value, tests.adjusted
+        plain = fixed.compare(m, metric.kind, alpha=a.alpha)
         treatments = []
         for j, variant in enumerate(arm_ids[1:]):
             het = heterogeneity(np.asarray(plain.abs_lift)[:, j], np.asarray(plain.se)[:, j])
@@ -81,7 +126,8 @@ def segment_results(plan: Plan, segments: SegmentMoments, correction: Method = "
                     "rel_ci": [_num(looks.rel_ci[s, j, 0]), _num(looks.rel_ci[s, j, 1])],
                     "p_value": _num(p[s, j]),
                     "adjusted_p_value": _num(adjusted[s, j]),
-                    "significant": bool(np.isfinite(adjusted[s, j]) and adjusted[s, j] < a.alpha),
+                    "significant": bool(tests.significant[s, j]),
+                    "harmed": bool(tests.harmed[s, j]),
                     "srm_p_value": _num(np.asarray(balance.p_value)[s]),
                     "srm_flagged": bool(np.asarray(balance.flagged)[s]),
                 }
@@ -96,29 +142,16 @@ def segment_results(plan: Plan, segments: SegmentMoments, correction: Method = "
     return out
 
 
-def harmed_segments(plan: Plan, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def harmed_segments(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The segments in which the primary metric or a guardrail is harmed, from :func:`segment_results`' entries.
 
-    Harmed: significant after the correction across segments, in the metric's
-    bad direction; for a guardrail, also beyond its margin (the relative lift
-    is worse than ``margin`` in the bad direction), so that a tolerated loss in
-    one segment does not roll the experiment back. Each item names the metric,
-    treatment, attribute, value, lifts and adjusted p-value.
+    Harmed (see :class:`SegmentTests`): significant after the correction across
+    segments, in the metric's bad direction; for a guardrail, also beyond its
+    margin (the relative lift is worse than ``margin`` in the bad direction), so
+    that a tolerated loss in one segment does not roll the experiment back. Each
+    item names the metric, treatment, attribute, value, lifts and adjusted p-value.
     """
-    out = []
-    for entry in entries:
-        metric = plan.metric(entry["metric"])
-        if metric.role not in ("primary", "guardrail"):
-            continue
-        sign = 1.0 if metric.direction == "increase" else -1.0
-        for t in entry["treatments"]:
-            for row in t["segments"]:
-                lift, rel = row["abs_lift"], row["rel_lift"]
-                if not row["significant"] or lift is None or sign * lift >= 0:
-                    continue
-                if metric.role == "guardrail" and (rel is None or sign * rel > -float(metric.margin or 0.0)):
-                    continue
-                out.append({"metric": metric.id, "variant": t["variant"], "attribute": row["attribute"],
-                            "value": row["value"], "abs_lift": lift, "rel_lift": rel,
-                            "adjusted_p_value": row["adjusted_p_value"]})
-    return out
+    return [{"metric": entry["metric"], "variant": t["variant"], "attribute": row["attribute"],
+             "value": row["value"], "abs_lift": row["abs_lift"], "rel_lift": row["rel_lift"],
+             "adjusted_p_value": row["adjusted_p_value"]}
+            for entry in entries for t in entry["treatments"] for row in t["segments"] if row["harmed"]]

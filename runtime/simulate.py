@@ -49,6 +49,17 @@ each look. Sums are drawn, not units, so a metric's ``cap`` does not apply here
 No pre-exposure covariate is drawn, so CUPED never applies: the figures are
 those of the plain analysis (conservative for a design that uses CUPED).
 
+Segments: with a ``segment_harm`` rule, the units entering are split between
+the joint segments of ``analysis.segments`` (:func:`segments_of`: each
+attribute's values with the shares its simulated distribution gives, pooled by
+``min_units`` and ``top`` on the units expected at the horizon, attributes
+independent) and the arms by one multinomial; outcomes are drawn per segment,
+the whole is their sum, and each look's harm is found per attribute by
+:func:`expc.runtime.segment_results.segment_tests`, the function a real look
+uses. Every segment has its variant's truth (the effect is the same in each),
+so what the simulation measures is the rate of false rollbacks, under
+``truth="aa"``.
+
 Truth: ``truth="spec"`` takes the plan's resolved truth table
 (``plan.simulation.truth``: every variant × metric, see
 :class:`~expc.compiler.plan.Simulation`); ``truth="aa"`` gives every variant
@@ -84,7 +95,8 @@ last look. The stopping-day quantiles are over the replications that stopped.
 :meth:`SimulationResult.to_dict` (``expc simulate --format json``) has the keys
 ``experiment``, ``truth`` (``"aa"`` or ``"spec"``), ``false_positive_rate`` and
 ``false_positive_rate_se`` (with ``aa``, or ``spec`` without a true
-improvement), ``power``, ``power_se`` and ``best_variant`` (with ``spec``),
+improvement), ``false_rollback_rate`` and its ``_se`` (with ``aa`` when a rule
+can roll back: every rollback of an A/A test is false), ``power``, ``power_se`` and ``best_variant`` (with ``spec``),
 ``replications``, ``seed``, ``design`` (method, alpha, correction, looks,
 look_every, horizon_days, units_per_day entering, variants with their
 weights, control, planned_per_variant, min_units_per_variant, rules),
@@ -109,8 +121,11 @@ from expc.compiler.errors import ExpcError
 from expc.compiler.plan import DAY, Plan
 
 from .decide import CONTINUE, Decisions, LookState, decide
+from .segment_results import segment_tests
 from .stats.moments import Moments
 from .stats.reduce import EXCLUDED_KEYS, Reduction
+from .stats.segments import group_segments
+from .synthetic import attribute_shares
 
 __all__ = [
     "CONTINUE",
@@ -118,10 +133,12 @@ __all__ = [
     "Draws",
     "SimulationError",
     "SimulationResult",
+    "Segments",
     "decide_draws",
     "design_of",
     "draw",
     "look_reduction",
+    "segments_of",
     "simulate",
     "truth_values",
 ]
@@ -129,6 +146,8 @@ __all__ = [
 TRUTH_MODES = ("spec", "aa")
 _BLOCK_ELEMENTS = 1_500_000  # replications × looks × arms per block (bounds memory)
 _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+MAX_CELLS = 4096
+"""Joint segments (the product of the attributes' groups) a simulation may draw."""
 
 
 class SimulationError(ExpcError, ValueError):
@@ -192,6 +211,65 @@ def truth_values(plan: Plan, mode: str = "spec") -> dict[str, dict[str, tuple[fl
             for v in plan.variants}
 
 
+@dataclass(frozen=True, eq=False)
+class Segments:
+    """The simulated population's segments: joint cells of the attributes' groups, and each attribute's groups.
+
+    Attributes are independent (as :func:`~expc.runtime.synthetic.draw_units`
+    draws them), so a cell's share is the product of its groups' shares.
+    """
+
+    shares: np.ndarray  # (C,) each cell's share of the units, summing to 1
+    groups: dict[str, np.ndarray]  # attribute -> (C, S) 0/1: the attribute's group of each cell
+    names: dict[str, list[str]]  # attribute -> its S group names
+
+
+def segments_of(plan: Plan, design: Design) -> Segments | None:
+    """The segments a ``segment_harm`` rule looks at, pooled as the analysis pools them; ``None`` without one.
+
+    Each attribute of ``analysis.segments`` takes its values' shares from the
+    simulation's distributions (:func:`~expc.runtime.synthetic.attribute_shares`),
+    and :func:`~expc.runtime.stats.segments.group_segments` pools them on the
+    units expected at the horizon (``min_units``, ``top``), as the analysis pools
+    the data it sees. Every segment has its variant's truth: the effect is the
+    same in each. Raises :class:`SimulationError` for an attribute whose values
+    are not a short discrete list, or when the joint cells exceed
+    :data:`MAX_CELLS`.
+    """
+    if not any(rule.when == "segment_harm" for rule in plan.stopping.rules):
+        return None
+    config = plan.analysis.segments
+    if config is None:
+        raise SimulationError("a `segment_harm` rule needs `analysis.segments`")
+    total = int(design.entering.sum())
+    shares = np.ones(1)
+    groups: dict[str, np.ndarray] = {}
+    names: dict[str, list[str]] = {}
+    for attribute in config.by:
+        values = attribute_shares(plan, attribute)
+        if values is None:
+            raise SimulationError(f"the segments of `{attribute}` cannot be simulated: its values are not a short "
+                                  f"list; give `simulation.attributes.{attribute}.values` (with `weights`)")
+        keys = list(values)
+        share = np.asarray([values[k] for k in keys])
+        pooled = group_segments(np.asarray(keys, dtype=object), np.rint(share * total).astype(np.int64),
+                                min_units=config.min_units, top=config.top)
+        order = list(dict.fromkeys(pooled[k] for k in keys))
+        membership = np.zeros((len(keys), len(order)))
+        membership[np.arange(len(keys)), [order.index(pooled[k]) for k in keys]] = 1.0
+        group_share = share @ membership
+        if shares.size * len(order) > MAX_CELLS:
+            raise SimulationError(f"the segments of {', '.join(config.by)} make more than {MAX_CELLS:,} joint cells "
+                                  "to simulate; lower `analysis.segments.top`")
+        before = shares.size
+        shares = np.outer(shares, group_share).ravel()
+        for a in groups:
+            groups[a] = np.repeat(groups[a], len(order), axis=0)
+        groups[attribute] = np.tile(np.eye(len(order)), (before, 1))
+        names[attribute] = order
+    return Segments(shares, groups, names)
+
+
 # ================================================================== drawing moments
 
 
@@ -202,6 +280,8 @@ class Draws:
     design: Design
     units: np.ndarray
     metrics: dict[str, Moments]
+    cells: dict[str, Moments] | None = None
+    """With segments: every metric per joint cell, ``(R, K, C, arms)`` (``metrics`` is their sum over ``C``)."""
 
 
 def _chi2(rng: np.random.Generator, df: np.ndarray) -> np.ndarray:
@@ -246,13 +326,15 @@ def _cumulative(m: Moments) -> Moments:
 
 def draw(plan: Plan, replications: int, truth: str = "spec", seed: int | None = None,
          metrics: list[str] | None = None, design: Design | None = None,
-         rng: np.random.SeedSequence | None = None) -> Draws:
+         rng: np.random.SeedSequence | None = None, segments: Segments | None = None) -> Draws:
     """Draw ``replications`` experiments: cumulative units and moments per look (see the module docs).
 
     ``metrics`` limits the metrics drawn (default: all). Each metric has its own
     random stream, so drawing fewer metrics leaves the others unchanged.
     ``seed`` defaults to ``simulation.seed``; ``rng`` (a ``SeedSequence``)
-    overrides it.
+    overrides it. With ``segments``, units entering are split between the
+    joint cells and the arms by one multinomial, outcomes are drawn per cell
+    (each from its variant's truth) and the whole is their sum.
     """
     design = design or design_of(plan)
     values = truth_values(plan, truth)
@@ -261,7 +343,12 @@ def draw(plan: Plan, replications: int, truth: str = "spec", seed: int | None = 
     streams = ss.spawn(1 + len(plan.metrics))
     R, K = int(replications), design.looks
     gen = np.random.default_rng(streams[0])
-    increments = gen.multinomial(design.entering, design.weights, size=(R, K))  # (R, K, arms)
+    if segments is None:
+        increments = gen.multinomial(design.entering, design.weights, size=(R, K))  # (R, K, arms)
+    else:
+        p = np.outer(segments.shares, design.weights).ravel()
+        increments = gen.multinomial(design.entering, p / p.sum(), size=(R, K)).reshape(
+            R, K, segments.shares.size, design.weights.size)  # (R, K, C, arms)
     out: dict[str, Moments] = {}
     for i, metric in enumerate(plan.metrics):
         if metrics is not None and metric.id not in metrics:
@@ -274,7 +361,10 @@ def draw(plan: Plan, replications: int, truth: str = "spec", seed: int | None = 
             sd = np.asarray([values[a][metric.id][1] for a in design.arm_ids], dtype=np.float64)
             m = (_draw_mean if metric.kind == "mean" else _draw_ratio)(g, increments, mean, sd)
         out[metric.id] = _cumulative(m)
-    return Draws(design, np.cumsum(increments, axis=1), out)
+    units = np.cumsum(increments, axis=1)
+    if segments is None:
+        return Draws(design, units, out)
+    return Draws(design, units.sum(axis=2), {k: m.map(lambda x: x.sum(axis=2)) for k, m in out.items()}, out)
 
 
 def look_reduction(draws: Draws, plan: Plan, replication: int, look: int) -> Reduction:
@@ -295,19 +385,43 @@ def needed_metrics(plan: Plan) -> list[str]:
     for rule in plan.stopping.rules:
         if rule.when in ("primary_significant", "futility") and rule.metric:
             needed.add(rule.metric)
-        if rule.when == "guardrail_harm":
-            needed |= {m.id for m in plan.metrics
-                       if m.role == "guardrail" and (not rule.metric or m.id == rule.metric)}
+        if rule.when in ("guardrail_harm", "segment_harm"):
+            roles = ("guardrail",) if rule.when == "guardrail_harm" else ("primary", "guardrail")
+            needed |= {m.id for m in plan.metrics if m.role in roles and (not rule.metric or m.id == rule.metric)}
     families = {plan.metric(mid).family for mid in needed}
     needed |= {m.id for m in plan.metrics if m.family in families}
     return [m.id for m in plan.metrics if m.id in needed]
 
 
-def decide_draws(plan: Plan, draws: Draws, exact: bool = False) -> Decisions:
-    """Decide every look of every replication with the decision kernel."""
+def decide_draws(plan: Plan, draws: Draws, exact: bool = False, segments: Segments | None = None) -> Decisions:
+    """Decide every look of every replication with the decision kernel (and its segments' harm, with them)."""
     design = draws.design
     looks = LookState(units=draws.units, seconds=design.seconds, last=design.last)
-    return decide(plan, looks, {mid: (m, plan.metric(mid).kind) for mid, m in draws.metrics.items()}, exact)
+    harm = segment_harm(plan, draws, segments) if segments is not None else None
+    return decide(plan, looks, {mid: (m, plan.metric(mid).kind) for mid, m in draws.metrics.items()}, exact,
+                  segment_harm=harm)
+
+
+def segment_harm(plan: Plan, draws: Draws, segments: Segments) -> dict[str, np.ndarray]:
+    """Per metric, ``(R, K)``: some segment of some attribute is harmed (:func:`.segment_results.segment_tests`)."""
+    assert draws.cells is not None and plan.analysis.segments is not None
+    correction = plan.analysis.segments.correction
+    harm: dict[str, np.ndarray] = {}
+    for mid, cells in draws.cells.items():
+        metric = plan.metric(mid)
+        if metric.role not in ("primary", "guardrail"):
+            continue
+        hit = np.zeros(draws.units.shape[:-1], dtype=bool)
+        for groups in segments.groups.values():
+            m = _grouped(cells, groups)
+            hit |= segment_tests(plan, metric, m, correction, exact=False).harmed.any(axis=(-1, -2))
+        harm[mid] = hit
+    return harm
+
+
+def _grouped(cells: Moments, groups: np.ndarray) -> Moments:
+    """Moments ``(R, K, C, arms)`` summed into an attribute's groups, ``(R, K, S, arms)``."""
+    return cells.map(lambda x: np.einsum("rkca,cs->rksa", x, groups))
 
 
 # ================================================================== many replications
@@ -363,6 +477,10 @@ class SimulationResult:
             fpr = rate(shipped)
             out["false_positive_rate"] = fpr
             out["false_positive_rate_se"] = se(fpr)
+        if self.truth_mode == "aa" and "stop_rollback" in self.actions:
+            rollback = rate(self.action == self.actions.index("stop_rollback"))
+            out["false_rollback_rate"] = rollback
+            out["false_rollback_rate_se"] = se(rollback)
         if self.truth_mode == "spec":
             power = rate(np.isin(self.winner, best)) if best else None
             out["power"] = power
@@ -426,23 +544,22 @@ def simulate(plan: Plan, replications: int, truth: str = "spec", seed: int | Non
     """
     if replications < 1:
         raise ValueError("replications must be at least 1")
-    if any(rule.when == "segment_harm" for rule in plan.stopping.rules):
-        raise SimulationError("a `segment_harm` rule cannot be simulated yet (the simulation draws no segments); "
-                              "its figures would leave it out, so none are given")
     design = design_of(plan)
+    segments = segments_of(plan, design)
     values = truth_values(plan, truth)
     assert plan.simulation is not None
     seed = plan.simulation.seed if seed is None else int(seed)
     needed = needed_metrics(plan)
     arms = len(design.arm_ids)
-    block = max(1, min(replications, _BLOCK_ELEMENTS // max(1, design.looks * arms)))
+    cells = 1 if segments is None else segments.shares.size
+    block = max(1, min(replications, _BLOCK_ELEMENTS // max(1, design.looks * arms * cells)))
     n_blocks = math.ceil(replications / block)
     parts: list[tuple[np.ndarray, ...]] = []
     actions: tuple[str, ...] = ()
     for b, ss in enumerate(np.random.SeedSequence(seed).spawn(n_blocks)):
         size = min(block, replications - b * block)
-        d = draw(plan, size, truth, metrics=needed, design=design, rng=ss)
-        looks = decide_draws(plan, d, exact=exact)
+        d = draw(plan, size, truth, metrics=needed, design=design, rng=ss, segments=segments)
+        looks = decide_draws(plan, d, exact=exact, segments=segments)
         actions = looks.actions
         stops = looks.stops()
         any_stop = stops.any(axis=1)

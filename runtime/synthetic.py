@@ -179,6 +179,56 @@ def draw_units(plan: Plan, days: int, seed: int, truth: str = "spec") -> tuple[U
     return Units(columns, types), entry_day
 
 
+MAX_SIMULATED_SEGMENT_VALUES = 10_000
+"""A simulated attribute with more distinct values than this cannot be broken into segments (as in the data)."""
+
+
+def attribute_shares(plan: Plan, name: str) -> dict[str, float] | None:
+    """The share of simulated units with each value of an attribute, as :func:`draw_units` draws them.
+
+    Keys are the values as segment names (text, ``true``/``false`` for booleans).
+    ``None`` when the attribute's values are not a short discrete list: a
+    continuous number, a datetime, a list, the unit id, or more than
+    :data:`MAX_SIMULATED_SEGMENT_VALUES` whole numbers.
+    """
+    sim = simulation_block(plan)
+    typ = plan.attributes.get(name)
+    if typ is None or name == plan.assignment.unit or typ.startswith("list[") or typ == "datetime":
+        return None
+    hint = _audience_hints(plan.assignment.condition).get(name, {})
+    dist = sim.attributes[name].model_dump(exclude_none=True) if name in sim.attributes else {}
+    if not dist:
+        dist = _default_distribution(name, typ, hint)
+    if "values" in dist:
+        values = _typed_values(typ, dist["values"])
+        allowed = {_segment_name(v) for v in _typed_values(typ, hint["values"]).tolist()} if "values" in hint else None
+        shares: dict[str, float] = {}
+        for value, share in zip(values.tolist(), _probabilities(dist.get("weights"), len(values)).tolist()):
+            key = _segment_name(value)
+            if allowed is None or key in allowed:  # units_per_day counts the audience only
+                shares[key] = shares.get(key, 0.0) + share
+        total = sum(shares.values())
+        return {k: v / total for k, v in shares.items()} if total > 0 else None
+    if typ == "boolean":
+        p = float(dist.get("p", 0.5))
+        return {"true": p, "false": 1.0 - p}
+    if typ == "integer" and "mean" not in dist and "sd" not in dist:
+        lo = math.ceil(float(dist.get("min", 0.0)))
+        hi = math.floor(float(dist.get("max", lo + 100.0)))
+        if hi < lo or hi - lo + 1 > MAX_SIMULATED_SEGMENT_VALUES:
+            return None
+        return {str(v): 1.0 / (hi - lo + 1) for v in range(lo, hi + 1)}
+    return None
+
+
+def _segment_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
 def simulation_block(plan: Plan) -> Simulation:
     """The plan's ``simulation`` block; ``ValueError`` with a person's message when there is none."""
     if plan.simulation is None:

@@ -180,11 +180,3 @@ def test_a_segment_harm_rule_without_segments_cannot_fire():
 
     assert codes(check_text(PLAN_TEXT + "stopping:\n  rules:\n    - {when: segment_harm, then: stop_rollback}\n")) \
         == ["E050"]
-
-
-def test_simulate_refuses_a_segment_harm_rule_rather_than_leave_it_out():
-    from expc.runtime.simulate import SimulationError, simulate
-
-    spec = HARM + "simulation: {units_per_day: 1000, days: 5, truth: {control: {spend: {mean: 2, sd: 5}}}}\n"
-    with pytest.raises(SimulationError, match="segment_harm. rule cannot be simulated yet"):
-        simulate(plan_of_text(spec), 10)
