@@ -17,7 +17,7 @@ from typing import Any
 from .conditions import check_condition
 from .datasources import column_problem, format_problem, path_problem, query_problems, table_problems
 from .destinations import SAFE_PARAMS, Allowances, has_url, param_problem, parse_base
-from .diagnostics import Diagnostic, did_you_mean, error, warning
+from .diagnostics import Diagnostic, did_you_mean, error, sort_key, warning
 from .loader import Document, PathT
 from .model import (
     MAX_DAYS,
@@ -33,9 +33,11 @@ from .model import (
     Spec,
     Variant,
 )
+from .operating import MAX_LOOKS as MAX_INTEGRATED_LOOKS
+from .operating import MIN_POWER, crossing_probability, power_at, reachable_per_variant, tested_looks
 from .pii import prompt_reads, withheld
 from .plan import DAY, DEFAULT_HORIZON_DAYS
-from .planning import sample_size
+from .planning import comparison_alpha, sample_size
 from .providers import known_providers, provider_of
 from .quantities import format_duration
 from .templates import CONTEXT, CONTEXT_FIELDS, LIMITS_HINT, SAFE_GLOBALS, Analysis, analyse, environment
@@ -654,7 +656,7 @@ def simulation_truth(ctx: Context) -> Iterator[Diagnostic]:
 
 
 def design(ctx: Context) -> Iterator[Diagnostic]:
-    """The planned sample size is computable and reachable in time."""
+    """The planned sample size is computable and reachable in time, with enough analytic power (W001, W002, W021)."""
     planned, reason = sample_size(ctx.spec)
     metric = ctx.spec.primary
     if planned is None:
@@ -664,18 +666,91 @@ def design(ctx: Context) -> Iterator[Diagnostic]:
                           "give the primary metric `mde` and `baseline` (and `sd` for means and ratios)")
         return
     st, sim = ctx.spec.stopping, ctx.spec.simulation
+    short = False
     # estimated_days is known only when the spec simulates traffic
     if (planned.estimated_days is not None and sim is not None and st.max_days is not None
             and planned.estimated_days > st.max_days):
+        short = True
         yield warning("W001", f"the primary metric needs {planned.per_variant:,} units per variant "
                       f"(~{planned.estimated_days} days at {sim.units_per_day:,} units/day), "
-                      f"but max_days is {st.max_days}",
+                      f"but max_days is {st.max_days}{_power_note(ctx.spec, planned.power)}",
                       ctx.at(("stopping", "max_days")),
                       "raise traffic or coverage, accept a larger MDE, or extend max_days")
     yield from _peeking(ctx, planned.per_variant, planned.total, planned.estimated_days)
     if st.max_units is not None and planned.total > st.max_units:
+        short = True
         yield warning("W001", f"the primary metric needs {planned.total:,} units in total, but max_units is "
-                      f"{st.max_units:,}", ctx.at(("stopping", "max_units")))
+                      f"{st.max_units:,}{_power_note(ctx.spec, planned.power)}", ctx.at(("stopping", "max_units")))
+    if not short:
+        yield from power_shortfall(ctx, MIN_POWER)
+
+
+def _power_note(spec: Spec, planned: float) -> str:
+    """``: by then ... analytic power P% at the MDE (planned Q%)``, or nothing when it cannot be computed."""
+    reach = reachable_per_variant(spec)
+    power = power_at(spec, reach.per_variant) if reach is not None else None
+    if reach is None or power is None:
+        return ""
+    return (f": by then it has about {reach.per_variant:,} per variant, an analytic power of {power:.0%} "
+            f"at the MDE (planned {planned:.0%})")
+
+
+_POWER_SLACK = 1e-3  # a design planned exactly at the minimum passes, whatever the rounding of its units
+
+
+def power_shortfall(ctx: Context, target: float) -> Iterator[Diagnostic]:
+    """W021: the analytic power at the primary metric's MDE, with the units the design reaches, is below ``target``.
+
+    The units are those at the horizon when the spec simulates traffic
+    (:func:`~expc.compiler.operating.reachable_per_variant`), else the planned
+    ones (whose power is ``analysis.power``). Nothing when the power cannot be
+    computed (W002 says why).
+    """
+    spec, metric = ctx.spec, ctx.spec.primary
+    planned, _ = sample_size(spec)
+    if planned is None or metric is None:
+        return
+    reach = reachable_per_variant(spec)
+    per_variant = reach.per_variant if reach is not None else planned.per_variant
+    power = power_at(spec, per_variant)
+    if power is None or power >= target - _POWER_SLACK:
+        return
+    i = spec.metrics.index(metric)
+    if reach is None:
+        where = ctx.at(("analysis", "power")) if ctx.given(("analysis", "power")) else ctx.at(("metrics", i))
+        yield warning("W021", f"the design plans for {power:.1%} power at the primary metric's MDE "
+                      f"({metric.mde:.1%} on `{metric.id}`): below the minimum of {target:.1%}", where,
+                      f"plan for `power: {target:g}` or more ({_units_for(spec, target):,} units per variant)")
+        return
+    needed = _units_for(spec, target)
+    weights = [v.weight for v in spec.variants]
+    raise_ = (f"raise `max_units` to {math.ceil(needed * sum(weights) / min(weights)):,}"
+              if reach.bound == "max_units" else "raise traffic or coverage, extend `max_days`")
+    yield warning("W021", f"the design's analytic power at the primary metric's MDE ({metric.mde:.1%} on "
+                  f"`{metric.id}`) is {power:.1%} with the {per_variant:,} units per variant it reaches by "
+                  f"{reach.bound}: below the minimum of {target:.1%}", ctx.at(("stopping", reach.bound)),
+                  f"it needs about {needed:,} units per variant: {raise_}, or accept a larger MDE")
+
+
+def with_min_power(doc: Document, spec: Spec, diagnostics: list[Diagnostic], target: float) -> list[Diagnostic]:
+    """A checked spec's findings with W021 measured against ``target`` instead of 0.8 (``validate --min-power``).
+
+    W021 is then given even where W001 says the planned units cannot be
+    reached, so every spec whose analytic power is below ``target`` has one.
+    """
+    kept = [d for d in diagnostics if d.code != "W021"]
+    return sorted(kept + list(power_shortfall(Context(doc, spec), target)), key=sort_key)
+
+
+def _units_for(spec: Spec, target: float) -> int:
+    """The smallest units per variant whose analytic power reaches ``target`` (bisection; bounded)."""
+    low, high = 1, 1
+    while (power_at(spec, high) or 0.0) < target and high < 1 << 60:
+        low, high = high, high * 2
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if (power_at(spec, mid) or 0.0) < target else (low, mid)
+    return high
 
 
 def _looks_once(ctx: Context, per_variant: int) -> bool:
@@ -697,14 +772,22 @@ def _peeking(ctx: Context, per_variant: int, total: int, days: int | None) -> It
     once = (f"set `min_units_per_variant: {per_variant}` and `max_units: {total}` with a rule "
             "`{when: max_units, then: stop_inconclusive}` after `primary_significant`, so the test is made once")
     if a.method in ("fixed", "bayesian") and not _looks_once(ctx, per_variant):
+        looks = tested_looks(ctx.spec)
+        alpha = comparison_alpha(ctx.spec)
+        about = "at least about" if len(looks) > MAX_INTEGRATED_LOOKS else "about"
+        ships = f"{about} {crossing_probability(alpha, looks, two_sided=False):.1%}"
         if a.method == "fixed":
             yield warning("W006", f"a fixed-horizon test is checked for significance at every look (before and after "
-                          f"its {per_variant:,} planned units per variant), which inflates false positives",
+                          f"its {per_variant:,} planned units per variant), which inflates false positives: an A/A "
+                          f"experiment is significant at one of its {len(looks):,} tested looks {about} "
+                          f"{crossing_probability(alpha, looks):.1%} of the time (alpha {alpha:g} for one test) and "
+                          f"ships a variant that is no better {ships} of the time "
+                          "(`expc simulate SPEC --truth aa` estimates it)",
                           where, f"{once}; or use `method: sequential`, which may be checked at every look")
         else:
             yield warning("W011", "a Bayesian decision taken at every look ships an equal variant more often than "
-                          f"alpha = {a.alpha:g} (the false-positive rate `expc simulate SPEC --truth aa` shows; "
-                          "about 14% at 28 daily looks and alpha 0.05)", where,
+                          f"alpha = {a.alpha:g}: {ships} of the time at its {len(looks):,} looks (the false-positive "
+                          "rate `expc simulate SPEC --truth aa` shows)", where,
                           f"{once}; or use `method: sequential`, whose looks keep alpha")
     if (a.method == "sequential" and a.sequential == "group" and days is not None and st.max_days is not None
             and days < st.max_days):

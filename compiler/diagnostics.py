@@ -88,6 +88,7 @@ CODES: dict[str, str] = {
     "W010": "a group-sequential design reaches its planned units before max_days",
     "W011": "a Bayesian decision is taken at more than one look",
     "W015": "`send_pii` lists an attribute that is not personal or that the prompt does not read",
+    "W021": "the design's analytic power at the primary metric's MDE is below the minimum",
 }
 
 
