@@ -531,6 +531,13 @@ def _load_plan(source: str) -> Plan:
     return Plan.from_json(text, source)  # PlanError: one line, exit 1
 
 
+def _lock_of(spec: str) -> Path:
+    """The approvals lock beside a spec or plan file (``expc run --require-approval``)."""
+    from expc.runtime.approvals import lock_path
+
+    return lock_path(spec)
+
+
 @main.command(name="run", epilog="""\b
 Examples:
   expc run specs/welcome-email.yaml                    # simulated, offline
@@ -557,11 +564,13 @@ Examples:
 @click.option("--quiet", is_flag=True, help="No progress, only the summary (or the JSON).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: a summary for people; json: the report on stdout.")
+@click.option("--require-approval", "require_approval", is_flag=True,
+              help="Refuse (exit 1) content whose hash <spec-stem>.approved.yaml does not approve (expc approve).")
 def run_command(spec: str, units_path: str | None, events_path: str | None, exposures_path: str | None,
                 simulate: bool, seed: int | None, run_dir: str | None, fresh: bool, engine: str, offline: bool,
                 model: str | None, api_base: str | None, api_key_env: str | None, concurrency: int | None,
                 max_cost: float | None,
-                quiet: bool, fmt: str) -> None:
+                quiet: bool, fmt: str, require_approval: bool) -> None:
     """Run an experiment end to end: assign, generate, gather outcomes, evaluate every look, report.
 
     With no data files and a `simulation` block in the spec, the run is
@@ -590,6 +599,7 @@ def run_command(spec: str, units_path: str | None, events_path: str | None, expo
         fresh=fresh, engine=engine, data_base=Path(spec).parent,
         generation=GenerateOptions(offline=offline, model=model, api_base=api_base, api_key_env=api_key_env,
                                    concurrency=concurrency, max_cost=max_cost),
+        approvals=_lock_of(spec) if require_approval else None,
     )
     try:
         with progress_for(quiet or fmt == "json") as progress:
@@ -660,6 +670,7 @@ Examples:
   expc generate specs/welcome-email.yaml --offline -o content.jsonl
   expc generate specs/welcome-email.yaml --units users.parquet --model openai/gpt-4o-mini --max-cost 2
   expc generate specs/welcome-email.yaml --api-base http://localhost:11434/v1 --model openai/llama3.2
+  expc generate specs/welcome-email.yaml --offline --format md -o review.md   # a sheet for the pull request
 """)
 @click.argument("spec")
 @click.option("--units", "units_path", type=click.Path(dir_okay=False),
@@ -673,11 +684,14 @@ Examples:
               help="The content store (default: .expc/runs/<experiment-id>/content.sqlite).")
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False),
               help="Write the items as JSON Lines here (default: stdout).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "md", "html"]), default="jsonl", show_default=True,
+              help="jsonl: every item; md / html: a review sheet (copy, checks, model, cost, content hash) for "
+                   "a pull request, to approve with `expc approve`.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no table.")
 def generate_command(spec: str, units_path: str | None, offline: bool, model: str | None, api_base: str | None,
                      api_key_env: str | None,
                      concurrency: int | None, max_cost: float | None, timeout: float | None, seed: int,
-                     store_path: str | None, out: str | None, quiet: bool) -> None:
+                     store_path: str | None, out: str | None, fmt: str, quiet: bool) -> None:
     """Generate every variant's content through litellm, checked, stored and budgeted.
 
     Writes one JSON line per item: variant, segment or unit, content, model,
@@ -711,6 +725,10 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
         _fail(f"interrupted: every completed call is kept in {store}; run the same command again to resume "
               "(no call is paid for twice)", EXIT_RUN)
     text = result.jsonl()
+    if fmt != "jsonl":
+        from expc.generate_report import review_html, review_markdown
+
+        text = (review_markdown if fmt == "md" else review_html)(plan, result.items, spec)
     if out:
         _write_output(Path(out), text)
     else:
@@ -722,6 +740,55 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
     rejection = result.rejection()
     if rejection:
         _fail(rejection, EXIT_RUN)
+
+
+@main.command(name="approve", epilog="""\b
+Examples:
+  expc generate specs/welcome-email.yaml --offline --format md -o review.md
+  expc approve specs/welcome-email.yaml --offline --reviewer alice   # writes specs/welcome-email.approved.yaml
+  expc approve specs/welcome-email.yaml --offline --reviewer alice --variant personalized
+""")
+@click.argument("spec")
+@click.option("--reviewer", envvar="EXPC_REVIEWER", metavar="NAME",
+              help="Who approves (default: the EXPC_REVIEWER environment variable).")
+@click.option("--variant", "variants", multiple=True, metavar="ID", help="Approve only this variant (repeatable).")
+@click.option("--units", "units_path", type=click.Path(dir_okay=False),
+              help="The units the content was generated for (per-unit and per-segment content).")
+@click.option("--offline", is_flag=True, help="The content was generated with --offline.")
+@click.option("--model", callback=_model_id, help="The content was generated with this --model.")
+@click.option("--api-base", "api_base", metavar="URL", help="The content was generated with this --api-base.")
+@click.option("--seed", type=int, default=0, show_default=True, help="The content was generated with this --seed.")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False),
+              help="The content store (default: .expc/runs/<experiment-id>/content.sqlite).")
+def approve_command(spec: str, reviewer: str | None, variants: tuple[str, ...], units_path: str | None,
+                    offline: bool, model: str | None, api_base: str | None, seed: int,
+                    store_path: str | None) -> None:
+    """Approve the generated content: record its hashes in <spec-stem>.approved.yaml beside the spec.
+
+    The content comes from the content store, as `expc generate` made it with
+    the same options (no model is called): each text's SHA-256 is recorded
+    with its variant, scope (all, a segment, any unit), the reviewer and the
+    date. Commit the lock file; `expc run --require-approval` then refuses
+    content it does not list. Exits 1 when content is missing from the store
+    or the lock file in the way is not one of expc's.
+    """
+    from expc.approve import approve_spec
+    from expc.compiler.compile import compile_plan
+    from expc.runtime.generate.runner import GenerateOptions
+    from expc.runtime.run import STORE_NAME, default_run_dir
+    from expc.runtime.tables import read_units
+
+    if not reviewer:
+        raise click.UsageError("say who approves: --reviewer NAME (or set EXPC_REVIEWER)")
+    plan = compile_plan(*_checked_spec(spec))
+    unknown = [v for v in variants if v not in {variant.id for variant in plan.variants}]
+    if unknown:
+        raise click.BadParameter(f"no variant `{unknown[0]}` in {spec}", param_hint="'--variant'")
+    units = read_units(units_path, plan.attributes, plan.assignment.unit) if units_path else None
+    store = Path(store_path) if store_path else default_run_dir(plan) / STORE_NAME
+    opts = GenerateOptions(offline=offline, model=model, api_base=api_base, seed=seed)
+    done = approve_spec(spec, plan, units, store, opts, reviewer, variants or None)
+    _say(f"wrote {done.path}: {done.new:,} text(s) approved now, {done.kept:,} already approved")
 
 
 def entry() -> None:

@@ -66,6 +66,7 @@ class RunOptions:
     generation: Any = None  # GenerateOptions; None = defaults
     engine: str = "duckdb"  # where exposures and events are reduced
     data_base: Path | None = None  # the folder of the spec, which its data section's paths are relative to
+    approvals: Path | None = None  # a lock file: refuse content it does not approve (--require-approval)
 
     def data(self, plan: Plan) -> dict[str, Any]:
         """The exposures and events to read (DataSource or None each): the flags', else the spec's ``data``."""
@@ -271,6 +272,10 @@ def _generate(plan: Plan, units: Any, options: RunOptions, progress: Progress,
     if rejection:
         raise RunError(f"{rejection}. Every item is in {options.run_dir / 'content.jsonl'}; change the prompt or "
                        "its checks (or on_fail) and run again: stored calls are not repeated")
+    if options.approvals is not None:  # before any unit is shown the content
+        from expc.runtime.approvals import require_approved
+
+        require_approved(plan.experiment.id, result.items, options.approvals)
     summary = generation_summary(result)
     summary["generation"]["notes"] = notes
     summary[SEGMENT_COPY] = segment_copy(plan, result)

@@ -79,6 +79,10 @@ class GenerationInputError(GenerationError):
 
 @dataclass(frozen=True)
 class GenerateOptions:
+class NotInStore(GenerationInputError):
+    """``store_only``: some content was never generated with these options (exit 1; nothing was called)."""
+
+
     """Overrides and limits for one generation run (``None``: the plan's value)."""
 
     offline: bool = False
@@ -97,6 +101,7 @@ class GenerateOptions:
     variants: tuple[str, ...] | None = None  # generate only these variants' items (ids); None: every variant's
 
 
+    store_only: bool = False  # make no call: what the store lacks is a NotInStore error (review, approval, export)
 @dataclass(frozen=True)
 class Item:
     """One generated (or static) piece of content.
@@ -242,6 +247,10 @@ def generate(plan: Plan, units: Any | None, store_path: Path,
     total = len(todo)
     with Store(store_path) as store:
         if any(t.personal for t in tasks.values()):
+    if opts.store_only and tasks and not store_path.exists():
+        raise NotInStore(f"no content store at {store_path}: run `expc generate` first (or give --store)")
+    if opts.store_only and not tasks:  # static content only: no store to open
+        return _result(plan, todo, tasks, owner, calls_mod.Outcome(), store_path)
             secret = store.secret()
             for task in tasks.values():
                 task.secret = secret
@@ -253,6 +262,11 @@ def generate(plan: Plan, units: Any | None, store_path: Path,
         outcome = calls_mod.Outcome()
         if pending:
             sizes = {id(t): group_sizes[gid] for gid, t in tasks.items()}
+        if pending and opts.store_only:
+            first = owner[next(gid for gid, t in tasks.items() if id(t) in waiting)]
+            raise NotInStore(f"{len(pending)} request(s) are not in the content store {store_path} (first: variant "
+                             f"`{first.variant}`): run `expc generate` first, with the same --offline, --model, "
+                             "--api-base, --seed and --units")
             secrets = _prepare_calls(pending)
 
             def task_done(task: Task) -> None:
