@@ -791,6 +791,33 @@ def approve_command(spec: str, reviewer: str | None, variants: tuple[str, ...], 
     _say(f"wrote {done.path}: {done.new:,} text(s) approved now, {done.kept:,} already approved")
 
 
+@main.command(name="diff", epilog="""\b
+Examples:
+  expc diff specs/welcome.yaml --against origin/main --format github
+  expc diff old/welcome.yaml specs/welcome.yaml --format json
+""")
+@click.argument("specs", nargs=-1, required=True, metavar="[BASE] HEAD")
+@click.option("--against", metavar="REV", help="Compare HEAD with itself at this git revision (origin/main).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
+              help="text for people, json for tools, github for GitHub Actions annotations.")
+def diff_command(specs: tuple[str, ...], against: str | None, fmt: str) -> None:
+    """What a change to a spec does: safe, re-randomises, changes the analysis or the content.
+
+    Compares the compiled plans of BASE and HEAD (or of HEAD and HEAD at
+    --against REV). Exits 1 when a change that re-randomises units, changes
+    the analysis or changes the content touches a running experiment
+    (`status: running`, or a run on real data in .expc/runs/<id>), or when a
+    side does not compile; 0 otherwise; 2 on a usage error.
+    """
+    from expc.diff_command import compare, render
+
+    if len(specs) != (1 if against else 2):
+        raise click.UsageError("give BASE and HEAD, or one spec and --against REV")
+    result = compare(specs[-1], None if against else specs[0], against)
+    click.echo(render(result, fmt), nl=False)
+    sys.exit(result.exit_code)
+
+
 def entry() -> None:
     """Console entry point: runs the command line; an unexpected error is one readable line."""
     try:

@@ -62,9 +62,10 @@ from .files import OutputError, output_error, reason, system_tree, temp_owner, w
 
 __all__ = ["LOCK_NAME", "RUN_FILES", "STATE_VERSION", "STORE_FILES", "STORE_NAME", "RunError", "default_run_dir",
            "is_done", "mark_done", "open_run_dir", "read_json", "release_run_dir",
-           "write_json_atomic"]
+           "started_run", "write_json_atomic"]
 
 STATE_VERSION = 1
+MAX_STATE_BYTES = 1 << 20  #: a state.json larger than this is not one expc wrote
 STORE_NAME = "content.sqlite"
 STORE_FILES = (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", f"{STORE_NAME}-journal")
 RUN_FILES = ("plan.json", "state.json", "assignments.parquet", "content.jsonl", "exposures.parquet",
@@ -154,6 +155,23 @@ def _run_state(run_dir: Path) -> dict[str, Any] | None:
     if isinstance(state, dict) and isinstance(state.get("identity"), dict) and isinstance(state.get("done"), list):
         return state
     return None
+
+
+def started_run(run_dir: Path) -> dict[str, Any] | None:
+    """The identity of the expc run in ``run_dir`` (mode, seed, inputs), or None when it holds none.
+
+    Only reads, and only what a run wrote: no part of a relative ``run_dir`` may
+    be a link, and ``state.json`` must be a regular file of at most 1 MiB.
+    """
+    run_dir = Path(run_dir)
+    parts = [] if run_dir.is_absolute() else [Path(*run_dir.parts[:i]) for i in range(1, len(run_dir.parts) + 1)]
+    try:
+        if any(part.is_symlink() for part in parts) or os.lstat(run_dir / "state.json").st_size > MAX_STATE_BYTES:
+            return None
+    except OSError:
+        return None
+    state = _run_state(run_dir)
+    return state["identity"] if state is not None else None
 
 
 # ====================================================================== opening
