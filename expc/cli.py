@@ -467,19 +467,40 @@ def analyze(spec: str, exposures_path: str | None, events_path: str | None, as_o
 
 def _model_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """--model: a model id whose provider litellm knows (checked without importing litellm), and no URL."""
-    from expc.compiler.destinations import has_url
-    from expc.compiler.diagnostics import did_you_mean
-    from expc.compiler.providers import known_providers, provider_of
+    from expc.settings import model_problem
 
-    if value is None:
-        return None
-    if has_url(value):
-        raise click.BadParameter("a model id holds no URL; give the server with --api-base URL")
-    provider = provider_of(value)
-    if provider is not None and provider not in known_providers():
-        hint = did_you_mean(provider.lower(), known_providers()) or "see https://docs.litellm.ai/docs/providers"
-        raise click.BadParameter(f"litellm knows no provider `{provider}` ({hint})")
+    problem = None if value is None else model_problem(value)
+    if problem:
+        raise click.BadParameter(problem)
     return value
+
+
+def _setting(key: str, check: Callable[..., Any] | None = None) -> Callable[..., Any]:
+    """An option's callback: the flag's value (checked), else EXPC_<KEY>, else the settings file's (expc.settings)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if check is not None:
+            value = check(ctx, param, value)
+        if value is not None:
+            return value
+        from expc.settings import env_default, load_settings
+
+        def settings() -> Any:
+            if "expc.settings" not in ctx.meta:
+                ctx.meta["expc.settings"] = load_settings()
+            return ctx.meta["expc.settings"]
+
+        return env_default(key, settings)
+
+    return callback
+
+
+def _env_file(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """--env-file: its variables join this process's environment (those already set win), before other options."""
+    if value is not None:
+        from expc.settings import load_env_file
+
+        load_env_file(value)
 
 
 def _env_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -496,18 +517,24 @@ def _generation_options(command):
     options = [
         click.option("--offline", is_flag=True,
                      help="Send every prompt to the built-in offline model (no key, no network)."),
-        click.option("--model", callback=_model_id,
+        click.option("--env-file", "env_file", metavar="PATH", callback=_env_file, expose_value=False, is_eager=True,
+                     help="Read provider keys from this dotenv file into this process only (variables already "
+                          "set win; nothing is written). See docs/settings.md."),
+        click.option("--model", callback=_setting("model", _model_id),
                      help="Use this litellm model id for every prompt (e.g. openai/gpt-4o-mini)."),
-        click.option("--api-base", "api_base", metavar="URL",
+        click.option("--api-base", "api_base", metavar="URL", callback=_setting("api_base"),
                      help="Send every call to this OpenAI-compatible server (a local model server, a LiteLLM "
                           "proxy); wins over any api_base in the spec."),
         click.option("--api-key-env", "api_key_env", metavar="NAME", callback=_env_name,
                      help="Read every prompt's API key from this environment variable (its name, never the key); "
                           "wins over any api_key_env in the spec."),
-        click.option("--concurrency", type=click.IntRange(1, 1024),
-                     help="Model calls in flight at once (default: the spec's, 8)."),
+        click.option("--concurrency", type=click.IntRange(1, 1024), callback=_setting("concurrency"),
+                     help="Model calls in flight at once (default: EXPC_CONCURRENCY, the settings file's, "
+                          "the spec's, 8)."),
         click.option("--max-cost", "max_cost", type=click.FloatRange(min=0), metavar="USD",
-                     help="No new call starts once this much has been spent (default: the spec's cap)."),
+                     callback=_setting("max_cost"),
+                     help="No new call starts once this much has been spent (default: EXPC_MAX_COST, the "
+                          "settings file's, the spec's cap)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -587,9 +614,10 @@ def run_command(spec: str, units_path: str | None, events_path: str | None, expo
     from expc.runtime.report.terminal import print_summary
     from expc.runtime.report.write import report_json
     from expc.runtime.run import RunOptions, default_run_dir, execute
+    from expc.settings import runs_root
 
     plan = _load_plan(spec)
-    directory = Path(run_dir) if run_dir else default_run_dir(plan)
+    directory = Path(run_dir) if run_dir else default_run_dir(plan, runs_root())
     options = RunOptions(
         run_dir=directory,
         simulate=simulate, seed=seed,
@@ -708,10 +736,11 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
     from expc.runtime.generate.runner import GenerateOptions, GenerationError, generate
     from expc.runtime.run import STORE_NAME, default_run_dir
     from expc.runtime.tables import read_units
+    from expc.settings import runs_root
 
     plan = compile_plan(*_checked_spec(spec))
     units = read_units(units_path, plan.attributes, plan.assignment.unit) if units_path else None
-    store = Path(store_path) if store_path else default_run_dir(plan) / STORE_NAME
+    store = Path(store_path) if store_path else default_run_dir(plan, runs_root()) / STORE_NAME
     opts = GenerateOptions(offline=offline, model=model, api_base=api_base, api_key_env=api_key_env,
                            concurrency=concurrency, max_cost=max_cost, timeout=timeout, seed=seed)
     try:
@@ -789,6 +818,64 @@ def approve_command(spec: str, reviewer: str | None, variants: tuple[str, ...], 
     opts = GenerateOptions(offline=offline, model=model, api_base=api_base, seed=seed)
     done = approve_spec(spec, plan, units, store, opts, reviewer, variants or None)
     _say(f"wrote {done.path}: {done.new:,} text(s) approved now, {done.kept:,} already approved")
+
+
+@main.command(name="runs", epilog="""\b
+Examples:
+  expc runs
+  expc runs --limit 10 --format json
+  expc runs --run-dir-root /data/expc-runs
+""")
+@click.option("--run-dir-root", "root", type=click.Path(), metavar="DIR",
+              help="The folder holding the run directories (default: EXPC_RUN_DIR_ROOT, the settings file's "
+                   "run_dir_root, else .expc/runs).")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True,
+              help="List at most this many entries, newest first.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json for tools.")
+def runs_command(root: str | None, limit: int, fmt: str) -> None:
+    """List the run directories: experiment, mode, status, last look, decision, spend and age.
+
+    Only reads: safe while a run works. A folder that is not a run (no state
+    of expc, a link, a file) is listed as such. Exits 0; 1 when the root is
+    not a folder that can be read.
+    """
+    import json
+    import time
+
+    from expc.runtime.runs import list_runs, render_text
+    from expc.settings import runs_root
+
+    listing = list_runs(runs_root(root), limit)
+    if fmt == "json":
+        click.echo(json_safe(json.dumps(listing.to_dict(time.time()), indent=2, allow_nan=False)))
+    else:
+        _say(render_text(listing), nl=False)
+
+
+@main.command(name="open", epilog="""\b
+Examples:
+  expc open welcome-subject-2026q4
+  expc open .expc/runs/welcome-subject-2026q4 --print
+""")
+@click.argument("run")
+@click.option("--run-dir-root", "root", type=click.Path(), metavar="DIR",
+              help="Where a run's name is looked up (default: as for `expc runs`).")
+@click.option("--print", "print_only", is_flag=True, help="Only print the report's path; open nothing.")
+def open_command(run: str, root: str | None, print_only: bool) -> None:
+    """Open a run's report.html in the browser, or print its path where there is no browser.
+
+    RUN is a run's name (as `expc runs` lists it) or the path of a run
+    directory. Only a run's own report.html is opened, never a link. Exits 1
+    when RUN is not a run or has no report yet.
+    """
+    from expc.runtime.runs import open_report, report_file, resolve_run
+    from expc.settings import runs_root
+
+    path = report_file(resolve_run(run, runs_root(root)))
+    _say(str(path))
+    if not print_only and open_report(path):
+        _say("opened in your browser", err=True)
 
 
 @main.command(name="diff", epilog="""\b

@@ -87,8 +87,8 @@ class RunError(ExpcError):
 # ====================================================================== where
 
 
-def default_run_dir(plan: Plan) -> Path:
-    """``.expc/runs/<experiment-id>`` under the current folder.
+def default_run_dir(plan: Plan, root: Path | None = None) -> Path:
+    """``<root>/<experiment-id>``; the root is ``.expc/runs`` under the current folder by default.
 
     Raises :class:`RunError` (exit 1) when the id is not a plain name (a
     hand-edited plan with ``../x``), or when a part of that path is a symbolic link.
@@ -97,7 +97,7 @@ def default_run_dir(plan: Plan) -> Path:
     if not _ID.match(run_id):
         raise RunError(f"the plan's experiment id {run_id!r} is not a plain name (letters, digits, '.', '_', '-'), "
                        "so it cannot name a run directory; compile the spec again", 1)
-    path = Path(".expc") / "runs" / run_id
+    path = (Path(".expc") / "runs" if root is None else Path(root)) / run_id
     _refuse_links(path)
     return path
 
