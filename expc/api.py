@@ -114,12 +114,15 @@ class Analysis:
 
 def analyze(source: str | PathLike[str] | Plan, *, exposures: str | PathLike[str] | None = None,
             events: str | PathLike[str] | None = None, as_of: str | None = None,
-            engine: str = "duckdb", base: str | PathLike[str] | None = None) -> Analysis:
+            engine: str = "duckdb", base: str | PathLike[str] | None = None,
+            units: str | PathLike[str] | None = None) -> Analysis:
     """Evaluate the experiment on logged exposures and events at one moment (``as_of``, default: the data's end).
 
     ``exposures`` and ``events`` are files or folders; without them, the
     spec's ``data`` section says where the data is (paths relative to the
-    spec's folder). ``engine`` is where the reduction runs (``duckdb``,
+    spec's folder). ``units``, a units file (the unit id and attributes),
+    is where the segment attributes are read from, joined by unit id (default:
+    the exposures' columns). ``engine`` is where the reduction runs (``duckdb``,
     ``spark``, or one registered with :func:`expc.runtime.engines.register`).
     The look is numbered by the plan's schedule (the look in progress at
     ``as_of``), as ``expc run`` numbers its looks. ``base`` is the folder
@@ -137,7 +140,7 @@ def analyze(source: str | PathLike[str] | Plan, *, exposures: str | PathLike[str
     # The statistics import scipy (about 0.4 s): in a thread, while the engine (which releases the GIL) reduces.
     threading.Thread(target=__import__, args=("expc.runtime.evaluate",), name="expc-import-stats",
                      daemon=True).start()
-    reduction = reduce(plan, found["exposures"], found["events"], as_of, engine=engine)
+    reduction = reduce(plan, found["exposures"], found["events"], as_of, engine=engine, units=units)
     from expc.runtime.evaluate import evaluate  # waits for the thread's import to finish
 
     elapsed = reduction.elapsed_seconds()

@@ -423,9 +423,12 @@ Examples:
 @_engine_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text", show_default=True,
               help="text for people, json for tools, md for a pull-request comment.")
-def analyze(spec: str, exposures_path: str | None, events_path: str | None, as_of: str | None, engine: str,
-            fmt: str) -> None:
+def analyze(spec: str, exposures_path: str | None, events_path: str | None, units_path: str | None,
+            as_of: str | None, engine: str, fmt: str) -> None:
     """Analyse an experiment from its exposures and events: results and the stopping decision.
+@click.option("--units", "units_path", type=click.Path(),
+              help="Units: a file with the unit id and attributes; the segment attributes of analysis.segments "
+                   "are read from it, joined by unit id (default: the exposures' columns).")
 
     Reduces the files to per-variant counts, compares every treatment with the
     control on every metric, checks the sample ratio and applies the spec's
@@ -446,7 +449,7 @@ def analyze(spec: str, exposures_path: str | None, events_path: str | None, as_o
     plan = compile_plan(*_checked_spec(spec))
     try:
         result = analyze_data(plan, exposures=exposures_path, events=events_path, as_of=as_of, engine=engine,
-                              base=Path(spec).parent).to_dict()
+                              base=Path(spec).parent, units=units_path).to_dict()
     except ExpcError:
         raise
     except ValueError as exc:

@@ -400,8 +400,8 @@ def run_on_data(plan: Plan, options: RunOptions, progress: Progress) -> tuple[
                        "(for example the exposures your GrowthBook SDK logged)", 2)
     exposures = data["exposures"].path or "the exposures"
     progress.step("reading exposures and events")
-    with reducer(plan, data["exposures"], data["events"], engine=options.engine,
-                 repeated=True) as reduce_at:  # the data is read once
+    with reducer(plan, data["exposures"], data["events"], engine=options.engine, repeated=True,
+                 units=options.units_path) as reduce_at:  # the data is read once
         whole = reduce_at(None)
         if whole.first_exposure is None:
             raise RunError(f"{exposures}: no unit was exposed to a variant of this experiment", 1)

@@ -85,6 +85,14 @@ def _files_in(folder: Path, limit: int = 10_000) -> list[Path]:
     return found
 
 
+def relation_columns(what: str, value: bool, extra: Sequence[str] = ()) -> list[str]:
+    """The columns of the typed relation ``what`` an engine reads from a file: its standard ones, then ``extra``.
+
+    ``units`` (a units file, for segment attributes) has only ``unit_id`` besides them.
+    """
+    return (["unit_id"] if what == "units" else needed_columns(what, value)) + list(extra)
+
+
 def needed_columns(what: str, value: bool) -> list[str]:
     """The standard columns of ``what`` the reduction reads (``value`` only when some metric sums values)."""
     return [c for c in STANDARD_COLUMNS[what] if value or c != "value"]

@@ -30,7 +30,7 @@ from sqlglot import exp
 from expc.compiler.model import DataSource
 
 from ..tables import DataError, _check_readable, _explain, _ident, _literal
-from .base import Engine, EngineError, file_format, missing_columns_error
+from .base import Engine, EngineError, file_format, missing_columns_error, relation_columns
 
 DATABASE_ENV = "EXPC_DUCKDB_DATABASE"
 """The environment variable naming a DuckDB database file whose tables ``data`` sources may name."""
@@ -104,10 +104,11 @@ class DuckDBEngine(Engine):
         name = f"expc_{what}_typed"
         if what == "exposures":
             reader.load_exposures(name, extra)
+        elif what == "units":
+            reader.load_units(name, extra)
         else:
             reader.load_events(name, events, value)
-        columns = ["unit_id", "variant" if what == "exposures" else "event", "timestamp"] + (
-            ["value"] if what == "events" and value else []) + list(extra)
+        columns = relation_columns(what, value, extra)
         return exp.select(*(exp.column(c, quoted=True) for c in columns)).from_(name), reader
 
     def timestamp_problem(self, what: str, source: DataSource, handle: Any, rows: int) -> str:
@@ -183,6 +184,14 @@ class _FileReader:
                     f"{_text(n['unit_id'], types['unit_id'], self.trim)} AS unit_id, "
                     f"{_text(n['variant'], types['variant'], self.trim)} AS variant, "
                     f"{_timestamp(n['timestamp'], types['timestamp'])} AS \"timestamp\"{segments} "
+                    f"FROM {self.source_sql}")
+
+    def load_units(self, name: str, extra: Sequence[str]) -> None:
+        types, _ = self._types(list(extra))
+        n = self.names
+        attributes = "".join(f", {_text(n[a], types[a], self.trim)} AS {_ident(a)}" for a in extra)
+        self._query(f"CREATE OR REPLACE TEMP {self.relation} {name} AS SELECT "
+                    f"{_text(n['unit_id'], types['unit_id'], self.trim)} AS unit_id{attributes} "
                     f"FROM {self.source_sql}")
 
     def load_events(self, name: str, events: list[str], need_value: bool) -> None:

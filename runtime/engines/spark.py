@@ -43,7 +43,7 @@ from sqlglot import exp
 from expc.compiler.model import DataSource
 
 from ..tables import DataError
-from .base import FILE_FORMATS, Engine, EngineError, describe, file_format, missing_columns_error
+from .base import FILE_FORMATS, Engine, EngineError, describe, file_format, missing_columns_error, relation_columns
 
 REMOTE_ENV, MASTER_ENV, CONF_ENV = "EXPC_SPARK_REMOTE", "EXPC_SPARK_MASTER", "EXPC_SPARK_CONF"
 VERBOSE_ENV = "EXPC_SPARK_VERBOSE"
@@ -181,8 +181,7 @@ class SparkEngine(Engine):
             types = {f.name: f.dataType.typeName() for f in raw.schema.fields}
         except (PySparkException, _py4j_error()) as exc:
             raise DataError(f"{path}: cannot be read as {kind} ({_first_line(exc)})", path) from None
-        required = ["variant", "timestamp", *extra] if what == "exposures" else (
-            ["event", "timestamp"] + (["value"] if value else []))
+        required = [c for c in relation_columns(what, value, extra) if c != "unit_id"]
         mapped = source.columns
         id_col = mapped.get("unit_id") or (unit if unit in types else "unit_id")
         names = {"unit_id": id_col, **{c: mapped.get(c, c) for c in required}}
@@ -194,11 +193,12 @@ class SparkEngine(Engine):
         columns = [f"{_text(names['unit_id'], types[names['unit_id']], trim)} AS unit_id"]
         if what == "exposures":
             columns.append(f"{_text(names['variant'], types[names['variant']], trim)} AS variant")
-        else:
+        elif what == "events":
             columns.append(f"{_text(names['event'], types[names['event']], trim)} AS event")
             if value:
                 columns.append(f"{_number(names['value'], types[names['value']])} AS value")
-        columns.append(f"{_timestamp(names['timestamp'], types[names['timestamp']])} AS `timestamp`")
+        if what != "units":
+            columns.append(f"{_timestamp(names['timestamp'], types[names['timestamp']])} AS `timestamp`")
         columns += [f"{_text(names[a], types[names[a]], trim)} AS {spark_ident(a)}" for a in extra]
         if what == "events":  # only the metrics' events (and rows without a name: bad rows, counted)
             listed = ", ".join(exp.Literal.string(e).sql(dialect="spark") for e in events) or "NULL"
@@ -216,9 +216,8 @@ class SparkEngine(Engine):
         view = f"expc_{what}_typed"
         typed.createOrReplaceTempView(view)
         self.views.append(view)
-        out = ["unit_id", "variant" if what == "exposures" else "event", "timestamp"] + (
-            ["value"] if what == "events" and value else []) + list(extra)
-        return exp.select(*(exp.column(c, quoted=True) for c in out)).from_(view), (raw, names["timestamp"])
+        out = relation_columns(what, value, extra)
+        return exp.select(*(exp.column(c, quoted=True) for c in out)).from_(view), (raw, names.get("timestamp"))
 
     def timestamp_problem(self, what: str, source: DataSource, handle: Any, rows: int) -> str:
         """No row has a timestamp, or none of those written can be read (the first is shown)."""

@@ -185,15 +185,16 @@ class Reduction:
 
 
 def reduce(plan: Plan, exposures: Input, events: Input, as_of: str | None = None, *,
-           engine: str | Engine = "duckdb") -> Reduction:
+           engine: str | Engine = "duckdb", units: Input | None = None) -> Reduction:
     """Reduce raw exposures and events to per-arm moments of each of the plan's metrics.
 
-    See the module documentation for the inputs, the semantics and the exclusions.
+    See the module documentation for the inputs, the semantics and the exclusions;
+    ``units``, a units file that segment attributes are read from (see :func:`reducer`).
     Raises :class:`DataError` for bad data, ``ValueError`` for an ``as_of``
     that is not a timestamp and :class:`~expc.runtime.engines.EngineError`
     for an engine that cannot be used here.
     """
-    with reducer(plan, exposures, events, engine=engine) as reduce_at:
+    with reducer(plan, exposures, events, engine=engine, units=units) as reduce_at:
         return reduce_at(as_of)
 
 
@@ -204,12 +205,16 @@ def as_source(where: Input) -> DataSource:
 
 @contextmanager
 def reducer(plan: Plan, exposures: Input, events: Input, *, engine: str | Engine = "duckdb",
-            repeated: bool = False) -> Iterator[Callable[[str | None], Reduction]]:
+            repeated: bool = False, units: Input | None = None) -> Iterator[Callable[[str | None], Reduction]]:
     """``reduce_at(as_of)``: :func:`reduce` at one cut-off after another, on one engine.
 
     With ``repeated`` (a run's looks), the engine keeps the typed rows after
     the first cut-off, so the data is read once however many cut-offs follow.
-    An engine given by name is opened here and closed at the end.
+    An engine given by name is opened here and closed at the end. With
+    ``units`` (a units file: the unit id and attributes), the segment
+    attributes of ``analysis.segments`` are read from it, joined by unit id
+    (a unit it lacks is in the ``(unknown)`` segment), instead of from the
+    exposures' columns.
     """
     from ..engines import open_engine
 
@@ -219,6 +224,8 @@ def reducer(plan: Plan, exposures: Input, events: Input, *, engine: str | Engine
     value = any(measure == "value" for m in plan.metrics for _, measure in m.uses())
     relations: dict[str, tuple[Any, Any]] = {}
     by = list(plan.analysis.segments.by) if plan.analysis.segments is not None else []
+    if units is not None and by:
+        sources["units"] = as_source(units)
 
     def reduce_at(as_of: str | None = None) -> Reduction:
         cutoff = normalise_as_of(as_of)
@@ -227,20 +234,21 @@ def reducer(plan: Plan, exposures: Input, events: Input, *, engine: str | Engine
             if what not in relations:
                 relations[what] = eng.relation(what, source, unit=plan.assignment.unit, value=value, events=names,
                                                repeated=repeated, read=plan.data.dialect if plan.data else None,
-                                               extra=by if what == "exposures" else ())
+                                               extra=by if what == _segment_source(sources) else ())
         sql = reduction_sql(plan, eng.dialect, as_of, comments=False,
-                            inputs={what: rel[0] for what, rel in relations.items()})
+                            inputs={what: relations[what][0] for what in ("exposures", "events")})
         columns, rows = eng.query(sql)
         row = dict(zip(columns, rows[0])) if rows else {}
-        for what, source in sources.items():
-            _check_rows(eng, what, source, relations[what][1], row)
+        for what in ("exposures", "events"):
+            _check_rows(eng, what, sources[what], relations[what][1], row)
         _check_values(plan, sources["events"], row)
         whole = _reduction(plan, columns, rows, sql, cutoff)
         if not by:
             return whole
         tables = []
         for attribute in by:
-            inputs = {"exposures": _with_segment(relations["exposures"][0], attribute),
+            inputs = {"exposures": _with_segment(relations["exposures"][0], attribute,
+                                                 relations["units"][0] if "units" in relations else None),
                       "events": relations["events"][0]}
             columns, rows = eng.query(reduction_sql(plan, eng.dialect, as_of, comments=False, inputs=inputs,
                                                     segment=attribute))
@@ -306,13 +314,32 @@ def _reduction(plan: Plan, columns: list[str], rows: list[tuple[Any, ...]], sql:
                      _iso(first[at["first_exposure"]]), _iso(first[at["last_exposure"]]), caps, in_progress)
 
 
-def _with_segment(exposures: Any, attribute: str) -> Any:
-    """The exposures' ``SELECT`` with the attribute's column as ``segment``."""
+def _segment_source(sources: dict[str, DataSource]) -> str:
+    """The relation the segment attributes are read from: the units file when there is one, else the exposures."""
+    return "units" if "units" in sources else "exposures"
+
+
+def _with_segment(exposures: Any, attribute: str, units: Any = None) -> Any:
+    """The exposures' ``SELECT`` with the attribute as ``segment``: their column, or the units file's by unit id.
+
+    A unit listed more than once in the units file takes its least value, so
+    that a join never multiplies exposures.
+    """
     from sqlglot import exp
 
     inner = exp.Subquery(this=exposures.copy(), alias=exp.TableAlias(this=exp.to_identifier("e")))
-    return exp.select(*(exp.column(c, quoted=True) for c in ("unit_id", "variant", "timestamp")),
-                      exp.alias_(exp.column(attribute, quoted=True), "segment", quoted=True)).from_(inner)
+    standard = [exp.column(c, "e", quoted=True) for c in ("unit_id", "variant", "timestamp")]
+    if units is None:
+        return exp.select(*standard, exp.alias_(exp.column(attribute, "e", quoted=True), "segment",
+                                                quoted=True)).from_(inner)
+    per_unit = (exp.select(exp.column("unit_id", quoted=True),
+                           exp.alias_(exp.Min(this=exp.column(attribute, quoted=True)), "segment", quoted=True))
+                .from_(exp.Subquery(this=units.copy(), alias=exp.TableAlias(this=exp.to_identifier("s"))))
+                .group_by(exp.column("unit_id", quoted=True)))
+    joined = exp.Subquery(this=per_unit, alias=exp.TableAlias(this=exp.to_identifier("u")))
+    return (exp.select(*standard, exp.column("segment", "u", quoted=True)).from_(inner)
+            .join(joined, on=exp.column("unit_id", "u", quoted=True).eq(exp.column("unit_id", "e", quoted=True)),
+                  join_type="left"))
 
 
 def _segments(plan: Plan, attribute: str, columns: list[str], rows: list[tuple[Any, ...]]) -> SegmentMoments:

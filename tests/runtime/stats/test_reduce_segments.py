@@ -79,6 +79,28 @@ def test_each_segment_equals_pandas_on_clean_data(tmp_path):
             assert table.metrics["spend"].sum_sq[s, arm] == (seg.value ** 2).sum()
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_segments_from_a_units_file_equal_those_from_the_exposures_column_on_every_engine(tmp_path, seed, engine):
+    """Joined by unit id: the same tables as a country column on the exposures; a unit the file lacks is unknown."""
+    ex, ev = awkward_with_country(tmp_path, seed)
+    frame = pd.read_csv(ex, dtype=str, keep_default_na=False)
+    per_unit = frame.drop_duplicates("user_id")[["user_id", "country"]]
+    dropped = per_unit[per_unit.country == ""].user_id  # units without a country are simply absent from the file
+    listed = per_unit[~per_unit.user_id.isin(dropped)]
+    units_file = tmp_path / "units.csv"
+    pd.concat([listed, listed.head(3)]).to_csv(units_file, index=False)  # a unit listed twice counts once
+    frame.drop(columns="country").to_csv(tmp_path / "bare.csv", index=False)
+    plan = with_segments(plan_for(METRICS, ("control", "a", "b")))
+    expected = reduce(plan, ex, ev, engine=engine).segments[0]
+    got = reduce(plan, tmp_path / "bare.csv", ev, engine=engine, units=units_file).segments[0]
+    assert got.values == expected.values
+    np.testing.assert_array_equal(got.units, expected.units)
+    for metric, m in expected.metrics.items():
+        np.testing.assert_allclose(got.metrics[metric].sum, m.sum, rtol=1e-12, err_msg=metric)
+    with pytest.raises(DataError, match=r"units.csv.*lacks the column `plan`"):
+        reduce(with_segments(plan, by=["plan"]), tmp_path / "bare.csv", ev, units=units_file)
+
+
 def test_small_segments_are_pooled_and_a_missing_column_is_named(tmp_path):
     ex, ev = awkward_with_country(tmp_path, 3)
     plan = with_segments(plan_for(METRICS, ("control", "a", "b")), top=2)
@@ -150,3 +172,16 @@ def test_an_attribute_with_too_many_values_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(reduce_module, "MAX_SEGMENT_VALUES", 2)
     with pytest.raises(DataError, match="segment attribute `country` has more than 2 values"):
         reduce(with_segments(plan_for(METRICS, ("control", "a", "b"))), ex, ev)
+
+
+def test_analyze_reads_segments_from_a_units_file(tmp_path):
+    import expc
+
+    ex, ev = awkward_with_country(tmp_path, 5)
+    frame = pd.read_csv(ex, dtype=str, keep_default_na=False)
+    frame.drop_duplicates("user_id")[["user_id", "country"]].to_csv(tmp_path / "units.csv", index=False)
+    frame.drop(columns="country").to_csv(tmp_path / "bare.csv", index=False)
+    plan = with_segments(plan_for(METRICS, ("control", "a", "b")))
+    out = expc.analyze(plan, exposures=tmp_path / "bare.csv", events=ev, units=tmp_path / "units.csv").to_dict()
+    assert out == expc.analyze(plan, exposures=ex, events=ev).to_dict()
+    assert out["segment_attributes"] == ["country"]
