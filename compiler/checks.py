@@ -777,17 +777,18 @@ def _peeking(ctx: Context, per_variant: int, total: int, days: int | None) -> It
         about = "at least about" if len(looks) > MAX_INTEGRATED_LOOKS else "about"
         ships = f"{about} {crossing_probability(alpha, looks, two_sided=False):.1%}"
         if a.method == "fixed":
+            rates = (f": an A/A experiment is significant at one of its {len(looks):,} tested looks {about} "
+                     f"{crossing_probability(alpha, looks):.1%} of the time (alpha {alpha:g} for one test) and ships "
+                     f"a variant that is no better {ships} of the time (`expc simulate SPEC --truth aa` estimates it)"
+                     ) if len(looks) > 1 else ""
             yield warning("W006", f"a fixed-horizon test is checked for significance at every look (before and after "
-                          f"its {per_variant:,} planned units per variant), which inflates false positives: an A/A "
-                          f"experiment is significant at one of its {len(looks):,} tested looks {about} "
-                          f"{crossing_probability(alpha, looks):.1%} of the time (alpha {alpha:g} for one test) and "
-                          f"ships a variant that is no better {ships} of the time "
-                          "(`expc simulate SPEC --truth aa` estimates it)",
+                          f"its {per_variant:,} planned units per variant), which inflates false positives{rates}",
                           where, f"{once}; or use `method: sequential`, which may be checked at every look")
         else:
+            rate = f": {ships} of the time at its {len(looks):,} looks" if len(looks) > 1 else ""
             yield warning("W011", "a Bayesian decision taken at every look ships an equal variant more often than "
-                          f"alpha = {a.alpha:g}: {ships} of the time at its {len(looks):,} looks (the false-positive "
-                          "rate `expc simulate SPEC --truth aa` shows)", where,
+                          f"alpha = {a.alpha:g}{rate} (the false-positive rate `expc simulate SPEC --truth aa` "
+                          "shows)", where,
                           f"{once}; or use `method: sequential`, whose looks keep alpha")
     if (a.method == "sequential" and a.sequential == "group" and days is not None and st.max_days is not None
             and days < st.max_days):

@@ -128,8 +128,10 @@ def _daily_per_variant(spec: Spec) -> float | None:
 def reachable_per_variant(spec: Spec) -> Reach | None:
     """The units per variant the design has at ``max_days`` (with simulated traffic), or at ``max_units``.
 
-    The fewer of the two when both are known; None when neither bounds the
-    design (no ``max_days`` with ``simulation.units_per_day``, no ``max_units``).
+    With traffic, ``max_units`` is reached at the first look that has them (a
+    look's units, not the bound's). The fewer of the two when both are known;
+    None when neither bounds the design (no ``max_days`` with
+    ``simulation.units_per_day``, no ``max_units``).
     """
     st = spec.stopping
     weights = [v.weight for v in spec.variants]
@@ -140,7 +142,13 @@ def reachable_per_variant(spec: Spec) -> Reach | None:
     if daily is not None and daily > 0 and st.max_days is not None:
         found.append(Reach(int(daily * st.max_days), "max_days"))
     if st.max_units is not None:
-        found.append(Reach(int(st.max_units * min(weights) / sum(weights)), "max_units"))
+        share = min(weights) / sum(weights)
+        if daily is not None and daily > 0:  # the first look with max_units in total
+            every = st.looks / DAY
+            looks_needed = math.ceil(round(st.max_units * share / daily / every, 9))
+            found.append(Reach(int(daily * looks_needed * every), "max_units"))
+        else:
+            found.append(Reach(int(st.max_units * share), "max_units"))
     return min(found, key=lambda r: r.per_variant, default=None)
 
 

@@ -160,3 +160,10 @@ def test_the_sequential_examples_and_hostile_inputs_give_no_crash():
     result = check_text(BASE + PEEK + "  looks: 1h\n  max_days: 365\n")
     d = next(x for x in result.diagnostics if x.code == "W006")
     assert "at least about" in d.message  # 8,760 looks: thinned to MAX_LOOKS, a lower bound
+
+
+def test_a_single_tested_look_gives_w006_without_a_rate():
+    text = (BASE + SIM + PEEK + "    - {when: max_units, then: stop_inconclusive}\n"
+            "  max_days: 200\n  min_units_per_variant: 20000\n  max_units: 40000\n")  # tested once, too early
+    d = next(x for x in check_text(text).diagnostics if x.code == "W006")
+    assert d.message.endswith("which inflates false positives")
