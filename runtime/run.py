@@ -99,12 +99,18 @@ class RunResult:
 
 
 def run_identity(plan: Plan, options: RunOptions, simulated: bool, seed: int) -> dict[str, Any]:
-    """What makes two invocations the same run: the spec digest, the mode, the seed and the inputs."""
+    """What makes two invocations the same run: the plan's digest, the mode, the seed and the inputs.
+
+    The digest is of what the spec means (:func:`expc.compiler.diff.plan_digest`): comments, key order,
+    formatting, names, descriptions and generation limits do not make another run.
+    """
+    from expc.compiler.diff import plan_digest
+
     inputs: dict[str, Any] = {"units": str(Path(options.units_path).resolve()) if options.units_path else None}
     for name, source in options.data(plan).items():
         inputs[name] = None if source is None else (
             str(Path(source.path).resolve()) if source.path is not None else source.model_dump(exclude_defaults=True))
-    return {"state_version": STATE_VERSION, "spec_sha256": plan.spec_sha256,
+    return {"state_version": STATE_VERSION, "plan_digest": plan_digest(plan), "spec_sha256": plan.spec_sha256,
             "experiment": plan.experiment.id, "simulated": simulated, "seed": seed, "inputs": inputs}
 
 

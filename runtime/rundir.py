@@ -3,7 +3,7 @@
 A run lives in one folder (``.expc/runs/<experiment-id>/`` by default)::
 
     plan.json          the compiled plan the run was made from
-    state.json         what the run is (spec digest, mode, seed, inputs) and which steps are done
+    state.json         what the run is (the plan's digest, mode, seed, inputs) and which steps are done
     assignments.parquet  every unit's variant
     content.sqlite     the content store (and SQLite's -wal, -shm, -journal beside it)
     content.jsonl      the generated items
@@ -64,7 +64,8 @@ __all__ = ["LOCK_NAME", "RUN_FILES", "STATE_VERSION", "STORE_FILES", "STORE_NAME
            "is_done", "mark_done", "open_run_dir", "read_json", "release_run_dir",
            "started_run", "write_json_atomic"]
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""2: a run is keyed on its plan's meaning (``plan_digest``); 1: on the spec's bytes (still resumed)."""
 MAX_STATE_BYTES = 1 << 20  #: a state.json larger than this is not one expc wrote
 STORE_NAME = "content.sqlite"
 STORE_FILES = (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", f"{STORE_NAME}-journal")
@@ -211,14 +212,12 @@ def open_run_dir(plan: Plan, run_dir: Path, identity: dict[str, Any], fresh: boo
             _clear(run_dir)
         state = _run_state(run_dir)
         if state is not None:
-            differences = [key for key in ("state_version", "spec_sha256", "simulated", "seed", "inputs")
-                           if state["identity"].get(key) != identity[key]]
+            differences = _differences(state["identity"], identity, run_dir, plan)
             if differences:
-                what = {"spec_sha256": "the spec changed", "simulated": "simulated vs real data",
-                        "seed": "another --seed", "inputs": "other data files", "state_version": "an older expc"}
-                raise RunError(
-                    f"{run_dir}: holds a run made from something else ({', '.join(what[d] for d in differences)}); "
-                    "rerun with --fresh to start over there, or give another --run-dir", 1)
+                raise RunError(f"{run_dir}: holds a run made from something else ({', '.join(differences)}); "
+                               "rerun with --fresh to start over there, or give another --run-dir", 1)
+            if state["identity"].get("plan_digest") is None and identity.get("plan_digest") is not None:
+                write_json_atomic(run_dir / "state.json", {**state, "identity": identity})  # a version 1 state
         looks = run_dir / LOOKS
         try:
             looks.mkdir(exist_ok=True)
@@ -232,6 +231,51 @@ def open_run_dir(plan: Plan, run_dir: Path, identity: dict[str, Any], fresh: boo
     except BaseException:
         release_run_dir(run_dir)
         raise
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], run_dir: Path, plan: Plan) -> list[str]:
+    """What makes the run in ``run_dir`` (identity ``old``) another run than this one (``new``), for a person.
+
+    The spec counts by its meaning (``plan_digest``); a state of version 1
+    (keyed on the spec's bytes) is the same run when the bytes are the same.
+    """
+    version = old.get("state_version")
+    out = []
+    if version not in (1, STATE_VERSION):
+        out.append("another version of expc")
+    elif version == STATE_VERSION:
+        if old.get("plan_digest") != new.get("plan_digest"):
+            out.append(_spec_changed(run_dir, plan))
+    elif old.get("spec_sha256") != new.get("spec_sha256"):  # version 1: its plan.json says what the bytes meant
+        from expc.compiler.diff import plan_digest
+
+        before = _run_plan(run_dir, plan)
+        if before is None or plan_digest(before) != new.get("plan_digest"):
+            out.append(_spec_changed(run_dir, plan))
+    what = {"simulated": "simulated vs real data", "seed": "another --seed", "inputs": "other data files"}
+    return out + [text for key, text in what.items() if old.get(key) != new.get(key)]
+
+
+def _run_plan(run_dir: Path, plan: Plan) -> Plan | None:
+    """The plan the run in ``run_dir`` was made from (its plan.json), or None when it cannot be read as one."""
+    from expc.compiler.plan import Plan, PlanError
+    from expc.compiler.sources import read_regular
+
+    if not isinstance(plan, Plan):  # a stand-in of a test: nothing to compare with
+        return None
+    try:
+        return Plan.from_json(read_regular(run_dir / "plan.json", 16 << 20), "plan.json")
+    except (OSError, PlanError, ValueError, RecursionError):
+        return None
+
+
+def _spec_changed(run_dir: Path, plan: Plan) -> str:
+    """``the spec changed``, naming what changed in meaning since the run's plan.json (:mod:`expc.compiler.diff`)."""
+    from expc.compiler.diff import plan_changes, what_changed
+
+    before = _run_plan(run_dir, plan)
+    changes = [c for c in plan_changes(before, plan) if c.identity] if before is not None else []
+    return f"the spec changed: {what_changed(changes)}" if changes else "the spec changed"
 
 
 def _refuse_foreign(run_dir: Path) -> None:

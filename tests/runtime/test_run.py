@@ -222,3 +222,71 @@ def test_without_units_the_per_unit_variants_are_not_generated_and_the_report_sa
         "not generated: treatment (its copy is written per unit; give --units)"]
     content = [json.loads(line) for line in (tmp_path / "r" / "content.jsonl").read_text().splitlines()]
     assert [c["variant"] for c in content] == ["control"]
+
+
+# ---------------------------------------------------------------- resuming keyed on what the spec means
+
+
+def small_text(**kw: object) -> str:
+    """The text of :func:`small_plan`'s spec."""
+    values = {"model": "offline/copywriter", "generate": "{per: segment, segment_by: [interests]}", "days": 4,
+              "units_per_day": 300, "treatment": 0.10} | kw
+    return SMALL.format(**values)
+
+
+def test_a_run_resumes_after_an_edit_that_changes_no_meaning(tmp_path: Path) -> None:
+    text = small_text()
+    first = run(plan_of_text(text, "small.yaml"), tmp_path / "r")
+    edited_text = ("# reviewed: the copy is fine\n"
+                   + text.replace("  id: small-run\n", "  name: Small run  # shown in the report\n  id: small-run\n")
+                   .replace("analysis:\n  method: sequential\n", "analysis: {method: sequential}\n")
+                   + "generation:\n  max_cost_usd: 10\n")
+    plan = plan_of_text(edited_text, "small.yaml")
+    assert plan.spec_sha256 != first.report["spec_sha256"]
+    second = execute(plan, RunOptions(run_dir=tmp_path / "r", generation=GenerateOptions(offline=True)))
+    assert second.resumed
+    assert second.report["generation"]["this_invocation"] == {"calls": 0, "spent": 0.0}
+    assert second.report["history"] == first.report["history"]
+    assert second.report["experiment"]["name"] == "Small run"
+
+
+def test_a_change_that_matters_is_refused_naming_what_changed(tmp_path: Path) -> None:
+    run(small_plan(), tmp_path / "r")
+    mde = plan_of_text(small_text().replace("mde: 20%", "mde: 25%"), "small.yaml")
+    with pytest.raises(RunError) as info:
+        run(mde, tmp_path / "r")
+    assert "(the spec changed: changes the analysis: metrics.clicked.mde 0.2 -> 0.25" in str(info.value)
+    assert info.value.exit_code == 1 and "--fresh" in str(info.value) and "\n" not in str(info.value)
+    weight = plan_of_text(small_text().replace("    content: Hello!\n", "    content: Hello!\n    weight: 3\n"),
+                          "small.yaml")
+    with pytest.raises(RunError, match=r"the spec changed: re-randomises: variants\.control\.weight 0\.5 -> 0\.75"):
+        run(weight, tmp_path / "r")
+    truth = plan_of_text(small_text(treatment=0.12), "small.yaml")  # another simulated world: not the same run
+    with pytest.raises(RunError, match=r"the spec changed: simulation\.truth\.treatment\.clicked\.mean 0\.1 -> 0\.12"):
+        run(truth, tmp_path / "r")
+
+
+def test_a_state_of_an_older_expc_resumes_when_it_means_the_same_and_is_refused_in_one_line_otherwise(
+        tmp_path: Path) -> None:
+    plan = small_plan()
+    run(plan, tmp_path / "r")
+    state_path = tmp_path / "r" / "state.json"
+
+    def as_version_1() -> None:
+        state = json.loads(state_path.read_text())
+        state["identity"] = {k: v for k, v in state["identity"].items() if k != "plan_digest"} | {"state_version": 1}
+        state_path.write_text(json.dumps(state))
+
+    as_version_1()
+    assert execute(plan_of_text("# a comment\n" + small_text(), "small.yaml"),
+                   RunOptions(run_dir=tmp_path / "r", generation=GenerateOptions(offline=True))).resumed
+    assert json.loads(state_path.read_text())["identity"]["state_version"] == 2  # upgraded as it resumed
+    as_version_1()
+    with pytest.raises(RunError, match="the spec changed: changes the analysis: metrics.clicked.mde"):
+        run(plan_of_text(small_text().replace("mde: 20%", "mde: 25%"), "small.yaml"), tmp_path / "r")
+    state = json.loads(state_path.read_text())
+    state["identity"]["state_version"] = 99
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(RunError, match=r"\(another version of expc\); rerun with --fresh") as info:
+        run(plan, tmp_path / "r")
+    assert "\n" not in str(info.value)
