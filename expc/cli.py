@@ -587,7 +587,8 @@ Examples:
               help="Draw units and outcomes from the spec's simulation block (the default without data).")
 @click.option("--seed", type=int, help="Seed of a simulated run (default: the simulation block's seed).")
 @click.option("--run-dir", "run_dir", type=click.Path(file_okay=False),
-              help="Where the run's state and reports live (default: .expc/runs/<experiment-id>).")
+              help="Where the run's state and reports live (default: <run_dir_root>/<experiment-id>, "
+                   ".expc/runs/<experiment-id> unless EXPC_RUN_DIR_ROOT or the settings file say otherwise).")
 @click.option("--fresh", is_flag=True, help="Start over in the run directory (the content store is kept).")
 @_engine_option
 @_generation_options
@@ -787,8 +788,10 @@ Examples:
 @click.option("--units", "units_path", type=click.Path(dir_okay=False),
               help="The units the content was generated for (per-unit and per-segment content).")
 @click.option("--offline", is_flag=True, help="The content was generated with --offline.")
-@click.option("--model", callback=_model_id, help="The content was generated with this --model.")
-@click.option("--api-base", "api_base", metavar="URL", help="The content was generated with this --api-base.")
+@click.option("--model", callback=_setting("model", _model_id),
+              help="The content was generated with this --model (default: as for generate, docs/settings.md).")
+@click.option("--api-base", "api_base", metavar="URL", callback=_setting("api_base"),
+              help="The content was generated with this --api-base (default: as for generate).")
 @click.option("--seed", type=int, default=0, show_default=True, help="The content was generated with this --seed.")
 @click.option("--store", "store_path", type=click.Path(dir_okay=False),
               help="The content store (default: .expc/runs/<experiment-id>/content.sqlite).")
@@ -809,6 +812,7 @@ def approve_command(spec: str, reviewer: str | None, variants: tuple[str, ...], 
     from expc.runtime.generate.runner import GenerateOptions
     from expc.runtime.run import STORE_NAME, default_run_dir
     from expc.runtime.tables import read_units
+    from expc.settings import runs_root
 
     if not reviewer:
         raise click.UsageError("say who approves: --reviewer NAME (or set EXPC_REVIEWER)")
@@ -817,7 +821,7 @@ def approve_command(spec: str, reviewer: str | None, variants: tuple[str, ...], 
     if unknown:
         raise click.BadParameter(f"no variant `{unknown[0]}` in {spec}", param_hint="'--variant'")
     units = read_units(units_path, plan.attributes, plan.assignment.unit) if units_path else None
-    store = Path(store_path) if store_path else default_run_dir(plan) / STORE_NAME
+    store = Path(store_path) if store_path else default_run_dir(plan, runs_root()) / STORE_NAME
     opts = GenerateOptions(offline=offline, model=model, api_base=api_base, seed=seed)
     done = approve_spec(spec, plan, units, store, opts, reviewer, variants or None)
     _say(f"wrote {done.path}: {done.new:,} text(s) approved now, {done.kept:,} already approved")

@@ -297,3 +297,17 @@ def test_env_file_values_without_a_value_are_skipped() -> None:
         path.write_text("A_NAME\nB_NAME=\n", encoding="utf-8")
         target: dict[str, str] = {}
         assert load_env_file(path, target) == ["B_NAME"] and target == {"B_NAME": ""}
+
+
+def test_generate_approve_and_run_agree_on_the_settings_model_and_store(project: Path) -> None:
+    from test_review_cli import write_spec as review_spec
+
+    (project / "expc.toml").write_text("model = 'offline/house-style'\nrun_dir_root = 'runs'\n", encoding="utf-8")
+    spec = review_spec(project / "sub")
+    assert expc("generate", spec, "--quiet").exit_code == 0
+    assert (project / "runs" / "review-cli" / "content.sqlite").is_file()
+    approved = expc("approve", spec, "--reviewer", "alice")
+    assert approved.exit_code == 0, approved.stderr
+    done = expc("run", spec, "--require-approval", "--quiet")
+    assert done.exit_code == 0, done.stderr
+    assert (project / "runs" / "review-cli" / "report.md").is_file()
