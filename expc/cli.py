@@ -325,24 +325,64 @@ def assign_command(spec: str, units_path: str, output: str | None, engine: str) 
 
 @main.command(epilog="""\b
 Examples:
-  expc export specs/welcome-email.yaml --to growthbook
-  expc export specs/welcome-email.yaml --to growthbook -o features.json
+  expc generate specs/welcome-email.yaml --offline --quiet -o content.jsonl
+  expc export specs/welcome-email.yaml --to growthbook --offline -o features.json   # the copy generated above
+  expc export specs/welcome-email.yaml --to growthbook --values variant            # the assignment alone
 """)
 @click.argument("spec")
 @click.option("--to", "target", type=click.Choice(["growthbook"]), required=True, help="The system to export to.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here (default: stdout).")
-def export(spec: str, target: str, output: str | None) -> None:
-    """Export a spec's assignment to another system.
+@click.option("--values", type=click.Choice(["copy", "variant"]), default="copy", show_default=True,
+              help="copy: each variation serves the tested copy (from the content store); variant: the variant "
+                   "ids (the assignment alone).")
+@click.option("--units", "units_path", type=click.Path(dir_okay=False),
+              help="The units the copy was generated for (segments come from them).")
+@click.option("--offline", is_flag=True, help="The copy was generated with --offline.")
+@click.option("--model", callback=lambda ctx, param, value: _setting("model", _model_id)(ctx, param, value),
+              help="The copy was generated with this --model (default: as for generate, docs/settings.md).")
+@click.option("--api-base", "api_base", metavar="URL",
+              callback=lambda ctx, param, value: _setting("api_base")(ctx, param, value),
+              help="The copy was generated with this --api-base (default: as for generate).")
+@click.option("--seed", type=int, default=0, show_default=True, help="The copy was generated with this --seed.")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False),
+              help="The content store (default: .expc/runs/<experiment-id>/content.sqlite).")
+def export(spec: str, target: str, output: str | None, values: str, units_path: str | None, offline: bool,
+           model: str | None, api_base: str | None, seed: int, store_path: str | None) -> None:
+    """Export a spec's assignment and its tested copy to another system.
 
     --to growthbook writes a GrowthBook features payload: one feature whose
     experiment rule has the spec's seed, hash version, weights, coverage,
     audience and layer, so that GrowthBook's SDKs assign every user exactly
-    as `expc assign` does.
+    as `expc assign` does, and whose variations are the copy expc generated
+    (read from the content store, no call made: run `expc generate` first).
+    Copy per segment is one rule per segment; copy per unit exports a lookup
+    key, with a warning. Exits 1 when the copy is not in the store.
     """
     from expc.compiler.compile import compile_plan
-    from expc.runtime.export import growthbook_json
+    from expc.runtime.export import growthbook_export, payload_json
 
-    _emit(growthbook_json(compile_plan(*_checked_spec(spec))), output)
+    plan = compile_plan(*_checked_spec(spec))
+    items = None
+    if values == "copy":
+        from expc.approve import stored_items
+        from expc.runtime.generate.jobs import per_unit_variants
+        from expc.runtime.generate.runner import GenerateOptions, NotInStore
+        from expc.runtime.run import STORE_NAME, default_run_dir
+        from expc.runtime.tables import read_units
+        from expc.settings import runs_root
+
+        units = read_units(units_path, plan.attributes, plan.assignment.unit) if units_path else None
+        store = Path(store_path) if store_path else default_run_dir(plan, runs_root()) / STORE_NAME
+        wanted = tuple(v.id for v in plan.variants if v.id not in per_unit_variants(plan))  # per unit: a key
+        try:
+            items = stored_items(plan, units, store, GenerateOptions(offline=offline, model=model, api_base=api_base,
+                                                                     seed=seed, variants=wanted))
+        except NotInStore as exc:
+            _fail(f"{exc}; or export the assignment alone (--values variant)")
+    exported = growthbook_export(plan, items)
+    for warning in exported.warnings:
+        _say(f"warning: {warning}", err=True)
+    _emit(payload_json(exported.payload), output)
 
 
 def _engine_option(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -366,7 +366,7 @@ def test_integer_ids_are_written_as_integers_and_hashed_as_the_sdk_does(tmp_path
     units = write(tmp_path / "in" / "units.csv", "account_id,country\n" + "".join(f"{i},US\n" for i in ids))
     result = run("assign", spec, "--units", units, "-o", out)
     assert result.exit_code == 0, result.stderr
-    features = json.loads(run("export", spec, "--to", "growthbook").stdout)["features"]
+    features = json.loads(run("export", spec, "--to", "growthbook", "--values", "variant").stdout)["features"]
     for i, (uid, variant, bucket) in zip(ids, rows_of(out, "account_id")):
         assert uid == str(i)
         found = GrowthBook(attributes={"account_id": i}, features=features).eval_feature("int-ids")
@@ -394,7 +394,7 @@ RULE_FIELDS = ("key", "seed", "hashVersion", "hashAttribute", "variations", "wei
 
 
 def test_export_growthbook_payload(tmp_path):
-    result = run("export", WELCOME, "--to", "growthbook")
+    result = run("export", WELCOME, "--to", "growthbook", "--values", "variant")
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
     feature = payload["features"]["welcome-subject-2026q4"]
@@ -416,7 +416,7 @@ def test_export_growthbook_payload(tmp_path):
     assert served.value in ("control", "personalized") and served.source == "experiment"
 
     target = tmp_path / "deep" / "features.json"
-    written = run("export", WELCOME, "--to", "growthbook", "-o", target)
+    written = run("export", WELCOME, "--to", "growthbook", "--values", "variant", "-o", target)
     assert written.exit_code == 0 and written.stdout == ""
     assert target.read_text(encoding="utf-8") == result.stdout
     assert json.load(open(target, encoding="utf-8")) == payload

@@ -73,7 +73,7 @@ def spec_file(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------- -o: devices, FIFOs, links, bad places
 
 
-@pytest.mark.parametrize("command", [("compile",), ("export", "--to", "growthbook")])
+@pytest.mark.parametrize("command", [("compile",), ("export", "--to", "growthbook", "--values", "variant")])
 def test_a_full_device_is_one_line_with_exit_1_and_stays_a_device(tmp_path: Path, command: tuple[str, ...]) -> None:
     full = device(tmp_path, "full", 7)
     result = run(*command, WELCOME, "-o", full)
@@ -128,7 +128,8 @@ def test_a_link_planted_at_the_output_is_refused_and_its_target_kept(tmp_path: P
     assert victim.read_text() == "export PATH=...\n"
 
 
-@pytest.mark.parametrize("command", [("compile", WELCOME), ("export", WELCOME, "--to", "growthbook"), ("init",)])
+@pytest.mark.parametrize("command", [("compile", WELCOME),
+                                     ("export", WELCOME, "--to", "growthbook", "--values", "variant"), ("init",)])
 def test_an_output_under_a_regular_file_is_one_line_naming_it(tmp_path: Path, command: tuple[Any, ...]) -> None:
     (tmp_path / "notes").write_text("a file")
     target = tmp_path / "notes" / "sub" / "out.json"

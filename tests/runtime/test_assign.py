@@ -53,7 +53,7 @@ def cli(*args: str):
 
 
 def export_payload(spec: Path) -> dict[str, Any]:
-    result = cli("export", spec, "--to", "growthbook")
+    result = cli("export", spec, "--to", "growthbook", "--values", "variant")  # the assignment alone
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
 
