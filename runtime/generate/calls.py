@@ -30,11 +30,17 @@ Where a call goes is decided here last, whatever the target says: only the
 parameters a spec may set (:data:`~expc.compiler.destinations.SAFE_PARAMS`)
 are passed on, and the model, messages, API base and key are set after them,
 so nothing in ``params`` can override the user's base or key.
+
+Calls to the built-in offline model (:func:`~.offline.is_offline`) are
+answered here by :func:`~.offline.offline_reply`, the function litellm's
+``offline`` provider serves too, from the same arguments and into the same
+records; litellm is imported only when some task goes to another model.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -47,6 +53,7 @@ from expc.compiler.model import Checks
 
 from . import replies
 from .checks import check_text
+from .offline import is_offline, offline_reply
 from .personal import Personal, redact
 from .store import Record, Store, request_key
 
@@ -54,6 +61,13 @@ RETRYABLE_STATUS = {408, 409, 425, 429}
 PLACEHOLDER_KEY = "expc-no-key"  # sent to a local OpenAI-compatible server that needs no key
 MAX_CONTENT_CHARS = 256 * 1024
 """Longest generated text accepted from a provider, in characters (256 Ki: far beyond any marketing copy)."""
+SERVE_OFFLINE_DIRECTLY = True
+"""Answer the offline model here, without litellm; False: through litellm's ``offline`` provider (the same records)."""
+
+
+def needs_litellm(model: str) -> bool:
+    """True when calls to ``model`` go through litellm: every model but the offline one, which is served here."""
+    return not (SERVE_OFFLINE_DIRECTLY and is_offline(model))
 
 
 @dataclass(frozen=True)
@@ -148,7 +162,9 @@ def run(tasks: list[Task], store: Store, limits: Limits,
 
 async def _run(tasks: list[Task], store: Store, limits: Limits,
                on_task_done: Callable[[Task], None] | None, secrets: tuple[str, ...]) -> Outcome:
-    import litellm
+    litellm: Any = None
+    if any(needs_litellm(task.target.model) for task in tasks):
+        import litellm
 
     outcome = Outcome()
     queue = iter(tasks)
@@ -191,9 +207,9 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
     def _over_budget() -> bool:
         return limits.max_cost is not None and limits.already_spent + outcome.spent >= limits.max_cost
 
-    def _unusable(task: Task, key: str, attempt: int, reason: str, response: Any, tries: int) -> Record:
+    def _unusable(task: Task, key: str, attempt: int, reason: str, reply: _Reply | None, tries: int) -> Record:
         """A reply that broke a bound: counted as a call whose text failed its checks, never stored."""
-        record = _record(task, key, attempt, response, "", 0.0, tries) if response is not None else Record(
+        record = _record(task, key, attempt, replace(reply, content=""), 0.0, tries) if reply is not None else Record(
             key=key, model=task.target.model, api_base=task.target.api_base, request={}, content=None,
             response_model=None, prompt_tokens=0, completion_tokens=0, cost=0.0, cost_known=False, latency=0.0,
             attempts=tries, checks=[])
@@ -207,21 +223,27 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
     async def _call(task: Task, key: str, attempt: int) -> Record:
         target = task.target
         kwargs = _arguments(target, task.messages, task.seed + attempt, limits.timeout)
+        direct = not needs_litellm(target.model)
         started = time.perf_counter()
         last_error = "no attempt made"
         for tries in range(1, limits.max_tries + 1):
             wait: float | None = None
             try:
-                response = await asyncio.wait_for(litellm.acompletion(**kwargs), limits.timeout + 10)
-                content = _content(response)
-                if len(content) > limits.max_content_chars:
-                    return _unusable(task, key, attempt, f"the reply is {len(content):,} characters, over the "
-                                     f"{limits.max_content_chars:,}-character limit", response, tries)
+                if direct:
+                    reply = _offline(kwargs)
+                else:
+                    reply = _from_litellm(await asyncio.wait_for(litellm.acompletion(**kwargs), limits.timeout + 10))
+                if len(reply.content) > limits.max_content_chars:
+                    return _unusable(task, key, attempt, f"the reply is {len(reply.content):,} characters, over the "
+                                     f"{limits.max_content_chars:,}-character limit", reply, tries)
             except TimeoutError:
                 last_error = f"no reply within {limits.timeout:g} s"
             except _Broken as exc:
                 last_error = str(exc)
             except Exception as exc:  # litellm's typed errors (openai.APIError subclasses), sorted below
+                if direct:  # a deterministic function: trying again would fail again
+                    raise _Fatal(f"{target.model}: the offline model failed: {type(exc).__name__}: "
+                                 f"{_first_line(str(exc))}") from None
                 refused = replies.refusal(exc)
                 if refused is not None:
                     return _unusable(task, key, attempt, str(refused), None, tries)
@@ -231,7 +253,7 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
                     raise _Fatal(f"{target.model}: {last_error}") from None
                 wait = _retry_after(exc)
             else:
-                record = _record(task, key, attempt, response, content, time.perf_counter() - started, tries)
+                record = _record(task, key, attempt, reply, time.perf_counter() - started, tries)
                 store.put(record)
                 outcome.calls += 1
                 outcome.spent += record.cost
@@ -245,12 +267,14 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
                 await asyncio.sleep(max(backoff, min(wait or 0.0, limits.retry_after_cap)))
         raise _Fatal(f"{target.model}: gave up after {limits.max_tries} tries: {last_error}")
 
-    with replies.bounded(limits.max_reply_bytes):  # before the workers start: they inherit the bound
+    # the bound is set before the workers start: they inherit it (only litellm's calls read HTTP replies)
+    with replies.bounded(limits.max_reply_bytes) if litellm is not None else contextlib.nullcontext():
         workers = [asyncio.create_task(worker()) for _ in range(max(1, min(limits.concurrency, len(tasks))))]
         try:
             await asyncio.gather(*workers)
         finally:
-            await _close_clients()
+            if litellm is not None:
+                await _close_clients()
     return outcome
 
 
@@ -262,7 +286,7 @@ def _arguments(target: Target, messages: list[dict[str, str]], seed: int, timeou
     written by hand); ``extra_body`` carries expc's own hints to the offline
     provider, which makes no network call.
     """
-    offline = target.model.startswith("offline/")
+    offline = is_offline(target.model)
     refused = sorted(k for k in target.params if k not in SAFE_PARAMS and not (offline and k == "extra_body"))
     if refused:
         raise _Fatal(f"{target.model}: `params` may not set {', '.join(refused)} (it could send the call or a key "
@@ -294,34 +318,51 @@ async def _close_clients() -> None:
         pass
 
 
-def _record(task: Task, key: str, attempt: int, response: Any, content: str, latency: float,
-            tries: int) -> Record:
-    """A completed call as the store keeps it: tokens from the reply, cost from litellm's price table."""
-    usage = getattr(response, "usage", None)
-    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-    cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+@dataclass(frozen=True)
+class _Reply:
+    """What the store keeps of a reply, whichever way it came (litellm, or the offline model directly)."""
+
+    content: str
+    model: str | None  # as the reply names it
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None  # None: not in litellm's price table
+
+
+def _record(task: Task, key: str, attempt: int, reply: _Reply, latency: float, tries: int) -> Record:
+    """A completed call as the store keeps it."""
     target = task.target
     return Record(
         key=key, model=target.model, api_base=target.api_base,
         request={"params": target.params, "seed": task.seed + attempt,
                  "messages": task.recorded if task.recorded is not None else task.messages},
-        content=content, response_model=getattr(response, "model", None),
-        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-        cost=float(cost) if cost is not None else 0.0, cost_known=cost is not None,
-        latency=round(latency, 4), attempts=tries, checks=check_text(content, task.checks),
+        content=reply.content, response_model=reply.model,
+        prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+        cost=float(reply.cost) if reply.cost is not None else 0.0, cost_known=reply.cost is not None,
+        latency=round(latency, 4), attempts=tries, checks=check_text(reply.content, task.checks),
     )
+
+
+def _offline(kwargs: dict[str, Any]) -> _Reply:
+    """The offline model's reply to litellm's arguments for the call, made here (free: cost 0)."""
+    reply = offline_reply(kwargs["model"], kwargs["messages"], kwargs.get("seed"), kwargs.get("extra_body"))
+    return _Reply(reply.content, reply.model, reply.prompt_tokens, reply.completion_tokens, 0.0)
 
 
 class _Broken(Exception):
     """A reply came back but holds no usable choice (retried like a 5xx)."""
 
 
-def _content(response: Any) -> str:
+def _from_litellm(response: Any) -> _Reply:
+    """litellm's reply: its first choice's text, its tokens, its cost from litellm's price table."""
     choices = getattr(response, "choices", None) or []
     if not choices:
         raise _Broken("the reply has no choices")
-    return choices[0].message.content or ""
+    usage = getattr(response, "usage", None)
+    cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+    return _Reply(choices[0].message.content or "", getattr(response, "model", None),
+                  int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0),
+                  float(cost) if cost is not None else None)
 
 
 def _retryable(exc: Exception, status: int | None) -> bool:

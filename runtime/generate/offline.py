@@ -1,11 +1,14 @@
 """The built-in offline provider: deterministic copy with no key and no network.
 
-Registered with litellm as the custom provider ``offline`` (models
-``offline/<anything>``), so offline content takes exactly the path real
-content takes (``litellm.acompletion``, the store, the checks). Each text is
-made from the rendered prompt and the seed: the same request always gives the
-same text, another seed or another prompt gives another one, and every text
-starts with ``[offline]`` so nobody mistakes it for real model output.
+Models ``offline/<anything>`` (:func:`is_offline`). :func:`offline_reply` is
+the one source of every offline reply, served two ways that give the same
+stored records: directly by :mod:`.calls` (a run whose calls all go offline
+never imports litellm, which takes seconds), and through litellm as the custom
+provider ``offline`` (:func:`register`), for whoever calls
+``litellm.acompletion`` with an offline model. Each text is made from the
+rendered prompt and the seed: the same request always gives the same text,
+another seed or another prompt gives another one, and every text starts with
+``[offline]`` so nobody mistakes it for real model output.
 
 The request may carry ``extra_body={"expc_chars": [min, max]}`` (the prompt's
 length checks), which the text is fitted into, and ``"expc_json_schema"`` (the
@@ -19,10 +22,46 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 PROVIDER = "offline"
 MARK = "[offline]"
+
+
+def is_offline(model: str) -> bool:
+    """True when ``model`` is the built-in offline model (``offline/<name>``), which needs no key and no network."""
+    return model.startswith(PROVIDER + "/")
+
+
+@dataclass(frozen=True)
+class OfflineReply:
+    """What the offline model answers to one request (it is free: its cost is 0)."""
+
+    model: str  # ``offline/<name>``, as a provider's reply names its model
+    content: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def offline_reply(model: str, messages: list[dict[str, Any]], seed: int | None,
+                  extra_body: dict[str, Any] | None = None) -> OfflineReply:
+    """The offline model's reply to one request: the text, fitted to expc's hints in ``extra_body``, and its tokens.
+
+    ``model`` is the whole id, ``offline/<name>``. ``extra_body`` may carry
+    ``expc_chars`` ([min, max], 0 for no bound) and ``expc_json_schema``; see
+    the module's documentation.
+    """
+    hints = extra_body or {}
+    window = hints.get("expc_chars")
+    chars = (int(window[0]), int(window[1])) if window else None
+    text = offline_text(messages, seed, chars)
+    schema = hints.get("expc_json_schema")
+    if schema is not None:
+        text = json.dumps(offline_json(schema, text), ensure_ascii=False)
+    prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in messages)
+    return OfflineReply(model, text, prompt_tokens, _tokens(text))
+
 
 _OPENERS = ("Discover", "Meet", "Try", "Explore", "Say hello to", "Get more from", "Make room for", "Picture")
 _LINKS = ("made for", "picked for", "built around", "inspired by", "with a nod to", "tuned to")
@@ -132,19 +171,14 @@ def register() -> None:
 
             async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
                 optional = kwargs.get("optional_params") or {}
-                hint = (optional.get("extra_body") or {}).get("expc_chars")
-                chars = (int(hint[0]), int(hint[1])) if hint else None
-                text = offline_text(messages, optional.get("seed"), chars)
-                schema = (optional.get("extra_body") or {}).get("expc_json_schema")
-                if schema is not None:
-                    text = json.dumps(offline_json(schema, text), ensure_ascii=False)
-                prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in messages)
-                done = _tokens(text)
+                # litellm hands a custom provider the id without its provider: offline/<name> -> <name>
+                reply = offline_reply(f"{PROVIDER}/{model}", messages, optional.get("seed"), optional.get("extra_body"))
                 response = ModelResponse(
-                    model=f"{PROVIDER}/{model}",
-                    choices=[{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-                    usage={"prompt_tokens": prompt_tokens, "completion_tokens": done,
-                           "total_tokens": prompt_tokens + done},
+                    model=reply.model,
+                    choices=[{"index": 0, "finish_reason": "stop",
+                              "message": {"role": "assistant", "content": reply.content}}],
+                    usage={"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+                           "total_tokens": reply.prompt_tokens + reply.completion_tokens},
                 )
                 response._hidden_params["response_cost"] = 0.0  # offline is free; spares litellm's price lookup
                 return response

@@ -6,7 +6,8 @@ Steps, each in its own module:
 2. items with identical requests share one :class:`~.calls.Task`;
 3. the store (:mod:`.store`) answers every task it can, walking the
    regeneration chain (attempt ``k`` has seed ``seed + k``); a run whose
-   answers are all stored never imports litellm;
+   answers are all stored, or whose calls all go to the built-in offline
+   model (served by :mod:`.calls` itself), never imports litellm;
 4. credentials are checked for the models that still need calls, before any
    call starts (:class:`MissingCredentials` names the variable);
 5. :mod:`.calls` makes the calls (concurrency, timeouts, retries, budget),
@@ -42,6 +43,7 @@ from expc.compiler.plan import Plan
 from . import calls as calls_mod
 from .calls import Limits, Target, Task
 from .jobs import JobError, Piece, pieces
+from .offline import is_offline
 from .personal import Personal, redact
 from .render import MAX_PROMPT_CHARS, RENDER_SECONDS, RenderLimits
 from .store import Store
@@ -335,8 +337,8 @@ def _target(name: str, prompt: Prompt, opts: GenerateOptions, allowed: Allowance
     shaping = {"temperature": prompt.temperature, "max_tokens": prompt.max_tokens, "top_p": prompt.top_p}
     params: dict[str, Any] = {k: v for k, v in shaping.items() if v is not None}
     params.update(copy.deepcopy(prompt.params))  # copies: nothing downstream can change the plan
-    if opts.offline or model.startswith("offline/"):
-        model = model if model.startswith("offline/") else "offline/" + model.rsplit("/", 1)[-1]
+    if opts.offline or is_offline(model):
+        model = model if is_offline(model) else "offline/" + model.rsplit("/", 1)[-1]
         checks = prompt.checks
         hints: dict[str, Any] = {}
         if checks.json_schema is not None:
@@ -374,7 +376,7 @@ def _refuse_destinations(name: str, prompt: Prompt, opts: GenerateOptions, allow
 
 def offline_run(plan: Plan, opts: GenerateOptions) -> bool:
     """True when every prompt goes to the offline provider (``--offline``, or every model is ``offline/...``)."""
-    return opts.offline or all((opts.model or p.model).startswith("offline/") for p in plan.prompts.values())
+    return opts.offline or all(is_offline(opts.model or p.model) for p in plan.prompts.values())
 
 
 def _litellm_offline_mode(force: bool) -> None:
@@ -397,26 +399,26 @@ def preload_litellm(plan: Plan | None = None, opts: GenerateOptions | None = Non
     For callers that know calls are coming, such as a fresh ``expc run``: the
     import overlaps with drawing and assigning units, and :func:`generate`
     then finds the module ready (or waits for the import to finish). Given
-    the plan and options, an offline run forces litellm's offline mode.
+    the plan and options, an offline run imports nothing: its calls are
+    answered without litellm.
     """
     import threading
 
-    _litellm_offline_mode(plan is not None and offline_run(plan, opts or GenerateOptions()))
+    if plan is not None and offline_run(plan, opts or GenerateOptions()):
+        _litellm_offline_mode(True)  # should anything import litellm after all, it fetches nothing
+        return
+    _litellm_offline_mode(False)
     threading.Thread(target=__import__, args=("litellm",), name="expc-preload-litellm", daemon=True).start()
 
 
 def _prepare_calls(pending: list[Task]) -> tuple[str, ...]:
-    """Import and set up litellm, check credentials (before any call): the secrets to keep out of messages."""
-    _litellm_offline_mode(all(task.target.model.startswith("offline/") for task in pending))
-    import litellm
+    """Set up litellm if a call needs it, check credentials (before any call): the secrets to keep out of messages.
 
-    from .offline import register
-
-    litellm.suppress_debug_info = True
-    litellm.drop_params = True
-    register()
-    _skip_unobserved_success_logging(litellm)
-    _once(atexit.register, _skip_collection_at_exit)
+    Calls to the offline model need neither litellm nor a key: when every
+    pending call goes there, litellm is not imported.
+    """
+    if any(calls_mod.needs_litellm(task.target.model) for task in pending):
+        _prepare_litellm(offline=all(is_offline(task.target.model) for task in pending))
     checked: dict[tuple[str, str | None, str | None], Target] = {}
     for task in pending:
         target = task.target
@@ -426,6 +428,23 @@ def _prepare_calls(pending: list[Task]) -> tuple[str, ...]:
         task.target = Target(target.model, target.api_base, target.params, checked[which].key_env,
                              checked[which].placeholder_key)
     return tuple(v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8)
+
+
+def _prepare_litellm(offline: bool) -> None:
+    """Import and set up litellm (idempotent): quiet, no per-call logging, the offline provider registered.
+
+    ``offline``: every call goes to the offline model, so litellm's offline mode is forced.
+    """
+    _litellm_offline_mode(offline)
+    import litellm
+
+    from .offline import register
+
+    litellm.suppress_debug_info = True
+    litellm.drop_params = True
+    register()
+    _skip_unobserved_success_logging(litellm)
+    _once(atexit.register, _skip_collection_at_exit)
 
 
 _registered: set[Any] = set()
@@ -475,10 +494,10 @@ def _skip_unobserved_success_logging(litellm: Any) -> None:
 
 def _credentials(target: Target) -> Target:
     """The target, ready to call: its key's variable is set, or a placeholder goes to a local server."""
+    if is_offline(target.model):
+        return target
     import litellm
 
-    if target.model.startswith("offline/"):
-        return target
     if target.key_env:
         if not os.environ.get(target.key_env):
             raise MissingCredentials(f"model {target.model} needs an API key: set the environment variable "
