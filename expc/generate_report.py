@@ -15,6 +15,7 @@ table break.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,7 @@ def variant_table(rows: list[dict[str, Any]], spent: float) -> None:
 
 # ====================================================================== the review sheet (--format md|html)
 
-SHEET_MARKER = "<!-- expc-review-sheet -->"  # lets a CI job find and update its one comment
+SHEET_MARKER = "<!-- expc-review: {id} -->"  # the last line: a CI job finds and updates its one comment by it
 MAX_ROWS_PER_VARIANT = 50  # segments shown per variant (the rest counted)
 UNIT_SAMPLE = 10  # units shown per variant written per unit (identified by id)
 COPY_CHARS = 1_000  # copy shown per item (the hash covers all of it)
@@ -134,7 +135,7 @@ def review_markdown(plan: Plan, items: list[Any], spec: str) -> str:
 
     sections = _sections(plan, items)
     spent = sum(s.cost for s in sections)
-    head = [SHEET_MARKER, f"## Content review: {md_text(plan.experiment.id)}", "",
+    head = [f"## Content review: {md_text(plan.experiment.id)}", "",
             f"{len(items):,} items of {len(sections)} variants, {fmt_money(spent)} in model calls. "
             f"Approve them with `expc approve` on {md_text(spec)}; personal values in copy are shown as "
             "[attribute].", ""]
@@ -163,7 +164,8 @@ def review_markdown(plan: Plan, items: list[Any], spec: str) -> str:
         body += lines
     if cut_off:
         body.append(f"_{cut_off:,} rows left out to fit a comment: see the JSON Lines output._")
-    return "\n".join(head + body).rstrip("\n") + "\n"
+    marker = SHEET_MARKER.format(id=re.sub(r"[^A-Za-z0-9._-]", "_", plan.experiment.id))
+    return "\n".join(head + body).rstrip("\n") + "\n\n" + marker + "\n"
 
 
 def review_html(plan: Plan, items: list[Any], spec: str) -> str:

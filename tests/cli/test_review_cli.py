@@ -72,7 +72,8 @@ def sheet(spec: Path, store: Path, fmt: str) -> str:
 def test_the_markdown_sheet_shows_every_variant_copy_verdict_model_cost_and_hash(tmp_path: Path) -> None:
     spec, store = write_spec(tmp_path), tmp_path / "c.sqlite"
     text = sheet(spec, store, "md")
-    assert text.startswith("<!-- expc-review-sheet -->\n")
+    assert text.startswith("## Content review: review-cli\n")
+    assert text.endswith("\n<!-- expc-review: review-cli -->\n")  # the sticky comment's marker
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line and "scope" not in line]
     assert len(rows) == 3  # control, and treatment for US and CA
     control = rows[0]
