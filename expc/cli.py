@@ -155,18 +155,26 @@ Examples:
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATTERS)), default="text", show_default=True,
               help="text for people, json for tools, github for GitHub Actions annotations.")
 @click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
-def validate(paths: tuple[str, ...], fmt: str, strict: bool) -> None:
+@click.option("--min-power", "min_power", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="RATE",
+              help="Gate: exit 1 when a spec's analytic power at its primary MDE is below RATE (W021) "
+                   "or cannot be computed (W002).")
+def validate(paths: tuple[str, ...], fmt: str, strict: bool, min_power: float | None) -> None:
     """Check specs: structure, references, conditions, templates, design.
 
     PATHS are files, folders (every .yaml/.yml file below them) or globs.
     Exits 0 when every spec is valid, 1 when any has an error (or a warning,
-    with --strict), 2 on a usage error.
+    with --strict, or a W021/W002 with --min-power), 2 on a usage error.
     """
+    from expc.compiler.checks import with_min_power
+
     files = _expand(paths)
     diagnostics: list[Diagnostic] = []
     failed = False
     for f in files:
         result = check_file(f, str(f))
+        if min_power is not None and result.doc is not None and result.spec is not None:
+            result.diagnostics = with_min_power(result.doc, result.spec, result.diagnostics, min_power)
+            failed |= any(d.code in ("W002", "W021") for d in result.diagnostics)
         diagnostics.extend(result.diagnostics)
         failed |= not result.ok(strict)
     if diagnostics or fmt == "json":
@@ -458,6 +466,9 @@ Examples:
 @click.option("--events", "events_path", type=click.Path(),
               help="Events: .csv, .jsonl or .parquet (or a folder of them) with the unit id, `event`, `timestamp` "
                    "(and `value`) (default: the spec's data.events).")
+@click.option("--units", "units_path", type=click.Path(),
+              help="Units: a file with the unit id and attributes; the segment attributes of analysis.segments "
+                   "are read from it, joined by unit id (default: the exposures' columns).")
 @click.option("--as-of", "as_of", callback=_as_of_option, metavar="TIMESTAMP",
               help="Count only rows at or before this ISO 8601 time (default: all the data).")
 @_engine_option
@@ -466,9 +477,6 @@ Examples:
 def analyze(spec: str, exposures_path: str | None, events_path: str | None, units_path: str | None,
             as_of: str | None, engine: str, fmt: str) -> None:
     """Analyse an experiment from its exposures and events: results and the stopping decision.
-@click.option("--units", "units_path", type=click.Path(),
-              help="Units: a file with the unit id and attributes; the segment attributes of analysis.segments "
-                   "are read from it, joined by unit id (default: the exposures' columns).")
 
     Reduces the files to per-variant counts, compares every treatment with the
     control on every metric, checks the sample ratio and applies the spec's

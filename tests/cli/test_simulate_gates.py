@@ -9,7 +9,7 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
+from conftest import BASE, ROOT
 
 from expc.cli import main
 from expc.simulate_gates import wilson
@@ -149,3 +149,34 @@ def test_wilson_interval_contains_the_share_and_is_not_degenerate_at_zero():
     assert low == 0.0 and 0.03 < high < 0.04  # z²/(n + z²) = 3.7%
     low, high = wilson(0.5, 400)
     assert low < 0.5 < high and high - low == pytest.approx(2 * 1.96 * 0.025, rel=0.01)
+
+
+# ------------------------------------------------------------------ expc validate --min-power
+
+
+def test_validate_min_power_fails_a_spec_below_it_and_passes_one_above():
+    assert run("validate", WELCOME).exit_code == 0  # 84% analytic power at max_days: above the default 80%
+    result = run("validate", WELCOME, "--min-power", 0.9)
+    assert result.exit_code == 1
+    assert "warning[W021]" in result.output and "below the minimum of 90.0%" in result.output
+    assert run("validate", WELCOME, "--min-power", 0.8).exit_code == 0
+
+
+def test_validate_min_power_fails_when_the_power_cannot_be_computed(tmp_path: Path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("    baseline: 0.1\n", ""), encoding="utf-8")
+    assert run("validate", spec).exit_code == 0  # W002 is a warning
+    result = run("validate", spec, "--min-power", 0.5)
+    assert result.exit_code == 1 and "W002" in result.output
+
+
+def test_validate_min_power_json_lists_w021(tmp_path: Path):
+    result = run("validate", WELCOME, "--min-power", 0.95, "--format", "json")
+    assert result.exit_code == 1
+    [d] = json.loads(result.output)
+    assert d["code"] == "W021" and d["severity"] == "warning" and "84.4%" in d["message"]
+
+
+@pytest.mark.parametrize("value", ["0", "1", "1.2", "x"])
+def test_validate_min_power_outside_0_1_is_a_usage_error(value: str):
+    assert run("validate", WELCOME, "--min-power", value).exit_code == 2
