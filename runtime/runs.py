@@ -36,8 +36,8 @@ from expc.compiler.sources import read_regular
 from .rundir import LOOKS, STORE_FILES
 
 __all__ = ["DEFAULT_LIMIT", "DEFAULT_ROOT", "MAX_ENTRIES", "MAX_LIMIT", "Listing", "RunEntry", "RunsError",
-           "browser_available", "format_age", "list_runs", "open_report", "render_text", "report_file",
-           "resolve_run"]
+           "browser_available", "format_age", "list_runs", "open_report", "read_entry", "render_text",
+           "report_file", "resolve_run"]
 
 DEFAULT_ROOT = Path(".expc") / "runs"
 DEFAULT_LIMIT = 50
@@ -47,6 +47,7 @@ STATE_BYTES = 1 << 20
 LOOK_BYTES = 16 << 20
 REPORT_BYTES = 64 << 20
 TEXT_CHARS = 80  # any text from a run's files is cut to this
+CELL_CHARS = 60  # a cell of the text table (a folder's name) is cut to this; JSON has it whole
 
 _LOOK = re.compile(r"^look-([0-9]{3,9})\.json$")
 _ID = re.compile(ID_PATTERN)
@@ -103,8 +104,8 @@ class Listing:
 
     def to_dict(self, now: float) -> dict[str, Any]:
         """``expc runs --format json``: the root, the entries and the counts."""
-        return {"root": self.root, "total": self.total, "shown": len(self.runs), "capped": self.capped,
-                "runs": [r.to_dict(now) for r in self.runs]}
+        return {"root": self.root, "exists": not self.missing, "total": self.total, "shown": len(self.runs),
+                "capped": self.capped, "runs": [r.to_dict(now) for r in self.runs]}
 
 
 # ====================================================================== reading one folder
@@ -312,6 +313,12 @@ _KIND_LABEL = {"not_a_run": "not a run", "store": "store only", "link": "link", 
                "unreadable": "unreadable"}
 
 
+def _cell(text: str) -> str:
+    """A name on one line: line breaks and tabs as escapes (other controls are escaped when printed), cut."""
+    one = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return one if len(one) <= CELL_CHARS else one[: CELL_CHARS - 1] + "…"
+
+
 def _row(entry: RunEntry, now: float) -> list[str]:
     age = format_age(None if entry.modified is None else now - entry.modified)
     if entry.kind != "run":
@@ -333,10 +340,10 @@ def render_text(listing: Listing, now: float | None = None) -> str:
     if not listing.runs:
         return f"no runs in {listing.root}\n"
     header = ["RUN", "EXPERIMENT", "MODE", "STATUS", "LAST LOOK", "DECISION", "SPENT", "AGE"]
-    rows = [_row(entry, now) for entry in listing.runs]
+    rows = [[_cell(c) for c in _row(entry, now)] for entry in listing.runs]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(r, widths)).rstrip() for r in [header, *rows]]
-    notes = [f"{e.name}: {note}" for e in listing.runs for note in e.notes]
+    notes = [f"{_cell(e.name)}: {note}" for e in listing.runs for note in e.notes]
     if notes:
         lines += [""] + notes
     left = listing.total - len(listing.runs)

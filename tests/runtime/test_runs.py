@@ -220,3 +220,14 @@ def test_the_browser_opens_the_report_only_where_there_is_one(tmp_path: Path) ->
     assert browser_available({"DISPLAY": ":0", "CI": "true"}, "linux") is False
     assert browser_available({}, "darwin") is True
     assert browser_available({"BROWSER": "firefox"}, "linux") is True
+
+
+def test_a_name_with_line_breaks_stays_on_its_row_and_a_long_one_is_cut(tmp_path: Path) -> None:
+    make_run(tmp_path / "two\nlines\ttab", experiment="x")
+    make_run(tmp_path / ("n" * 200), experiment="y")
+    listing = list_runs(tmp_path)
+    lines = render_text(listing).splitlines()
+    assert len(lines) == 3  # the header and one row per run
+    assert any(line.startswith("two\\nlines\\ttab ") for line in lines)
+    assert any(line.startswith("n" * (runs.CELL_CHARS - 1) + "… ") for line in lines)
+    assert {e.name for e in listing.runs} == {"two\nlines\ttab", "n" * 200}  # JSON keeps the name whole
