@@ -111,6 +111,8 @@ def growthbook_export(plan: Plan, items: list[Any] | None = None) -> Exported:
     :class:`ExportError` when a variant's copy is missing or failed its
     checks, or when variants are written per segment of different attributes.
     """
+    from expc.runtime.generate.jobs import segment_id
+
     exp, asg = plan.experiment, plan.assignment
     if items is None:
         rule = _rule(plan, [v.id for v in plan.variants], asg.condition)
@@ -148,7 +150,8 @@ def growthbook_export(plan: Plan, items: list[Any] | None = None) -> Exported:
     if not segmented:
         rules = [_rule(plan, [value(v.id, None) for v in plan.variants], asg.condition)]
     else:
-        segments = {segment_key(i.key): i.key for v in segmented for i in by_variant.get(v.id, [])}
+        segments = {segment_id(i.key): i.key for v in segmented for i in by_variant.get(v.id, [])
+                    if isinstance(i.key, dict)}
         rules = []
         for sid in sorted(segments):
             condition = segment_condition(segments[sid])

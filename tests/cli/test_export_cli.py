@@ -23,7 +23,8 @@ def test_the_generated_copy_is_exported_one_rule_per_segment(tmp_path: Path) -> 
     rules = payload["features"]["welcome-subject-2026q4"]["rules"]
     assert len(rules) == len(items) - 1  # one per segment of `interests`
     copies = {r["content"] for r in items[1:]}
-    assert {r["variations"][1] for r in rules} == copies and {r["variations"][0] for r in rules} == {items[0]["content"]}
+    assert {r["variations"][1] for r in rules} == copies
+    assert {r["variations"][0] for r in rules} == {items[0]["content"]}
     # a user of the audience who likes cooking is served the copy of that segment, or the control's
     user = {"user_id": "u1", "country": "US", "signup_days": 1, "interests": ["cooking"]}
     found = GrowthBook(attributes=user, features=payload["features"]).eval_feature("welcome-subject-2026q4")

@@ -106,9 +106,10 @@ def test_per_unit_copy_is_a_sample_of_units_by_id_without_personal_values(tmp_pa
     spec = tmp_path / "spec.yaml"
     spec.write_text(PII_SPEC, encoding="utf-8")
     units = tmp_path / "units.csv"
+    names = [NAMES[i % len(NAMES)] for i in range(30)]
     units.write_text("user_id,first_name,email,phone,country\n" + "".join(
-        f"u{i},{NAMES[i % len(NAMES)]},{NAMES[i % len(NAMES)].lower()}@example.com,555-01{i:02d},{'US' if i % 2 else 'CA'}\n"
-        for i in range(30)), encoding="utf-8")
+        f"u{i},{name},{name.lower()}@example.com,555-01{i:02d},{'US' if i % 2 else 'CA'}\n"
+        for i, name in enumerate(names)), encoding="utf-8")
     done = expc("generate", spec, "--units", units, "--store", tmp_path / "c.sqlite", "--format", "md", "--quiet")
     assert done.exit_code == 0, done.stderr
     personal = [line for line in done.stdout.splitlines() if line.startswith("| unit ")]

@@ -1,4 +1,4 @@
-"""The GrowthBook export serves the tested copy: users evaluated by the `growthbook` SDK get expc's variant and its copy.
+"""The GrowthBook export serves the tested copy: the `growthbook` SDK gives each user expc's variant and its copy.
 
 The reference is the GrowthBook Python SDK fed the exported payload: for every
 sample user it must pick the variant ``expc.runtime.assign`` picked, and serve
