@@ -828,6 +828,7 @@ Examples:
   expc generate specs/welcome-email.yaml --offline --format md -o review.md
   expc approve specs/welcome-email.yaml --offline --reviewer alice   # writes specs/welcome-email.approved.yaml
   expc approve specs/welcome-email.yaml --offline --reviewer alice --variant personalized
+  expc approve specs/welcome-email.yaml --reviewer alice --run-dir .expc/runs/welcome-subject-2026q4
 """)
 @click.argument("spec")
 @click.option("--reviewer", envvar="EXPC_REVIEWER", metavar="NAME",
@@ -843,9 +844,12 @@ Examples:
 @click.option("--seed", type=int, default=0, show_default=True, help="The content was generated with this --seed.")
 @click.option("--store", "store_path", type=click.Path(dir_okay=False),
               help="The content store (default: .expc/runs/<experiment-id>/content.sqlite).")
+@click.option("--run-dir", "run_dir", type=click.Path(file_okay=False),
+              help="Approve what the run in this folder shows (its units, drawn again when simulated, and its "
+                   "store) instead of --units and --store.")
 def approve_command(spec: str, reviewer: str | None, variants: tuple[str, ...], units_path: str | None,
                     offline: bool, model: str | None, api_base: str | None, seed: int,
-                    store_path: str | None) -> None:
+                    store_path: str | None, run_dir: str | None) -> None:
     """Approve the generated content: record its hashes in <spec-stem>.approved.yaml beside the spec.
 
     The content comes from the content store, as `expc generate` made it with
@@ -864,6 +868,8 @@ def approve_command(spec: str, reviewer: str | None, variants: tuple[str, ...], 
 
     if not reviewer:
         raise click.UsageError("say who approves: --reviewer NAME (or set EXPC_REVIEWER)")
+    if run_dir and (units_path or store_path):
+        raise click.UsageError("--run-dir approves the run's own units and store: leave out --units and --store")
     plan = compile_plan(*_checked_spec(spec))
     unknown = [v for v in variants if v not in {variant.id for variant in plan.variants}]
     if unknown:
@@ -871,7 +877,8 @@ def approve_command(spec: str, reviewer: str | None, variants: tuple[str, ...], 
     units = read_units(units_path, plan.attributes, plan.assignment.unit) if units_path else None
     store = Path(store_path) if store_path else default_run_dir(plan, runs_root()) / STORE_NAME
     opts = GenerateOptions(offline=offline, model=model, api_base=api_base, seed=seed)
-    done = approve_spec(spec, plan, units, store, opts, reviewer, variants or None)
+    done = approve_spec(spec, plan, units, store, opts, reviewer, variants or None,
+                        run_dir=Path(run_dir) if run_dir else None)
     _say(f"wrote {done.path}: {done.new:,} text(s) approved now, {done.kept:,} already approved")
 
 

@@ -185,3 +185,22 @@ def test_approve_never_overwrites_a_file_it_did_not_write(tmp_path: Path) -> Non
     assert mine.read_text(encoding="utf-8") == "notes: keep me\n"
     refused = expc("run", spec, "--run-dir", tmp_path / "run", "--quiet", "--require-approval")
     assert refused.exit_code == 1 and "not a lock file of expc" in refused.stderr
+
+
+def test_a_refused_run_is_approved_from_its_run_directory_even_per_unit_copy(tmp_path: Path) -> None:
+    from test_run_cli import write_spec as per_unit_spec
+
+    spec, run_dir = per_unit_spec(tmp_path, model="offline/copywriter"), tmp_path / "run"
+    refused = expc("run", spec, "--run-dir", run_dir, "--quiet", "--require-approval")
+    assert refused.exit_code == 1 and "content not approved" in refused.stderr
+    assert "more item(s)" in refused.stderr  # the control and every simulated unit's copy
+    approved = expc("approve", spec, "--reviewer", "Ann", "--run-dir", run_dir)
+    assert approved.exit_code == 0, approved.stderr
+    lock = (tmp_path / "spec.approved.yaml").read_text(encoding="utf-8")
+    assert lock.count('scope: "unit"') > 10 and lock.count('scope: "all"') == 1
+    accepted = expc("run", spec, "--run-dir", run_dir, "--quiet", "--require-approval")
+    assert accepted.exit_code == 0, accepted.stderr
+    both = expc("approve", spec, "--reviewer", "Ann", "--run-dir", run_dir, "--store", tmp_path / "c.sqlite")
+    assert both.exit_code == 2
+    empty = expc("approve", spec, "--reviewer", "Ann", "--run-dir", tmp_path / "nothing")
+    assert empty.exit_code == 1 and "holds no run of experiment" in empty.stderr
