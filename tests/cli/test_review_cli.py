@@ -204,3 +204,28 @@ def test_a_refused_run_is_approved_from_its_run_directory_even_per_unit_copy(tmp
     assert both.exit_code == 2
     empty = expc("approve", spec, "--reviewer", "Ann", "--run-dir", tmp_path / "nothing")
     assert empty.exit_code == 1 and "holds no run of experiment" in empty.stderr
+
+
+def test_the_sheet_fits_a_comment_however_much_copy_there_is() -> None:
+    from types import SimpleNamespace
+
+    from conftest import plan_of_text
+    from test_run_cli import SPEC as PER_UNIT
+
+    from expc.generate_report import MAX_SHEET_CHARS, review_html, review_markdown
+
+    plan = plan_of_text(PER_UNIT.format(model="offline/x", looks="daily", days=2, units_per_day=10))
+    items = [SimpleNamespace(variant="control", key=None, content="Hello!", status="static", reason=None, model=None,
+                             cost=0.0, personal=())]
+    items += [SimpleNamespace(variant="treatment", key=f"u{i}", content="|" * 5000, status="ok", reason=None,
+                              model="offline/x", cost=0.001, personal=()) for i in range(5000)]
+    md = review_markdown(plan, items, "spec.yaml")
+    assert len(md) < MAX_SHEET_CHARS and "4,990 more units not shown" in md
+    assert md.count("| unit u") == 10
+    assert len(review_html(plan, items, "spec.yaml")) < 200_000
+    segmented = plan_of_text(SPEC.format(control=json.dumps("Hello!")))
+    items = [SimpleNamespace(variant="treatment", key={"country": f"C{i}"}, content="|" * 5000, status="ok",
+                             reason=None, model="offline/x", cost=0.0, personal=()) for i in range(60)]
+    md = review_markdown(segmented, items, "spec.yaml")
+    assert len(md) < MAX_SHEET_CHARS and "rows left out to fit a comment" in md
+    assert "10 more items not shown" in md  # past the 50 rows a variant shows
