@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from .moments import Moments
 
@@ -115,4 +115,4 @@ def heterogeneity(estimates: np.ndarray, std_errors: np.ndarray) -> Heterogeneit
     q = float(np.sum(w * (theta[ok] - mean) ** 2))
     df = k - 1
     i2 = max(0.0, (q - df) / q) if q > 0 else 0.0
-    return Heterogeneity(q, df, float(stats.chi2.sf(q, df)), i2, k)
+    return Heterogeneity(q, df, float(special.chdtrc(df, q)), i2, k)  # chi2.sf, without importing scipy.stats
