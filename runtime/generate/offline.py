@@ -27,6 +27,9 @@ from typing import Any
 
 PROVIDER = "offline"
 MARK = "[offline]"
+MAX_CHARS = 256 * 1024
+"""Longest text the offline model makes (the longest reply :mod:`.calls` accepts): a spec's ``min_chars`` or
+JSON Schema asking for more gets a shorter reply, which its checks then reject, instead of unbounded work."""
 
 
 def is_offline(model: str) -> bool:
@@ -58,7 +61,10 @@ def offline_reply(model: str, messages: list[dict[str, Any]], seed: int | None,
     text = offline_text(messages, seed, chars)
     schema = hints.get("expc_json_schema")
     if schema is not None:
-        text = json.dumps(offline_json(schema, text), ensure_ascii=False)
+        try:
+            text = json.dumps(offline_json(schema, text), ensure_ascii=False)
+        except _TooLarge:  # the plain text, as a model that cannot comply answers: the checks reject it
+            pass
     prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in messages)
     return OfflineReply(model, text, prompt_tokens, _tokens(text))
 
@@ -107,7 +113,7 @@ def offline_text(messages: list[dict[str, Any]], seed: int | None, chars: tuple[
     low, high = chars if chars else (0, 280)
     start = digest[6] % len(_FILLER)
     i = 0
-    while len(text) < low:
+    while len(text) < min(low, MAX_CHARS):
         text += " " + _FILLER[(start + i) % len(_FILLER)]
         i += 1
     if high and len(text) > high:
@@ -115,23 +121,54 @@ def offline_text(messages: list[dict[str, Any]], seed: int | None, chars: tuple[
     return text
 
 
+class _TooLarge(Exception):
+    """The value a JSON Schema asks for would be longer than :data:`MAX_CHARS`."""
+
+
 def offline_json(schema: dict[str, Any], text: str) -> Any:
-    """A small JSON value of ``schema``'s shape (objects, arrays, scalars, enums), strings filled with ``text``."""
+    """A small JSON value of ``schema``'s shape (objects, arrays, scalars, enums), strings filled with ``text``.
+
+    Raises ``_TooLarge`` (before building it) when the value would pass
+    :data:`MAX_CHARS` characters (``minItems``, ``minLength`` and nesting multiply).
+    """
+    return _shaped(schema, text, [MAX_CHARS])
+
+
+def _shaped(schema: dict[str, Any], text: str, budget: list[int]) -> Any:
+    """:func:`offline_json`, charging about each part's length to ``budget`` (one number, in a list)."""
+
+    def charge(chars: int) -> None:
+        budget[0] -= max(1, chars)
+        if budget[0] < 0:
+            raise _TooLarge
+
     if "const" in schema:
+        charge(len(json.dumps(schema["const"], default=str)))
         return schema["const"]
     if schema.get("enum"):
+        charge(len(json.dumps(schema["enum"][0], default=str)))
         return schema["enum"][0]
     for combinator in ("anyOf", "oneOf", "allOf"):
         if schema.get(combinator):
-            return offline_json(schema[combinator][0], text)
+            return _shaped(schema[combinator][0], text, budget)
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object":
         props = schema.get("properties") or {}
-        return {name: offline_json(sub, text) for name, sub in props.items()}
+        charge(2)
+        out = {}
+        for name, sub in props.items():
+            charge(len(str(name)) + 4)
+            out[name] = _shaped(sub, text, budget)
+        return out
     if kind == "array":
-        return [offline_json(schema.get("items") or {}, text)] * max(1, int(schema.get("minItems", 1)))
+        copies = max(1, int(schema.get("minItems", 1)))
+        before = budget[0]
+        item = _shaped(schema.get("items") or {}, text, budget)
+        charge((before - budget[0] + 2) * (copies - 1))  # the other copies of the same item
+        return [item] * copies
+    charge(8)
     if kind in ("integer", "number"):
         return max(1, schema.get("minimum", 1))
     if kind == "boolean":
@@ -139,6 +176,7 @@ def offline_json(schema: dict[str, Any], text: str) -> Any:
     if kind == "null":
         return None
     low, high = int(schema.get("minLength", 0)), int(schema.get("maxLength", 0) or 0)
+    charge(min(max(low, len(text)), high or max(low, len(text))))
     return (text + " " + text * (low // max(1, len(text)) + 1))[:max(low, len(text))][:high or None]
 
 

@@ -70,6 +70,8 @@ CASES: dict[str, Any] = {
     "chars-window": lambda: _small("unit", "{min_chars: 120, max_chars: 200}"),
     "json-schema": lambda: _small("segment", "{json_schema: {type: object, required: [title], properties: "
                                              "{title: {type: string, maxLength: 40}, n: {type: integer}}}}"),
+    "fails-json-too-large": lambda: _small("once", "{json_schema: {type: array, minItems: 100000, items: {type: "
+                                                   "string, minLength: 100}}, regenerate: 1, on_fail: skip}"),
     "fails-error": lambda: _small("unit", "{forbid: [offline], regenerate: 2, on_fail: error}"),
     "fails-skip": lambda: _small("segment", "{forbid: [offline], regenerate: 1, on_fail: skip}"),
     "fails-use-control": lambda: _small("once", "{forbid: [offline], regenerate: 3, on_fail: use_control}"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gen_helpers import plan_of, spec_text, units_of
 
-from expc.runtime.generate.offline import MARK, offline_text
+from expc.runtime.generate.offline import MARK, MAX_CHARS, offline_text
 from expc.runtime.generate.runner import GenerateOptions, generate
 
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")  # before any import of litellm: no price-table download
@@ -80,3 +80,23 @@ def test_stored_content_is_judged_by_the_checks_as_they_are_now(tmp_path: Path) 
     assert again.calls == 0  # the same requests: nothing is paid for again ...
     assert {i.status for i in again.items if i.variant == "treatment"} == {"failed"}  # ... but nothing stale passes
     assert len(again.rejected()) == 3
+
+
+def test_a_schema_asking_for_too_much_gets_the_plain_text_without_building_it() -> None:
+    import json
+
+    from expc.runtime.generate.offline import offline_reply
+
+    cube = {"type": "array", "minItems": 1000, "items": {"type": "array", "minItems": 1000,
+                                                          "items": {"type": "array", "minItems": 1000}}}
+    assert offline_reply("offline/x", MSGS, 1, {"expc_json_schema": cube}).content == offline_text(MSGS, 1)
+    long = {"type": "object", "properties": {"a": {"type": "string", "minLength": MAX_CHARS + 1}}}
+    assert offline_reply("offline/x", MSGS, 1, {"expc_json_schema": long}).content == offline_text(MSGS, 1)
+    fits = {"type": "array", "minItems": 3, "items": {"type": "string", "minLength": 1000}}
+    value = json.loads(offline_reply("offline/x", MSGS, 1, {"expc_json_schema": fits}).content)
+    assert len(value) == 3 and all(len(v) == 1000 for v in value)
+
+
+def test_a_min_chars_beyond_any_reply_is_not_followed() -> None:
+    text = offline_text(MSGS, 1, (10**12, 0))
+    assert MAX_CHARS <= len(text) < MAX_CHARS + 100
