@@ -79,12 +79,12 @@ class GenerationInputError(GenerationError):
     exit_code = EXIT_INVALID
 
 
-@dataclass(frozen=True)
-class GenerateOptions:
 class NotInStore(GenerationInputError):
     """``store_only``: some content was never generated with these options (exit 1; nothing was called)."""
 
 
+@dataclass(frozen=True)
+class GenerateOptions:
     """Overrides and limits for one generation run (``None``: the plan's value)."""
 
     offline: bool = False
@@ -101,9 +101,9 @@ class NotInStore(GenerationInputError):
     render_seconds: float = RENDER_SECONDS  # each item's template renders within this time...
     render_chars: int = MAX_PROMPT_CHARS  # ...to at most this many characters, or that item fails
     variants: tuple[str, ...] | None = None  # generate only these variants' items (ids); None: every variant's
-
-
     store_only: bool = False  # make no call: what the store lacks is a NotInStore error (review, approval, export)
+
+
 @dataclass(frozen=True)
 class Item:
     """One generated (or static) piece of content.
@@ -247,12 +247,12 @@ def generate(plan: Plan, units: Any | None, store_path: Path,
         group_sizes[gid] = group_sizes.get(gid, 0) + 1
     store_path = Path(store_path)
     total = len(todo)
-    with Store(store_path) as store:
-        if any(t.personal for t in tasks.values()):
     if opts.store_only and tasks and not store_path.exists():
         raise NotInStore(f"no content store at {store_path}: run `expc generate` first (or give --store)")
     if opts.store_only and not tasks:  # static content only: no store to open
         return _result(plan, todo, tasks, owner, calls_mod.Outcome(), store_path)
+    with Store(store_path) as store:
+        if any(t.personal for t in tasks.values()):
             secret = store.secret()
             for task in tasks.values():
                 task.secret = secret
@@ -262,13 +262,13 @@ def generate(plan: Plan, units: Any | None, store_path: Path,
         if progress:
             progress(state.done, total, 0, 0.0)
         outcome = calls_mod.Outcome()
-        if pending:
-            sizes = {id(t): group_sizes[gid] for gid, t in tasks.items()}
         if pending and opts.store_only:
             first = owner[next(gid for gid, t in tasks.items() if id(t) in waiting)]
             raise NotInStore(f"{len(pending)} request(s) are not in the content store {store_path} (first: variant "
                              f"`{first.variant}`): run `expc generate` first, with the same --offline, --model, "
                              "--api-base, --seed and --units")
+        if pending:
+            sizes = {id(t): group_sizes[gid] for gid, t in tasks.items()}
             secrets = _prepare_calls(pending)
 
             def task_done(task: Task) -> None:
