@@ -26,6 +26,7 @@ from .model import (
     MAX_SIMULATED_EVENTS,
     MAX_SIMULATED_UNITS,
     MAX_TIMEOUT,
+    OPTIONAL_COLUMNS,
     STANDARD_COLUMNS,
     Cap,
     DataSource,
@@ -966,7 +967,7 @@ def _data_source(ctx: Context, what: str, source: DataSource, dialect: str) -> I
         said = f"gives {' and '.join(f'`{k}`' for k in given)}" if given else "gives none"
         yield error("E051", f"{name} needs exactly one of `table`, `path` and `query`; it {said}", where,
                     "name a table, a file or folder of files (relative to the spec), or a `SELECT`")
-    standard = STANDARD_COLUMNS[what]
+    standard = STANDARD_COLUMNS[what] + OPTIONAL_COLUMNS[what]
     for column, mapped in source.columns.items():
         if column not in standard:
             yield error("E052", f"{name}.columns: `{column}` is not a standard column of {what}",

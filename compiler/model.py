@@ -474,6 +474,13 @@ STANDARD_COLUMNS = {
     "events": ("unit_id", "event", "timestamp", "value"),
 }
 """The columns each relation of ``data`` provides (``value`` is read only when a metric sums values)."""
+OPTIONAL_COLUMNS = {
+    "exposures": ("experiment_id", "variation_id"),
+    "events": (),
+}
+"""Columns a relation may have: ``experiment_id`` (a log shared by experiments: rows of others are counted
+and left out) and ``variation_id`` (GrowthBook's variation index, 0 for the first variant, where ``variant``
+is absent)."""
 
 
 class DataSource(_Model):

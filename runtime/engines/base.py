@@ -22,13 +22,13 @@ over any DB-API connection is :class:`~expc.runtime.engines.dbapi.DbApiEngine`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from expc.compiler.datasources import FILE_FORMATS
 from expc.compiler.errors import ExpcError
-from expc.compiler.model import STANDARD_COLUMNS, DataSource
+from expc.compiler.model import OPTIONAL_COLUMNS, STANDARD_COLUMNS, DataSource
 
 from ..tables import DataError, _names
 
@@ -86,11 +86,23 @@ def _files_in(folder: Path, limit: int = 10_000) -> list[Path]:
 
 
 def relation_columns(what: str, value: bool, extra: Sequence[str] = ()) -> list[str]:
-    """The columns of the typed relation ``what`` an engine reads from a file: its standard ones, then ``extra``.
+    """The columns of the typed relation ``what`` an engine reads: its standard and optional ones, then ``extra``.
 
     ``units`` (a units file, for segment attributes) has only ``unit_id`` besides them.
     """
-    return (["unit_id"] if what == "units" else needed_columns(what, value)) + list(extra)
+    if what == "units":
+        return ["unit_id", *extra]
+    return needed_columns(what, value) + list(OPTIONAL_COLUMNS[what]) + list(extra)
+
+
+def absent_columns(what: str, source: DataSource, has: Collection[str]) -> list[str]:
+    """The optional columns a source lacks (read as NULL), and ``variant`` when ``variation_id`` stands for it."""
+    if what not in OPTIONAL_COLUMNS:
+        return []
+    absent = [c for c in OPTIONAL_COLUMNS[what] if source.columns.get(c, c) not in has]
+    if what == "exposures" and "variation_id" not in absent and source.columns.get("variant", "variant") not in has:
+        absent.append("variant")
+    return absent
 
 
 def needed_columns(what: str, value: bool) -> list[str]:
@@ -160,10 +172,12 @@ class Engine(ABC):
             has = self.columns(exp.select("*").from_(origin))
         except DataError as exc:
             raise DataError(f"{describe(source, what)}: {exc}") from None
-        missing = [c for c in [*needed_columns(what, value), *extra] if source.columns.get(c, c) not in has]
+        absent = absent_columns(what, source, has)
+        missing = [c for c in [*needed_columns(what, value), *extra]
+                   if c not in absent and source.columns.get(c, c) not in has]
         if missing:
             raise missing_columns_error(source, what, missing, has)
-        return selected
+        return input_query(what, source, self.dialect, value=value, read=read, extra=extra, absent=absent)
 
     def file_relation(self, what: str, source: DataSource, *, unit: str, value: bool, events: list[str],
                       repeated: bool, extra: Sequence[str] = ()) -> tuple[exp.Query, Any]:

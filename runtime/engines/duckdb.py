@@ -30,7 +30,7 @@ from sqlglot import exp
 from expc.compiler.model import DataSource
 
 from ..tables import DataError, _check_readable, _explain, _ident, _literal
-from .base import Engine, EngineError, file_format, missing_columns_error, relation_columns
+from .base import Engine, EngineError, absent_columns, file_format, missing_columns_error, relation_columns
 
 DATABASE_ENV = "EXPC_DUCKDB_DATABASE"
 """The environment variable naming a DuckDB database file whose tables ``data`` sources may name."""
@@ -143,7 +143,8 @@ class _FileReader:
             return f"read_parquet({lit}{hive})"
         return f"read_json({lit}, format='newline_delimited', sample_size=-1{hive})"
 
-    def _types(self, required: list[str]) -> tuple[dict[str, str], str]:
+    def _columns(self) -> dict[str, str]:
+        """Every column of the source and its type."""
         self.source_sql = self._source()
         try:
             rows = self.con.execute(f"DESCRIBE SELECT * FROM {self.source_sql}").fetchall()
@@ -153,7 +154,10 @@ class _FileReader:
             if self.folder:
                 raise DataError(f"{self.path}: {str(exc).splitlines()[0]}", self.path) from None
             raise _explain(exc, self.path, self.kind) from None
-        types = {r[0]: r[1] for r in rows}
+        return {r[0]: r[1] for r in rows}
+
+    def _types(self, required: list[str], types: dict[str, str] | None = None) -> tuple[dict[str, str], str]:
+        types = self._columns() if types is None else types
         mapped = self.source.columns
         id_col = mapped.get("unit_id") or (self.unit if self.unit in types else "unit_id")
         names = {c: mapped.get(c, c) for c in required}
@@ -177,14 +181,19 @@ class _FileReader:
             raise _explain(exc, self.path, self.kind) from None
 
     def load_exposures(self, name: str, extra: Sequence[str] = ()) -> None:
-        types, _ = self._types(["variant", "timestamp", *extra])
+        has = self._columns()
+        absent = absent_columns("exposures", self.source, has)
+        columns = relation_columns("exposures", False, extra)
+        types, _ = self._types([c for c in columns if c != "unit_id" and c not in absent], has)
         n = self.names
-        segments = "".join(f", {_text(n[a], types[a], self.trim)} AS {_ident(a)}" for a in extra)
+
+        def typed(c: str) -> str:
+            if c in absent:
+                return "CAST(NULL AS VARCHAR)"
+            return _timestamp(n[c], types[c]) if c == "timestamp" else _text(n[c], types[c], self.trim)
+
         self._query(f"CREATE OR REPLACE TEMP {self.relation} {name} AS SELECT "
-                    f"{_text(n['unit_id'], types['unit_id'], self.trim)} AS unit_id, "
-                    f"{_text(n['variant'], types['variant'], self.trim)} AS variant, "
-                    f"{_timestamp(n['timestamp'], types['timestamp'])} AS \"timestamp\"{segments} "
-                    f"FROM {self.source_sql}")
+                    + ", ".join(f"{typed(c)} AS {_ident(c)}" for c in columns) + f" FROM {self.source_sql}")
 
     def load_units(self, name: str, extra: Sequence[str]) -> None:
         types, _ = self._types(list(extra))

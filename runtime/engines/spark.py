@@ -43,7 +43,16 @@ from sqlglot import exp
 from expc.compiler.model import DataSource
 
 from ..tables import DataError
-from .base import FILE_FORMATS, Engine, EngineError, describe, file_format, missing_columns_error, relation_columns
+from .base import (
+    FILE_FORMATS,
+    Engine,
+    EngineError,
+    absent_columns,
+    describe,
+    file_format,
+    missing_columns_error,
+    relation_columns,
+)
 
 REMOTE_ENV, MASTER_ENV, CONF_ENV = "EXPC_SPARK_REMOTE", "EXPC_SPARK_MASTER", "EXPC_SPARK_CONF"
 VERBOSE_ENV = "EXPC_SPARK_VERBOSE"
@@ -181,25 +190,25 @@ class SparkEngine(Engine):
             types = {f.name: f.dataType.typeName() for f in raw.schema.fields}
         except (PySparkException, _py4j_error()) as exc:
             raise DataError(f"{path}: cannot be read as {kind} ({_first_line(exc)})", path) from None
-        required = [c for c in relation_columns(what, value, extra) if c != "unit_id"]
+        absent = absent_columns(what, source, types)
+        wanted = relation_columns(what, value, extra)
         mapped = source.columns
         id_col = mapped.get("unit_id") or (unit if unit in types else "unit_id")
-        names = {"unit_id": id_col, **{c: mapped.get(c, c) for c in required}}
+        names = {"unit_id": id_col, **{c: mapped.get(c, c) for c in wanted if c != "unit_id" and c not in absent}}
         missing = [c for c in names.values() if c not in types]
         if missing:
             alternatives = {unit: "unit_id"} if unit in missing and "unit_id" not in mapped else {}
             raise missing_columns_error(source, what, missing, [] if not types else list(types), alternatives)
         trim = kind != "parquet"
-        columns = [f"{_text(names['unit_id'], types[names['unit_id']], trim)} AS unit_id"]
-        if what == "exposures":
-            columns.append(f"{_text(names['variant'], types[names['variant']], trim)} AS variant")
-        elif what == "events":
-            columns.append(f"{_text(names['event'], types[names['event']], trim)} AS event")
-            if value:
-                columns.append(f"{_number(names['value'], types[names['value']])} AS value")
-        if what != "units":
-            columns.append(f"{_timestamp(names['timestamp'], types[names['timestamp']])} AS `timestamp`")
-        columns += [f"{_text(names[a], types[names[a]], trim)} AS {spark_ident(a)}" for a in extra]
+
+        def expression(c: str) -> str:
+            if c in absent:
+                return "CAST(NULL AS STRING)"
+            if c == "timestamp":
+                return _timestamp(names[c], types[names[c]])
+            return _number(names[c], types[names[c]]) if c == "value" else _text(names[c], types[names[c]], trim)
+
+        columns = [f"{expression(c)} AS {spark_ident(c)}" for c in wanted]
         if what == "events":  # only the metrics' events (and rows without a name: bad rows, counted)
             listed = ", ".join(exp.Literal.string(e).sql(dialect="spark") for e in events) or "NULL"
             if not trim and types[names["event"]] == "string":  # on the raw column: Parquet skips other rows

@@ -118,7 +118,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from expc.compiler.model import DataSource
+from expc.compiler.model import OPTIONAL_COLUMNS, DataSource
 
 from ..tables import DataError
 from .moments import Moments
@@ -144,6 +144,7 @@ EXCLUDED_KEYS = (
     "units_in_several_variants",
     "unknown_variant_exposures",
     "bad_rows",
+    "exposures_of_other_experiments",
 )
 IGNORED_KEYS = ("exposures_after_as_of", "events_after_as_of", "events_of_units_in_several_variants")
 
@@ -328,7 +329,8 @@ def _with_segment(exposures: Any, attribute: str, units: Any = None) -> Any:
     from sqlglot import exp
 
     inner = exp.Subquery(this=exposures.copy(), alias=exp.TableAlias(this=exp.to_identifier("e")))
-    standard = [exp.column(c, "e", quoted=True) for c in ("unit_id", "variant", "timestamp")]
+    standard = [exp.column(c, "e", quoted=True)
+                for c in ("unit_id", "variant", "timestamp", *OPTIONAL_COLUMNS["exposures"])]
     if units is None:
         return exp.select(*standard, exp.alias_(exp.column(attribute, "e", quoted=True), "segment",
                                                 quoted=True)).from_(inner)

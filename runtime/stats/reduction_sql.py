@@ -37,14 +37,14 @@ This module imports neither numpy nor duckdb (``expc sql`` only reads a spec).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import sqlglot
 from sqlglot import exp
 
-from expc.compiler.model import DIALECTS, STANDARD_COLUMNS
+from expc.compiler.model import DIALECTS, OPTIONAL_COLUMNS, STANDARD_COLUMNS
 
 if TYPE_CHECKING:
     from expc.compiler.model import DataSource
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 # Codes of what a row is (as in reduce.py, without its three kinds of bad rows: here a row is bad or not).
 _COUNTED, _BAD = 0, 1
-_EXPOSURE_AFTER, _UNKNOWN_VARIANT = 4, 5
+_EXPOSURE_AFTER, _UNKNOWN_VARIANT, _OTHER_EXPERIMENT = 4, 5, 9
 _EVENT_AFTER, _UNEXPOSED, _SEVERAL, _BEFORE, _OUTSIDE = 4, 5, 6, 7, 8
 
 COUNT_COLUMNS = (
@@ -66,6 +66,7 @@ COUNT_COLUMNS = (
     "exposures_after_as_of",
     "events_after_as_of",
     "events_of_units_in_several_variants",
+    "exposures_of_other_experiments",
 )
 ROW_COLUMNS = ("exposure_rows", "exposure_rows_timed", "event_rows", "event_rows_timed", "value_event_rows",
                "value_event_rows_without_value")
@@ -229,6 +230,9 @@ def _source(plan: Plan, cutoff: str | None, segment: bool = False) -> str:
     value = ("CASE WHEN CAST(value AS DOUBLE) - CAST(value AS DOUBLE) = 0 THEN CAST(value AS DOUBLE) END"
              if value_events else "CAST(NULL AS DOUBLE)")
     arms = " UNION ALL ".join(f"SELECT {_lit(v)} AS variant, {i} AS arm" for i, v in enumerate(variants))
+    # GrowthBook logs the variation's index (0 for the first variant); any other text is taken as a variant id
+    variation = "NULLIF(CAST(variation_id AS VARCHAR), '')"
+    by_index = " ".join(f"WHEN {_lit(str(i))} THEN {_lit(v)}" for i, v in enumerate(variants))
 
     def count(code: int, rows: str = "row_count") -> str:
         return f"COALESCE(SUM(CASE WHEN what = {code} THEN {rows} ELSE 0 END), 0)"
@@ -236,7 +240,9 @@ def _source(plan: Plan, cutoff: str | None, segment: bool = False) -> str:
     return f"""
 WITH variants AS ({arms}),
 exposure_rows AS (
-  SELECT NULLIF(CAST(unit_id AS VARCHAR), '') AS unit_id, NULLIF(CAST(variant AS VARCHAR), '') AS variant,
+  SELECT NULLIF(CAST(unit_id AS VARCHAR), '') AS unit_id,
+         COALESCE(NULLIF(CAST(variant AS VARCHAR), ''), CASE {variation} {by_index} ELSE {variation} END) AS variant,
+         NULLIF(CAST(experiment_id AS VARCHAR), '') AS experiment,
          CAST("timestamp" AS TIMESTAMP) AS ts{seg_row}
   FROM expc_exposures
 ),
@@ -245,6 +251,7 @@ exposure_groups AS (
          MAX(ts) AS last_ts, CASE WHEN MIN(arm) < MAX(arm) THEN 1 ELSE 0 END AS several{seg_min}
   FROM (
     SELECT CASE
+             WHEN e.experiment IS NOT NULL AND e.experiment <> {_lit(plan.experiment.id)} THEN {_OTHER_EXPERIMENT}
              WHEN e.ts IS NULL OR e.unit_id IS NULL OR e.variant IS NULL THEN {_BAD}
              WHEN {after('e')} THEN {_EXPOSURE_AFTER}
              WHEN v.arm IS NULL THEN {_UNKNOWN_VARIANT}
@@ -284,6 +291,7 @@ exposure_counts AS (
   SELECT {count(_BAD)} AS bad_exposure_rows,
          {count(_UNKNOWN_VARIANT)} AS unknown_variant_exposures,
          {count(_EXPOSURE_AFTER)} AS exposures_after_as_of,
+         {count(_OTHER_EXPERIMENT)} AS exposures_of_other_experiments,
          COALESCE(SUM(row_count), 0) AS exposure_rows, COALESCE(SUM(timed_rows), 0) AS exposure_rows_timed
   FROM exposure_groups
 ),
@@ -314,6 +322,7 @@ SELECT {seg_u}v.arm AS arm, v.variant AS variant, COALESCE(u.units, 0) AS units{
        c.exposures_after_as_of AS exposures_after_as_of,
        d.events_after_as_of AS events_after_as_of,
        d.events_of_units_in_several_variants AS events_of_units_in_several_variants,
+       c.exposures_of_other_experiments AS exposures_of_other_experiments,
        c.exposure_rows AS exposure_rows, c.exposure_rows_timed AS exposure_rows_timed,
        d.event_rows AS event_rows, d.event_rows_timed AS event_rows_timed,
        d.value_event_rows AS value_event_rows,
@@ -495,7 +504,8 @@ def _clickhouse_timestamp(node: exp.Expression) -> exp.Expression:
 
 
 def input_query(what: str, source: DataSource | None, dialect: str, *, value: bool = True,
-                read: str | None = None, extra: Sequence[str] = ()) -> exp.Query:
+                read: str | None = None, extra: Sequence[str] = (),
+                absent: Collection[str] | None = None) -> exp.Query:
     """The ``SELECT`` (in ``dialect``) that gives relation ``what`` (``exposures`` or ``events``) its standard columns.
 
     Without a source: the table named ``what`` (a view the data team makes).
@@ -507,11 +517,19 @@ def input_query(what: str, source: DataSource | None, dialect: str, *, value: bo
     queries are read in dialect ``read`` (the spec's ``data.dialect``; default
     ``dialect``), so that sqlglot translates them for the engine. ``extra``
     columns (segment attributes) are read too, mapped like the others.
+    The optional columns (:data:`~expc.compiler.model.OPTIONAL_COLUMNS`) and
+    ``variant`` named in ``absent`` are NULL; by default, the optional
+    columns the source does not map (an engine that sees the source's
+    columns says which it lacks).
     """
     read = read or dialect
-    wanted = [c for c in STANDARD_COLUMNS[what] if value or c != "value"] + list(extra)
+    optional = OPTIONAL_COLUMNS[what]
+    if absent is None:
+        absent = [c for c in optional if source is None or c not in source.columns]
+    wanted = [c for c in STANDARD_COLUMNS[what] if value or c != "value"] + list(optional) + list(extra)
+    nothing = [exp.alias_(exp.cast(exp.null(), "VARCHAR"), c, quoted=True) for c in wanted if c in absent]
     if source is None or source.path is not None:
-        return exp.select(*wanted).from_(exp.to_table(what))
+        return exp.select(*(c for c in wanted if c not in absent), *nothing).from_(exp.to_table(what))
     if source.table is not None:
         origin: exp.Expression = exp.to_table(source.table, dialect=read)
         for part in origin.find_all(exp.Identifier):  # `my-project` must stay quoted; plain names keep their case
@@ -520,8 +538,9 @@ def input_query(what: str, source: DataSource | None, dialect: str, *, value: bo
     else:
         query = sqlglot.parse_one(source.query or "", read=read)
         origin = exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("src")))
-    mapped = [exp.alias_(exp.column(source.columns.get(c, c), quoted=True), c, quoted=True) for c in wanted]
-    return exp.select(*mapped).from_(origin)
+    mapped = [exp.alias_(exp.column(source.columns.get(c, c), quoted=True), c, quoted=True)
+              for c in wanted if c not in absent]
+    return exp.select(*mapped, *nothing).from_(origin)
 
 
 def reduction_sql(plan: Plan, dialect: str = "duckdb", as_of: str | None = None, *, comments: bool = True,
