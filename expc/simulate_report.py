@@ -111,6 +111,9 @@ def render_text(d: dict[str, Any]) -> str:
         console.print(f"{MARK if above else ''}False-positive rate: {_pct(fpr)} {_se(fpr, n)} "
                       f"(Monte Carlo SE; {note}): the share of replications that ship a treatment that is no better"
                       + (f"; ABOVE alpha {alpha:g}" if above else ""))
+    if "false_rollback_rate" in d:
+        console.print(f"False-rollback rate: {_pct(d['false_rollback_rate'])} {_se(d['false_rollback_rate'], n)} "
+                      "(Monte Carlo SE): the share of replications rolled back although no variant differs")
     if d["truth"] == "spec":
         power = d.get("power")
         best = ", ".join(d.get("best_variant") or [])

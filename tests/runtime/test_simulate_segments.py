@@ -127,3 +127,10 @@ def test_a_segment_attribute_whose_values_cannot_be_listed_is_one_clear_error():
         .replace("premium: boolean}", "premium: boolean, score: number}")
     with pytest.raises(SimulationError, match=r"`score` cannot be simulated.*simulation\.attributes\.score"):
         simulate(plan_of_text(spec), 10)
+
+
+def test_the_text_report_gives_the_false_rollback_rate():
+    from expc.simulate_report import render_text
+
+    out = render_text(simulate(plan_of_text(SPEC), 200, truth="aa", seed=2).to_dict())
+    assert "False-rollback rate: " in out and "rolled back although no variant differs" in out
