@@ -35,6 +35,13 @@ Calls to the built-in offline model (:func:`~.offline.is_offline`) are
 answered here by :func:`~.offline.offline_reply`, the function litellm's
 ``offline`` provider serves too, from the same arguments and into the same
 records; litellm is imported only when some task goes to another model.
+
+Calls to an OpenAI-compatible endpoint (``openai/<name>``, parameters that the
+OpenAI API takes as they are) go through the ``openai`` async client directly
+(:func:`route` says which way a target goes): litellm's per-call work (its
+logging object, parameter mapping, cost search) is about 2x the CPU of the
+call itself. Every call, whichever way it goes, is priced from its tokens by
+:mod:`.pricing`, which looks each model up once per run.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -51,7 +59,7 @@ from typing import Any
 from expc.compiler.destinations import SAFE_PARAMS
 from expc.compiler.model import Checks
 
-from . import replies
+from . import pricing, replies
 from .checks import check_text
 from .offline import is_offline, offline_reply
 from .personal import Personal, redact
@@ -65,9 +73,29 @@ SERVE_OFFLINE_DIRECTLY = True
 """Answer the offline model here, without litellm; False: through litellm's ``offline`` provider (the same records)."""
 
 
-def needs_litellm(model: str) -> bool:
-    """True when calls to ``model`` go through litellm: every model but the offline one, which is served here."""
-    return not (SERVE_OFFLINE_DIRECTLY and is_offline(model))
+DIRECT_OPENAI = True
+"""Send ``openai/...`` calls with the ``openai`` client directly; False: through litellm (the same records)."""
+#: Parameters the OpenAI chat-completions API takes as they are (litellm passes them through unchanged)
+OPENAI_NATIVE_PARAMS = frozenset({
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "presence_penalty", "frequency_penalty",
+    "logit_bias", "seed", "response_format", "reasoning_effort", "verbosity", "logprobs", "top_logprobs", "user"})
+# OpenAI's reasoning models, whose parameters litellm rewrites (max_tokens, temperature): litellm serves them
+_REASONING_MODEL = re.compile(r"^(o[0-9]|gpt-5|codex)", re.IGNORECASE)
+
+
+def route(model: str, params: dict[str, Any] | None = None) -> str:
+    """How calls to ``model`` are made: ``offline`` (served here), ``openai`` (the openai client) or ``litellm``."""
+    if SERVE_OFFLINE_DIRECTLY and is_offline(model):
+        return "offline"
+    if (DIRECT_OPENAI and model.startswith("openai/") and not _REASONING_MODEL.match(model[len("openai/"):])
+            and all(k in OPENAI_NATIVE_PARAMS for k in params or {})):
+        return "openai"
+    return "litellm"
+
+
+def needs_litellm(model: str, params: dict[str, Any] | None = None) -> bool:
+    """True when calls to ``model`` (with ``params``) go through litellm (see :func:`route`)."""
+    return route(model, params) == "litellm"
 
 
 @dataclass(frozen=True)
@@ -163,8 +191,11 @@ def run(tasks: list[Task], store: Store, limits: Limits,
 async def _run(tasks: list[Task], store: Store, limits: Limits,
                on_task_done: Callable[[Task], None] | None, secrets: tuple[str, ...]) -> Outcome:
     litellm: Any = None
-    if any(needs_litellm(task.target.model) for task in tasks):
+    routes = {id(task): route(task.target.model, task.target.params) for task in tasks}
+    if "litellm" in routes.values():
         import litellm
+    prices = {model: pricing.lookup(model) for model in {task.target.model for task in tasks}}  # once per run
+    clients = _OpenAIClients(limits.timeout) if "openai" in routes.values() else None
 
     outcome = Outcome()
     queue = iter(tasks)
@@ -223,7 +254,9 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
     async def _call(task: Task, key: str, attempt: int) -> Record:
         target = task.target
         kwargs = _arguments(target, task.messages, task.seed + attempt, limits.timeout)
-        direct = not needs_litellm(target.model)
+        way = routes[id(task)]
+        direct = way == "offline"
+        price = prices[target.model]
         started = time.perf_counter()
         last_error = "no attempt made"
         for tries in range(1, limits.max_tries + 1):
@@ -231,8 +264,11 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
             try:
                 if direct:
                     reply = _offline(kwargs)
+                elif way == "openai" and clients is not None:
+                    reply = _from_openai(await asyncio.wait_for(clients.create(kwargs), limits.timeout + 10), price)
                 else:
-                    reply = _from_litellm(await asyncio.wait_for(litellm.acompletion(**kwargs), limits.timeout + 10))
+                    reply = _from_litellm(await asyncio.wait_for(litellm.acompletion(**kwargs), limits.timeout + 10),
+                                          price)
                 if len(reply.content) > limits.max_content_chars:
                     return _unusable(task, key, attempt, f"the reply is {len(reply.content):,} characters, over the "
                                      f"{limits.max_content_chars:,}-character limit", reply, tries)
@@ -268,11 +304,14 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
         raise _Fatal(f"{target.model}: gave up after {limits.max_tries} tries: {last_error}")
 
     # the bound is set before the workers start: they inherit it (only litellm's calls read HTTP replies)
-    with replies.bounded(limits.max_reply_bytes) if litellm is not None else contextlib.nullcontext():
+    networked = litellm is not None or clients is not None
+    with replies.bounded(limits.max_reply_bytes) if networked else contextlib.nullcontext():
         workers = [asyncio.create_task(worker()) for _ in range(max(1, min(limits.concurrency, len(tasks))))]
         try:
             await asyncio.gather(*workers)
         finally:
+            if clients is not None:
+                await clients.close()
             if litellm is not None:
                 await _close_clients()
     return outcome
@@ -353,23 +392,77 @@ class _Broken(Exception):
     """A reply came back but holds no usable choice (retried like a 5xx)."""
 
 
-def _from_litellm(response: Any) -> _Reply:
-    """litellm's reply: its first choice's text, its tokens, its cost from litellm's price table."""
+def _usage(response: Any) -> tuple[int, int, int]:
+    """Prompt, completion and cached prompt tokens of a reply (0 where the reply does not say)."""
+    usage = getattr(response, "usage", None)
+    details = getattr(usage, "prompt_tokens_details", None)
+    return (int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0),
+            int(getattr(details, "cached_tokens", 0) or 0))
+
+
+def _from_litellm(response: Any, price: pricing.Price) -> _Reply:
+    """litellm's reply: its first choice's text, its tokens, its cost (the run's price; else litellm's own)."""
     choices = getattr(response, "choices", None) or []
     if not choices:
         raise _Broken("the reply has no choices")
-    usage = getattr(response, "usage", None)
-    cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-    return _Reply(choices[0].message.content or "", getattr(response, "model", None),
-                  int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0),
+    prompt, completion, cached = _usage(response)
+    cost = price.cost(prompt, completion, cached)
+    if cost is None:  # not a per-token price: litellm may still know it (its own pricing of this call)
+        cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+    return _Reply(choices[0].message.content or "", getattr(response, "model", None), prompt, completion,
                   float(cost) if cost is not None else None)
 
 
-def _retryable(exc: Exception, status: int | None) -> bool:
-    import litellm
+def _from_openai(response: Any, price: pricing.Price) -> _Reply:
+    """The openai client's reply: its first choice's text, its tokens, its cost at the run's price."""
+    choices = getattr(response, "choices", None) or []
+    if not choices:
+        raise _Broken("the reply has no choices")
+    prompt, completion, cached = _usage(response)
+    return _Reply(choices[0].message.content or "", getattr(response, "model", None), prompt, completion,
+                  price.cost(prompt, completion, cached))
 
-    if isinstance(exc, (litellm.Timeout, litellm.APIConnectionError, litellm.RateLimitError,
-                        litellm.InternalServerError, litellm.ServiceUnavailableError)):
+
+class _OpenAIClients:
+    """One ``openai.AsyncOpenAI`` per (base URL, key) for the run, closed at its end (no retries of its own)."""
+
+    def __init__(self, timeout: float) -> None:
+        import openai
+
+        self._openai = openai
+        self._timeout = timeout
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    async def create(self, kwargs: dict[str, Any]) -> Any:
+        """One chat completion from litellm-style arguments (``openai/`` model, api_base, api_key)."""
+        base = (kwargs.get("api_base") or os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_BASE")
+                or "https://api.openai.com/v1")
+        key = kwargs.get("api_key") or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
+        client = self._clients.get((base, key))
+        if client is None:
+            client = self._openai.AsyncOpenAI(base_url=base, api_key=key, max_retries=0, timeout=self._timeout)
+            self._clients[(base, key)] = client
+        body = {k: v for k, v in kwargs.items() if k in OPENAI_NATIVE_PARAMS}
+        try:
+            return await client.chat.completions.create(model=kwargs["model"][len("openai/"):],
+                                                        messages=kwargs["messages"], timeout=kwargs["timeout"],
+                                                        **body)
+        except ValueError as exc:  # a body that is not JSON (the openai client lets json's error escape)
+            raise _Broken(f"the reply is not valid JSON: {_first_line(str(exc))}") from None
+
+    async def close(self) -> None:
+        """Close every client while the run's event loop still runs."""
+        for client in self._clients.values():
+            with contextlib.suppress(Exception):
+                await client.close()
+        self._clients.clear()
+
+
+def _retryable(exc: Exception, status: int | None) -> bool:
+    import openai  # litellm's errors subclass openai's
+
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError,
+                        openai.InternalServerError)):
         return True
     return status is not None and (status >= 500 or status in RETRYABLE_STATUS)
 

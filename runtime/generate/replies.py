@@ -69,15 +69,24 @@ def refusal(exc: BaseException) -> ReplyRefused | None:
 
 
 def install() -> None:
-    """Hook httpx once (idempotent); without the hook point, do nothing."""
+    """Hook httpx once (idempotent), and httpx2 (the openai client's fork of it) where installed."""
     global _installed
     if _installed:
         return
+    import importlib.util
+
     import httpx
 
+    _hook(httpx)
+    if importlib.util.find_spec("httpx2") is not None:
+        _hook(importlib.import_module("httpx2"))
+    _installed = True
+
+
+def _hook(httpx: Any) -> None:
+    """Hook one httpx-like module's ``AsyncClient._send_single_request``; without it, do nothing."""
     original = getattr(httpx.AsyncClient, "_send_single_request", None)
     if original is None:  # pragma: no cover - another httpx
-        _installed = True
         return
 
     capped = _capped(httpx)
@@ -96,8 +105,7 @@ def install() -> None:
         response.stream = capped(response.stream, limit)
         return response
 
-    httpx.AsyncClient._send_single_request = send_single_request  # type: ignore[method-assign]
-    _installed = True
+    httpx.AsyncClient._send_single_request = send_single_request
 
 
 def _check_head(request: Any, response: Any, limit: int) -> None:

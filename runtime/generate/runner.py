@@ -417,7 +417,7 @@ def _prepare_calls(pending: list[Task]) -> tuple[str, ...]:
     Calls to the offline model need neither litellm nor a key: when every
     pending call goes there, litellm is not imported.
     """
-    if any(calls_mod.needs_litellm(task.target.model) for task in pending):
+    if any(calls_mod.needs_litellm(task.target.model, task.target.params) for task in pending):
         _prepare_litellm(offline=all(is_offline(task.target.model) for task in pending))
     checked: dict[tuple[str, str | None, str | None], Target] = {}
     for task in pending:
@@ -496,8 +496,6 @@ def _credentials(target: Target) -> Target:
     """The target, ready to call: its key's variable is set, or a placeholder goes to a local server."""
     if is_offline(target.model):
         return target
-    import litellm
-
     if target.key_env:
         if not os.environ.get(target.key_env):
             raise MissingCredentials(f"model {target.model} needs an API key: set the environment variable "
@@ -505,9 +503,11 @@ def _credentials(target: Target) -> Target:
                                      "with --offline")
         return target
     provider = target.model.split("/", 1)[0] if "/" in target.model else "openai"
-    try:
-        env = litellm.validate_environment(target.model)
-    except Exception:  # an unknown provider: let the call say what is wrong
+    if calls_mod.route(target.model, target.params) == "openai":  # the openai client: no litellm to ask
+        env: dict[str, Any] | None = {"missing_keys": [] if os.environ.get("OPENAI_API_KEY") else ["OPENAI_API_KEY"]}
+    else:
+        env = _litellm_environment(target.model)
+    if env is None:  # an unknown provider: let the call say what is wrong
         return target
     missing = [k for k in env.get("missing_keys") or [] if not k.endswith(("_API_BASE", "_BASE_URL", "_ENDPOINT"))]
     if not missing:
@@ -517,6 +517,16 @@ def _credentials(target: Target) -> Target:
     raise MissingCredentials(
         f"model {target.model} needs credentials: set the environment variable{'s' * (len(missing) > 1)} "
         f"{', '.join(missing)} (or run with --offline, or --api-base URL for a local OpenAI-compatible server)")
+
+
+def _litellm_environment(model: str) -> dict[str, Any] | None:
+    """litellm's view of the keys ``model`` needs (``missing_keys``); None for a provider it does not know."""
+    import litellm
+
+    try:
+        return dict(litellm.validate_environment(model))
+    except Exception:
+        return None
 
 
 def _result(plan: Plan, todo: list[Piece], tasks: dict[tuple[str, tuple[tuple[str, str], ...]], Task],
