@@ -14,18 +14,21 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .candidates import candidate_ids
 from .conditions import check_condition
 from .datasources import column_problem, format_problem, path_problem, query_problems, table_problems
 from .destinations import SAFE_PARAMS, Allowances, has_url, param_problem, parse_base
 from .diagnostics import Diagnostic, did_you_mean, error, sort_key, warning
 from .loader import Document, PathT
 from .model import (
+    ID_PATTERN,
     MAX_DAYS,
     MAX_LIST_DRAWS,
     MAX_LOOKS,
     MAX_SIMULATED_EVENTS,
     MAX_SIMULATED_UNITS,
     MAX_TIMEOUT,
+    MAX_VARIANTS,
     OPTIONAL_COLUMNS,
     STANDARD_COLUMNS,
     Cap,
@@ -132,6 +135,51 @@ def variants(ctx: Context) -> Iterator[Diagnostic]:
         if v.prompt is not None:
             yield from _ref(ctx, "prompt", v.prompt, spec.prompts, ("variants", i, "prompt"))
         yield from _generation(ctx, i)
+    yield from _candidates(ctx)
+
+
+def _candidates(ctx: Context) -> Iterator[Diagnostic]:
+    """`candidates` and `top_k` fit their variant; the arms they make have ids of their own (E097, E070)."""
+    spec = ctx.spec
+    ids = {v.id for v in spec.variants}
+    arms = 0
+    for i, v in enumerate(spec.variants):
+        path = ("variants", i)
+        arms += v.candidates or 1
+        if v.top_k is not None and v.candidates is None:
+            yield error("E097", f"variant `{v.id}` keeps its top {v.top_k} candidates but asks for none",
+                        ctx.at(path + ("top_k",)), f"add `candidates: N` (N > {v.top_k}), or remove `top_k`")
+        if v.candidates is None:
+            continue
+        where = ctx.at(path + ("candidates",))
+        if v is spec.control:
+            marked = "is the control" if v.control else "is the control (the first variant, none being marked)"
+            yield error("E097", f"variant `{v.id}` {marked}; a control cannot have candidates", where,
+                        "give candidates to a treatment; the control is the one baseline every arm is compared with")
+        if v.prompt is None:
+            yield error("E097", f"variant `{v.id}` has no prompt; only generated copy has candidates", where,
+                        "give the variant a `prompt`, or remove `candidates`")
+        elif v.generate is not None and v.generate.per == "unit":
+            yield error("E097", f"variant `{v.id}` generates per unit; candidates are generated once or per segment",
+                        where, "use `generate: {per: once}` or `{per: segment, segment_by: [...]}`")
+        if v.top_k is not None and v.top_k > v.candidates:
+            yield error("E097", f"variant `{v.id}` keeps its top {v.top_k} of {v.candidates} candidates",
+                        ctx.at(path + ("top_k",)), f"set `top_k` to at most {v.candidates}")
+        prompt = spec.prompts.get(v.prompt) if v.prompt is not None else None
+        if v.top_k is not None and prompt is not None and prompt.checks.judge is None:
+            yield error("E097", f"variant `{v.id}` keeps its top {v.top_k} candidates, but prompt `{v.prompt}` has no "
+                        "judge to score them", ctx.at(path + ("top_k",)),
+                        f"add `checks: {{judge: {{model: ..., rubric: ...}}}}` to prompt `{v.prompt}`")
+        for arm in candidate_ids(v):
+            if arm in ids:
+                yield error("E030", f"candidate `{arm}` of variant `{v.id}` has the id of another variant", where,
+                            f"rename variant `{arm}` or `{v.id}`")
+            elif not re.fullmatch(ID_PATTERN, arm):
+                yield error("E097", f"candidate id `{arm}` is longer than an id may be (128 characters)",
+                            ctx.at(path + ("id",)), "shorten the variant's id")
+    if arms > MAX_VARIANTS:
+        yield error("E070", f"the variants and their candidates make {arms} arms; the limit is {MAX_VARIANTS}",
+                    ctx.at(("variants",)), "ask for fewer candidates")
 
 
 def _generation(ctx: Context, i: int) -> Iterator[Diagnostic]:
@@ -219,10 +267,26 @@ def prompts(ctx: Context) -> Iterator[Diagnostic]:
             yield error("E023", f"prompt `{name}`: min_chars ({checks.min_chars}) is above max_chars "
                         f"({checks.max_chars})",
                         ctx.at(("prompts", name, "checks", "min_chars")))
+        if checks.judge is not None:
+            yield from _judge(ctx, name, users)
 
 
-def _template(ctx: Context, name: str, field: str, source: str, users: list) -> Iterator[Diagnostic]:
-    path = ("prompts", name, field)
+def _judge(ctx: Context, name: str, users: list) -> Iterator[Diagnostic]:
+    """A judge has a rubric, a sandboxed template held to the same rules as its prompt's (E098, E038-E046)."""
+    judge = ctx.spec.prompts[name].checks.judge
+    assert judge is not None
+    path: PathT = ("prompts", name, "checks", "judge")
+    if judge.rubric is None or not judge.rubric.strip():
+        where = ctx.at(path + ("rubric",)) if judge.rubric is not None else ctx.at(path)
+        yield error("E098", f"prompt `{name}`: the judge has no rubric to grade by", where,
+                    "add `rubric: <what a good text is, in words>` (for example: accurate, no clickbait)")
+        return
+    yield from _template(ctx, name, "judge rubric", judge.rubric, users, path + ("rubric",))
+
+
+def _template(ctx: Context, name: str, field: str, source: str, users: list,
+              at: PathT | None = None) -> Iterator[Diagnostic]:
+    path = at or ("prompts", name, field)
     result = analyse(source)
     lines = _source_lines(ctx, path)
     # Folding (`>`) and plain multi-line scalars join lines, so Jinja's line numbers do not match the file's:
@@ -284,7 +348,7 @@ def _personal(ctx: Context, prompt: str, field: str, used: str, where: tuple) ->
     names = sorted(hidden & {attr}) if attr else [n for n in ctx.spec.attributes if n in hidden]
     if not names:
         return
-    what = "template" if field == "template" else "system text"
+    what = {"template": "template", "system": "system text"}.get(field, field)
     shown = f"`{used}`" if attr else f"the whole `{obj}` (so {', '.join(f'`{n}`' for n in names)})"
     listed = ", ".join(names)
     yield error("E095", f"prompt `{prompt}`: its {what} reads {shown}, personal data (`pii: true`) that the prompt "
@@ -466,12 +530,15 @@ def destinations(ctx: Context) -> Iterator[Diagnostic]:
 def models(ctx: Context) -> Iterator[Diagnostic]:
     """Each model id names a provider litellm knows (or `offline`), and no URL."""
     known = known_providers()
-    for name, prompt in ctx.spec.prompts.items():
-        where = ctx.at(("prompts", name, "model"))
-        if has_url(prompt.model):
+    ids: list[tuple[str, str, PathT]] = [(n, p.model, ("prompts", n, "model")) for n, p in ctx.spec.prompts.items()]
+    ids += [(n, p.checks.judge.model, ("prompts", n, "checks", "judge", "model"))
+            for n, p in ctx.spec.prompts.items() if p.checks.judge is not None]
+    for name, model, path in ids:
+        where = ctx.at(path)
+        if has_url(model):
             yield error("E080", f"prompt `{name}`: the model id holds a URL; a spec may not choose where calls go",
                         where, "name the model as `<provider>/<model>` and pass `--api-base URL` when you run")
-        provider = provider_of(prompt.model)
+        provider = provider_of(model)
         if provider is not None and provider not in known:
             yield error("E082", f"prompt `{name}`: litellm knows no provider `{provider}`", where,
                         did_you_mean(provider.lower(), known)
@@ -605,7 +672,7 @@ def simulation(ctx: Context) -> Iterator[Diagnostic]:
     sim = ctx.spec.simulation
     if sim is None:
         return
-    variant_ids = [v.id for v in ctx.spec.variants]
+    variant_ids = [v.id for v in ctx.spec.variants] + [a for v in ctx.spec.variants for a in candidate_ids(v)]
     metric_by_id = {m.id: m for m in ctx.spec.metrics}
     for vid, per_metric in sim.truth.items():
         yield from _ref(ctx, "variant", vid, variant_ids, ("simulation", "truth", vid), key=True)
@@ -652,7 +719,7 @@ def simulation_truth(ctx: Context) -> Iterator[Diagnostic]:
     if sim is None or ctx.spec.control is None:
         return
     metric_ids = {m.id for m in ctx.spec.metrics}
-    if not set(sim.truth) <= {v.id for v in ctx.spec.variants} or any(
+    if not set(sim.truth) <= {a for v in ctx.spec.variants for a in [v.id, *candidate_ids(v)]} or any(
             not set(values) <= metric_ids for values in sim.truth.values()):
         return  # a truth naming an undefined variant or metric is E034 already: fix that first
     from .compile import truth_table

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 
 from .buckets import bucket_ranges, normalise
+from .candidates import expanded, parent_of, seed_offset
 from .loader import Document
 from .model import Distribution, Generate, Metric, Spec
 from .plan import (
@@ -46,7 +47,13 @@ __all__ = ["PLAN_VERSION", "compile_plan", "generation_jobs", "plan_json", "sche
 
 
 def compile_plan(doc: Document, spec: Spec) -> Plan:
-    """Build the plan of a checked spec (call only when checks found no error)."""
+    """Build the plan of a checked spec (call only when checks found no error).
+
+    A variant's ``candidates`` are arms of their own (:mod:`expc.compiler.candidates`).
+    """
+    parents = parent_of(spec)
+    jobs = generation_jobs(spec)
+    spec = expanded(spec)
     control = spec.control
     assert control is not None, "a checked spec has variants"
     weights = normalise([v.weight for v in spec.variants])
@@ -81,6 +88,9 @@ def compile_plan(doc: Document, spec: Spec) -> Plan:
                 id=v.id, index=i, control=v is control, weight=weights[i], bucket_range=list(ranges[i]),
                 description=v.description, content=v.content, prompt=v.prompt,
                 generate=(v.generate or _ONCE) if v.prompt else None,
+                candidate_of=parents[v.id][0] if v.id in parents else None,
+                candidate=parents[v.id][1] if v.id in parents else None,
+                top_k=v.top_k if v.id in parents else None,
             )
             for i, v in enumerate(spec.variants)
         ],
@@ -97,7 +107,7 @@ def compile_plan(doc: Document, spec: Spec) -> Plan:
                              spending=a.spending if a.sequential == "group" else None)
             if a.method == "sequential" else None
         ),
-        generation=PlanGeneration(**spec.generation.model_dump(), jobs=generation_jobs(spec)),
+        generation=PlanGeneration(**spec.generation.model_dump(), jobs=jobs),
         simulation=_simulation(spec, sched),
         data=spec.data,
     )
@@ -194,14 +204,18 @@ def _metric(m: Metric, spec: Spec, treatments: int, n_primary: int) -> PlanMetri
 
 
 def generation_jobs(spec: Spec) -> list[GenerationJob]:
-    """One entry per prompted variant: what is generated, by which model, how often."""
+    """One entry per prompted arm (each candidate its own): what is generated, by which model, how often."""
+    parents = parent_of(spec)
     jobs = []
-    for v in spec.variants:
+    for v in expanded(spec).variants:
         if v.prompt is None:
             continue
         gen = v.generate or _ONCE
+        parent = parents.get(v.id)
         jobs.append(GenerationJob(variant=v.id, prompt=v.prompt, model=spec.prompts[v.prompt].model,
-                                  per=gen.per, segment_by=list(gen.segment_by)))
+                                  per=gen.per, segment_by=list(gen.segment_by),
+                                  candidate_of=parent[0] if parent else None,
+                                  seed_offset=seed_offset(parent[1]) if parent else None))
     return jobs
 
 

@@ -79,6 +79,8 @@ CODES: dict[str, str] = {
     "E090": "a template construct that can only exhaust the machine (huge range or power, deep loops, size)",
     "E095": "a template reads personal data (a `pii` attribute) its prompt does not list in `send_pii`",
     "E096": "a personal (`pii`) attribute identifies units or segments",
+    "E097": "`candidates` or `top_k` do not fit the variant (a control, static or per-unit copy, top_k too large)",
+    "E098": "a `judge` check without a rubric",
     "W001": "the required sample size cannot be reached within max_days",
     "W002": "the required sample size cannot be computed",
     "W003": "prompt is defined but no variant uses it",

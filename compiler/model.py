@@ -50,6 +50,7 @@ MAX_SIMULATED_UNITS = 5_000_000  #: units a simulated run draws (units_per_day x
 MAX_LIST_DRAWS = 50_000_000  #: simulated units x vocabulary of a list attribute (its draw holds both at once)
 MAX_SIMULATED_EVENTS = 50_000_000  #: events a simulated run draws (units x the events each gets on average)
 MAX_TIMEOUT = 3600  #: generation.timeout, in seconds
+MAX_CANDIDATES = 20  #: a variant's `candidates` (each is an arm with its own copy)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 """What an id may be: it names files and folders too (a run directory), so no `/`, no leading `.`."""
@@ -192,6 +193,21 @@ class Checks(_Model):
     """How many times a failing text is regenerated (with a new seed) before giving up."""
     on_fail: Literal["error", "skip", "use_control"] = "error"
     """What happens to content that still fails: stop with an error, skip the unit, or show the control."""
+    judge: Judge | None = Field(default=None, exclude_if=lambda v: v is None)
+    ("""A model grades each text that passed the other checks against a rubric (a score from 0 to 1); below """
+     """`threshold`, or an answer without a score, `on_fail` applies (no regeneration). See docs/generation.md.""")
+
+
+class Judge(_Model):
+    """A model-graded check: a judge model scores each text against a rubric, from 0 (fails) to 1 (meets it)."""
+
+    model: str = Field(min_length=1)
+    """A litellm model id `<provider>/<model>` for the judge; `offline/<name>` is built in (deterministic scores)."""
+    rubric: str | None = None
+    ("""What a good text is, in words (a Jinja template with the prompt's context: it may read only what the """
+     """prompt's variants may read). Required.""")
+    threshold: float = Field(default=0.5, ge=0, le=1)
+    """The lowest passing score."""
 
 
 class Prompt(_Model):
@@ -247,6 +263,11 @@ class Variant(_Model):
     """Name of a prompt in `prompts` that generates the content (give this or `content`)."""
     generate: Generate | None = None
     """How often generated content is made (default: once)."""
+    candidates: int | None = Field(default=None, ge=1, le=MAX_CANDIDATES)
+    ("""Generate this many candidate texts from the prompt, each its own arm `<id>-1` ... `<id>-N` sharing """
+     """this variant's weight equally (each with its own seed). Not on a control or static content.""")
+    top_k: int | None = Field(default=None, ge=1, le=MAX_CANDIDATES)
+    """Keep only the K candidates the prompt's `judge` scores best (the others get no traffic)."""
 
 
 class Layer(_Model):

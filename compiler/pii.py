@@ -53,7 +53,7 @@ def withheld(prompt: Prompt, pii: Collection[str]) -> frozenset[str]:
 
 def prompt_reads(prompt: Prompt, attributes: Sequence[str], pii: Collection[str] = (),
                  segment_by: Iterable[str] = ()) -> list[str]:
-    """The declared ``attributes`` the prompt's system text and template read, in declaration order.
+    """The declared ``attributes`` the prompt's system text, template and judge's rubric read, in declaration order.
 
     Reading ``user`` whole reads every attribute but the personal ones the
     prompt may not send (the runtime never gives it those); reading
@@ -62,7 +62,7 @@ def prompt_reads(prompt: Prompt, attributes: Sequence[str], pii: Collection[str]
     read: set[str] = set()
     segment = set(segment_by)
     hidden = withheld(prompt, pii)
-    for source in (prompt.system, prompt.template):
+    for source in (prompt.system, prompt.template, prompt.checks.judge.rubric if prompt.checks.judge else None):
         if source is None:
             continue
         found = template_reads(source)

@@ -128,6 +128,12 @@ class PlanVariant(_Plan):
     content: str | None = None
     prompt: Id | None = None
     generate: Generate | None = None
+    candidate_of: Id | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The spec's variant this arm is a candidate of (``candidates: N``; absent for other arms)."""
+    candidate: int | None = Field(default=None, ge=1, exclude_if=lambda v: v is None)
+    """The candidate's number, 1 to N: its copy is generated with seed offset 1000 × (number − 1)."""
+    top_k: int | None = Field(default=None, ge=1, exclude_if=lambda v: v is None)
+    """Only the K candidates of ``candidate_of`` the judge scores best get traffic (see docs/generation.md)."""
 
 
 class PlanMetric(_Plan):
@@ -321,6 +327,10 @@ class GenerationJob(_Plan):
     model: str
     per: Literal["once", "segment", "unit"]
     segment_by: list[Name] = []
+    candidate_of: Id | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The spec's variant this job's arm is a candidate of (absent for other arms)."""
+    seed_offset: int | None = Field(default=None, ge=0, exclude_if=lambda v: v is None)
+    """Added to the generation seed for this candidate, so candidates are distinct requests (absent: 0)."""
 
 
 class PlanGeneration(_Plan):
@@ -493,6 +503,8 @@ class Plan(_Plan):
                 out.append(f"variant `{v.id}` uses the undefined prompt `{v.prompt}`")
             if (v.prompt is None) == (v.content is None) or (v.prompt is None) != (v.generate is None):
                 out.append(f"variant `{v.id}` needs either content, or a prompt and how often it is generated")
+            if (v.candidate_of is None) != (v.candidate is None) or (v.candidate is not None and v.prompt is None):
+                out.append(f"variant `{v.id}` is a candidate without its variant, its number or a prompt")
         out += self._derived()
         if self.simulation is not None:
             metric_ids = {m.id for m in self.metrics}

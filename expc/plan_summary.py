@@ -42,7 +42,11 @@ def summarise(plan: Plan) -> str:
         per = v.generate.per if v.generate else "once"
         source = f"static: {v.content!r}" if v.content is not None else f"prompt {v.prompt} ({per})"
         tag = " (control)" if v.control else ""
+        if v.candidate is not None:
+            tag += f" candidate {v.candidate} of {v.candidate_of}"
         lines.append(f"  {v.id:<{width}}  {_pct(v.weight):>7}  buckets [{lo:.4f}, {hi:.4f})  {source}{tag}")
+
+    lines += candidates_summary(plan)
 
     if plan.prompts:
         lines += ["", "Prompts"]
@@ -50,6 +54,10 @@ def summarise(plan: Plan) -> str:
             params = ", ".join(f"{k}={getattr(p, k)}" for k in ("temperature", "max_tokens", "top_p")
                                if getattr(p, k) is not None)
             lines.append(f"  {name}: {p.model}" + (f" ({params})" if params else ""))
+            if p.checks.judge is not None:
+                j = p.checks.judge
+                lines.append(f"    judge: {j.model}, passes at a score of {j.threshold:g} or more (0 to 1); "
+                             f"rubric: {(j.rubric or '').strip()!r}")
 
     lines += ["", "Metrics"]
     for m in plan.metrics:
@@ -115,6 +123,27 @@ def summarise(plan: Plan) -> str:
         lines += ["", "Data flow (unit attributes each prompt sends to its model; pii = personal data)"]
         lines += data_flow(plan)
     return "\n".join(lines)
+
+
+def candidates_summary(plan: Plan) -> list[str]:
+    """The candidates each variant expands into (their seeds and shares), and how many a judge keeps."""
+    groups: dict[str, list] = {}
+    for v in plan.variants:
+        if v.candidate_of is not None:
+            groups.setdefault(v.candidate_of, []).append(v)
+    if not groups:
+        return []
+    offsets = {j.variant: j.seed_offset or 0 for j in plan.generation.jobs}
+    lines = ["", "Candidates (each an arm with its own copy, generated with its own seed)"]
+    for parent, arms in groups.items():
+        share = sum(a.weight for a in arms)
+        seeds = ", ".join(f"{a.id} +{offsets.get(a.id, 0)}" for a in arms)
+        lines.append(f"  {parent}: {len(arms)} candidates sharing {_pct(share)} of traffic equally; seeds {seeds}")
+        top_k = arms[0].top_k
+        if top_k is not None:
+            lines.append(f"    top_k {top_k}: after generation the judge's {top_k} best-scored candidates keep the "
+                         f"{_pct(share)}, the others get no traffic")
+    return lines
 
 
 def data_flow(plan: Plan) -> list[str]:
