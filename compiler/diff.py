@@ -136,6 +136,7 @@ REGISTRY: Final[tuple[Field, ...]] = (
     Field("generation.max_cost_usd", "safe", identity=False),
     Field("generation.concurrency", "safe", identity=False),
     Field("generation.timeout", "safe", identity=False),
+    Field("generation.batch", "safe", identity=False),
     Field("generation.jobs", None),
     Field("simulation", "safe"),
     Field("simulation.looks", None),

@@ -339,6 +339,8 @@ class PlanGeneration(_Plan):
     max_cost_usd: float | None = None
     concurrency: int = Field(gt=0)
     timeout: int = Field(gt=0)
+    batch: bool = False
+    """Make the calls through the provider's batch API (see docs/generation.md, Batch mode)."""
     jobs: list[GenerationJob] = []
 
 

@@ -768,10 +768,16 @@ Examples:
               help="jsonl: every item; md / html: a review sheet (copy, checks, model, cost, content hash) for "
                    "a pull request, to approve with `expc approve`.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no table.")
+@click.option("--batch/--no-batch", "batch", default=None,
+              help="Submit the calls through the provider's batch API (about half the price; default: the spec's "
+                   "generation.batch). See docs/generation.md, Batch mode.")
+@click.option("--batch-wait", "batch_wait", type=click.FloatRange(min=0), metavar="SECONDS", default=86400.0,
+              show_default=True, help="With --batch: poll this long at most, then exit 3 (a re-run collects).")
 def generate_command(spec: str, units_path: str | None, offline: bool, model: str | None, api_base: str | None,
                      api_key_env: str | None,
                      concurrency: int | None, max_cost: float | None, timeout: float | None, seed: int,
-                     store_path: str | None, out: str | None, fmt: str, quiet: bool) -> None:
+                     store_path: str | None, out: str | None, fmt: str, quiet: bool, batch: bool | None = None,
+                     batch_wait: float = 86400.0) -> None:
     """Generate every variant's content through litellm, checked, stored and budgeted.
 
     Writes one JSON line per item: variant, segment or unit, content, model,
@@ -785,6 +791,7 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
     from expc.compiler.compile import compile_plan
     from expc.generate_report import variant_table
     from expc.run_progress import progress_for
+    from expc.runtime.generate.batch import Polling
     from expc.runtime.generate.runner import GenerateOptions, GenerationError, generate
     from expc.runtime.run import STORE_NAME, default_run_dir
     from expc.runtime.tables import read_units
@@ -794,10 +801,13 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
     units = read_units(units_path, plan.attributes, plan.assignment.unit) if units_path else None
     store = Path(store_path) if store_path else default_run_dir(plan, runs_root()) / STORE_NAME
     opts = GenerateOptions(offline=offline, model=model, api_base=api_base, api_key_env=api_key_env,
-                           concurrency=concurrency, max_cost=max_cost, timeout=timeout, seed=seed)
+                           concurrency=concurrency, max_cost=max_cost, timeout=timeout, seed=seed, batch=batch,
+                           batch_polling=Polling(max_wait=batch_wait))
     try:
         with progress_for(quiet) as progress:
             result = generate(plan, units, store, opts, progress.generation)
+        for note in result.notes:
+            _say(note, err=True)
     except GenerationError as exc:
         if exc.result is not None and not quiet:  # what was made before it stopped, then the error's line
             variant_table(exc.result.per_variant(), exc.result.spent)

@@ -40,7 +40,9 @@ from expc.compiler.errors import EXIT_INVALID, EXIT_RUN, ExpcError
 from expc.compiler.model import Prompt
 from expc.compiler.plan import Plan
 
+from . import batch as batch_mod
 from . import calls as calls_mod
+from .batch import Polling
 from .calls import Limits, Target, Task
 from .jobs import JobError, Piece, pieces
 from .offline import is_offline
@@ -102,6 +104,8 @@ class GenerateOptions:
     render_chars: int = MAX_PROMPT_CHARS  # ...to at most this many characters, or that item fails
     variants: tuple[str, ...] | None = None  # generate only these variants' items (ids); None: every variant's
     store_only: bool = False  # make no call: what the store lacks is a NotInStore error (review, approval, export)
+    batch: bool | None = None  # through the provider's batch API (runtime/generate/batch.py); None: the plan's
+    batch_polling: Polling = Polling()  # how often and how long batch mode polls
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,7 @@ class GenerationResult:
     spent: float = 0.0
     calls: int = 0
     store_path: Path | None = None
+    notes: list[str] = field(default_factory=list)  # one line each, for a person (batch mode says what it did)
     _calls_by_variant: dict[str, int] = field(default_factory=dict)
     _spent_by_variant: dict[str, float] = field(default_factory=dict)
     _calls_total_by_variant: dict[str, int] = field(default_factory=dict)
@@ -285,8 +290,12 @@ def generate(plan: Plan, units: Any | None, store_path: Path,
                 max_tries=opts.max_tries, backoff_base=opts.backoff_base,
                 already_spent=sum(r.cost for t in tasks.values() for r in t.records),
             )
-            outcome = calls_mod.run(pending, store, limits, task_done, secrets)
+            if opts.batch if opts.batch is not None else plan.generation.batch:
+                outcome = batch_mod.run(pending, store, limits, task_done, secrets, opts.batch_polling)
+            else:
+                outcome = calls_mod.run(pending, store, limits, task_done, secrets)
     result = _result(plan, todo, tasks, owner, outcome, store_path)
+    result.notes = list(getattr(outcome, "notes", ()))
     if outcome.budget_exhausted:
         missing = sum(1 for t in tasks.values() if not t.done)
         raise BudgetExhausted(
@@ -299,6 +308,8 @@ def generate(plan: Plan, units: Any | None, store_path: Path,
         raise ProviderFailed(
             f"a model call failed: {outcome.provider_error}. ${outcome.spent:.4f} spent on {outcome.calls} calls; "
             f"every completed call is stored in {store_path}: run the same command again to resume.", result)
+    if getattr(outcome, "waiting", None):
+        raise GenerationError(f"batch mode: {outcome.waiting}", result)  # type: ignore[attr-defined]
     return result
 
 

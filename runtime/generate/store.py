@@ -6,7 +6,9 @@ for twice. A request that carries personal values (``pii`` attributes) is
 keyed by HMAC-SHA256 under the store's own random secret (:meth:`Store.secret`)
 instead, and recorded with placeholders in their place (see :mod:`.personal`).
 Each completed call is committed on its own (WAL mode), so a process killed in
-the middle loses nothing that finished. API keys are never part of a request as
+the middle loses nothing that finished. The ``batches`` table records the
+provider batches in flight (:mod:`.batch`), so a re-run collects them instead
+of submitting the calls again. API keys are never part of a request as
 stored: :func:`request_key` and :meth:`Store.put` take only what
 :mod:`expc.runtime.generate.calls` passes, which holds no secret.
 
@@ -57,6 +59,14 @@ SECRETS = """
 CREATE TABLE IF NOT EXISTS secrets (
     name TEXT PRIMARY KEY,
     value BLOB NOT NULL
+)
+"""
+BATCHES = """
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    open INTEGER NOT NULL,
+    created REAL NOT NULL
 )
 """
 
@@ -138,6 +148,7 @@ class Store:
             db.execute("PRAGMA busy_timeout=10000")
             db.execute(SCHEMA)
             db.execute(SECRETS)
+            db.execute(BATCHES)
         except sqlite3.Error as exc:
             if db is not None:
                 db.close()
@@ -188,6 +199,21 @@ class Store:
         except sqlite3.OperationalError as exc:
             raise _store_error(self.path, exc) from None
         return bytes(row[0])
+
+    def put_batch(self, local_id: str, state: dict[str, Any], open: bool = True) -> None:
+        """Record (commit at once) the state of a provider batch this store's calls went to (see :mod:`.batch`)."""
+        try:
+            self._db.execute(
+                "INSERT INTO batches (id, state, open, created) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE "
+                "SET state = excluded.state, open = excluded.open",
+                (local_id, json.dumps(state, sort_keys=True), int(open), time.time()))
+        except sqlite3.OperationalError as exc:
+            raise _store_error(self.path, exc) from None
+
+    def open_batches(self) -> list[tuple[str, dict[str, Any]]]:
+        """The recorded batches not yet collected, oldest first: (local id, state)."""
+        rows = self._db.execute("SELECT id, state FROM batches WHERE open = 1 ORDER BY created, id")
+        return [(row[0], json.loads(row[1])) for row in rows]
 
     def count(self) -> int:
         """How many calls are stored."""
