@@ -617,6 +617,8 @@ def analysis(ctx: Context) -> Iterator[Diagnostic]:
         if not 0 < value < 1:
             yield error("E043", f"analysis.{name} is {value}; it must lie strictly between 0 and 1",
                         ctx.at(("analysis", name)))
+    if a.method == "bandit":
+        yield from _bandit(ctx)
     if a.segments is None:
         return
     listed = ("analysis", "segments", "by") if ctx.given(("analysis", "segments", "by")) else ("analysis", "segments")
@@ -631,6 +633,24 @@ def analysis(ctx: Context) -> Iterator[Diagnostic]:
                         ctx.at(listed + (j,)), "segment by an attribute with one value per unit and few values")
         elif name in a.segments.by[:j]:
             yield error("E023", f"attribute `{name}` is listed twice", ctx.at(listed + (j,)))
+
+
+def _bandit(ctx: Context) -> Iterator[Diagnostic]:
+    """A bandit's settings fit its arms, and its primary metric has a posterior it can sample (E075)."""
+    spec, b = ctx.spec, ctx.spec.analysis.bandit
+    arms = len(spec.variants)
+    if arms and b.min_weight * arms > 1:
+        yield error("E075", f"analysis.bandit.min_weight is {b.min_weight:g}, so {arms} arms would need "
+                    f"{b.min_weight * arms:.0%} of the traffic", ctx.at(("analysis", "bandit", "min_weight")),
+                    f"set it to at most {1 / arms:.4g} (1 / arms)")
+    if not 0 < b.threshold < 1:
+        yield error("E075", f"analysis.bandit.threshold is {b.threshold}; it must lie strictly between 0 and 1",
+                    ctx.at(("analysis", "bandit", "threshold")))
+    for i, m in enumerate(spec.metrics):
+        if m.role == "primary" and m.kind == "ratio":
+            yield error("E075", f"the bandit's primary metric `{m.id}` is a ratio: Thompson sampling is defined "
+                        "here for proportions (Beta-Binomial) and means (normal)", ctx.at(("metrics", i, "kind")),
+                        "make a proportion or a mean the primary metric, and keep the ratio as a guardrail")
 
 
 def stopping(ctx: Context) -> Iterator[Diagnostic]:
@@ -660,6 +680,14 @@ def stopping(ctx: Context) -> Iterator[Diagnostic]:
                           "A/A tests at 6 daily looks in benchmarks/segment_harm.py; `expc simulate SPEC --truth aa` "
                           "shows this design's rate)", ctx.at(path),
                           "use `analysis: {method: sequential}` (always valid), or look once")
+        bandit = spec.analysis.method == "bandit"
+        if rule.when == "best_arm" and not bandit:
+            yield error("E076", "rule `best_arm` needs `analysis.method: bandit` (the probability of being best "
+                        "comes from the bandit's posterior)", ctx.at(path + ("when",)))
+        if bandit and rule.when in ("primary_significant", "futility"):
+            yield error("E076", f"a bandit does not stop on `{rule.when}`: its traffic follows the data, so the "
+                        "fixed-weight tests behind it do not hold", ctx.at(path + ("when",)),
+                        "use `{when: best_arm, then: stop_ship_winner}` (analysis.bandit.threshold)")
         if rule.when == "guardrail_harm" and not any(m.role == "guardrail" for m in spec.metrics):
             yield error("E050", "rule `guardrail_harm` can never fire: no metric has `role: guardrail`", ctx.at(path))
         if rule.when in ("max_days", "max_units") and getattr(st, rule.when) is None:

@@ -73,6 +73,8 @@ CODES: dict[str, str] = {
     "E061": "infinity or NaN in a value the plan carries as JSON (a prompt's params or JSON schema)",
     "E064": "a cap that does not fit its metric (a proportion, a ratio's denominator, two caps, not one bound)",
     "E070": "the spec asks for more than expc's resource limits (simulated units, looks, durations)",
+    "E075": "a bandit's settings do not fit (min_weight above 1 / arms, a threshold not below 1, a ratio primary)",
+    "E076": "a stopping rule does not fit the method (`best_arm` without a bandit, significance with one)",
     "E080": "the spec chooses where a key or a call goes (api_key_env, api_base, a URL, a routing parameter)",
     "E081": "a parameter in `params` that expc does not pass to models",
     "E082": "the model id names a provider litellm does not know",

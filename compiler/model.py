@@ -367,11 +367,25 @@ class Segments(_Model):
     """Multiple testing across the segments of each metric and attribute (Benjamini-Hochberg by default)."""
 
 
+class Bandit(_Model):
+    """A multi-armed bandit's traffic (Thompson sampling on the primary metric) and when it stops."""
+
+    explore_days: int = Field(default=1, ge=0, le=MAX_DAYS)
+    """Days of equal weights before the weights follow the data (0: from the first look)."""
+    min_weight: Percent = 0.05
+    """The smallest share of traffic any arm keeps (at most 1 / arms)."""
+    threshold: Percent = 0.95
+    """The `best_arm` rule holds once one arm's posterior probability of being best reaches this."""
+
+
 class Analysis(_Model):
     """How results are evaluated."""
 
-    method: Literal["fixed", "sequential", "bayesian"] = "fixed"
-    """fixed horizon, always-valid sequential, or Bayesian."""
+    method: Literal["fixed", "sequential", "bayesian", "bandit"] = "fixed"
+    ("""fixed horizon, always-valid sequential, Bayesian, or bandit (Thompson sampling: traffic moves to the """
+     """arms likely to be best at each look; see `bandit`).""")
+    bandit: Bandit = Field(default_factory=Bandit)
+    """With method bandit: the exploration period, the minimum weight per arm and the stopping threshold."""
     alpha: Percent = 0.05
     """Significance level (two-sided)."""
     power: Percent = 0.8
@@ -400,7 +414,7 @@ class Analysis(_Model):
 
 
 Condition = Literal["primary_significant", "guardrail_harm", "segment_harm", "futility", "max_days", "max_units",
-                    "srm"]
+                    "srm", "best_arm"]
 Action = Literal["continue", "stop_ship_winner", "stop_rollback", "stop_futility", "stop_inconclusive"]
 
 
@@ -408,7 +422,7 @@ class Rule(_Model):
     """When something holds at a look, do this."""
 
     when: Condition
-    """primary_significant, guardrail_harm, futility, max_days, max_units or srm."""
+    """primary_significant, guardrail_harm, futility, max_days, max_units, srm or best_arm (bandits)."""
     then: Action
     """continue, stop_ship_winner, stop_rollback, stop_futility or stop_inconclusive."""
     metric: Id | None = None

@@ -29,7 +29,7 @@ import json
 import math
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ExpcError
 from .model import (
@@ -41,6 +41,7 @@ from .model import (
     MAX_UNITS_PER_DAY,
     MAX_VARIANTS,
     AttributeType,
+    Bandit,
     Cap,
     Data,
     Distribution,
@@ -193,7 +194,7 @@ class PlanMetric(_Plan):
 class PlanAnalysis(_Plan):
     """How results are evaluated, every default resolved."""
 
-    method: Literal["fixed", "sequential", "bayesian"]
+    method: Literal["fixed", "sequential", "bayesian", "bandit"]
     alpha: float = Field(gt=0, lt=1)
     power: float = Field(gt=0, lt=1)
     correction: Literal["none", "bonferroni", "holm", "bh"]
@@ -207,6 +208,16 @@ class PlanAnalysis(_Plan):
     """Units whose metric window has not ended by the look's cut-off: left out of that metric, or counted."""
     segments: Segments | None = None
     """The attributes results are broken down by, and how small segments are pooled."""
+    bandit: Bandit | None = Field(default=None, exclude_if=lambda value: value is None)
+    """With method bandit only (absent otherwise, so other plans keep their bytes and digests): exploration days,
+    minimum weight per arm, stopping threshold."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bandit_only_for_bandits(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("method") != "bandit" and "bandit" in data:
+            data = {k: v for k, v in data.items() if k != "bandit"}
+        return data
 
 
 class PlanStopping(_Plan):

@@ -43,6 +43,15 @@ bayesian: posterior probabilities), then (:func:`decide`):
 * **the winner**: the significant improvement with the largest lift in the good
   direction on the primary metric (none under an SRM flag).
 
+Bandits (``method: bandit``, :mod:`expc.runtime.bandit`): the caller passes
+:class:`BanditLooks` and period-weighted effective moments
+(:func:`expc.runtime.stats.bandit.effective_moments`, compared as means by the
+fixed-horizon test: lifts, intervals, guardrails). The sample-ratio check is
+the bandit's (against the weights in force in each period); ``best_arm`` holds
+where some arm's probability of being best reaches ``analysis.bandit.threshold``
+(gated like ``primary_significant``), and that arm is the winner: the
+control too (index 0, "keep the control").
+
 Group-sequential designs (:func:`group_boundaries`): the information fraction
 of a look is its total units over the planned total (``planned_per_variant ×
 arms``), capped at 1; earlier looks are placed at fractions proportional to
@@ -80,7 +89,7 @@ from .stats.moments import Moments
 from .stats.srm import SRM
 from .stats.srm import srm as srm_test
 
-__all__ = ["CONTINUE", "Decisions", "LookState", "MetricLooks", "compare", "decide", "final_look",
+__all__ = ["CONTINUE", "BanditLooks", "Decisions", "LookState", "MetricLooks", "compare", "decide", "final_look",
            "group_boundaries"]
 
 CONTINUE = "continue"
@@ -99,6 +108,18 @@ class LookState:
     """``S``: each look's time since the start (the schedule's ``Look.seconds``)."""
     last: np.ndarray
     """``S``: the look is the schedule's last at a bounded horizon (``max_days`` reached)."""
+
+
+@dataclass(frozen=True, eq=False)
+class BanditLooks:
+    """A bandit's view of the looks: leading shape ``S``."""
+
+    best: np.ndarray
+    """``S + (arms,)``: each arm's posterior probability of being best on the primary metric."""
+    srm: SRM
+    """The sample-ratio check against the weights in force in each period."""
+    threshold: float
+    """``analysis.bandit.threshold``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -303,7 +324,7 @@ def compare(plan: Plan, metric: PlanMetric, m: Moments, kind: fixed.Kind, exact:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(control_mean[..., None] != 0, lift / control_mean[..., None], np.nan)
 
-    if method == "fixed":
+    if method in ("fixed", "bandit"):  # a bandit's moments are period-weighted (see the module docs)
         c = fixed.compare(m, kind, alpha=alpha)
         return MetricLooks(metric, kind, m, c.abs_lift, c.p_value, control_mean, c.abs_ci, c.rel_lift, c.rel_ci)
     if method == "sequential" and boundary is not None:
@@ -388,7 +409,8 @@ def final_look(plan: Plan, looks: LookState, complete: np.ndarray | None = None)
 
 
 def decide(plan: Plan, looks: LookState, moments: dict[str, tuple[Moments, fixed.Kind]],
-           exact: bool = False, segment_harm: dict[str, np.ndarray] | None = None) -> Decisions:
+           exact: bool = False, segment_harm: dict[str, np.ndarray] | None = None,
+           bandit: BanditLooks | None = None) -> Decisions:
     """Decide every look: comparisons, corrections, guardrails, futility, the rules in order and the winner.
 
     ``moments`` maps the metrics to evaluate to their moments (``S + (arms,)``,
@@ -396,14 +418,15 @@ def decide(plan: Plan, looks: LookState, moments: dict[str, tuple[Moments, fixed
     cannot make a rule hold; a correction family counts only the metrics given.
     ``segment_harm`` maps a metric to whether some segment of it is harmed
     (shape ``S``; see :func:`expc.runtime.segment_results.harmed_segments`);
-    without it the ``segment_harm`` rule never holds.
+    without it the ``segment_harm`` rule never holds. ``bandit``: a bandit's
+    probabilities of being best and sample-ratio check (see the module docs).
     """
     a = plan.analysis
     alpha, method = a.alpha, a.method
     units = np.asarray(looks.units, dtype=np.float64)
     shape = units.shape[:-1]
     weights = np.asarray([plan.variants[i].weight for i in plan.arm_order])
-    srm = srm_test(units, weights, threshold=a.srm_threshold)
+    srm = bandit.srm if bandit is not None else srm_test(units, weights, threshold=a.srm_threshold)
     flagged = np.broadcast_to(np.asarray(srm.flagged, dtype=bool), shape)
     enough = np.all(units >= plan.stopping.min_units_per_variant, axis=-1)
 
@@ -490,6 +513,10 @@ def decide(plan: Plan, looks: LookState, moments: dict[str, tuple[Moments, fixed
         if when == "max_days":
             reached = np.broadcast_to(looks.last, shape) if plan.stopping.max_days is not None else false
             return reached | complete if group else reached.copy()
+        if when == "best_arm":
+            if bandit is None:
+                return false
+            return enough & ~flagged & (np.max(bandit.best, axis=-1) >= bandit.threshold)
         if when == "max_units":
             limit = plan.stopping.max_units
             return false if limit is None else units.sum(axis=-1) >= limit
@@ -517,6 +544,9 @@ def decide(plan: Plan, looks: LookState, moments: dict[str, tuple[Moments, fixed
         score = np.where(wins, primary.sign * ml.lift, -np.inf)
         has = np.any(wins, axis=-1) & ~flagged
         winner = np.where(has, np.argmax(score, axis=-1) + 1, -1)
+    if bandit is not None:
+        found = ~flagged & (np.max(bandit.best, axis=-1) >= bandit.threshold)
+        winner = np.where(found, np.argmax(bandit.best, axis=-1), -1)
     ship = action == actions.index("stop_ship_winner") if "stop_ship_winner" in actions else false
     rollback = action == actions.index("stop_rollback") if "stop_rollback" in actions else false
     variant = np.where(ship, winner, np.where(rollback, 0, -1))

@@ -544,6 +544,8 @@ def simulate(plan: Plan, replications: int, truth: str = "spec", seed: int | Non
     """
     if replications < 1:
         raise ValueError("replications must be at least 1")
+    if plan.analysis.method == "bandit":
+        return _simulate_bandit(plan, replications, truth, seed)
     design = design_of(plan)
     segments = segments_of(plan, design)
     values = truth_values(plan, truth)
@@ -575,3 +577,31 @@ def simulate(plan: Plan, replications: int, truth: str = "spec", seed: int | Non
         ))
     cat = [np.concatenate([p[i] for p in parts]) for i in range(5)]
     return SimulationResult(plan, design, truth, values, seed, actions, *cat)
+
+
+@dataclass(frozen=True, eq=False)
+class BanditSimulationResult(SimulationResult):
+    """A bandit's simulation: the usual outcomes plus the ``bandit`` block (see the module docs)."""
+
+    bandit: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of :class:`SimulationResult` with the ``bandit`` block."""
+        return super().to_dict() | {"bandit": self.bandit}
+
+
+def _simulate_bandit(plan: Plan, replications: int, truth: str, seed: int | None) -> BanditSimulationResult:
+    """A bandit's simulation (:func:`expc.runtime.bandit.simulate_bandit`), and a fixed equal split to compare."""
+    from .bandit import simulate_bandit, summary
+
+    design = design_of(plan)
+    if segments_of(plan, design) is not None:
+        raise SimulationError("a bandit with a `segment_harm` rule cannot be simulated yet")
+    values = truth_values(plan, truth)
+    assert plan.simulation is not None
+    seed = plan.simulation.seed if seed is None else int(seed)
+    runs = simulate_bandit(plan, replications, truth, seed)
+    equal = simulate_bandit(plan, replications, truth, seed, equal_split=True)
+    block = summary(plan, runs, equal, truth, values, design.look_days)
+    return BanditSimulationResult(plan, design, truth, values, seed, runs.actions, runs.action, runs.rule,
+                                  runs.winner, runs.stop_look, runs.units_used, bandit=block)

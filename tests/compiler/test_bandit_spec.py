@@ -1,0 +1,53 @@
+"""A bandit's spec: its settings compile into the plan, and bad settings are located errors (E075, E076)."""
+
+from __future__ import annotations
+
+from conftest import check_text, codes, located, plan_of_text
+
+BANDIT = """\
+version: 1
+experiment: {id: bandit}
+attributes: {user_id: string}
+variants:
+  - {id: a, content: "A"}
+  - {id: b, content: "B"}
+  - {id: c, content: "C"}
+metrics:
+  - {id: click, kind: proportion, event: click, role: primary}
+  - {id: dwell, kind: ratio, numerator: dwell, denominator: view, role: guardrail, direction: increase, margin: 5%}
+analysis: {method: bandit, bandit: {explore_days: 2, min_weight: 10%, threshold: 99%}}
+stopping:
+  max_days: 14
+  rules:
+    - {when: best_arm, then: stop_ship_winner}
+    - {when: guardrail_harm, then: stop_rollback}
+    - {when: max_days, then: stop_inconclusive}
+"""
+
+
+def test_a_bandit_compiles_with_its_settings_and_other_plans_have_none() -> None:
+    plan = plan_of_text(BANDIT)
+    assert plan.analysis.method == "bandit"
+    assert plan.analysis.bandit is not None and plan.analysis.bandit.threshold == 0.99
+    other = plan_of_text(BANDIT.replace("method: bandit", "method: fixed").replace("best_arm", "primary_significant"))
+    assert other.analysis.bandit is None and "bandit" not in other.to_dict()["analysis"]
+
+
+def test_a_ratio_primary_is_a_located_error() -> None:
+    text = BANDIT.replace("kind: proportion, event: click", "kind: ratio, numerator: click, denominator: view")
+    result = check_text(text)
+    assert "E075" in codes(result)
+    assert located(result, "E075") == [(9, 23)]
+
+
+def test_a_minimum_weight_above_one_over_arms_and_a_threshold_of_one_are_errors() -> None:
+    result = check_text(BANDIT.replace("min_weight: 10%", "min_weight: 40%").replace("threshold: 99%", "threshold: 1"))
+    assert codes(result).count("E075") == 2
+
+
+def test_best_arm_needs_a_bandit_and_a_bandit_does_not_stop_on_significance() -> None:
+    fixed = check_text(BANDIT.replace("method: bandit", "method: fixed"))
+    assert "E076" in codes(fixed)
+    assert located(fixed, "E076") == [(15, 14)]
+    peeking = check_text(BANDIT.replace("best_arm", "primary_significant"))
+    assert "E076" in codes(peeking)
