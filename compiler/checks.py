@@ -527,10 +527,52 @@ def destinations(ctx: Context) -> Iterator[Diagnostic]:
                             where, did_you_mean(key, SAFE_PARAMS) or f"allowed: {', '.join(sorted(SAFE_PARAMS))}")
 
 
+def deployments(ctx: Context) -> Iterator[Diagnostic]:
+    """A prompt's deployments have distinct ids, choose no host or key the user has not allowed (E080), and its
+    ``fallbacks`` name some of them, leaving at least one that is not a fallback (E085, E086)."""
+    allowed = Allowances.from_environ()
+    for name, prompt in ctx.spec.prompts.items():
+        path: PathT = ("prompts", name)
+        seen: set[str] = set()
+        for i, dep in enumerate(prompt.deployments):
+            where = path + ("deployments", i)
+            if dep.id in seen:
+                yield error("E085", f"prompt `{name}`: deployment `{dep.id}` is listed twice", ctx.at(where + ("id",)),
+                            "give each deployment its own id")
+            seen.add(dep.id)
+            if dep.api_key_env is not None and not allowed.key_env_allowed(dep.api_key_env):
+                yield error("E080", f"prompt `{name}`: deployment `{dep.id}` chooses the variable `{dep.api_key_env}` "
+                            "for its API key; a spec may not choose which secret is sent",
+                            ctx.at(where + ("api_key_env",)),
+                            f"remove it, or allow it outside the spec: EXPC_ALLOWED_KEY_ENVS={dep.api_key_env}")
+            if dep.api_base is not None and not allowed.base_allowed(dep.api_base):
+                base = parse_base(dep.api_base)
+                what = (f"sends its calls, and their key, to `{base.host}`, which is not on your allow-list"
+                        if base is not None else "is not a plain base URL (http(s)://host[:port][/path])")
+                yield error("E080", f"prompt `{name}`: deployment `{dep.id}`: `api_base` {what}; a spec may not "
+                            "choose where calls go", ctx.at(where + ("api_base",)),
+                            "remove it (the run's --api-base applies), or allow the server outside the spec: "
+                            "EXPC_ALLOWED_API_BASES=" + (f"{base.scheme}://{base.host}" if base else "https://host/v1"))
+        if prompt.fallbacks and not prompt.deployments:
+            yield error("E086", f"prompt `{name}`: `fallbacks` without `deployments`", ctx.at(path + ("fallbacks",)),
+                        "list the deployments (model ids with their limits) under `deployments`")
+            continue
+        for j, fallback in enumerate(prompt.fallbacks):
+            if fallback not in seen:
+                yield error("E086", f"prompt `{name}`: `fallbacks` names `{fallback}`, which is not one of its "
+                            "deployments", ctx.at(path + ("fallbacks", j)),
+                            did_you_mean(fallback, seen) or "list the deployment under `deployments` first")
+        if seen and seen <= set(prompt.fallbacks):
+            yield error("E086", f"prompt `{name}`: every deployment is a fallback, so none serves first",
+                        ctx.at(path + ("fallbacks",)), "leave at least one deployment out of `fallbacks`")
+
+
 def models(ctx: Context) -> Iterator[Diagnostic]:
     """Each model id names a provider litellm knows (or `offline`), and no URL."""
     known = known_providers()
     ids: list[tuple[str, str, PathT]] = [(n, p.model, ("prompts", n, "model")) for n, p in ctx.spec.prompts.items()]
+    ids += [(n, d.model, ("prompts", n, "deployments", i, "model")) for n, p in ctx.spec.prompts.items()
+            for i, d in enumerate(p.deployments)]
     ids += [(n, p.checks.judge.model, ("prompts", n, "checks", "judge", "model"))
             for n, p in ctx.spec.prompts.items() if p.checks.judge is not None]
     for name, model, path in ids:
@@ -1118,7 +1160,7 @@ def unused(ctx: Context) -> Iterator[Diagnostic]:
 
 CHECKS: list[Callable[[Context], Iterator[Diagnostic]]] = [
     unique_ids, unit_declared, variants, allocation, audiences, prompts, personal_data, finite_numbers, destinations,
-    models, metrics, caps, analysis, stopping, simulation, simulation_truth, design, limits, data, unused,
+    deployments, models, metrics, caps, analysis, stopping, simulation, simulation_truth, design, limits, data, unused,
 ]
 
 

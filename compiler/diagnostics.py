@@ -78,6 +78,8 @@ CODES: dict[str, str] = {
     "E080": "the spec chooses where a key or a call goes (api_key_env, api_base, a URL, a routing parameter)",
     "E081": "a parameter in `params` that expc does not pass to models",
     "E082": "the model id names a provider litellm does not know",
+    "E085": "a prompt lists two deployments with the same id",
+    "E086": "`fallbacks` name a deployment the prompt does not list, or leave no deployment to serve first",
     "E090": "a template construct that can only exhaust the machine (huge range or power, deep loops, size)",
     "E095": "a template reads personal data (a `pii` attribute) its prompt does not list in `send_pii`",
     "E096": "a personal (`pii`) attribute identifies units or segments",

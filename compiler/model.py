@@ -42,6 +42,8 @@ MAX_COUNT = 10**12  #: stopping.max_units and min_units_per_variant
 MAX_VARIANTS = 100
 MAX_METRICS = 100
 MAX_PROMPTS = 100
+MAX_DEPLOYMENTS = 32  #: a prompt's deployments
+MAX_RATE = 10**9  #: a deployment's rpm and tpm
 MAX_NAMES = 1000  #: attributes, audiences
 MAX_RULES = 100
 MAX_VALUES = 10_000  #: entries of a simulated distribution's `values` and `weights`
@@ -210,6 +212,23 @@ class Judge(_Model):
     """The lowest passing score."""
 
 
+class Deployment(_Model):
+    """One place a prompt's calls may go: a model id, optionally its server and key variable, and its rate limits."""
+
+    id: Id
+    """Name of the deployment (recorded with every reply it serves, and shown in reports)."""
+    model: str = Field(min_length=1)
+    """A litellm model id `<provider>/<model>` (no URL), e.g. `azure/gpt-4o-mini`."""
+    api_base: str | None = None
+    """Base URL of its server: only one the user allows (EXPC_ALLOWED_API_BASES); default: the run's --api-base."""
+    api_key_env: EnvVar | None = None
+    """Variable that holds its API key (its name): only one the user allows (EXPC_ALLOWED_KEY_ENVS)."""
+    rpm: int | None = Field(default=None, gt=0, le=MAX_RATE)
+    """Requests per minute it may receive (none: no limit)."""
+    tpm: int | None = Field(default=None, gt=0, le=MAX_RATE)
+    """Tokens (prompt and completion) per minute it may use (none: no limit)."""
+
+
 class Prompt(_Model):
     """A prompt template and the model that turns it into content."""
 
@@ -235,6 +254,11 @@ class Prompt(_Model):
     """Checks on the generated text."""
     send_pii: list[Name] = Field(default=[], max_length=MAX_NAMES)
     """Personal (`pii: true`) attributes this prompt's templates may read, and so send to its model."""
+    deployments: list[Deployment] = Field(default=[], max_length=MAX_DEPLOYMENTS)
+    ("""Interchangeable deployments of `model` that share its calls within their `rpm`/`tpm` limits (a reply from """
+     """any is stored as the prompt's: a re-run never pays again). See docs/generation.md.""")
+    fallbacks: list[Id] = Field(default=[], max_length=MAX_DEPLOYMENTS)
+    """Ids of `deployments` used only while the others fail (500s, 429s, timeouts), in this order."""
 
 
 class Generate(_Model):
