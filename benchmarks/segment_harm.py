@@ -8,12 +8,13 @@ Run from the repository root, in the project's virtualenv::
 The design: three arms, a primary proportion (10%) and a guardrail mean, results
 broken down by country (5 values, top 3 plus `other`) and by a boolean, 2,000
 units a day for 6 days, and one rule, `{when: segment_harm, then:
-stop_rollback}`. Each row is `expc simulate` (``expc.simulate``) of that design
-with another method or look schedule: under ``--truth aa`` every rollback is
-false; under the spec's truth treatment `a` lowers the primary rate from 10% to
-7.5% in every segment. Prints a Markdown table (docs/statistics.md, section 14,
-has one) and the seconds each simulation took. Exits 0: the figures are for
-reading, not a gate.
+stop_rollback}`. Each row is `expc simulate` of that design with another
+method or look schedule: under ``--truth aa`` every rollback is false; "harm
+everywhere": treatment `a` lowers the primary rate from 10% to 7.5% in every
+segment; "harm in DE": from 10% to 6% in Germany only (a quarter of the units;
+``segment_truth``, the Python API's per-segment truth). Prints a Markdown table
+(docs/statistics.md, section 14, has one) and the seconds each row took. Exits
+0: the figures are for reading, not a gate.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 import expc
+from expc.runtime.simulate import simulate
 
 SPEC = """\
 version: 1
@@ -47,6 +49,7 @@ simulation:
     control: {bought: 0.1, spend: {mean: 2, sd: 5}}
     a: {bought: 0.075}
 """
+CONFINED = {("country", "DE"): {"a": {"bought": 0.06}}}
 
 DESIGNS = {
     "fixed, daily looks": ("", ""),
@@ -62,19 +65,23 @@ def main() -> None:
     parser.add_argument("--replications", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    print("| design | false rollbacks (A/A) | rollbacks with a 25% harm | seconds |")
-    print("|---|---|---|---|")
+    print("| design | false rollbacks (A/A) | harm everywhere: rolled back | harm in DE: rolled back | seconds |")
+    print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name, (method, looks) in DESIGNS.items():
             path = Path(tmp) / "harm.yaml"
             path.write_text(SPEC.replace("METHOD", method).replace("LOOKS", looks))
+            plan = expc.compile_file(path)
             start = time.perf_counter()
-            aa = expc.simulate(path, replications=args.replications, truth="aa", seed=args.seed).to_dict()
-            harm = expc.simulate(path, replications=args.replications, truth="spec", seed=args.seed).to_dict()
+            aa = simulate(plan, args.replications, truth="aa", seed=args.seed).to_dict()
+            everywhere = simulate(plan, args.replications, truth="spec", seed=args.seed).to_dict()
+            confined = simulate(plan.model_copy(update={"simulation": plan.simulation.model_copy(update={
+                "truth": {**plan.simulation.truth, "a": plan.simulation.truth["control"]}})}),
+                args.replications, truth="spec", seed=args.seed, segment_truth=CONFINED).to_dict()
             seconds = time.perf_counter() - start
             rate, se = aa["false_rollback_rate"], aa["false_rollback_rate_se"]
-            caught = harm["decisions"].get("stop_rollback", 0.0)
-            print(f"| {name} | {rate:.1%} (± {se:.1%}) | {caught:.1%} | {seconds:.1f} |")
+            caught = [d["decisions"].get("stop_rollback", 0.0) for d in (everywhere, confined)]
+            print(f"| {name} | {rate:.1%} (± {se:.1%}) | {caught[0]:.1%} | {caught[1]:.1%} | {seconds:.1f} |")
 
 
 if __name__ == "__main__":

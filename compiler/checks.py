@@ -714,14 +714,6 @@ def stopping(ctx: Context) -> Iterator[Diagnostic]:
                 and by_id[rule.metric].role not in ("primary", "guardrail")):
             yield error("E050", f"`segment_harm` names `{rule.metric}`, which is neither the primary metric nor "
                                 "a guardrail", ctx.at(path + ("metric",)))
-        if (rule.when == "segment_harm" and spec.analysis.segments is not None
-                and not (spec.analysis.method == "sequential" and spec.analysis.sequential == "always_valid")
-                and len(tested_looks(spec)) > 1):
-            yield warning("W022", f"`segment_harm` is checked at each of {len(tested_looks(spec)):,} looks with "
-                          "fixed-horizon tests per segment, so its false rollbacks add up over the looks (47% of "
-                          "A/A tests at 6 daily looks in benchmarks/segment_harm.py; `expc simulate SPEC --truth aa` "
-                          "shows this design's rate)", ctx.at(path),
-                          "use `analysis: {method: sequential}` (always valid), or look once")
         bandit = spec.analysis.method == "bandit"
         if rule.when == "best_arm" and not bandit:
             yield error("E076", "rule `best_arm` needs `analysis.method: bandit` (the probability of being best "

@@ -95,7 +95,6 @@ CODES: dict[str, str] = {
     "W011": "a Bayesian decision is taken at more than one look",
     "W015": "`send_pii` lists an attribute that is not personal or that the prompt does not read",
     "W021": "the design's analytic power at the primary metric's MDE is below the minimum",
-    "W022": "a `segment_harm` rule is checked at every look with fixed-horizon tests",
 }
 
 

@@ -122,7 +122,8 @@ def analyze(source: str | PathLike[str] | Plan, *, exposures: str | PathLike[str
     spec's ``data`` section says where the data is (paths relative to the
     spec's folder). ``units``, a units file (the unit id and attributes),
     is where the segment attributes are read from, joined by unit id (default:
-    the exposures' columns). ``engine`` is where the reduction runs (``duckdb``,
+    the exposures' columns), and the exposures are checked against expc's own
+    assignment of its units (the JSON's ``assignment_check``). ``engine`` is where the reduction runs (``duckdb``,
     ``spark``, or one registered with :func:`expc.runtime.engines.register`).
     The look is numbered by the plan's schedule (the look in progress at
     ``as_of``), as ``expc run`` numbers its looks. ``base`` is the folder
@@ -140,7 +141,15 @@ def analyze(source: str | PathLike[str] | Plan, *, exposures: str | PathLike[str
     # The statistics import scipy (about 0.4 s): in a thread, while the engine (which releases the GIL) reduces.
     threading.Thread(target=__import__, args=("expc.runtime.evaluate",), name="expc-import-stats",
                      daemon=True).start()
-    reduction = reduce(plan, found["exposures"], found["events"], as_of, engine=engine, units=units)
+    assigned = None
+    if units is not None:  # expc's own assignment, to check the exposures against
+        from expc.runtime.assign import assign
+        from expc.runtime.tables import read_units
+
+        table = read_units(units, plan.attributes, plan.assignment.unit)
+        assigned = (table.columns[plan.assignment.unit], assign(plan, table, str(units)).variant)
+    reduction = reduce(plan, found["exposures"], found["events"], as_of, engine=engine, units=units,
+                       assigned=assigned)
     from expc.runtime.evaluate import evaluate  # waits for the thread's import to finish
 
     elapsed = reduction.elapsed_seconds()

@@ -32,7 +32,9 @@ bayesian: posterior probabilities), then (:func:`decide`):
   included, shadows later rules): ``srm`` (the sample-ratio check is flagged at
   ``analysis.srm_threshold``), ``guardrail_harm``, ``segment_harm`` (some
   segment of the primary metric or a guardrail is harmed, as the caller
-  finds it: :func:`expc.runtime.segment_results.harmed_segments`),
+  finds it: :func:`expc.runtime.segment_results.harmed_segments`; read at
+  every look only with always-valid tests, else at the final look, where a
+  fixed-horizon test holds its level),
   ``primary_significant`` (a
   significant improvement on the primary metric, or the rule's ``metric``),
   ``futility``, ``max_days`` (the schedule's last look, or a complete
@@ -479,6 +481,7 @@ def decide(plan: Plan, looks: LookState, moments: dict[str, tuple[Moments, fixed
     # ---- the rules
     primary = plan.primary
     false = np.zeros(shape, dtype=bool)
+    true = np.ones(shape, dtype=bool)
     futility: dict[str, np.ndarray] = {}
 
     def holds(when: str, target: str | None) -> np.ndarray:
@@ -490,12 +493,12 @@ def decide(plan: Plan, looks: LookState, moments: dict[str, tuple[Moments, fixed
                 if ml.metric.role == "guardrail" and ml.harm is not None and (not target or mid == target):
                     hit |= np.any(ml.harm, axis=-1)
             return hit & enough
-        if when == "segment_harm":
+        if when == "segment_harm":  # per segment, only always-valid tests may be read before the final look
             hit = false.copy()
             for mid, harmed in (segment_harm or {}).items():
                 if not target or mid == target:
                     hit |= np.asarray(harmed, dtype=bool)
-            return hit & enough
+            return hit & enough & (true if method == "sequential" and not group else final)
         if when in ("primary_significant", "futility"):
             metric_id = target or (primary.id if primary else None)
             if metric_id is None or metric_id not in out:

@@ -199,6 +199,8 @@ class Evaluation:
     decision: Decision
     excluded: dict[str, int]
     segment_attributes: list[str] = field(default_factory=list)
+    assignment: dict[str, Any] | None = None
+    """With the units file: the exposed units' variants against expc's assignment (see assignment_check)."""
 
     def metric(self, metric_id: str) -> MetricResult:
         """The result of one metric by id (KeyError when absent)."""
@@ -241,6 +243,7 @@ class Evaluation:
             },
             "excluded": {k: int(v) for k, v in self.excluded.items()},
             **({"segment_attributes": list(self.segment_attributes)} if self.segment_attributes else {}),
+            **({"assignment_check": dict(self.assignment)} if self.assignment is not None else {}),
         }
 
 
@@ -412,9 +415,13 @@ def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed
     )
     results = _with_segments(results, tables)
     decision = _decision(plan, d, results, srm_res, units, look, harmed)
+    check = reduction.assignment
+    if check is not None and check.reason() is not None:
+        decision = replace(decision, reasons=[*decision.reasons, str(check.reason())])
     return Evaluation(method=a.method, alpha=a.alpha, day=_day(look), metrics=results, srm=srm_res,
                       decision=decision, excluded=dict(reduction.excluded),
-                      segment_attributes=[s.attribute for s in segments])
+                      segment_attributes=[s.attribute for s in segments],
+                      assignment=check.to_dict() if check is not None else None)
 
 
 def _segment_tables(plan: Plan, segments: Sequence[SegmentMoments]) -> list[dict[str, Any]]:

@@ -386,6 +386,7 @@ def run_on_data(plan: Plan, options: RunOptions, progress: Progress) -> tuple[
 
     run_dir = options.run_dir
     units = None
+    assigned = None
     if options.units_path is not None:
         from expc.runtime.assign import assign
         from expc.runtime.tables import read_units
@@ -393,6 +394,7 @@ def run_on_data(plan: Plan, options: RunOptions, progress: Progress) -> tuple[
         progress.step(f"reading units from {options.units_path}")
         units = read_units(options.units_path, plan.attributes, plan.assignment.unit)
         assignment = assign(plan, units, str(options.units_path))
+        assigned = (units.columns[plan.assignment.unit], assignment.variant)
         if not _is_done(run_dir, "assignments"):
             _write_assignments(plan, units, assignment, run_dir / "assignments.parquet")
             _mark_done(run_dir, "assignments")
@@ -407,7 +409,7 @@ def run_on_data(plan: Plan, options: RunOptions, progress: Progress) -> tuple[
     exposures = data["exposures"].path or "the exposures"
     progress.step("reading exposures and events")
     with reducer(plan, data["exposures"], data["events"], engine=options.engine, repeated=True,
-                 units=options.units_path) as reduce_at:  # the data is read once
+                 units=options.units_path, assigned=assigned) as reduce_at:  # the data is read once
         whole = reduce_at(None)
         if whole.first_exposure is None:
             raise RunError(f"{exposures}: no unit was exposed to a variant of this experiment", 1)

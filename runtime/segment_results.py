@@ -62,8 +62,25 @@ class SegmentTests:
     adjusted: np.ndarray
     significant: np.ndarray
     harmed: np.ndarray
-    """Significant after the correction in the metric's bad direction (guardrails: beyond the margin too);
-    always false for a metric that is neither primary nor a guardrail."""
+    """What a ``segment_harm`` rule acts on: the adjusted p-value below :func:`harm_level` in the metric's bad
+    direction (guardrails: beyond the margin too); always false for a metric neither primary nor a guardrail."""
+
+
+def harm_families(plan: Plan) -> int:
+    """How many families a ``segment_harm`` rule watches: primary and guardrail metrics × attributes × treatments."""
+    watched = sum(1 for m in plan.metrics if m.role in ("primary", "guardrail"))
+    by = len(plan.analysis.segments.by) if plan.analysis.segments is not None else 0
+    return max(1, watched * by * (len(plan.variants) - 1))
+
+
+def harm_level(plan: Plan) -> float:
+    """The level a segment's adjusted p-value must be below to count as harm: alpha over :func:`harm_families`.
+
+    The correction within each family holds its false rejections at alpha
+    when nothing differs; dividing alpha among the families (Bonferroni) holds
+    the chance that the rule fires in an A/A test at alpha as well.
+    """
+    return plan.analysis.alpha / harm_families(plan)
 
 
 def segment_tests(plan: Plan, metric: PlanMetric, m: Moments, correction: Method = "bh",
@@ -87,7 +104,7 @@ def segment_tests(plan: Plan, metric: PlanMetric, m: Moments, correction: Method
     significant = np.isfinite(adjusted) & (adjusted < a.alpha)
     lift, rel = np.asarray(looks.lift), np.asarray(looks.rel_lift)
     with np.errstate(invalid="ignore"):
-        harmed = significant & np.isfinite(lift) & (metric.sign * lift < 0)
+        harmed = np.isfinite(adjusted) & (adjusted < harm_level(plan)) & np.isfinite(lift) & (metric.sign * lift < 0)
         if metric.role == "guardrail":
             harmed &= np.isfinite(rel) & (metric.sign * rel <= -float(metric.margin or 0.0))
     if metric.role not in ("primary", "guardrail"):
@@ -145,8 +162,8 @@ def segment_results(plan: Plan, segments: SegmentMoments, correction: Method = "
 def harmed_segments(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The segments in which the primary metric or a guardrail is harmed, from :func:`segment_results`' entries.
 
-    Harmed (see :class:`SegmentTests`): significant after the correction across
-    segments, in the metric's bad direction; for a guardrail, also beyond its
+    Harmed (see :class:`SegmentTests`): the p-value adjusted across segments is
+    below :func:`harm_level`, in the metric's bad direction; for a guardrail, also beyond its
     margin (the relative lift is worse than ``margin`` in the bad direction), so
     that a tolerated loss in one segment does not roll the experiment back. Each
     item names the metric, treatment, attribute, value, lifts and adjusted p-value.

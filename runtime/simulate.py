@@ -56,9 +56,9 @@ attribute's values with the shares its simulated distribution gives, pooled by
 independent) and the arms by one multinomial; outcomes are drawn per segment,
 the whole is their sum, and each look's harm is found per attribute by
 :func:`expc.runtime.segment_results.segment_tests`, the function a real look
-uses. Every segment has its variant's truth (the effect is the same in each),
-so what the simulation measures is the rate of false rollbacks, under
-``truth="aa"``.
+uses. Every segment has its variant's truth (the effect is the same in each)
+unless ``segment_truth`` changes it within some segments (a harm confined to
+one country); under ``truth="aa"`` every rollback is false.
 
 Truth: ``truth="spec"`` takes the plan's resolved truth table
 (``plan.simulation.truth``: every variant × metric, see
@@ -222,9 +222,21 @@ class Segments:
     shares: np.ndarray  # (C,) each cell's share of the units, summing to 1
     groups: dict[str, np.ndarray]  # attribute -> (C, S) 0/1: the attribute's group of each cell
     names: dict[str, list[str]]  # attribute -> its S group names
+    truth: tuple[tuple[str, str, str, str, float], ...] = ()
+    """Overrides of the truth within a segment: (attribute, group, variant, metric, mean), applied in order."""
+
+    def cell_truth(self, metric: str, arm_ids: tuple[str, ...], values: np.ndarray) -> np.ndarray:
+        """A metric's true means per cell and arm, ``(C, arms)``: ``values`` (per arm) with the overrides."""
+        out = np.broadcast_to(np.asarray(values, dtype=np.float64), (self.shares.size, len(arm_ids))).copy()
+        for attribute, group, variant, mid, mean in self.truth:
+            if mid == metric:
+                cells = self.groups[attribute][:, self.names[attribute].index(group)] > 0
+                out[cells, arm_ids.index(variant)] = mean
+        return out
 
 
-def segments_of(plan: Plan, design: Design) -> Segments | None:
+def segments_of(plan: Plan, design: Design,
+                segment_truth: dict[tuple[str, str], dict[str, dict[str, float]]] | None = None) -> Segments | None:
     """The segments a ``segment_harm`` rule looks at, pooled as the analysis pools them; ``None`` without one.
 
     Each attribute of ``analysis.segments`` takes its values' shares from the
@@ -234,7 +246,9 @@ def segments_of(plan: Plan, design: Design) -> Segments | None:
     the data it sees. Every segment has its variant's truth: the effect is the
     same in each. Raises :class:`SimulationError` for an attribute whose values
     are not a short discrete list, or when the joint cells exceed
-    :data:`MAX_CELLS`.
+    :data:`MAX_CELLS`. ``segment_truth`` (Python only, for now) changes the
+    truth within segments: ``{(attribute, group): {variant: {metric: mean}}}``,
+    such as a harm confined to one country; a mean metric keeps its sd.
     """
     if not any(rule.when == "segment_harm" for rule in plan.stopping.rules):
         return None
@@ -267,7 +281,16 @@ def segments_of(plan: Plan, design: Design) -> Segments | None:
             groups[a] = np.repeat(groups[a], len(order), axis=0)
         groups[attribute] = np.tile(np.eye(len(order)), (before, 1))
         names[attribute] = order
-    return Segments(shares, groups, names)
+    overrides = []
+    for (attribute, group), rows in (segment_truth or {}).items():
+        if group not in names.get(attribute, []):
+            raise SimulationError(f"segment_truth: `{attribute} = {group}` is not a simulated segment "
+                                  f"(the segments are {names})")
+        for variant, means in rows.items():
+            if variant not in design.arm_ids or not set(means) <= {m.id for m in plan.metrics}:
+                raise SimulationError(f"segment_truth: unknown variant or metric in {variant}: {sorted(means)}")
+            overrides += [(attribute, group, variant, mid, float(mean)) for mid, mean in means.items()]
+    return Segments(shares, groups, names, tuple(overrides))
 
 
 # ================================================================== drawing moments
@@ -355,6 +378,8 @@ def draw(plan: Plan, replications: int, truth: str = "spec", seed: int | None = 
             continue
         g = np.random.default_rng(streams[1 + i])
         mean = np.asarray([values[a][metric.id][0] for a in design.arm_ids])
+        if segments is not None and segments.truth:
+            mean = segments.cell_truth(metric.id, design.arm_ids, mean)
         if metric.kind == "proportion":
             m = _draw_proportion(g, increments, mean)
         else:
@@ -535,7 +560,8 @@ def _quantiles(x: np.ndarray) -> dict[str, float | None]:
 
 
 def simulate(plan: Plan, replications: int, truth: str = "spec", seed: int | None = None,
-             exact: bool = False) -> SimulationResult:
+             exact: bool = False,
+             segment_truth: dict[tuple[str, str], dict[str, dict[str, float]]] | None = None) -> SimulationResult:
     """Simulate ``replications`` experiments of a plan and collect their decisions (see the module docs).
 
     Replications run in blocks (bounded memory); each block has its own
@@ -547,7 +573,7 @@ def simulate(plan: Plan, replications: int, truth: str = "spec", seed: int | Non
     if plan.analysis.method == "bandit":
         return _simulate_bandit(plan, replications, truth, seed)
     design = design_of(plan)
-    segments = segments_of(plan, design)
+    segments = segments_of(plan, design, segment_truth if truth == "spec" else None)
     values = truth_values(plan, truth)
     assert plan.simulation is not None
     seed = plan.simulation.seed if seed is None else int(seed)

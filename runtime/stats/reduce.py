@@ -120,11 +120,13 @@ import numpy as np
 
 from expc.compiler.model import OPTIONAL_COLUMNS, DataSource
 
+from ..assignment_check import AssignmentCheck, check_assignment
 from ..tables import DataError
 from .moments import Moments
 from .reduction_sql import (
     COUNT_COLUMNS,
     cap_columns,
+    exposed_units_sql,
     in_progress_excluded,
     moment_columns,
     normalise_as_of,
@@ -174,6 +176,8 @@ class Reduction:
     the exposed units left out of it, all arms together: their window had not ended by the cut-off."""
     segments: tuple[SegmentMoments, ...] = ()
     """Per attribute of ``analysis.segments``, the same moments per segment (small segments pooled)."""
+    assignment: AssignmentCheck | None = None
+    """With the units file: the counted units' variants against expc's assignment (all the data)."""
 
     def elapsed_seconds(self) -> float | None:
         """Seconds from the first exposure to ``as_of`` (or to the latest first exposure); the plan's schedule
@@ -186,16 +190,18 @@ class Reduction:
 
 
 def reduce(plan: Plan, exposures: Input, events: Input, as_of: str | None = None, *,
-           engine: str | Engine = "duckdb", units: Input | None = None) -> Reduction:
+           engine: str | Engine = "duckdb", units: Input | None = None,
+           assigned: tuple[np.ndarray, np.ndarray] | None = None) -> Reduction:
     """Reduce raw exposures and events to per-arm moments of each of the plan's metrics.
 
     See the module documentation for the inputs, the semantics and the exclusions;
-    ``units``, a units file that segment attributes are read from (see :func:`reducer`).
+    ``units``, a units file that segment attributes are read from, and ``assigned``, expc's assignment of
+    its units to check the exposures against (see :func:`reducer`).
     Raises :class:`DataError` for bad data, ``ValueError`` for an ``as_of``
     that is not a timestamp and :class:`~expc.runtime.engines.EngineError`
     for an engine that cannot be used here.
     """
-    with reducer(plan, exposures, events, engine=engine, units=units) as reduce_at:
+    with reducer(plan, exposures, events, engine=engine, units=units, assigned=assigned) as reduce_at:
         return reduce_at(as_of)
 
 
@@ -206,7 +212,8 @@ def as_source(where: Input) -> DataSource:
 
 @contextmanager
 def reducer(plan: Plan, exposures: Input, events: Input, *, engine: str | Engine = "duckdb",
-            repeated: bool = False, units: Input | None = None) -> Iterator[Callable[[str | None], Reduction]]:
+            repeated: bool = False, units: Input | None = None,
+            assigned: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[Callable[[str | None], Reduction]]:
     """``reduce_at(as_of)``: :func:`reduce` at one cut-off after another, on one engine.
 
     With ``repeated`` (a run's looks), the engine keeps the typed rows after
@@ -215,7 +222,10 @@ def reducer(plan: Plan, exposures: Input, events: Input, *, engine: str | Engine
     ``units`` (a units file: the unit id and attributes), the segment
     attributes of ``analysis.segments`` are read from it, joined by unit id
     (a unit it lacks is in the ``(unknown)`` segment), instead of from the
-    exposures' columns.
+    exposures' columns. With ``assigned`` (the units file's ids and expc's
+    arm for each, -1 for none), every reduction carries the
+    :class:`~expc.runtime.assignment_check.AssignmentCheck` of the counted
+    units (computed once, on all the data).
     """
     from ..engines import open_engine
 
@@ -224,6 +234,7 @@ def reducer(plan: Plan, exposures: Input, events: Input, *, engine: str | Engine
     names = list(dict.fromkeys(e for m in plan.metrics for e, _ in m.uses()))
     value = any(measure == "value" for m in plan.metrics for _, measure in m.uses())
     relations: dict[str, tuple[Any, Any]] = {}
+    checked: list[AssignmentCheck] = []
     by = list(plan.analysis.segments.by) if plan.analysis.segments is not None else []
     if units is not None and by:
         sources["units"] = as_source(units)
@@ -244,6 +255,13 @@ def reducer(plan: Plan, exposures: Input, events: Input, *, engine: str | Engine
             _check_rows(eng, what, sources[what], relations[what][1], row)
         _check_values(plan, sources["events"], row)
         whole = _reduction(plan, columns, rows, sql, cutoff)
+        if assigned is not None:
+            if not checked:
+                inputs = {what: relations[what][0] for what in ("exposures", "events")}
+                _, exposed = eng.query(exposed_units_sql(plan, eng.dialect, inputs))
+                pairs = np.asarray(exposed, dtype=object).reshape(-1, 2)
+                checked.append(check_assignment(pairs[:, 0], pairs[:, 1].astype(np.int64), *assigned))
+            whole = replace(whole, assignment=checked[0])
         if not by:
             return whole
         tables = []

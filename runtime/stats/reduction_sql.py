@@ -497,6 +497,37 @@ def _reads(plan: Plan) -> list[str]:
             "  exposures(unit_id, variant, timestamp)    events(unit_id, event, timestamp, value)", *lines]
 
 
+def exposed_units_sql(plan: Plan, dialect: str, inputs: Mapping[str, exp.Query]) -> str:
+    """Each unit the reduction counts (exposed to one variant of this experiment) and its arm: ``unit_id, arm``.
+
+    The reduction's own classification of exposures, so the units are exactly
+    those it counts (no cut-off: all the data).
+    """
+    tree = sqlglot.parse_one(_source(plan, None), read="duckdb")
+    query = exp.select("unit_id", "arm").from_("exposed").where("several = 0")
+    query.set("with_", tree.args["with_"])
+    return _emit(plan, query, dialect, inputs)
+
+
+def _emit(plan: Plan, tree: exp.Expr, dialect: str, inputs: Mapping[str, exp.Query] | None) -> str:
+    """The query in ``dialect``, its input relations first (by default where the plan's ``data`` says)."""
+    if dialect == "clickhouse":  # DateTime has whole seconds only: keep microseconds, as the other engines do
+        tree = tree.transform(_clickhouse_timestamp)
+    if inputs is None:
+        value = any(measure == "value" for m in plan.metrics for _, measure in m.uses())
+        data = plan.data
+        inputs = {what: input_query(what, getattr(data, what) if data else None, dialect, value=value,
+                                    read=data.dialect if data else None) for what in STANDARD_COLUMNS}
+    ctes = tree.args["with_"].expressions
+    for i, what in enumerate(STANDARD_COLUMNS):
+        ctes.insert(i, exp.CTE(this=inputs[what], alias=exp.TableAlias(this=exp.to_identifier(f"expc_{what}"))))
+    sql = tree.sql(dialect=dialect, pretty=True)
+    if dialect == "clickhouse":  # as elsewhere: a LEFT JOIN's missing side is NULL (not the type's default), and a
+        # column is not shadowed by a SELECT alias of the same name (`MIN(arm) AS arm` next to `MAX(arm)`)
+        sql += "\nSETTINGS join_use_nulls = 1, prefer_column_name_to_alias = 1"
+    return sql
+
+
 def _clickhouse_timestamp(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.TIMESTAMPNTZ:
         return exp.DataType.build("Nullable(DateTime64(6))", dialect="clickhouse")
@@ -559,18 +590,5 @@ def reduction_sql(plan: Plan, dialect: str = "duckdb", as_of: str | None = None,
         raise ValueError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
     cutoff = normalise_as_of(as_of)
     tree = sqlglot.parse_one(_source(plan, cutoff, segment is not None), read="duckdb")
-    if dialect == "clickhouse":  # DateTime has whole seconds only: keep microseconds, as the other engines do
-        tree = tree.transform(_clickhouse_timestamp)
-    if inputs is None:
-        value = any(measure == "value" for m in plan.metrics for _, measure in m.uses())
-        data = plan.data
-        inputs = {what: input_query(what, getattr(data, what) if data else None, dialect, value=value,
-                                    read=data.dialect if data else None) for what in STANDARD_COLUMNS}
-    ctes = tree.args["with_"].expressions
-    for i, what in enumerate(STANDARD_COLUMNS):
-        ctes.insert(i, exp.CTE(this=inputs[what], alias=exp.TableAlias(this=exp.to_identifier(f"expc_{what}"))))
-    sql = tree.sql(dialect=dialect, pretty=True)
-    if dialect == "clickhouse":  # as elsewhere: a LEFT JOIN's missing side is NULL (not the type's default), and a
-        # column is not shadowed by a SELECT alias of the same name (`MIN(arm) AS arm` next to `MAX(arm)`)
-        sql += "\nSETTINGS join_use_nulls = 1, prefer_column_name_to_alias = 1"
+    sql = _emit(plan, tree, dialect, inputs)
     return (_header(plan, dialect, cutoff) + "\n" + sql + ";\n") if comments else sql

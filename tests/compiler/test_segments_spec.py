@@ -39,14 +39,3 @@ def test_the_unit_id_a_list_and_a_repeat_cannot_be_segments():
         "attribute `tags` is a list, so it cannot split units into segments",
         "attribute `country` is listed twice"]
 
-
-def test_a_segment_harm_rule_checked_at_many_looks_with_fixed_tests_is_a_located_warning():
-    harm = SPEC.format(segments="[country]") + "stopping:\n  max_days: 6\n  rules:\n" \
-        "    - {when: segment_harm, then: stop_rollback}\n"
-    result = check_text(harm)
-    assert "W022" in codes(result) and located(result, "W022") == [(12, 7)]
-    assert "6 looks" in next(d.message for d in result.diagnostics if d.code == "W022")
-    group = harm.replace("analysis:\n", "analysis:\n  method: sequential\n  sequential: group\n")
-    assert "W022" in codes(check_text(group))
-    assert "W022" not in codes(check_text(harm.replace("analysis:\n", "analysis:\n  method: sequential\n")))
-    assert "W022" not in codes(check_text(harm.replace("  max_days: 6\n", "  max_days: 6\n  looks: 6d\n")))

@@ -179,9 +179,13 @@ def test_analyze_reads_segments_from_a_units_file(tmp_path):
 
     ex, ev = awkward_with_country(tmp_path, 5)
     frame = pd.read_csv(ex, dtype=str, keep_default_na=False)
-    frame.drop_duplicates("user_id")[["user_id", "country"]].to_csv(tmp_path / "units.csv", index=False)
+    listed = frame[frame.user_id != ""].drop_duplicates("user_id")  # a units file gives every unit an id
+    listed[["user_id", "country"]].to_csv(tmp_path / "units.csv", index=False)
     frame.drop(columns="country").to_csv(tmp_path / "bare.csv", index=False)
     plan = with_segments(plan_for(METRICS, ("control", "a", "b")))
     out = expc.analyze(plan, exposures=tmp_path / "bare.csv", events=ev, units=tmp_path / "units.csv").to_dict()
+    check = out.pop("assignment_check")  # random rows: not the variants expc assigns these units
+    assert check["flagged"] and out["decision"]["reasons"][-1].startswith(f"{check['misassigned']} of ")
+    out["decision"]["reasons"].pop()
     assert out == expc.analyze(plan, exposures=ex, events=ev).to_dict()
     assert out["segment_attributes"] == ["country"]
