@@ -11,11 +11,13 @@ that the store cannot answer to :func:`run` instead of
    at most :data:`MAX_REQUESTS_PER_BATCH` requests and
    :data:`MAX_INPUT_BYTES` per file;
 2. records the input file's id in the store's ``batches`` table, creates the
-   batch (``litellm.acreate_batch``, ``/v1/chat/completions``, 24 h) and
-   records its id, each committed before the next step: a process stopped at
-   any point after the upload never uploads or submits those requests again;
-3. polls every open batch (``litellm.aretrieve_batch``): first after
-   :attr:`Polling.first` seconds, then twice as long each time up to
+   batch (``litellm.acreate_batch``, ``/v1/chat/completions``, 24 h, expc's
+   id for it in ``metadata``) and records its id, each committed before the
+   next step: a process stopped at any point after the upload never uploads
+   or submits those requests again (a creation whose reply was lost is looked
+   for in the provider's list of batches before another is created);
+3. polls every open batch (``litellm.aretrieve_batch``): at once, then after
+   :attr:`Polling.first` seconds, twice as long each time up to
    :attr:`Polling.cap`; an invocation waits at most :attr:`Polling.max_wait`
    seconds in all, then stops (exit 3) with the batches recorded: the same
    command picks them up (a re-run submits nothing the open batches hold);
@@ -66,7 +68,7 @@ COMPLETION_WINDOW = "24h"
 MAX_REQUESTS_PER_BATCH = 10_000
 MAX_INPUT_BYTES = 100 * 1024 * 1024
 """Largest input file uploaded (OpenAI accepts 200 MB): more requests go to another batch."""
-MAX_OUTPUT_BYTES = 512 * 1024 * 1024
+MAX_OUTPUT_BYTES = 256 * 1024 * 1024
 """Largest output or error file read back from the provider."""
 TERMINAL = frozenset({"completed", "expired", "cancelled", "failed"})
 
@@ -296,12 +298,29 @@ class _Session:
         litellm = _litellm()
 
         _, provider = _provider(batch.target) or ("", "openai")
-        created = await self._control(lambda: litellm.acreate_batch(
-            completion_window=COMPLETION_WINDOW, endpoint=ENDPOINT, input_file_id=batch.state["input_file_id"],
-            custom_llm_provider=provider, metadata={"expc_batch": batch.local_id},
-            **self._credentials(batch.target)), "creating the batch", ambiguous_is_fatal=True)
+        created = await self._created_before(batch, provider) if batch.state.get("status") == "creating" else None
+        if created is None:
+            batch.state["status"] = "creating"  # from here on, a batch may exist that expc has no id of
+            self.store.put_batch(batch.local_id, batch.state)
+            created = await self._control(lambda: litellm.acreate_batch(
+                completion_window=COMPLETION_WINDOW, endpoint=ENDPOINT, input_file_id=batch.state["input_file_id"],
+                custom_llm_provider=provider, metadata={"expc_batch": batch.local_id},
+                **self._credentials(batch.target)), "creating the batch", ambiguous_is_fatal=True)
         batch.state.update(batch_id=str(created.id), status=str(getattr(created, "status", "") or "validating"))
         self.store.put_batch(batch.local_id, batch.state)
+
+    async def _created_before(self, batch: _Open, provider: str) -> Any | None:
+        """The batch an interrupted creation may have made: found by the id expc put in its metadata."""
+        litellm = _litellm()
+
+        listed = await self._control(lambda: litellm.alist_batches(
+            limit=100, custom_llm_provider=provider, **self._credentials(batch.target)),
+            "looking for a batch whose creation was interrupted")
+        for item in getattr(listed, "data", None) or []:
+            metadata = getattr(item, "metadata", None) or {}
+            if isinstance(metadata, dict) and metadata.get("expc_batch") == batch.local_id:
+                return item
+        return None
 
     async def _poll(self, running: list[_Open], by_key: dict[str, list[Task]]) -> None:
         """Poll until every batch ended (collecting each as it ends) or the wait ran out."""
@@ -323,7 +342,8 @@ class _Session:
                         pending.remove(batch)
                         continue
                     batch.failures += 1
-                    if not calls_mod._retryable(exc, status) or batch.failures >= self.limits.max_tries:
+                    if not (_unanswered(exc) or calls_mod._retryable(exc, status)) \
+                            or batch.failures >= self.limits.max_tries:
                         raise _ControlFailed(self._said(f"polling batch {batch.state['batch_id']}", exc)) from None
                     continue
                 batch.failures = 0
@@ -337,7 +357,7 @@ class _Session:
             if not pending:
                 return
             if time.monotonic() + wait > deadline:
-                ids = ", ".join(str(b.state["batch_id"]) for b in pending[:3])
+                ids = ", ".join(str(b.state["batch_id"])[:80] for b in pending[:3])
                 self.outcome.waiting = (
                     f"{len(pending)} batch(es) still running after {self.polling.max_wait:g} s of polling ({ids}"
                     f"{', ...' if len(pending) > 3 else ''}); they are recorded in {self.store.path}: run the same "
@@ -408,20 +428,20 @@ class _Session:
         if not isinstance(entry, dict) or not isinstance(entry.get("custom_id"), str):
             return None, None, None
         key = entry["custom_id"]
-        response = entry.get("response") if isinstance(entry.get("response"), dict) else {}
+        response = _obj(entry.get("response"))
         error = entry.get("error")
         status = response.get("status_code")
-        body = response.get("body") if isinstance(response.get("body"), dict) else {}
+        body = _obj(response.get("body"))
         if error or status != 200:
-            detail = error if isinstance(error, dict) else (body.get("error") or {})
-            code = detail.get("code") if isinstance(detail, dict) else None
-            return key, None, f"{code or 'error'}" + (f" (HTTP {status})" if status and status != 200 else "")
-        choices = body.get("choices") or []
-        message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
-        content = message.get("content") if isinstance(message, dict) else None
+            code = _obj(error).get("code") or _obj(body.get("error")).get("code")
+            why = f"{str(code)[:60] if code else 'error'}" + (f" (HTTP {status})" if status and status != 200 else "")
+            return key, None, why
+        choices = body.get("choices")
+        first = _obj(choices[0]) if isinstance(choices, list) and choices else {}
+        content = _obj(first.get("message")).get("content")
         if not isinstance(content, str):
             return key, None, "the reply has no choices"
-        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+        usage = _obj(body.get("usage"))
         prompt_tokens = _int(usage.get("prompt_tokens"))
         completion_tokens = _int(usage.get("completion_tokens"))
         cost = self._cost(batch.target, prompt_tokens, completion_tokens)
@@ -496,19 +516,18 @@ class _Session:
     async def _control(self, call: Callable[[], Any], what: str, ambiguous_is_fatal: bool = False) -> Any:
         """A files or batches call, retried on 429 and 5xx with backoff (on timeouts and lost connections too,
         unless ``ambiguous_is_fatal``: a batch created without our knowing would be paid twice)."""
-        litellm = _litellm()
 
         for tries in range(1, self.limits.max_tries + 1):
             try:
                 return await asyncio.wait_for(call(), self.limits.timeout + 10)
             except Exception as exc:
                 status = getattr(exc, "status_code", None)
-                timed_out = isinstance(exc, TimeoutError)
-                if not timed_out and not calls_mod._retryable(exc, status):
+                unanswered = _unanswered(exc)
+                if not unanswered and not calls_mod._retryable(exc, status):
                     raise _ControlFailed(self._said(what, exc)) from None
-                if ambiguous_is_fatal and (timed_out or isinstance(exc, (litellm.Timeout, litellm.APIConnectionError))):
-                    raise _ControlFailed(self._said(what, exc) + " (whether the batch was created is unknown: it "
-                                         "is not created again; see the provider's batches list)") from None
+                if ambiguous_is_fatal and unanswered:
+                    raise _ControlFailed(self._said(what, exc) + " (the batch may have been created: the same "
+                                         "command looks for it before creating another)") from None
                 if tries == self.limits.max_tries:
                     raise _ControlFailed(self._said(what, exc)) from None
                 backoff = random.uniform(0, min(self.limits.backoff_cap, self.limits.backoff_base * 2 ** (tries - 1)))
@@ -528,6 +547,19 @@ def _litellm() -> Any:
 
     litellm.suppress_debug_info = True
     return litellm
+
+
+def _unanswered(exc: BaseException) -> bool:
+    """No reply came (a timeout, a lost connection): whatever was asked may have been done, or not."""
+    import openai
+
+    litellm = _litellm()
+    return isinstance(exc, (TimeoutError, openai.APIConnectionError, litellm.APIConnectionError, litellm.Timeout))
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (a provider's reply is not trusted to be well formed)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _int(value: Any) -> int:

@@ -11,6 +11,7 @@ or ``never`` (still in progress).
 
 from __future__ import annotations
 
+import asyncio
 import email.parser
 import email.policy
 import json
@@ -45,6 +46,7 @@ class FakeBatchLLM(FakeLLM):
         self.uploads = 0
         self.mode = "complete"
         self.finish_after = 1
+        self.lose_create_reply = False  # create the batch, then send no reply (the client times out)
 
     async def _respond(self, method: str, path: str, raw: bytes,
                        headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -57,7 +59,13 @@ class FakeBatchLLM(FakeLLM):
                 return 404, {}, _error(404, "no such file", "invalid_request_error", "not_found")
             return 200, {}, self.files[m[1]]
         if path == "/v1/batches" and method == "POST":
-            return self._create(json.loads(raw))
+            created = self._create(json.loads(raw))
+            if self.lose_create_reply:
+                await asyncio.sleep(30)
+            return created
+        if path == "/v1/batches" and method == "GET":
+            listed = sorted(self.batches.values(), key=lambda b: b["id"], reverse=True)
+            return 200, {}, json.dumps({"object": "list", "data": listed, "has_more": False}).encode()
         if (m := re.fullmatch(r"/v1/batches/([\w-]+)", path)) and method == "GET":
             if m[1] not in self.batches:
                 return 404, {}, _error(404, "no such batch", "invalid_request_error", "not_found")
@@ -275,6 +283,19 @@ def test_killed_between_upload_and_creation_reuses_the_uploaded_file(server: Fak
     monkeypatch.setattr(batch_mod._Session, "_create", original)
     result = generate(plan, units_of(2), tmp_path / "s.sqlite", _opts(server))
     assert server.uploads == 1 and server.created == 1 and len(_ok(result)) == 2
+
+
+def test_a_lost_creation_reply_is_found_again_not_created_twice(server: FakeBatchLLM, tmp_path: Path) -> None:
+    plan = plan_of(spec_text(model=MODEL))
+    server.lose_create_reply = True
+    with pytest.raises(GenerationError) as info:
+        generate(plan, units_of(2), tmp_path / "s.sqlite", _opts(server, timeout=0.5))
+    assert info.value.exit_code == 3 and "may have been created" in str(info.value)
+    assert server.created == 1 and server.uploads == 1
+    server.lose_create_reply = False
+    result = generate(plan, units_of(2), tmp_path / "s.sqlite", _opts(server, timeout=0.5))
+    assert server.created == 1 and server.uploads == 1 and server.calls == 0
+    assert ("GET", "/v1/batches") in server.paths and len(_ok(result)) == 2
 
 
 def test_no_batch_is_submitted_once_the_budget_is_spent(server: FakeBatchLLM, tmp_path: Path) -> None:
