@@ -54,10 +54,10 @@ def summarise(plan: Plan) -> str:
             params = ", ".join(f"{k}={getattr(p, k)}" for k in ("temperature", "max_tokens", "top_p")
                                if getattr(p, k) is not None)
             lines.append(f"  {name}: {p.model}" + (f" ({params})" if params else ""))
-            if p.checks.judge is not None:
-                j = p.checks.judge
-                lines.append(f"    judge: {j.model}, passes at a score of {j.threshold:g} or more (0 to 1); "
-                             f"rubric: {(j.rubric or '').strip()!r}")
+            judge = p.checks.judge
+            if judge is not None:
+                lines.append(f"    judge: {judge.model}, passes at a score of {judge.threshold:g} or more (0 to 1); "
+                             f"rubric: {(judge.rubric or '').strip()!r}")
 
     lines += ["", "Metrics"]
     for m in plan.metrics:

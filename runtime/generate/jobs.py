@@ -12,7 +12,14 @@ list value in a segment is sorted, so ``[running, cooking]`` and
 ``[cooking, running]`` are one segment (see :func:`segment_id`).
 
 Per-unit items are rendered once per distinct combination of the attributes
-the template reads, not once per unit.
+the template (and its judge's rubric) reads, not once per unit.
+
+A candidate arm (``candidate_of`` in the plan) renders its variant's prompt
+with ``variant.id`` the variant's own id, so every candidate sends the same
+messages; its item carries the candidate's seed offset (``seed``), which makes
+it a request of its own (see :mod:`expc.compiler.candidates`). A prompt with a
+``judge`` check has its rubric rendered here too, from the same context
+(``rubric``), for :mod:`.judge`.
 
 Each render has a budget (:class:`~.render.RenderLimits`): an item whose
 template goes past it is a :class:`Piece` with an ``error`` (generation fails
@@ -38,6 +45,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from expc.compiler.candidates import seed_offset
 from expc.compiler.model import Generate, Prompt
 from expc.compiler.pii import withheld
 from expc.compiler.plan import Plan, PlanVariant
@@ -68,6 +76,13 @@ class Piece:
     error: str | None = None  # why the template could not render within its budget (then no messages)
     recorded: tuple[tuple[str, str], ...] | None = None  # the messages as recorded, personal values replaced
     personal: Personal = ()  # the personal values the messages carry: (attribute, value)
+    seed: int = 0  # added to the generation seed: a candidate's offset (0 for other variants)
+    rubric: str | None = None  # the prompt's judge rubric, rendered for this item (None: no judge)
+
+
+def request_group(piece: Piece) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What items share one request: the prompt and the messages, and a candidate's seed offset when it has one."""
+    return (piece.prompt if not piece.seed else f"{piece.prompt}#{piece.seed}") or "", piece.messages
 
 
 def segment_id(segment: dict[str, Any]) -> str:
@@ -123,6 +138,8 @@ class _Renderer:
         self.variant, self.prompt_id, self.prompt, self.limits = variant, prompt_id, prompt, limits
         experiment = plan.experiment
         self.experiment = {k: getattr(experiment, k) for k in ("id", "name", "owner", "hypothesis", "description")}
+        self.seed = seed_offset(variant.candidate)
+        self.rubric = prompt.checks.judge.rubric if prompt.checks.judge is not None else None
         self.slow = 0
         self.pii = {name: plan.attributes.get(name, "string") for name in plan.pii if name in prompt.send_pii}
 
@@ -135,8 +152,11 @@ class _Renderer:
                                f"{self.slow} items of this variant already")
         personal = tuple((name, user[name]) for name in self.pii if name in user)
         system = [("system", self.prompt.system.strip())] if self.prompt.system else []
+        rubric = None
         try:
             text = render(self.prompt.template, self._context(user, segment), self.limits)
+            if self.rubric is not None:
+                rubric = render(self.rubric, self._context(user, segment), self.limits).strip()
         except RenderLimitExceeded as exc:
             self.slow += exc.slow
             return Piece(variant.id, key, prompt_id, error=f"template not rendered: {redact(str(exc), personal)}")
@@ -151,14 +171,15 @@ class _Renderer:
                 shown = f"[not recorded: the prompt sends personal data ({', '.join(n for n, _ in personal)})]"
             recorded = tuple(system + [("user", redact(shown, personal) or "")])
         return Piece(variant.id, key, prompt_id, tuple(system + [("user", text)]), recorded=recorded,
-                     personal=personal)
+                     personal=personal, seed=self.seed, rubric=rubric)
 
     def _context(self, user: dict[str, Any], segment: dict[str, Any]) -> dict[str, Record]:
         """Fresh read-only values for one render: a template cannot reach another item's or the key."""
         return {
             "user": Record("user", user),
             "segment": Record("segment", segment),
-            "variant": Record("variant", {"id": self.variant.id, "description": self.variant.description}),
+            "variant": Record("variant", {"id": self.variant.candidate_of or self.variant.id,
+                                          "description": self.variant.description}),
             "experiment": Record("experiment", self.experiment),
         }
 
@@ -209,7 +230,7 @@ def _unit_pieces(plan: Plan, variant: PlanVariant, renderer: _Renderer, units: A
     unit = plan.assignment.unit
     ids = id_text(units, unit)
     n = len(ids) if limit is None else min(limit, len(ids))
-    uses = analyse(renderer.prompt.template).uses
+    uses = analyse(renderer.prompt.template).uses + (analyse(renderer.rubric).uses if renderer.rubric else ())
     hidden = withheld(renderer.prompt, plan.pii)  # personal values the prompt may not send: never in its context
     if any(u.kind == "whole" and u.name == "user" for u in uses):
         names = [x for x in units.columns if x not in hidden]
@@ -225,5 +246,6 @@ def _unit_pieces(plan: Plan, variant: PlanVariant, renderer: _Renderer, units: A
             rendered[key] = renderer.piece(None, user, {})
         except RenderError as exc:
             raise RenderError(f"unit {ids[keys.index(key)]}: {exc}") from None
-    return [Piece(variant.id, str(uid), r.prompt, r.messages, error=r.error, recorded=r.recorded, personal=r.personal)
+    return [Piece(variant.id, str(uid), r.prompt, r.messages, error=r.error, recorded=r.recorded, personal=r.personal,
+                  seed=r.seed, rubric=r.rubric)
             for uid, key in zip(ids[:n], keys) for r in (rendered[key],)]

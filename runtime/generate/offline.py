@@ -15,6 +15,12 @@ length checks), which the text is fitted into, and ``"expc_json_schema"`` (the
 prompt's ``json_schema`` check), for which the reply is a JSON value of that
 shape with the offline text in its strings, so that offline runs exercise the
 checks without failing them all.
+
+With ``"expc_judge": true`` (a model-graded check's call, see :mod:`.judge`)
+the reply is a judge's answer, ``{"score": s, "reason": "..."}``, whose score
+is a deterministic function of the request and the seed, between 0.40 and
+1.00 in steps of 0.01: the same text always gets the same score, different
+texts (candidates) usually different ones. It grades nothing.
 """
 
 from __future__ import annotations
@@ -56,6 +62,9 @@ def offline_reply(model: str, messages: list[dict[str, Any]], seed: int | None,
     the module's documentation.
     """
     hints = extra_body or {}
+    if hints.get("expc_judge"):
+        text = offline_judgement(messages, seed)
+        return OfflineReply(model, text, sum(_tokens(str(m.get("content") or "")) for m in messages), _tokens(text))
     window = hints.get("expc_chars")
     chars = (int(window[0]), int(window[1])) if window else None
     text = offline_text(messages, seed, chars)
@@ -67,6 +76,14 @@ def offline_reply(model: str, messages: list[dict[str, Any]], seed: int | None,
             pass
     prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in messages)
     return OfflineReply(model, text, prompt_tokens, _tokens(text))
+
+
+def offline_judgement(messages: list[dict[str, Any]], seed: int | None) -> str:
+    """The offline judge's answer: a JSON object with a deterministic ``score`` in [0.40, 1.00] and a ``reason``."""
+    prompt = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") != "system")
+    digest = hashlib.sha256(f"judge\x00{seed}\x00{prompt}".encode()).digest()
+    score = round(0.4 + (int.from_bytes(digest[:2], "big") % 61) / 100, 2)
+    return json.dumps({"score": score, "reason": f"{MARK} a deterministic score, not a judgement"})
 
 
 _OPENERS = ("Discover", "Meet", "Try", "Explore", "Say hello to", "Get more from", "Make room for", "Picture")

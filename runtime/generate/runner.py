@@ -42,9 +42,10 @@ from expc.compiler.plan import Plan
 
 from . import batch as batch_mod
 from . import calls as calls_mod
+from . import judge as judge_mod
 from .batch import Polling
 from .calls import Limits, Target, Task
-from .jobs import JobError, Piece, pieces
+from .jobs import JobError, Piece, pieces, request_group
 from .offline import is_offline
 from .personal import Personal, redact
 from .render import MAX_PROMPT_CHARS, RENDER_SECONDS, RenderLimits
@@ -128,6 +129,7 @@ class Item:
     from_store: bool
     cost_known: bool = True
     personal: Personal = ()  # the personal values its prompt sent: what reports must redact (never written)
+    score: float | None = None  # the judge's score (a prompt with a `judge` check), 0 to 1
 
     def to_json(self) -> dict[str, Any]:
         """The item as one JSON Lines record (``segment`` or ``unit`` names what it is for)."""
@@ -142,6 +144,8 @@ class Item:
             out["reason"] = self.reason
         if not self.cost_known:
             out["cost_known"] = False
+        if self.score is not None:
+            out["score"] = self.score
         return out
 
 
@@ -242,11 +246,11 @@ def generate(plan: Plan, units: Any | None, store_path: Path,
     for piece in todo:
         if piece.prompt is None or piece.error is not None:
             continue
-        gid = (piece.prompt, piece.messages)
+        gid = request_group(piece)
         if gid not in tasks:
             recorded = [{"role": r, "content": c} for r, c in piece.recorded] if piece.recorded else None
             tasks[gid] = Task(targets[piece.prompt], [{"role": r, "content": c} for r, c in piece.messages],
-                              plan.prompts[piece.prompt].checks, opts.seed, recorded=recorded,
+                              plan.prompts[piece.prompt].checks, opts.seed + piece.seed, recorded=recorded,
                               personal=piece.personal)
             owner[gid] = piece
         group_sizes[gid] = group_sizes.get(gid, 0) + 1
@@ -294,7 +298,17 @@ def generate(plan: Plan, units: Any | None, store_path: Path,
                 outcome = batch_mod.run(pending, store, limits, task_done, secrets, opts.batch_polling)
             else:
                 outcome = calls_mod.run(pending, store, limits, task_done, secrets)
+        copy_before = sum(r.cost for t in tasks.values() for r in t.records) - outcome.spent  # earlier runs
+        try:
+            judging = judge_mod.judge(plan, todo, tasks, store, opts,
+                                      judge_mod.limits(plan, opts, copy_before + outcome.spent),
+                                      not (outcome.budget_exhausted or outcome.provider_error), _prepare_calls)
+        except judge_mod.JudgeError as exc:
+            raise (NotInStore if exc.not_stored else GenerationInputError)(str(exc)) from None
+        limits = judge_mod.limits(plan, opts, copy_before + judging.spent_before)
     result = _result(plan, todo, tasks, owner, outcome, store_path)
+    judge_mod.apply(plan, result, judging)
+    outcome = judge_mod.merged(outcome, judging.outcome)
     result.notes = list(getattr(outcome, "notes", ()))
     if outcome.budget_exhausted:
         missing = sum(1 for t in tasks.values() if not t.done)
@@ -552,7 +566,7 @@ def _result(plan: Plan, todo: list[Piece], tasks: dict[tuple[str, tuple[tuple[st
         if piece.error is not None:
             result.items.append(_unrendered(plan.prompts[piece.prompt], piece, control_text))
             continue
-        gid = (piece.prompt, piece.messages)
+        gid = request_group(piece)
         task = tasks[gid]
         first = owner[gid] is piece
         if first:
