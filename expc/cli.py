@@ -965,14 +965,15 @@ def diff_command(specs: tuple[str, ...], against: str | None, fmt: str) -> None:
     Compares the compiled plans of BASE and HEAD (or of HEAD and HEAD at
     --against REV). Exits 1 when a change that re-randomises units, changes
     the analysis or changes the content touches a running experiment
-    (`status: running`, or a run on real data in .expc/runs/<id>), or when a
-    side does not compile; 0 otherwise; 2 on a usage error.
+    (`status: running`, or a run on real data in the runs folder, .expc/runs
+    unless the settings' run_dir_root says otherwise), or when a side does not
+    compile; 0 otherwise; 2 on a usage error.
     """
     from expc.diff_command import compare, render
 
     if len(specs) != (1 if against else 2):
         raise click.UsageError("give BASE and HEAD, or one spec and --against REV")
-    result = compare(specs[-1], None if against else specs[0], against)
+    result = compare(specs[-1], None if against else specs[0], against, runs=runs_root())
     click.echo(render(result, fmt), nl=False)
     sys.exit(result.exit_code)
 

@@ -121,6 +121,22 @@ def test_a_run_on_real_data_in_the_default_run_dir_makes_it_running() -> None:
     assert "a run on real data is in .expc/runs/welcome" in done.stdout
 
 
+def test_a_run_in_the_settings_run_dir_root_makes_it_running() -> None:
+    """`run_dir_root` in expc.toml moves the runs; `expc diff` looks where `expc run` writes."""
+    Path("expc.toml").write_text('run_dir_root = "runs"\n')
+    plan = plan_of_text(SPEC)
+    run_dir = Path("runs/welcome")
+    identity = {"state_version": 1, "plan_digest": "x", "experiment": "welcome", "simulated": False,
+                "seed": 0, "inputs": {}}
+    try:
+        open_run_dir(plan, run_dir, identity, fresh=True)
+    finally:
+        release_run_dir(run_dir)
+    (run_dir / "state.json").write_text(json.dumps({"identity": identity, "done": []}))
+    done = expc("diff", *pair(SPEC, SPEC.replace("weight: 1", "weight: 3")))
+    assert done.exit_code == 1 and "runs/welcome" in done.stdout
+
+
 def test_a_run_dir_reached_through_a_link_or_a_huge_state_is_not_read(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "welcome").mkdir(parents=True)
