@@ -970,6 +970,7 @@ def diff_command(specs: tuple[str, ...], against: str | None, fmt: str) -> None:
     compile; 0 otherwise; 2 on a usage error.
     """
     from expc.diff_command import compare, render
+    from expc.settings import runs_root
 
     if len(specs) != (1 if against else 2):
         raise click.UsageError("give BASE and HEAD, or one spec and --against REV")
