@@ -3,26 +3,28 @@
 ``expc generate --batch`` (or ``generation.batch: true``) hands the requests
 that the store cannot answer to :func:`run` instead of
 :func:`~.calls.run`. For an OpenAI-compatible provider (litellm's ``openai``,
-``hosted_vllm`` and ``litellm_proxy``) it
+``hosted_vllm`` and ``litellm_proxy``) it calls that API with the ``openai``
+client (see :class:`_Clients` for why not litellm's files and batches
+functions; litellm still names the provider and prices the results), and
 
 1. writes each request as one JSON line (``custom_id`` is the request's store
    key, the body what a live call would send: model, messages, seed and the
-   prompt's parameters) and uploads the file (``litellm.acreate_file``),
+   prompt's parameters) and uploads the file (``POST /v1/files``),
    at most :data:`MAX_REQUESTS_PER_BATCH` requests and
    :data:`MAX_INPUT_BYTES` per file;
 2. records the input file's id in the store's ``batches`` table, creates the
-   batch (``litellm.acreate_batch``, ``/v1/chat/completions``, 24 h, expc's
+   batch (``POST /v1/batches``, ``/v1/chat/completions``, 24 h, expc's
    id for it in ``metadata``) and records its id, each committed before the
    next step: a process stopped at any point after the upload never uploads
    or submits those requests again (a creation whose reply was lost is looked
    for in the provider's list of batches before another is created);
-3. polls every open batch (``litellm.aretrieve_batch``): at once, then after
+3. polls every open batch (``GET /v1/batches/{id}``): at once, then after
    :attr:`Polling.first` seconds, twice as long each time up to
    :attr:`Polling.cap`; an invocation waits at most :attr:`Polling.max_wait`
    seconds in all, then stops (exit 3) with the batches recorded: the same
    command picks them up (a re-run submits nothing the open batches hold);
 4. once a batch ends, downloads its output and error files
-   (``litellm.afile_content``, at most :data:`MAX_OUTPUT_BYTES` each) and
+   (``GET /v1/files/{id}/content``, at most :data:`MAX_OUTPUT_BYTES` each) and
    stores every answered request under its key, the key a live call uses, so
    a later live run (or ``expc run``) finds it; then marks the batch closed.
 
@@ -45,6 +47,7 @@ served directly (instantly, free) and the note says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -146,6 +149,45 @@ def _provider(target: Target) -> tuple[str, str] | None:
     return (name, provider) if provider in BATCH_PROVIDERS else None
 
 
+class _Clients:
+    """One ``openai.AsyncOpenAI`` per (base URL, key) for the files and batches calls, closed at the end.
+
+    litellm's files and batches functions build a new client for every call
+    and never close it (the clients then fail noisily at exit, and a download
+    leaves a coroutine unawaited): the OpenAI-compatible batch API is the
+    openai client's own, so expc calls it directly (no retries of its own).
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.made: dict[tuple[str, str], Any] = {}
+
+    def get(self, target: Target) -> Any:
+        """The client for ``target``'s server and key (the key a live call to it sends)."""
+        import openai
+
+        base = (target.api_base or os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_BASE")
+                or "https://api.openai.com/v1")
+        if target.key_env:
+            key = os.environ.get(target.key_env, "")
+        elif target.placeholder_key:
+            key = calls_mod.PLACEHOLDER_KEY
+        else:
+            key = os.environ.get("OPENAI_API_KEY") or calls_mod.PLACEHOLDER_KEY
+        client = self.made.get((base, key))
+        if client is None:
+            client = self.made[(base, key)] = openai.AsyncOpenAI(base_url=base, api_key=key, max_retries=0,
+                                                                 timeout=self.timeout)
+        return client
+
+    async def close(self) -> None:
+        """Close every client while the event loop still runs."""
+        for client in self.made.values():
+            with contextlib.suppress(Exception):
+                await client.close()
+        self.made.clear()
+
+
 class _ControlFailed(Exception):
     """A files or batches call failed after its retries, or in a way retries cannot fix."""
 
@@ -170,6 +212,7 @@ class _Session:
         self.unanswered: dict[str, int] = {}  # why requests came back without a reply -> how many
         self.missing: set[str] = set()  # keys an ended batch did not answer
         self.prices: dict[tuple[str, str], Any] = {}
+        self.clients = _Clients(limits.timeout)
 
     def why_unanswered(self) -> str:
         """The reasons requests came back unanswered, most frequent first, with their counts."""
@@ -190,7 +233,7 @@ class _Session:
                     if self.outcome.waiting or self.outcome.provider_error:
                         break
         finally:
-            await calls_mod._close_clients()
+            await self.clients.close()
         return leftover
 
     async def _round(self, tasks: list[Task]) -> tuple[list[Task], list[Task]]:
@@ -280,13 +323,11 @@ class _Session:
 
     async def _upload(self, target: Target, lines: list[bytes], requests: dict[str, dict[str, Any]]) -> _Open:
         """Upload one input file and record it (before any batch is created from it)."""
-        litellm = _litellm()
-
         local_id = uuid.uuid4().hex
-        _, provider = _provider(target) or ("", "openai")
-        created = await self._control(lambda: litellm.acreate_file(
-            file=(f"expc-{local_id}.jsonl", b"".join(lines), "application/jsonl"), purpose="batch",
-            custom_llm_provider=provider, **self._credentials(target)), "uploading the batch's input file")
+        client = self.clients.get(target)
+        created = await self._control(lambda: client.files.create(
+            file=(f"expc-{local_id}.jsonl", b"".join(lines), "application/jsonl"), purpose="batch"),
+            "uploading the batch's input file")
         state: dict[str, Any] = {"model": target.model, "api_base": target.api_base,
                                  "input_file_id": str(created.id), "batch_id": None, "status": "uploaded",
                                  "requests": requests, "submitted": time.time()}
@@ -295,27 +336,22 @@ class _Session:
 
     async def _create(self, batch: _Open) -> None:
         """Create the batch from its recorded input file, and record its id (before polling it)."""
-        litellm = _litellm()
-
-        _, provider = _provider(batch.target) or ("", "openai")
-        created = await self._created_before(batch, provider) if batch.state.get("status") == "creating" else None
+        client = self.clients.get(batch.target)
+        created = await self._created_before(batch) if batch.state.get("status") == "creating" else None
         if created is None:
             batch.state["status"] = "creating"  # from here on, a batch may exist that expc has no id of
             self.store.put_batch(batch.local_id, batch.state)
-            created = await self._control(lambda: litellm.acreate_batch(
+            created = await self._control(lambda: client.batches.create(
                 completion_window=COMPLETION_WINDOW, endpoint=ENDPOINT, input_file_id=batch.state["input_file_id"],
-                custom_llm_provider=provider, metadata={"expc_batch": batch.local_id},
-                **self._credentials(batch.target)), "creating the batch", ambiguous_is_fatal=True)
+                metadata={"expc_batch": batch.local_id}), "creating the batch", ambiguous_is_fatal=True)
         batch.state.update(batch_id=str(created.id), status=str(getattr(created, "status", "") or "validating"))
         self.store.put_batch(batch.local_id, batch.state)
 
-    async def _created_before(self, batch: _Open, provider: str) -> Any | None:
+    async def _created_before(self, batch: _Open) -> Any | None:
         """The batch an interrupted creation may have made: found by the id expc put in its metadata."""
-        litellm = _litellm()
-
-        listed = await self._control(lambda: litellm.alist_batches(
-            limit=100, custom_llm_provider=provider, **self._credentials(batch.target)),
-            "looking for a batch whose creation was interrupted")
+        client = self.clients.get(batch.target)
+        listed = await self._control(lambda: client.batches.list(limit=100),
+                                     "looking for a batch whose creation was interrupted")
         for item in getattr(listed, "data", None) or []:
             metadata = getattr(item, "metadata", None) or {}
             if isinstance(metadata, dict) and metadata.get("expc_batch") == batch.local_id:
@@ -324,17 +360,14 @@ class _Session:
 
     async def _poll(self, running: list[_Open], by_key: dict[str, list[Task]]) -> None:
         """Poll until every batch ended (collecting each as it ends) or the wait ran out."""
-        litellm = _litellm()
-
         deadline = time.monotonic() + self.polling.max_wait
         wait = self.polling.first
         pending = list(running)
         while pending:
             for batch in list(pending):
-                _, provider = _provider(batch.target) or ("", "openai")
                 try:
-                    info = await litellm.aretrieve_batch(batch_id=batch.state["batch_id"], custom_llm_provider=provider,
-                                                         **self._credentials(batch.target))
+                    info = await asyncio.wait_for(self.clients.get(batch.target).batches.retrieve(
+                        batch.state["batch_id"]), self.limits.timeout + 10)
                 except Exception as exc:
                     status = getattr(exc, "status_code", None)
                     if status == 404:  # the provider does not know it: nothing there to pay for or collect
@@ -408,12 +441,8 @@ class _Session:
             self.unanswered[status] = self.unanswered.get(status, 0) + n
 
     async def _download(self, batch: _Open, file_id: str) -> str:
-        litellm = _litellm()
-
-        _, provider = _provider(batch.target) or ("", "openai")
-        content = await self._control(lambda: litellm.afile_content(
-            file_id=file_id, custom_llm_provider=provider, **self._credentials(batch.target)),
-            "downloading the batch's results")
+        client = self.clients.get(batch.target)
+        content = await self._control(lambda: client.files.content(file_id), "downloading the batch's results")
         data = getattr(content, "content", content)
         if isinstance(data, str):
             return data
@@ -504,15 +533,6 @@ class _Session:
                                                              model_info=info)
         return float(prompt_cost) + float(completion_cost)
 
-    def _credentials(self, target: Target) -> dict[str, Any]:
-        """Where the files and batches calls go and with which key (the target's, as a live call's)."""
-        out: dict[str, Any] = {"api_base": target.api_base, "max_retries": 0, "timeout": self.limits.timeout}
-        if target.key_env:
-            out["api_key"] = os.environ.get(target.key_env, "")
-        elif target.placeholder_key:
-            out["api_key"] = calls_mod.PLACEHOLDER_KEY
-        return out
-
     async def _control(self, call: Callable[[], Any], what: str, ambiguous_is_fatal: bool = False) -> Any:
         """A files or batches call, retried on 429 and 5xx with backoff (on timeouts and lost connections too,
         unless ``ambiguous_is_fatal``: a batch created without our knowing would be paid twice)."""
@@ -521,6 +541,8 @@ class _Session:
             try:
                 return await asyncio.wait_for(call(), self.limits.timeout + 10)
             except Exception as exc:
+                if replies.refusal(exc) is not None:  # too large, compressed, redirected elsewhere: again the same
+                    raise _ControlFailed(self._said(what, replies.refusal(exc) or exc)) from None
                 status = getattr(exc, "status_code", None)
                 unanswered = _unanswered(exc)
                 if not unanswered and not calls_mod._retryable(exc, status):
@@ -553,8 +575,7 @@ def _unanswered(exc: BaseException) -> bool:
     """No reply came (a timeout, a lost connection): whatever was asked may have been done, or not."""
     import openai
 
-    litellm = _litellm()
-    return isinstance(exc, (TimeoutError, openai.APIConnectionError, litellm.APIConnectionError, litellm.Timeout))
+    return isinstance(exc, (TimeoutError, openai.APIConnectionError))
 
 
 def _obj(value: Any) -> dict[str, Any]:

@@ -30,6 +30,10 @@ from expc.runtime.generate.batch import Polling
 from expc.runtime.generate.runner import BudgetExhausted, GenerateOptions, GenerationError, generate
 from expc.runtime.generate.store import Store
 
+# a client left open, or a coroutine never awaited, would print a traceback at exit: here it fails the test
+pytestmark = [pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning"),
+              pytest.mark.filterwarnings("error::RuntimeWarning")]
+
 MODEL = "openai/gpt-4o-mini"  # a model with a price (and batch rates) in litellm's table
 FAST = Polling(first=0.01, cap=0.05, max_wait=5.0)
 
@@ -296,6 +300,19 @@ def test_a_lost_creation_reply_is_found_again_not_created_twice(server: FakeBatc
     result = generate(plan, units_of(2), tmp_path / "s.sqlite", _opts(server, timeout=0.5))
     assert server.created == 1 and server.uploads == 1 and server.calls == 0
     assert ("GET", "/v1/batches") in server.paths and len(_ok(result)) == 2
+
+
+def test_an_output_file_over_the_bound_is_refused_and_the_batch_kept(server: FakeBatchLLM, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch_mod, "MAX_OUTPUT_BYTES", 900)
+    plan = plan_of(spec_text(model=MODEL))
+    with pytest.raises(GenerationError) as info:
+        generate(plan, units_of(3), tmp_path / "s.sqlite", _opts(server))
+    assert info.value.exit_code == 3 and "downloading the batch's results failed" in str(info.value)
+    assert "over the 900 bytes limit" in str(info.value)
+    with Store(tmp_path / "s.sqlite") as store:
+        assert store.count() == 0 and len(store.open_batches()) == 1  # kept: a re-run with a larger bound collects
+    assert server.calls == 0
 
 
 def test_no_batch_is_submitted_once_the_budget_is_spent(server: FakeBatchLLM, tmp_path: Path) -> None:
