@@ -892,12 +892,21 @@ def _units_for(spec: Spec, target: float) -> int:
 
 
 def _looks_once(ctx: Context, per_variant: int) -> bool:
-    """The design tests once: it waits for the planned units per variant, and a ``max_units`` rule stops it at the
-    first look that has them (every arm at ``min_units_per_variant`` makes at least ``arms x min`` units)."""
+    """The design tests once: its one tested look has the planned units per variant, or it waits for them and a
+    ``max_units`` rule stops it at the first look that has them (every arm at ``min_units_per_variant`` makes at
+    least ``arms x min`` units)."""
     st = ctx.spec.stopping
     stops = any(r.when == "max_units" and r.then != "continue" for r in st.rules)
-    return (stops and st.min_units_per_variant >= per_variant and st.max_units is not None
-            and st.max_units <= st.min_units_per_variant * len(ctx.spec.variants))
+    if (stops and st.min_units_per_variant >= per_variant and st.max_units is not None
+            and st.max_units <= st.min_units_per_variant * len(ctx.spec.variants)):
+        return True
+    looks = tested_looks(ctx.spec)
+    return _daily_traffic(ctx) and len(looks) == 1 and looks[0] >= per_variant
+
+
+def _daily_traffic(ctx: Context) -> bool:
+    """The spec says how many units enter a day (so looks are counted in units, not days)."""
+    return ctx.spec.simulation is not None
 
 
 def _peeking(ctx: Context, per_variant: int, total: int, days: int | None) -> Iterator[Diagnostic]:
@@ -907,8 +916,11 @@ def _peeking(ctx: Context, per_variant: int, total: int, days: int | None) -> It
     if not peeks:
         return
     where = ctx.at(("stopping", "rules", st.rules.index(peeks[0])))
-    once = (f"set `min_units_per_variant: {per_variant}` and `max_units: {total}` with a rule "
-            "`{when: max_units, then: stop_inconclusive}` after `primary_significant`, so the test is made once")
+    horizon = st.max_days if st.max_days is not None and (days is None or days <= st.max_days) else days
+    once = (f"look once, at the end: `looks: {horizon}d` with `max_days: {horizon}` (the {per_variant:,} planned "
+            "units per variant are in by then), so the test is made once" if horizon is not None else
+            f"look once, at the end (`looks` equal to `max_days`), once the {per_variant:,} planned units per "
+            "variant are in, so the test is made once")
     if a.method in ("fixed", "bayesian") and not _looks_once(ctx, per_variant):
         looks = tested_looks(ctx.spec)
         alpha = comparison_alpha(ctx.spec)

@@ -142,9 +142,12 @@ def test_the_w006_hint_controls_the_false_positive_rate_of_a_fixed_test():
     text = spec(method="fixed", max_days=28, per_day=4000, rules=rules)
     assert "W006" in codes(check_text(text))
     assert simulate(plan_of_text(text), 2000, "aa", seed=5).to_dict()["false_positive_rate"] > 0.05
-    n = plan_of_text(text).planned_per_variant
-    fixed = text.replace("  rules:\n", f"  min_units_per_variant: {n}\n  max_units: {2 * n}\n  rules:\n").replace(
-        "    - {when: max_days", "    - {when: max_units, then: stop_inconclusive}\n    - {when: max_days")
+    hint = next(d.hint for d in check_text(text).diagnostics if d.code == "W006")
+    assert hint.startswith("look once, at the end: `looks: 28d` with `max_days: 28`")
+    fixed = spec(method="fixed", looks="28d", max_days=28, per_day=4000, rules=rules)
     assert "W006" not in codes(check_text(fixed))
     rate = simulate(plan_of_text(fixed), 4000, "aa", seed=5).to_dict()["false_positive_rate"]
     assert rate <= 0.025 + 2 * math.sqrt(0.025 * 0.975 / 4000)
+    better = spec(method="fixed", looks="28d", max_days=28, per_day=4000, rules=rules,
+                  truth="control: {conv: 0.10}\n    b: {conv: 0.11}")  # the MDE, 10%
+    assert simulate(plan_of_text(better), 2000, "spec", seed=5).to_dict()["power"] >= 0.8  # one test, with power
