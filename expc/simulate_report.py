@@ -22,6 +22,7 @@ _METHOD = {
     "fixed": "fixed horizon",
     "sequential": "sequential (always-valid)",
     "bayesian": "Bayesian",
+    "bandit": "bandit (Thompson sampling)",
 }
 _BAR = 30
 
@@ -123,6 +124,10 @@ def render_text(d: dict[str, Any]) -> str:
             console.print(f"Power: {_pct(power)} {_se(power, n)} (Monte Carlo SE): the share of replications "
                           f"that ship the truly best variant ({best})")
     console.print()
+    if d.get("bandit"):
+        for line in _bandit_lines(d["bandit"], n):
+            console.print(line)
+        console.print()
 
     table = Table(box=box.SIMPLE, title="Decisions", title_justify="left", pad_edge=False)
     table.add_column("decision")
@@ -161,6 +166,33 @@ def render_text(d: dict[str, Any]) -> str:
         for line in _gate_lines(d["gates"]):
             console.print(line)
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
+
+
+def _bandit_lines(b: dict[str, Any], n: int) -> list[str]:
+    """A bandit's figures against a fixed equal split of the same traffic, and its mean weights over time."""
+    eq = b["equal_split"]
+    lines = [f"Bandit: {b['explore_days']} day{'s' * (b['explore_days'] != 1)} of equal weights, then Thompson "
+             f"sampling with at least {b['min_weight']:.0%} per arm; stops when an arm is best with probability "
+             f">= {b['threshold']:g}"]
+    table = [("", "bandit", "equal split")]
+    if "pick_rate" in b:
+        table.append((f"picks the truly best arm ({', '.join(b['best'])})",
+                      f"{_pct(b['pick_rate'])} {_se(b['pick_rate'], n)}", f"{_pct(eq['pick_rate'])} "
+                      f"{_se(eq['pick_rate'], n)}"))
+    table.append(("ships a treatment that is not better", f"{_pct(b['false_ship_rate'])} {_se(b['false_ship_rate'], n)}",
+                  f"{_pct(eq['false_ship_rate'])} {_se(eq['false_ship_rate'], n)}"))
+    table.append(("regret (outcomes lost to worse arms)", f"{_num(b['regret'], 1)} ± {_num(b['regret_se'], 1)}",
+                  f"{_num(eq['regret'], 1)} ± {_num(eq['regret_se'], 1)}"))
+    width = max(len(row[0]) for row in table)
+    lines += [f"  {row[0]:<{width}}  {row[1]:>16}  {row[2]:>16}" for row in table]
+    weights = b.get("weights") or []
+    if weights:
+        arms = list(weights[0]["weights"])
+        lines.append("Mean weights over time (until the look on that day): " + ", ".join(arms))
+        step = max(1, math.ceil(len(weights) / 10))
+        for row in weights[::step] + ([weights[-1]] if (len(weights) - 1) % step else []):
+            lines.append(f"  day {row['until_day']:>4}: " + "  ".join(f"{row['weights'][a]:>4.0%}" for a in arms))
+    return lines
 
 
 _GATE = {

@@ -109,6 +109,69 @@ def decide_periods(plan: Plan, looks: LookState, periods: dict[str, Moments], pe
     return decide(plan, looks, moments, exact=exact, bandit=state), best  # type: ignore[arg-type]
 
 
+# ================================================================== one look of a run
+
+
+@dataclass(frozen=True, eq=False)
+class Periods:
+    """A bandit look's data by period, arms in the plan's variant order."""
+
+    reductions: list[Any]
+    """Each period's :class:`~expc.runtime.stats.reduce.Reduction`: the units that entered during it, with their
+    events up to the look."""
+    weights: np.ndarray
+    """``(P, arms)``: the weights in force in each period."""
+    days: list[float]
+    """The day each period ended (its look's)."""
+
+
+@dataclass(frozen=True, eq=False)
+class LookInputs:
+    """What :func:`expc.runtime.evaluate.evaluate` needs for a bandit's look (arms control-first)."""
+
+    inputs: dict[str, tuple[Moments, str]]
+    state: BanditLooks
+    means: dict[str, np.ndarray]
+    summary: dict[str, Any]
+
+
+def _day_of(d: float) -> int | float:
+    return int(d) if float(d).is_integer() else float(d)
+
+
+def look_inputs(plan: Plan, reduction: Any, periods: Periods | None, look: Any) -> LookInputs:
+    """A bandit look's period-weighted inputs, its :class:`BanditLooks` and the ``bandit`` block of the evaluation.
+
+    Without ``periods`` the data are one period at the plan's weights.
+    """
+    order = plan.arm_order
+    ids = plan.arm_ids
+    if periods is None:
+        day = float(look.day) if look is not None else 0.0
+        periods = Periods([reduction], np.asarray([[v.weight for v in plan.variants]]), [day])
+    weights = np.asarray(periods.weights, dtype=np.float64)[:, order]
+    units = np.stack([np.asarray(r.units, dtype=np.float64)[order] for r in periods.reductions])
+    stacked = {m.id: stack_periods([r.metrics[m.id].map(lambda x: np.asarray(x, dtype=np.float64)[order])
+                                    for r in periods.reductions]).map(lambda x: x[None]) for m in plan.metrics}
+    d_inputs: dict[str, tuple[Moments, str]] = {
+        mid: (stats.effective_moments(m, plan.metric(mid).kind), "mean") for mid, m in stacked.items()}
+    means = {mid: stats.period_weighted(m, plan.metric(mid).kind)[0][0] for mid, m in stacked.items()}
+    primary = plan.primary
+    assert primary is not None
+    best = probability_best(plan, stacked[primary.id], exact=True)
+    srm = stats.srm_by_period(units[None], weights[None], plan.analysis.srm_threshold)
+    state = BanditLooks(best=best, srm=srm, threshold=settings(plan).threshold)
+    seconds = float(look.seconds) if look is not None else 0.0
+    after = next_weights(plan, best, seconds)[0]
+    summary = {
+        "probability_best": {a: float(p) for a, p in zip(ids, best[0])},
+        "weights": [{"until_day": _day_of(day), "weights": {a: round(float(w), 6) for a, w in zip(ids, row)}}
+                    for day, row in zip(periods.days, weights)],
+        "next_weights": {a: round(float(w), 6) for a, w in zip(ids, after)},
+    }
+    return LookInputs(d_inputs, state, means, summary)
+
+
 # ================================================================== simulation
 
 

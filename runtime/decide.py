@@ -195,6 +195,8 @@ class Decisions:
     """Group sequential: the design is complete at this look (or was earlier)."""
     futility: dict[str, np.ndarray] = field(default_factory=dict)
     """Per metric named by a futility rule: ``S + (t,)``, the interval rules out the MDE."""
+    best: np.ndarray | None = None
+    """Bandits: ``S + (arms,)``, each arm's probability of being best (None for the other methods)."""
 
     def stops(self) -> np.ndarray:
         """``S``: the look decides something other than ``continue``."""
@@ -554,7 +556,7 @@ def decide(plan: Plan, looks: LookState, moments: dict[str, tuple[Moments, fixed
     rollback = action == actions.index("stop_rollback") if "stop_rollback" in actions else false
     variant = np.where(ship, winner, np.where(rollback, 0, -1))
     return Decisions(actions, action, rule_index, variant, winner, held, out, srm, enough, final,
-                     complete if group else false, futility)
+                     complete if group else false, futility, bandit.best if bandit is not None else None)
 
 
 def _with(ml: MetricLooks, **changes: object) -> MetricLooks:

@@ -60,6 +60,15 @@ says the estimate moves in the metric's good direction; decisions only use
 ``stop_ship_winner`` (None, with a reason, when there is none), the control for
 ``stop_rollback``, otherwise None; ``Decision.rule`` is the rule's ``when``.
 
+``bandit`` (``method: bandit``): the look's data by period
+(:class:`expc.runtime.bandit.Periods`); every metric is compared on its
+period-weighted estimates (the variant means shown are those estimates), the
+decision uses the bandit's probabilities of being best and sample-ratio check
+(:func:`expc.runtime.bandit.look_inputs`), and the JSON has a ``bandit`` block:
+``probability_best``, the ``weights`` in force in each period and the
+``next_weights``. Without periods a bandit's data are one period at the
+plan's weights.
+
 A look is placed by the plan's schedule (``look``); ``max_days`` is reached at
 its last look once the data covers it (``elapsed``, :func:`look_state`).
 
@@ -199,6 +208,8 @@ class Evaluation:
     decision: Decision
     excluded: dict[str, int]
     segment_attributes: list[str] = field(default_factory=list)
+    bandit: dict[str, Any] | None = None
+    """A bandit's look: probability of being best, weights per period, next weights (see the module docs)."""
     assignment: dict[str, Any] | None = None
     """With the units file: the exposed units' variants against expc's assignment (see assignment_check)."""
 
@@ -243,6 +254,7 @@ class Evaluation:
             },
             "excluded": {k: int(v) for k, v in self.excluded.items()},
             **({"segment_attributes": list(self.segment_attributes)} if self.segment_attributes else {}),
+            **({"bandit": self.bandit} if self.bandit is not None else {}),
             **({"assignment_check": dict(self.assignment)} if self.assignment is not None else {}),
         }
 
@@ -322,7 +334,7 @@ def look_state(plan: Plan, units: np.ndarray, look: Look | None, elapsed: float 
 
 
 def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed: float | None = None,
-             segments: Sequence[SegmentMoments] | None = None) -> Evaluation:
+             segments: Sequence[SegmentMoments] | None = None, periods: Any = None) -> Evaluation:
     """Evaluate one look: per-metric results, SRM and the stopping decision (see the module docs).
 
     ``look`` places the reduction in the plan's schedule; ``elapsed`` is the
@@ -330,7 +342,8 @@ def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed
     (``expc analyze --as-of``; default: the look's own time). ``segments``
     (one per attribute of ``analysis.segments``, arms in the plan's variant
     order; default: the reduction's) add each comparison's per-segment rows
-    and heterogeneity tests.
+    and heterogeneity tests. ``periods``: a bandit's data by period (see the
+    module docs).
     """
     segments = reduction.segments if segments is None else segments
     a = plan.analysis
@@ -354,7 +367,14 @@ def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed
     tables = _segment_tables(plan, segments)
     harmed = harmed_segments(tables)
     harm = {mid: np.asarray([any(h["metric"] == mid for h in harmed)]) for mid in {h["metric"] for h in harmed}}
-    d = decide(plan, look_state(plan, units, look, elapsed), inputs, exact=True, segment_harm=harm)
+    bandit_look = None
+    if a.method == "bandit":
+        from .bandit import look_inputs
+
+        bandit_look = look_inputs(plan, reduction, periods, look)
+        inputs = bandit_look.inputs
+    d = decide(plan, look_state(plan, units, look, elapsed), inputs, exact=True, segment_harm=harm,
+               bandit=bandit_look.state if bandit_look is not None else None)
     trustworthy = not bool(np.asarray(d.srm.flagged).reshape(-1)[0])
     final = bool(d.final[0])
 
@@ -363,7 +383,7 @@ def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed
         ml = d.metrics[metric.id]
         m = moments[metric.id]
         with np.errstate(divide="ignore", invalid="ignore"):
-            means = m.mean()
+            means = m.mean() if bandit_look is None else bandit_look.means[metric.id]
         summaries = [VariantSummary(v, int(n), float(x)) for v, n, x in zip(arm_ids, np.asarray(m.n), means)]
         ca = by_cuped.get(metric.id)
         abs_ci, rel_lift, rel_ci = ml.abs_ci[0], ml.rel_lift[0], ml.rel_ci[0]
@@ -421,6 +441,7 @@ def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed
     return Evaluation(method=a.method, alpha=a.alpha, day=_day(look), metrics=results, srm=srm_res,
                       decision=decision, excluded=dict(reduction.excluded),
                       segment_attributes=[s.attribute for s in segments],
+                      bandit=bandit_look.summary if bandit_look is not None else None,
                       assignment=check.to_dict() if check is not None else None)
 
 
@@ -486,6 +507,9 @@ def _decision(plan: Plan, d: Decisions, results: list[MetricResult], srm_res: SR
         if int(d.variant[0]) > 0 and primary is not None:
             variant = plan.arm_ids[int(d.variant[0])]
             reasons.append(f"winner: {variant} on {primary.id}")
+        elif rule.when == "best_arm" and int(d.variant[0]) == 0:
+            variant = plan.control
+            reasons.append(f"the control {plan.control} is the best arm: keep it")
         else:
             reasons.append("no significant improvement on the primary metric to ship")
     elif action == "stop_rollback":
@@ -532,4 +556,10 @@ def _reasons(plan: Plan, when: str, target: str | None, d: Decisions, results: l
         return [f"day {_day(look)} >= max_days {plan.stopping.max_days}"]
     if when == "max_units":
         return [f"{int(units.sum())} units >= max_units {plan.stopping.max_units}"]
+    if when == "best_arm" and d.winner[0] >= 0:
+        from .bandit import settings
+
+        arm = int(d.winner[0])
+        best = float(d.best[0][arm]) if d.best is not None else math.nan
+        return [f"{plan.arm_ids[arm]} is the best arm with probability {best:.3g} >= {settings(plan).threshold:g}"]
     return []

@@ -128,6 +128,7 @@ def _history_entry(look: int, day: int, as_of: str, evaluation: dict[str, Any]) 
         "units": units,
         "srm": {"p_value": evaluation["srm"]["p_value"], "flagged": evaluation["srm"]["flagged"]},
         "decision": {k: evaluation["decision"].get(k) for k in ("action", "variant", "rule")},
+        **({"bandit": evaluation["bandit"]} if "bandit" in evaluation else {}),
         "metrics": [
             {"id": m["id"], "variants": m["variants"],
              "comparisons": [{k: c.get(k) for k in ("variant", "abs_lift", "abs_ci", "rel_lift", "rel_ci",
@@ -339,7 +340,12 @@ def run_simulated(plan: Plan, options: RunOptions, seed: int, progress: Progress
 
     The looks are the plan's simulated looks (``plan.simulation.looks``), the
     ones ``expc simulate`` takes; units are drawn for the days those looks span.
+    A bandit's looks choose its weights: :mod:`expc.runtime.bandit_run`.
     """
+    if plan.analysis.method == "bandit":
+        from expc.runtime.bandit_run import run_simulated as run_bandit
+
+        return run_bandit(plan, options, seed, progress)
     from expc.runtime.assign import assign
     from expc.runtime.synthetic import DEFAULT_START, draw_outcomes, draw_units, look_reduction, write_files
 

@@ -787,8 +787,9 @@ def _history(report: Mapping[str, Any]) -> Table | None:
                    {})
     pid, kind = primary.get("id"), _text(primary.get("kind")) or "mean"
     treatments = [c.get("variant") for c in _list(primary.get("comparisons")) if isinstance(c, dict)]
+    bandit = any(isinstance(h.get("bandit"), dict) for h in history)  # a bandit: the weights in force, look by look
     headers = ("look", "day", "as of", "units", *(f"{_text(t)}: lift on {_text(pid)}" for t in treatments),
-               "SRM p", "decision")
+               *(("weights until the look", "P(best)") if bandit else ()), "SRM p", "decision")
     rows = []
     for look in history:
         lm = next((m for m in _list(look.get("metrics")) if isinstance(m, dict) and m.get("id") == pid), {})
@@ -799,8 +800,16 @@ def _history(report: Mapping[str, Any]) -> Table | None:
             c = comps.get(t) or {}
             lifts.append(Figure(fmt_abs(c.get("abs_lift"), kind),
                                 fmt_interval(c.get("abs_ci"), lambda x: fmt_abs(x, kind, unit=False))).text)
+        extra: tuple[str, ...] = ()
+        if bandit:
+            b = _dict(look.get("bandit"))
+            periods = [p for p in _list(b.get("weights")) if isinstance(p, dict)]
+            now = _dict(periods[-1].get("weights")) if periods else {}
+            extra = (" · ".join(f"{_text(k)} {fmt_prob(v)}" for k, v in now.items()) or NULL,
+                     " · ".join(f"{_text(k)} {fmt_prob(v)}" for k, v in _dict(b.get("probability_best")).items())
+                     or NULL)
         rows.append((fmt_int(look.get("look")), fmt_int(look.get("day")), _text(look.get("as_of")) or NULL,
-                     fmt_int(units), *lifts, fmt_p(_dict(look.get("srm")).get("p_value")),
+                     fmt_int(units), *lifts, *extra, fmt_p(_dict(look.get("srm")).get("p_value")),
                      _text(_dict(look.get("decision")).get("action")) or "continue"))
     return Table(f"Looks ({len(history)})", headers, tuple(rows), (True,) * (len(headers) - 1) + (False,))
 

@@ -1,0 +1,153 @@
+"""A simulated ``expc run`` of a bandit: units drawn day by day, each period split by the weights in force.
+
+:func:`expc.runtime.run.run_simulated` hands a bandit's plan here. The steps
+are those of any simulated run (units, content, outcomes, looks), but the
+assignment depends on the looks, so they interleave:
+
+1. :func:`~expc.runtime.synthetic.draw_units` draws every day's units and
+   ``assign`` decides who is in the experiment (audience, layer, coverage) and
+   each unit's hash bucket, as for any plan.
+2. Outcomes are drawn once per arm for every unit in the experiment
+   (:func:`~expc.runtime.synthetic.draw_outcomes` with every unit in arm ``a``:
+   potential outcomes with common random numbers), so a unit's outcome does not
+   depend on when or how the weights moved; a unit's events are those of the arm
+   it is given.
+3. Look by look: the units whose first exposure falls in the period that ends at
+   the look get an arm by their bucket in the ranges of the weights in force
+   (equal weights while exploring, then the last look's Thompson weights; the
+   whole hash space is split, the units outside coverage having been left out in
+   step 1). A unit keeps the arm it was first given (sticky: in a simulation each
+   unit arrives once, so this only matters for real traffic, see
+   :mod:`expc.runtime.export`). The look is evaluated on each period's reduction
+   (:class:`expc.runtime.bandit.Periods`) and saved; the next weights come from
+   it; the run stops when a rule does.
+4. ``assignments.parquet`` records every unit's arm with ``period`` (the look
+   that closed the period it entered in; -1 for units that entered after the
+   run stopped); each look's JSON has the weights in force in every period so
+   far (``bandit.weights``); the exposures and events files hold the units as
+   they were assigned.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from expc.compiler.plan import Plan
+
+    from .run import Progress, RunOptions
+    from .synthetic import SyntheticRun
+
+__all__ = ["merged_run", "run_simulated", "subset_run"]
+
+DAY_US = 86_400_000_000
+
+
+def subset_run(run: SyntheticRun, keep: np.ndarray) -> SyntheticRun:
+    """The run with only the exposures where ``keep`` (exposure order) and their events."""
+    index = np.cumsum(keep) - 1
+    events = keep[run.event_unit]
+    return replace(run, ids=run.ids[keep], rows=run.rows[keep], arm=run.arm[keep], exposure_ts=run.exposure_ts[keep],
+                   event_unit=index[run.event_unit[events]], event_code=run.event_code[events],
+                   event_value=run.event_value[events], event_ts=run.event_ts[events], _cache={})
+
+
+def merged_run(runs: list[SyntheticRun], arm: np.ndarray) -> SyntheticRun:
+    """One run from the per-arm runs: each exposure (exposure order) with the events of its ``arm``."""
+    parts = [np.flatnonzero(arm[r.event_unit] == a) for a, r in enumerate(runs)]
+    ts = np.concatenate([r.event_ts[p] for r, p in zip(runs, parts)])
+    order = np.argsort(ts, kind="stable")
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(r, name)[p] for r, p in zip(runs, parts)])[order]
+
+    return replace(runs[0], arm=arm.copy(), event_unit=cat("event_unit"), event_code=cat("event_code"),
+                   event_value=cat("event_value"), event_ts=ts[order], _cache={})
+
+
+def run_simulated(plan: Plan, options: RunOptions, seed: int, progress: Progress) -> tuple[
+        list[dict[str, Any]], dict[str, Any]]:
+    """The bandit's simulated run (see the module docs): the evaluations of its looks and the generation summary."""
+    from expc.compiler.buckets import bucket_ranges
+
+    from .assign import assign, id_text
+    from .bandit import Periods, next_weights
+    from .evaluate import evaluate
+    from .hashing import choose_variations
+    from .rundir import is_done, mark_done, read_json, write_json_atomic
+    from .run import SIMULATED_ITEMS_PER_VARIANT, _generate, _iso, _subset
+    from .synthetic import DEFAULT_START, draw_outcomes, draw_units, look_reduction, write_files
+    from .tables import write_assignments
+
+    assert plan.simulation is not None
+    run_dir = options.run_dir
+    looks = plan.simulation.looks
+    days = max(1, math.ceil(looks[-1].day))
+    progress.step(f"drawing {days} days of simulated units")
+    units, entry_day = draw_units(plan, days, seed)
+    base = assign(plan, units)
+    inside = base.variant >= 0
+    generation = _generate(plan, _subset(units, inside), options, progress, SIMULATED_ITEMS_PER_VARIANT)
+    progress.step("drawing outcomes")
+    arms = len(plan.variants)
+    runs = [draw_outcomes(plan, units, entry_day, np.where(inside, a, -1), seed, start=DEFAULT_START)
+            for a in range(arms)]
+    first = runs[0]
+    bucket = base.bucket[first.rows]
+    elapsed = first.exposure_ts - first.start_us  # µs since the start, exposure order
+    arm = np.full(first.exposures, -1, dtype=np.int64)
+    period = np.full(first.exposures, -1, dtype=np.int64)
+    start = datetime.fromisoformat(DEFAULT_START)
+    progress.step("evaluating looks")
+    weights_in_force: list[np.ndarray] = []
+    results: list[dict[str, Any]] = []
+    w = np.full(arms, 1.0 / arms)
+    previous = 0.0
+    for k, look in enumerate(looks):
+        end = look.seconds * 1_000_000
+        entering = (elapsed >= previous * 1_000_000) & (elapsed < end) & (arm < 0)  # sticky: assigned units stay
+        chosen = choose_variations(bucket[entering], bucket_ranges(arms, 1.0, [float(x) for x in w]))
+        arm[entering] = np.where(chosen >= 0, chosen, arms - 1)  # a bucket at the very top of [0, 1)
+        period[entering] = k
+        weights_in_force.append(w.copy())
+        current = merged_run(runs, np.maximum(arm, 0))
+        reductions = [look_reduction(plan, subset_run(current, period == p), look.day) for p in range(k + 1)]
+        as_of = _iso(start + timedelta(seconds=look.seconds))
+        path = run_dir / "looks" / f"look-{look.index:03d}.json"
+        saved = read_json(path) if path.exists() else None
+        if saved is not None and saved.get("as_of") == as_of:
+            result = saved
+        else:
+            periods = Periods(reductions, np.stack(weights_in_force), [x.day for x in looks[:k + 1]])
+            result = evaluate(plan, look_reduction(plan, current, look.day), look, periods=periods).to_dict() | {
+                "look": look.index, "as_of": as_of}
+            write_json_atomic(path, result)
+        results.append(result)
+        progress.look(look.index, len(looks))
+        if result["decision"]["action"] != "continue":
+            break
+        best = np.asarray([result["bandit"]["probability_best"][v.id] for v in plan.variants])
+        w = next_weights(plan, best[None], look.seconds)[0]
+        previous = look.seconds
+    entered = arm >= 0
+    final = subset_run(merged_run(runs, np.maximum(arm, 0)), entered)
+    if not is_done(run_dir, "outcomes"):
+        write_files(final, run_dir)
+        mark_done(run_dir, "outcomes")
+    if not is_done(run_dir, "assignments"):
+        names = np.array([v.id for v in plan.variants] + [""], dtype=object)
+        variant = np.full(len(units), -1, dtype=np.int64)
+        variant[first.rows[entered]] = arm[entered]
+        unit_period = np.full(len(units), -1, dtype=np.int64)
+        unit_period[first.rows[entered]] = period[entered]
+        unit = plan.assignment.unit
+        write_assignments(run_dir / "assignments.parquet", {
+            unit: id_text(units, unit).astype(object), "variant": names[variant], "bucket": base.bucket,
+            "period": unit_period})
+        mark_done(run_dir, "assignments")
+    return results, generation
