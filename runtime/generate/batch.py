@@ -96,8 +96,17 @@ class BatchOutcome(Outcome):
 
 
 def batchable(target: Target) -> bool:
-    """True when ``target``'s provider has a batch API expc can use (OpenAI-compatible)."""
-    return not is_offline(target.model) and _provider(target) is not None
+    """True when ``target``'s provider has a batch API expc can use (OpenAI-compatible) and no routing applies."""
+    return not is_offline(target.model) and not getattr(target, "routes", ()) and _provider(target) is not None
+
+
+def _why_live(target: Target) -> str:
+    """Why a request is not batched, in a few words."""
+    if is_offline(target.model):
+        return "the offline model has no batch API: served directly"
+    if getattr(target, "routes", ()):
+        return "a prompt with deployments is routed live"
+    return f"{target.model[:80]} has no batch API expc can use (OpenAI-compatible only): made live"
 
 
 def run(tasks: list[Task], store: Store, limits: Limits, on_task_done: Callable[[Task], None] | None = None,
@@ -110,14 +119,11 @@ def run(tasks: list[Task], store: Store, limits: Limits, on_task_done: Callable[
     outcome = BatchOutcome()
     direct = [t for t in tasks if not batchable(t.target)]
     batched = [t for t in tasks if batchable(t.target)]
-    offline = sum(is_offline(t.target.model) for t in direct)
-    if offline:
-        outcome.notes.append(f"batch mode: the offline model has no batch API; its {offline} request(s) were "
-                             "served directly")
-    if len(direct) > offline:
-        models = sorted({t.target.model for t in direct if not is_offline(t.target.model)})
-        outcome.notes.append(f"batch mode: {', '.join(models)[:200]} has no batch API expc can use (OpenAI-"
-                             f"compatible only); its {len(direct) - offline} request(s) were made live")
+    reasons: dict[str, int] = {}
+    for task in direct:
+        why = _why_live(task.target)
+        reasons[why] = reasons.get(why, 0) + 1
+    outcome.notes.extend(f"batch mode: {why} ({n} request(s))" for why, n in list(reasons.items())[:5])
     if direct:
         _merge(outcome, calls_mod.run(direct, store, limits, on_task_done, secrets))
     if batched and not (outcome.provider_error or outcome.budget_exhausted):

@@ -326,7 +326,7 @@ def test_the_offline_model_is_served_directly_with_a_note(tmp_path: Path) -> Non
     plan = plan_of(spec_text())
     result = generate(plan, units_of(2), tmp_path / "s.sqlite", GenerateOptions(batch=True))
     assert len(_ok(result)) == 2
-    assert result.notes == ["batch mode: the offline model has no batch API; its 2 request(s) were served directly"]
+    assert result.notes == ["batch mode: the offline model has no batch API: served directly (2 request(s))"]
 
 
 def test_the_spec_setting_turns_batch_mode_on_and_the_option_off(server: FakeBatchLLM, tmp_path: Path) -> None:
