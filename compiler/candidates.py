@@ -21,11 +21,23 @@ disagree about how many arms there are.
 * **Truth**: a simulation's ``truth`` may give a candidate's own value
   (``ai-2``) or the variant's (``ai``), which every candidate without its own
   then takes.
+* **top_k**: which candidates a judge keeps is known only once they are
+  generated and judged, so the plan lists them all; a run records the kept ones
+  (``selection.json`` in its folder) and works from :func:`with_selection` of
+  its plan and that record, the plan without the others: the kept candidates
+  share their variant's weight equally, bucket ranges and correction families
+  follow. The derived plan is a function of the two, so a resumed run derives
+  the same one.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .model import Spec, TruthValue, Variant
+
+if TYPE_CHECKING:
+    from .plan import Plan
 
 SEED_STRIDE = 1000
 """Seeds between two candidates' first requests: more than any chain of regenerations (at most 11 attempts)."""
@@ -85,3 +97,46 @@ def expanded(spec: Spec) -> Spec:
 def parent_of(spec: Spec) -> dict[str, tuple[str, int]]:
     """Each candidate arm's id -> (its variant's id, its number)."""
     return {arm: (v.id, j) for v in spec.variants for j, arm in enumerate(candidate_ids(v), start=1)}
+
+
+def with_selection(plan: Plan, kept: dict[str, list[str]]) -> Plan:
+    """The plan with only the ``kept`` candidates of each variant named in ``kept`` (its candidate ids, in order).
+
+    Each variant's weight is shared equally by its kept candidates; the other
+    arms keep theirs; weights, bucket ranges, the arm order and every metric's
+    correction family follow, and the simulation's truth and the generation
+    jobs of dropped candidates go. Raises ``ValueError`` for a selection that
+    does not fit the plan (an unknown variant or arm, none kept).
+    """
+    from .buckets import bucket_ranges, normalise
+    from .plan import Plan
+
+    if not kept:
+        return plan
+    groups: dict[str, list[str]] = {}
+    for v in plan.variants:
+        if v.candidate_of is not None:
+            groups.setdefault(v.candidate_of, []).append(v.id)
+    for parent, arms in kept.items():
+        if parent not in groups or not arms or not set(arms) <= set(groups[parent]) or len(set(arms)) != len(arms):
+            raise ValueError(f"the selection keeps {arms!r} of `{parent}`, which are not some of its candidates")
+    dropped = {a for parent, arms in kept.items() for a in groups[parent] if a not in arms}
+    data: dict[str, Any] = plan.to_dict()
+    share = {parent: sum(v["weight"] for v in data["variants"] if v.get("candidate_of") == parent) / len(arms)
+             for parent, arms in kept.items()}
+    variants = [v for v in data["variants"] if v["id"] not in dropped]
+    raw = [share[v["candidate_of"]] if v.get("candidate_of") in share else v["weight"] for v in variants]
+    weights = normalise(raw)
+    ranges = bucket_ranges(len(weights), data["assignment"]["coverage"], weights)
+    for i, v in enumerate(variants):
+        v.update(index=i, weight=weights[i], bucket_range=list(ranges[i]))
+    data["variants"] = variants
+    control = next(i for i, v in enumerate(variants) if v["id"] == data["control"])
+    data["arm_order"] = [control] + [i for i in range(len(variants)) if i != control]
+    primaries = sum(1 for m in data["metrics"] if m["family"] == "primary")
+    for m in data["metrics"]:
+        m["family_size"] = (len(variants) - 1) * (primaries if m["family"] == "primary" else 1)
+    data["generation"]["jobs"] = [j for j in data["generation"]["jobs"] if j["variant"] not in dropped]
+    if data.get("simulation"):
+        data["simulation"]["truth"] = {k: t for k, t in data["simulation"]["truth"].items() if k not in dropped}
+    return Plan.from_dict(data, "the plan with its selected candidates")

@@ -473,6 +473,9 @@ def _execute(plan: Plan, options: RunOptions, progress: Progress | None = None) 
         from expc.runtime.generate.runner import preload_litellm
 
         preload_litellm(plan, options.generation)
+    from expc.runtime.selection import select_candidates
+
+    plan = select_candidates(plan, options, progress)  # top_k: the kept candidates only, from here on
     if simulated:
         looks, generation = run_simulated(plan, options, seed, progress)
     else:

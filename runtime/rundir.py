@@ -7,6 +7,7 @@ A run lives in one folder (``.expc/runs/<experiment-id>/`` by default)::
     assignments.parquet  every unit's variant
     content.sqlite     the content store (and SQLite's -wal, -shm, -journal beside it)
     content.jsonl      the generated items
+    selection.json     the candidates a `top_k` judge kept, chosen before assignment (runtime/selection.py)
     exposures.parquet, events.parquet   the outcomes (simulated runs write them)
     looks/look-NNN.json  one evaluation per look
     report.json, report.md, report.html
@@ -70,7 +71,7 @@ MAX_STATE_BYTES = 1 << 20  #: a state.json larger than this is not one expc wrot
 STORE_NAME = "content.sqlite"
 STORE_FILES = (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", f"{STORE_NAME}-journal")
 RUN_FILES = ("plan.json", "state.json", "assignments.parquet", "content.jsonl", "exposures.parquet",
-             "events.parquet", "report.json", "report.md", "report.html")
+             "events.parquet", "report.json", "report.md", "report.html", "selection.json")
 LOOKS = "looks"
 LOCK_NAME = ".expc.lock"
 _LOOK = re.compile(r"^look-[0-9]{3,}\.json$")

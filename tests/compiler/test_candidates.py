@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import check_text, codes, located, plan_of_text
 
-from expc.compiler.candidates import SEED_STRIDE, candidate_ids, expanded, seed_offset
+from expc.compiler.candidates import SEED_STRIDE, candidate_ids, expanded, seed_offset, with_selection
 from expc.compiler.plan import Plan
 from expc.plan_summary import summarise
 
@@ -200,3 +200,26 @@ def test_the_judge_model_is_checked_like_a_prompt_model() -> None:
     assert codes(result) == ["E082"]
     result = check_text(spec(judge="judge: {model: 'openai/http://evil.example/x', rubric: Fine.}"))
     assert "E080" in codes(result)
+
+
+# ------------------------------------------------------------------ top_k: the plan with the kept candidates
+
+
+def test_with_selection_keeps_the_chosen_candidates_and_gives_them_the_variant_weight() -> None:
+    plan = plan_of_text(spec(ai="candidates: 4\n    top_k: 2"))
+    kept = with_selection(plan, {"ai": ["ai-2", "ai-4"]})
+    assert [v.id for v in kept.variants] == ["control", "ai-2", "ai-4"]
+    assert [v.index for v in kept.variants] == [0, 1, 2] and kept.arm_ids == ["control", "ai-2", "ai-4"]
+    assert [round(v.weight, 9) for v in kept.variants] == [round(1 / 3, 9)] * 3  # ai keeps its 2/3
+    assert kept.variants[-1].bucket_range[1] == pytest.approx(1.0)
+    assert kept.metrics[0].family_size == 2 and [j.variant for j in kept.generation.jobs] == ["ai-2", "ai-4"]
+    assert kept.simulation is not None and set(kept.simulation.truth) == {"control", "ai-2", "ai-4"}
+    assert Plan.from_json(kept.to_json()) == kept
+    assert with_selection(plan, {}) is plan
+
+
+@pytest.mark.parametrize("kept", [{"ai": []}, {"ai": ["ai-9"]}, {"other": ["ai-1"]}, {"ai": ["ai-1", "ai-1"]}])
+def test_with_selection_refuses_a_selection_that_does_not_fit(kept: dict) -> None:
+    plan = plan_of_text(spec(ai="candidates: 4\n    top_k: 2"))
+    with pytest.raises(ValueError, match="not some of its candidates"):
+        with_selection(plan, kept)

@@ -1,0 +1,92 @@
+"""top_k in a run: the judge's best candidates are chosen before assignment, recorded, and read back on resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import plan_of_text
+
+from expc.runtime.run import RunError, RunOptions, execute
+from expc.runtime.selection import SELECTION_NAME, selecting
+
+SPEC = """\
+version: 1
+experiment:
+  id: top-k-demo
+  unit: user_id
+attributes:
+  user_id: string
+  country: string
+prompts:
+  headline:
+    model: offline/writer
+    template: Write a headline about {{ segment.country }} politics and weather.
+    checks:
+      judge: {model: offline/judge, rubric: 'Accurate for {{ segment.country }}, no clickbait.', threshold: 0.3}
+variants:
+  - id: control
+    content: Today's news.
+  - id: ai
+    prompt: headline
+    weight: 2
+    generate: {per: segment, segment_by: [country]}
+    candidates: 4
+    top_k: 2
+metrics:
+  - id: clicked
+    kind: proportion
+    event: click
+    role: primary
+    mde: 5%
+    baseline: 0.1
+simulation:
+  units_per_day: 300
+  days: 3
+  attributes:
+    country: {values: [France, Germany]}
+"""
+
+
+def test_a_run_keeps_the_best_scored_candidates_and_records_them(tmp_path: Path) -> None:
+    plan = plan_of_text(SPEC)
+    assert selecting(plan) == ["ai-1", "ai-2", "ai-3", "ai-4"]
+    run_dir = tmp_path / "run"
+    result = execute(plan, RunOptions(run_dir=run_dir, simulate=True))
+    record = json.loads((run_dir / SELECTION_NAME).read_text())
+    kept = record["kept"]["ai"]
+    assert len(kept) == 2 and sorted(kept + record["dropped"]) == ["ai-1", "ai-2", "ai-3", "ai-4"]
+    assert min(record["scores"][a] for a in kept) >= max(record["scores"][a] for a in record["dropped"])
+    assert list(result.report["content_samples"]) == ["control", *kept]
+    assigned = {c["variant"] for m in result.report["metrics"] for c in m["comparisons"]}
+    assert assigned == set(kept)
+    content = [json.loads(line) for line in (run_dir / "content.jsonl").read_text().splitlines()]
+    assert {c["variant"] for c in content} == {"control", *kept} and all("score" in c for c in content[1:])
+
+
+def test_a_resumed_run_reads_the_recorded_selection(tmp_path: Path) -> None:
+    plan = plan_of_text(SPEC)
+    run_dir = tmp_path / "run"
+    execute(plan, RunOptions(run_dir=run_dir, simulate=True))
+    path = run_dir / SELECTION_NAME
+    record = json.loads(path.read_text())
+    record["kept"] = {"ai": ["ai-1", "ai-4"]}  # as if chosen so earlier: the record wins over choosing again
+    path.write_text(json.dumps(record))
+    again = execute(plan, RunOptions(run_dir=run_dir, simulate=True, fresh=False))
+    assert list(again.report["content_samples"]) == ["control", "ai-1", "ai-4"]
+    path.write_text('{"kept": {"ai": ["ai-9"]}}')
+    with pytest.raises(RunError) as caught:
+        execute(plan, RunOptions(run_dir=run_dir, simulate=True))
+    assert caught.value.exit_code == 1 and SELECTION_NAME in str(caught.value)
+
+
+def test_fresh_chooses_again(tmp_path: Path) -> None:
+    plan = plan_of_text(SPEC)
+    run_dir = tmp_path / "run"
+    first = execute(plan, RunOptions(run_dir=run_dir, simulate=True))
+    path = run_dir / SELECTION_NAME
+    path.write_text('{"kept": {"ai": ["ai-9"]}}')
+    again = execute(plan, RunOptions(run_dir=run_dir, simulate=True, fresh=True))
+    assert list(again.report["content_samples"]) == list(first.report["content_samples"])
+    assert json.loads(path.read_text())["kept"]["ai"] == list(first.report["content_samples"])[1:]
