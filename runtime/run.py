@@ -200,6 +200,7 @@ def generation_summary(result: GenerationResult) -> dict[str, Any]:
             "this_invocation": {"calls": int(sum(v["calls_now"] for v in per_variant)),
                                 "spent": round(float(result.spent), 6)},
             "per_variant": per_variant,
+            "per_deployment": result.per_deployment(),
             "failures": failures,
         },
         "content_samples": samples,

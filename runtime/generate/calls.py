@@ -63,6 +63,7 @@ from . import pricing, replies
 from .checks import check_text
 from .offline import is_offline, offline_reply
 from .personal import Personal, redact
+from .routing import Route, Router
 from .store import Record, Store, request_key
 
 RETRYABLE_STATUS = {408, 409, 425, 429}
@@ -107,6 +108,16 @@ class Target:
     params: dict[str, Any]  # temperature, max_tokens, top_p, the prompt's params, offline hints
     key_env: str | None = None  # environment variable holding the API key
     placeholder_key: bool = False  # send PLACEHOLDER_KEY (a local server with no key)
+    routes: tuple[Route, ...] = ()  # the prompt's deployments: calls go to them (see .routing); the key stays ours
+
+    def models(self) -> tuple[str, ...]:
+        """The model ids its calls go to: its deployments' models, or its own."""
+        return tuple(dict.fromkeys(r.model for r in self.routes)) if self.routes else (self.model,)
+
+    def via(self, route: Route) -> Target:
+        """Where one call goes when ``route`` (one of :attr:`routes`) serves it: its model, server and key."""
+        return Target(route.model, route.api_base or self.api_base, self.params, route.key_env,
+                      route.placeholder_key)
 
 
 @dataclass(frozen=True)
@@ -191,11 +202,12 @@ def run(tasks: list[Task], store: Store, limits: Limits,
 async def _run(tasks: list[Task], store: Store, limits: Limits,
                on_task_done: Callable[[Task], None] | None, secrets: tuple[str, ...]) -> Outcome:
     litellm: Any = None
-    routes = {id(task): route(task.target.model, task.target.params) for task in tasks}
-    if "litellm" in routes.values():
+    ways = {route(model, task.target.params) for task in tasks for model in task.target.models()}
+    if "litellm" in ways:
         import litellm
-    prices = {model: pricing.lookup(model) for model in {task.target.model for task in tasks}}  # once per run
-    clients = _OpenAIClients(limits.timeout) if "openai" in routes.values() else None
+    prices = {model: pricing.lookup(model) for model in {m for task in tasks for m in task.target.models()}}  # once
+    clients = _OpenAIClients(limits.timeout) if "openai" in ways else None
+    routers = {task.target.routes: Router(task.target.routes) for task in tasks if task.target.routes}
 
     outcome = Outcome()
     queue = iter(tasks)
@@ -252,15 +264,18 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
         return record
 
     async def _call(task: Task, key: str, attempt: int) -> Record:
-        target = task.target
-        kwargs = _arguments(target, task.messages, task.seed + attempt, limits.timeout)
-        way = routes[id(task)]
-        direct = way == "offline"
-        price = prices[target.model]
+        router = routers.get(task.target.routes)
+        tried: frozenset[str] = frozenset()  # deployments this call failed on: the next try goes elsewhere
         started = time.perf_counter()
         last_error = "no attempt made"
         for tries in range(1, limits.max_tries + 1):
             wait: float | None = None
+            served = await router.pick(tried) if router is not None else None
+            target = task.target.via(served) if served is not None else task.target
+            kwargs = _arguments(target, task.messages, task.seed + attempt, limits.timeout)
+            way = route(target.model, target.params)
+            direct = way == "offline"
+            price = prices[target.model]
             try:
                 if direct:
                     reply = _offline(kwargs)
@@ -286,22 +301,30 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
                 status = getattr(exc, "status_code", None)
                 last_error = f"{type(exc).__name__}: {_first_line(str(exc))}"
                 if not _retryable(exc, status):
-                    raise _Fatal(f"{target.model}: {last_error}") from None
+                    raise _Fatal(f"{_where(target, served)}: {last_error}") from None
                 wait = _retry_after(exc)
             else:
-                record = _record(task, key, attempt, reply, time.perf_counter() - started, tries)
+                if router is not None and served is not None:
+                    router.succeeded(served, reply.prompt_tokens + reply.completion_tokens)
+                record = _record(task, key, attempt, reply, time.perf_counter() - started, tries,
+                                 served.id if served is not None else None)
                 store.put(record)
                 outcome.calls += 1
                 outcome.spent += record.cost
                 task.calls += 1
                 task.cost += record.cost
                 return record
+            if router is not None and served is not None:
+                router.failed(served, wait)
+                tried |= {served.id}
+                last_error = f"deployment `{served.id}`: {last_error}"
             if stop.is_set():
                 raise _Halted
-            if tries < limits.max_tries:
+            if tries < limits.max_tries and (router is None or router.all_tried(tried)):
+                tried = frozenset()  # every deployment failed this call once: back off, then try them again
                 backoff = random.uniform(0, min(limits.backoff_cap, limits.backoff_base * 2 ** (tries - 1)))
                 await asyncio.sleep(max(backoff, min(wait or 0.0, limits.retry_after_cap)))
-        raise _Fatal(f"{target.model}: gave up after {limits.max_tries} tries: {last_error}")
+        raise _Fatal(f"{task.target.model}: gave up after {limits.max_tries} tries: {last_error}")
 
     # the bound is set before the workers start: they inherit it (only litellm's calls read HTTP replies)
     networked = litellm is not None or clients is not None
@@ -368,8 +391,14 @@ class _Reply:
     cost: float | None  # None: not in litellm's price table
 
 
-def _record(task: Task, key: str, attempt: int, reply: _Reply, latency: float, tries: int) -> Record:
-    """A completed call as the store keeps it."""
+def _where(target: Target, served: Route | None) -> str:
+    """The model a failed call went to, and its deployment when it had one (for the error's line)."""
+    return f"{target.model} (deployment `{served.id}`)" if served is not None else target.model
+
+
+def _record(task: Task, key: str, attempt: int, reply: _Reply, latency: float, tries: int,
+            deployment: str | None = None) -> Record:
+    """A completed call as the store keeps it (under the task's key, whichever deployment served it)."""
     target = task.target
     return Record(
         key=key, model=target.model, api_base=target.api_base,
@@ -379,6 +408,7 @@ def _record(task: Task, key: str, attempt: int, reply: _Reply, latency: float, t
         prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
         cost=float(reply.cost) if reply.cost is not None else 0.0, cost_known=reply.cost is not None,
         latency=round(latency, 4), attempts=tries, checks=check_text(reply.content, task.checks),
+        deployment=deployment,
     )
 
 

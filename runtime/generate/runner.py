@@ -31,7 +31,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from .jobs import JobError, Piece, pieces, request_group
 from .offline import is_offline
 from .personal import Personal, redact
 from .render import MAX_PROMPT_CHARS, RENDER_SECONDS, RenderLimits
+from .routing import Route
 from .store import Store
 
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.IGNORECASE)
@@ -129,6 +130,7 @@ class Item:
     from_store: bool
     cost_known: bool = True
     personal: Personal = ()  # the personal values its prompt sent: what reports must redact (never written)
+    deployment: str | None = None  # the prompt's deployment that served its content (None: the prompt's model)
     score: float | None = None  # the judge's score (a prompt with a `judge` check), 0 to 1
 
     def to_json(self) -> dict[str, Any]:
@@ -144,6 +146,8 @@ class Item:
             out["reason"] = self.reason
         if not self.cost_known:
             out["cost_known"] = False
+        if self.deployment is not None:
+            out["deployment"] = self.deployment
         if self.score is not None:
             out["score"] = self.score
         return out
@@ -161,6 +165,16 @@ class GenerationResult:
     _calls_by_variant: dict[str, int] = field(default_factory=dict)
     _spent_by_variant: dict[str, float] = field(default_factory=dict)
     _calls_total_by_variant: dict[str, int] = field(default_factory=dict)
+    _by_deployment: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def per_deployment(self) -> list[dict[str, Any]]:
+        """Per prompt and deployment (or model, for a prompt without deployments): the calls behind the content.
+
+        ``calls``, ``tokens`` and ``cost`` count every call, whichever
+        invocation made it (the store records the deployment of each);
+        ``calls_now`` and ``cost_now`` are this invocation's.
+        """
+        return [dict(row) for row in self._by_deployment.values()]
 
     def per_variant(self) -> list[dict[str, Any]]:
         """Per variant: items, store hits, failures, and the calls behind its content with their tokens and cost.
@@ -373,7 +387,10 @@ def _target(name: str, prompt: Prompt, opts: GenerateOptions, allowed: Allowance
         if hints:
             params["extra_body"] = hints
         return Target(model, None, params)
-    return Target(model, api_base, params, key_env=opts.api_key_env or prompt.api_key_env)
+    fallbacks = {d: rank for rank, d in enumerate(prompt.fallbacks, 1)}
+    routes = tuple(Route(d.id, d.model, opts.api_base or d.api_base, opts.api_key_env or d.api_key_env, d.rpm, d.tpm,
+                         fallbacks.get(d.id, 0)) for d in prompt.deployments) if opts.model is None else ()
+    return Target(model, api_base, params, key_env=opts.api_key_env or prompt.api_key_env, routes=routes)
 
 
 def _refuse_destinations(name: str, prompt: Prompt, opts: GenerateOptions, allowed: Allowances) -> None:
@@ -397,6 +414,16 @@ def _refuse_destinations(name: str, prompt: Prompt, opts: GenerateOptions, allow
         raise GenerationInputError(
             f"{where}: `api_key_env` names a variable you have not allowed; pass --api-key-env NAME, or allow it "
             "in EXPC_ALLOWED_KEY_ENVS (the spec may not choose which secret is sent)")
+    for dep in prompt.deployments if opts.model is None else ():
+        here = f"{where}, deployment `{dep.id}`"
+        if has_url(dep.model):
+            raise GenerationInputError(f"{here}: the model id holds a URL; a spec may not choose where calls go")
+        if dep.api_base and opts.api_base is None and not allowed.base_allowed(dep.api_base):
+            raise GenerationInputError(f"{here}: `api_base` is not on your allow-list; pass --api-base URL, or allow "
+                                       "it in EXPC_ALLOWED_API_BASES (the spec may not choose where calls go)")
+        if dep.api_key_env and opts.api_key_env is None and not allowed.key_env_allowed(dep.api_key_env):
+            raise GenerationInputError(f"{here}: `api_key_env` names a variable you have not allowed; pass "
+                                       "--api-key-env NAME, or allow it in EXPC_ALLOWED_KEY_ENVS")
 
 
 def offline_run(plan: Plan, opts: GenerateOptions) -> bool:
@@ -442,16 +469,29 @@ def _prepare_calls(pending: list[Task]) -> tuple[str, ...]:
     Calls to the offline model need neither litellm nor a key: when every
     pending call goes there, litellm is not imported.
     """
-    if any(calls_mod.needs_litellm(task.target.model, task.target.params) for task in pending):
+    if any(calls_mod.needs_litellm(model, task.target.params) for task in pending for model in task.target.models()):
         _prepare_litellm(offline=all(is_offline(task.target.model) for task in pending))
     checked: dict[tuple[str, str | None, str | None], Target] = {}
-    for task in pending:
-        target = task.target
+
+    def ready(target: Target) -> Target:
         which = (target.model, target.api_base, target.key_env)
         if which not in checked:
             checked[which] = _credentials(target)
-        task.target = Target(target.model, target.api_base, target.params, checked[which].key_env,
-                             checked[which].placeholder_key)
+        return replace(target, key_env=checked[which].key_env, placeholder_key=checked[which].placeholder_key)
+
+    for task in pending:
+        target = task.target
+        if target.routes:  # each deployment's key is checked; the task's own target is only its store key
+            routes = []
+            for route in target.routes:
+                try:
+                    via = ready(target.via(route))
+                except MissingCredentials as exc:
+                    raise MissingCredentials(f"deployment `{route.id}`: {exc}") from None
+                routes.append(replace(route, key_env=via.key_env, placeholder_key=via.placeholder_key))
+            task.target = replace(target, routes=tuple(routes))
+        else:
+            task.target = ready(target)
     return tuple(v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8)
 
 
@@ -558,6 +598,7 @@ def _result(plan: Plan, todo: list[Piece], tasks: dict[tuple[str, tuple[tuple[st
             owner: dict[tuple[str, tuple[tuple[str, str], ...]], Piece], outcome: calls_mod.Outcome,
             store_path: Path) -> GenerationResult:
     control_text = plan.variant(plan.control).content
+    served: list[tuple[int, Task]] = []  # (item, its task): which deployment served each item
     result = GenerationResult(items=[], spent=outcome.spent, calls=outcome.calls, store_path=store_path)
     for piece in todo:
         if piece.prompt is None:
@@ -569,7 +610,9 @@ def _result(plan: Plan, todo: list[Piece], tasks: dict[tuple[str, tuple[tuple[st
         gid = request_group(piece)
         task = tasks[gid]
         first = owner[gid] is piece
+        served.append((len(result.items), task))
         if first:
+            _count_deployments(result, piece.prompt, task)
             result._calls_by_variant[piece.variant] = result._calls_by_variant.get(piece.variant, 0) + task.calls
             result._calls_total_by_variant[piece.variant] = (result._calls_total_by_variant.get(piece.variant, 0)
                                                              + len(task.records))
@@ -603,7 +646,27 @@ def _result(plan: Plan, todo: list[Piece], tasks: dict[tuple[str, tuple[tuple[st
             item = Item(piece.variant, piece.key, task.records[-1].content, model, cost, tokens, "failed", reason,
                         from_store, known, personal)
         result.items.append(item)
+    for at, task in served:
+        deployment = next((r.deployment for r in reversed(task.records) if r.deployment), None)
+        if deployment is not None:
+            result.items[at] = replace(result.items[at], deployment=deployment)
     return result
+
+
+def _count_deployments(result: GenerationResult, prompt: str, task: Task) -> None:
+    """Add a task's calls (stored and new: the last ``task.calls`` records are this run's) to its deployments."""
+    for i, record in enumerate(task.records):
+        name = record.deployment or record.model
+        row = result._by_deployment.setdefault((prompt, name), {
+            "prompt": prompt, "deployment": name, "model": record.model, "calls": 0, "calls_now": 0, "tokens": 0,
+            "cost": 0.0, "cost_now": 0.0, "cost_known": True})
+        now = i >= len(task.records) - task.calls
+        row["calls"] += 1
+        row["calls_now"] += now
+        row["tokens"] += record.tokens
+        row["cost"] += record.cost
+        row["cost_now"] += record.cost if now else 0.0
+        row["cost_known"] &= record.cost_known
 
 
 def _unrendered(prompt: Prompt, piece: Piece, control_text: str | None) -> Item:

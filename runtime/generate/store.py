@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS calls (
     latency REAL NOT NULL,
     attempts INTEGER NOT NULL,
     checks TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    deployment TEXT
 )
 """
 SECRETS = """
@@ -102,6 +103,7 @@ class Record:
     latency: float
     attempts: int
     checks: list[str]
+    deployment: str | None = None  # the deployment of the prompt that served it (None: the prompt's own model)
 
     @property
     def tokens(self) -> int:
@@ -117,7 +119,7 @@ _SQLITE_REASONS = {
 }
 
 _COLUMNS = ("key", "model", "api_base", "request", "content", "response_model", "prompt_tokens",
-            "completion_tokens", "cost", "cost_known", "latency", "attempts", "checks")
+            "completion_tokens", "cost", "cost_known", "latency", "attempts", "checks", "deployment")
 
 
 class Store:
@@ -147,6 +149,8 @@ class Store:
             db.execute("PRAGMA synchronous=NORMAL")  # a commit survives a killed process (not a power cut)
             db.execute("PRAGMA busy_timeout=10000")
             db.execute(SCHEMA)
+            if "deployment" not in {row[1] for row in db.execute("PRAGMA table_info(calls)")}:
+                db.execute("ALTER TABLE calls ADD COLUMN deployment TEXT")  # a store made before routing
             db.execute(SECRETS)
             db.execute(BATCHES)
         except sqlite3.Error as exc:
@@ -181,11 +185,11 @@ class Store:
         """Store one completed call and commit it at once (:class:`OutputError` when it cannot be written)."""
         try:
             self._db.execute(
-                f"INSERT OR REPLACE INTO calls ({', '.join(_COLUMNS)}, created) VALUES ({', '.join('?' * 14)})",
+                f"INSERT OR REPLACE INTO calls ({', '.join(_COLUMNS)}, created) VALUES ({', '.join('?' * 15)})",
                 (record.key, record.model, record.api_base, json.dumps(record.request, sort_keys=True),
                  record.content, record.response_model, record.prompt_tokens, record.completion_tokens,
                  record.cost, int(record.cost_known), record.latency, record.attempts,
-                 json.dumps(record.checks), time.time()),
+                 json.dumps(record.checks), record.deployment, time.time()),
             )
         except sqlite3.OperationalError as exc:
             raise _store_error(self.path, exc) from None
@@ -229,4 +233,5 @@ def _store_error(path: Path, exc: sqlite3.Error) -> OutputError:
 def _record(row: tuple[Any, ...]) -> Record:
     return Record(key=row[0], model=row[1], api_base=row[2], request=json.loads(row[3]), content=row[4],
                   response_model=row[5], prompt_tokens=row[6], completion_tokens=row[7], cost=row[8],
-                  cost_known=bool(row[9]), latency=row[10], attempts=row[11], checks=json.loads(row[12]))
+                  cost_known=bool(row[9]), latency=row[10], attempts=row[11], checks=json.loads(row[12]),
+                  deployment=row[13])
