@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -103,18 +104,24 @@ def test_starting_an_experiment_with_a_new_design_passes_and_stopping_one_does_n
     assert expc("diff", *pair(RUNNING, stopped)).exit_code == 0
 
 
+def start_run(plan: Any, run_dir: Path, simulated: bool) -> dict[str, Any]:
+    """A run directory as `expc run` leaves it once started (its identity in state.json); the identity."""
+    identity = {"state_version": 1, "plan_digest": "x", "experiment": "welcome", "simulated": simulated,
+                "seed": 0, "inputs": {}}
+    try:
+        open_run_dir(plan, run_dir, identity, fresh=True)
+    finally:
+        release_run_dir(run_dir)
+    (run_dir / "state.json").write_text(json.dumps({"identity": identity, "done": []}))
+    return identity
+
+
 def test_a_run_on_real_data_in_the_default_run_dir_makes_it_running() -> None:
     plan = plan_of_text(SPEC)
     base, head = pair(SPEC, SPEC.replace("weight: 1", "weight: 3"))
     for simulated, code in ((True, 0), (False, 1)):
         run_dir = Path(".expc/runs/welcome")
-        identity = {"state_version": 1, "plan_digest": "x", "experiment": "welcome", "simulated": simulated,
-                    "seed": 0, "inputs": {}}
-        try:
-            open_run_dir(plan, run_dir, identity, fresh=True)
-        finally:
-            release_run_dir(run_dir)
-        (run_dir / "state.json").write_text(json.dumps({"identity": identity, "done": []}))
+        identity = start_run(plan, run_dir, simulated)
         assert started_run(run_dir) == identity
         done = expc("diff", base, head)
         assert done.exit_code == code, done.output
@@ -124,15 +131,7 @@ def test_a_run_on_real_data_in_the_default_run_dir_makes_it_running() -> None:
 def test_a_run_in_the_settings_run_dir_root_makes_it_running() -> None:
     """`run_dir_root` in expc.toml moves the runs; `expc diff` looks where `expc run` writes."""
     Path("expc.toml").write_text('run_dir_root = "runs"\n')
-    plan = plan_of_text(SPEC)
-    run_dir = Path("runs/welcome")
-    identity = {"state_version": 1, "plan_digest": "x", "experiment": "welcome", "simulated": False,
-                "seed": 0, "inputs": {}}
-    try:
-        open_run_dir(plan, run_dir, identity, fresh=True)
-    finally:
-        release_run_dir(run_dir)
-    (run_dir / "state.json").write_text(json.dumps({"identity": identity, "done": []}))
+    start_run(plan_of_text(SPEC), Path("runs/welcome"), simulated=False)
     done = expc("diff", *pair(SPEC, SPEC.replace("weight: 1", "weight: 3")))
     assert done.exit_code == 1 and "runs/welcome" in done.stdout
 
