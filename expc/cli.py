@@ -387,7 +387,14 @@ def export(spec: str, target: str, output: str | None, values: str, units_path: 
                                                                      seed=seed, variants=wanted))
         except NotInStore as exc:
             _fail(f"{exc}; or export the assignment alone (--values variant)")
-    exported = growthbook_export(plan, items)
+    weights = None
+    if plan.analysis.method == "bandit":  # the weights its run's last look chose (runtime/export.py)
+        from expc.runtime.bandit import current_weights
+        from expc.runtime.run import default_run_dir
+        from expc.settings import runs_root
+
+        weights = current_weights(plan, default_run_dir(plan, runs_root()))
+    exported = growthbook_export(plan, items, weights)
     for warning in exported.warnings:
         _say(f"warning: {warning}", err=True)
     _emit(payload_json(exported.payload), output)

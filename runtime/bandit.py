@@ -52,7 +52,8 @@ from .decide import BanditLooks, Decisions, LookState, decide
 from .stats import bandit as stats
 from .stats.moments import Moments
 
-__all__ = ["BanditRuns", "decide_periods", "next_weights", "settings", "simulate_bandit", "stack_periods"]
+__all__ = ["BanditRuns", "CurrentWeights", "Periods", "current_weights", "decide_periods", "look_inputs",
+           "next_weights", "settings", "simulate_bandit", "stack_periods"]
 
 _BLOCK = 2000  # replications per block (the probability of being best holds R × arms² × 161 numbers)
 
@@ -170,6 +171,37 @@ def look_inputs(plan: Plan, reduction: Any, periods: Periods | None, look: Any) 
         "next_weights": {a: round(float(w), 6) for a, w in zip(ids, after)},
     }
     return LookInputs(d_inputs, state, means, summary)
+
+
+@dataclass(frozen=True)
+class CurrentWeights:
+    """The weights a bandit serves now: plan variant order, and the look that chose them (None: exploration)."""
+
+    weights: list[float]
+    look: int | None
+
+
+def current_weights(plan: Plan, run_dir: Any) -> CurrentWeights:
+    """The ``next_weights`` of the last look saved in ``run_dir/looks`` (equal weights when there is none).
+
+    A look file that is not a bandit look of this plan's variants (unreadable,
+    other ids, weights that are not shares summing to 1) is passed over.
+    """
+    import json
+    from pathlib import Path
+
+    ids = [v.id for v in plan.variants]
+    folder = Path(run_dir) / "looks"
+    files = sorted(folder.glob("look-*.json")) if folder.is_dir() and not folder.is_symlink() else []
+    for path in reversed(files):
+        try:
+            chosen = json.loads(path.read_text(encoding="utf-8"))["bandit"]["next_weights"]
+            weights = [float(chosen[i]) for i in ids]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if all(math.isfinite(w) and w >= 0 for w in weights) and abs(sum(weights) - 1.0) < 1e-4:
+            return CurrentWeights(weights, int(path.stem.split("-")[1]))
+    return CurrentWeights([1.0 / len(ids)] * len(ids), None)
 
 
 # ================================================================== simulation

@@ -19,6 +19,18 @@ What a variation's value is (:func:`growthbook_export`):
 * a variant written ``per: unit``: a lookup key (``expc-lookup:<variant>``)
   for the production service to fetch the unit's copy by (variant, unit),
   said in the payload's ``expc.note`` and in :attr:`Exported.warnings`.
+
+Bandits (``analysis.method: bandit``): the rule's weights are the bandit's
+current weights (``weights``: the ``next_weights`` of the run's last look,
+:func:`expc.runtime.bandit.current_weights`; equal weights before the first
+look), and the payload's ``expc.bandit`` says so. Re-export after each look.
+Changing the weights moves hash ranges, so some users would switch arms: the
+SDK must use GrowthBook's **sticky bucketing** (a ``StickyBucketService``, e.g.
+``LocalStorageStickyBucketService`` in a browser or a server-side store keyed
+by the hash attribute). With it a user keeps the variation of the first
+assignment as long as the rule's ``bucketVersion`` stays the same (the export
+keeps it at 0), which is how expc analyses a bandit: each unit in the arm, and
+the period, it first entered. The warning on stderr says this.
 """
 
 from __future__ import annotations
@@ -64,8 +76,9 @@ def payload_json(payload: dict[str, Any]) -> str:
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
 
-def _rule(plan: Plan, variations: list[Any], condition: dict[str, Any] | None) -> dict[str, Any]:
-    """The experiment rule: expc's assignment, with these variation values and this condition."""
+def _rule(plan: Plan, variations: list[Any], condition: dict[str, Any] | None,
+          weights: list[float] | None = None) -> dict[str, Any]:
+    """The experiment rule: expc's assignment, with these variation values, this condition and these weights."""
     exp, asg, variants = plan.experiment, plan.assignment, plan.variants
     rule: dict[str, Any] = {
         "key": exp.id,
@@ -73,7 +86,7 @@ def _rule(plan: Plan, variations: list[Any], condition: dict[str, Any] | None) -
         "hashVersion": asg.hash_version,
         "hashAttribute": asg.unit,
         "variations": variations,
-        "weights": [v.weight for v in variants],
+        "weights": list(weights) if weights is not None else [v.weight for v in variants],
         "coverage": asg.coverage,
         "meta": [{"key": str(v.index), "name": v.id} for v in variants],
         "name": exp.name or exp.id,
@@ -104,19 +117,21 @@ def segment_condition(segment: dict[str, Any]) -> dict[str, Any]:
     return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
-def growthbook_export(plan: Plan, items: list[Any] | None = None) -> Exported:
+def growthbook_export(plan: Plan, items: list[Any] | None = None, weights: Any = None) -> Exported:
     """The payload serving ``items`` (generation items: ``variant``, ``key``, ``content``, ``status``).
 
-    ``items`` None exports the variant ids as values. Raises
+    ``items`` None exports the variant ids as values. ``weights``: a bandit's
+    current weights (:class:`expc.runtime.bandit.CurrentWeights`; see the module docs). Raises
     :class:`ExportError` when a variant's copy is missing or failed its
     checks, or when variants are written per segment of different attributes.
     """
     from expc.runtime.generate.jobs import segment_id
 
     exp, asg = plan.experiment, plan.assignment
+    served = weights.weights if weights is not None else None
     if items is None:
-        rule = _rule(plan, [v.id for v in plan.variants], asg.condition)
-        return Exported({"features": {exp.id: {"defaultValue": None, "rules": [rule]}}})
+        rule = _rule(plan, [v.id for v in plan.variants], asg.condition, served)
+        return _with_bandit(plan, Exported({"features": {exp.id: {"defaultValue": None, "rules": [rule]}}}), weights)
     per = {v.id: "static" if v.prompt is None else (v.generate.per if v.generate else "once") for v in plan.variants}
     by_variant: dict[str, list[Any]] = {}
     for item in items:
@@ -148,7 +163,7 @@ def growthbook_export(plan: Plan, items: list[Any] | None = None) -> Exported:
     notes: list[str] = []
     warnings: list[str] = []
     if not segmented:
-        rules = [_rule(plan, [value(v.id, None) for v in plan.variants], asg.condition)]
+        rules = [_rule(plan, [value(v.id, None) for v in plan.variants], asg.condition, served)]
     else:
         segments = {segment_id(i.key): i.key for v in segmented for i in by_variant.get(v.id, [])
                     if isinstance(i.key, dict)}
@@ -157,7 +172,7 @@ def growthbook_export(plan: Plan, items: list[Any] | None = None) -> Exported:
             condition = segment_condition(segments[sid])
             if asg.condition:
                 condition = {"$and": [asg.condition, condition]}
-            rules.append(_rule(plan, [value(v.id, sid) for v in plan.variants], condition))
+            rules.append(_rule(plan, [value(v.id, sid) for v in plan.variants], condition, served))
         notes.append(f"one rule per segment of {', '.join(sorted(attributes)[0])} ({len(rules):,} rules, the "
                      "same assignment in each); a user of a segment without tested copy matches no rule and gets "
                      "the default value (null)")
@@ -171,7 +186,24 @@ def growthbook_export(plan: Plan, items: list[Any] | None = None) -> Exported:
         payload["expc"] = {"note": "; ".join(notes + warnings)}
         if lookup:
             payload["expc"]["lookup_keys"] = lookup
-    return Exported(payload, warnings)
+    return _with_bandit(plan, Exported(payload, warnings), weights)
+
+
+STICKY = ("a bandit's weights change at each look: serve it with GrowthBook's sticky bucketing (an SDK "
+          "StickyBucketService) so that every user keeps the variation first assigned; re-export after each look")
+
+
+def _with_bandit(plan: Plan, exported: Exported, weights: Any) -> Exported:
+    """A bandit's payload says which weights it serves and that sticky bucketing must be on (other plans: as is)."""
+    if plan.analysis.method != "bandit":
+        return exported
+    payload = dict(exported.payload)
+    served = weights.weights if weights is not None else [v.weight for v in plan.variants]
+    payload["expc"] = {**payload.get("expc", {}), "bandit": {
+        "weights": {v.id: w for v, w in zip(plan.variants, served)},
+        "from_look": weights.look if weights is not None else None,
+        "sticky_bucketing": STICKY}}
+    return Exported(payload, [*exported.warnings, STICKY])
 
 
 def segment_key(key: Any) -> str | None:

@@ -89,3 +89,12 @@ def test_simulation_is_reproducible_and_equal_split_keeps_equal_weights(plan: Pl
 def test_best_arms_is_every_arm_when_all_are_equal(plan: Plan) -> None:
     assert best_arms(plan, truth_values(plan, "aa")) == [0, 1, 2, 3]
     assert best_arms(plan, truth_values(plan)) == [1]
+
+
+def test_the_simulate_text_compares_the_bandit_with_an_equal_split(plan: Plan) -> None:
+    from expc.simulate_report import render_text
+
+    text = render_text(simulate(plan, 100).to_dict())
+    assert "Design: bandit (Thompson sampling)" in text
+    assert "picks the truly best arm (ai-1)" in text and "equal split" in text
+    assert "Mean weights over time" in text
