@@ -409,13 +409,15 @@ class _Session:
         """Download an ended batch's results, store each answered request, then close the batch."""
         answered: set[str] = set()
         reasons: dict[str, str] = {}
+        # stored by an earlier collection of this batch that was stopped before closing it: not counted again
+        stored = set(self.store.get_many(k for k in batch.state["requests"] if k not in by_key))
         for which in ("output_file_id", "error_file_id"):
             file_id = getattr(info, which, None)
             if not file_id:
                 continue
             for line in (await self._download(batch, str(file_id))).splitlines():
                 key, record, reason = self._result(batch, line)
-                if key is None or key not in batch.state["requests"]:
+                if key is None or key not in batch.state["requests"] or key in answered or key in stored:
                     continue
                 if record is None:
                     reasons.setdefault(key, reason or "no reply")
@@ -429,7 +431,7 @@ class _Session:
                 self._apply(key, record, by_key)
         status = str(getattr(info, "status", ""))
         for key in batch.state["requests"]:
-            if key not in answered:
+            if key not in answered and key in by_key:
                 why = reasons.get(key) or f"the batch {status}"
                 self.unanswered[why] = self.unanswered.get(why, 0) + 1
         self._close(batch, status, by_key, answered)

@@ -272,6 +272,30 @@ def test_killed_while_polling_then_rerun_pays_nothing_twice(server: FakeBatchLLM
     assert again.calls == 0 and again.spent == 0 and server.created == 1
 
 
+def test_killed_while_storing_results_then_rerun_counts_each_once(server: FakeBatchLLM, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = plan_of(spec_text(model=MODEL))
+    original = Store.put
+    puts: list[str] = []
+
+    def dies_on_the_third(self, record):
+        if len(puts) == 2:
+            raise KeyboardInterrupt
+        puts.append(record.key)
+        original(self, record)
+
+    monkeypatch.setattr(Store, "put", dies_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        generate(plan, units_of(4), tmp_path / "s.sqlite", _opts(server))
+    monkeypatch.setattr(Store, "put", original)
+    result = generate(plan, units_of(4), tmp_path / "s.sqlite", _opts(server))
+    assert server.created == 1 and server.calls == 0
+    assert len(_ok(result)) == 4 and result.calls == 2  # the two stored before the kill are not counted again
+    assert sum(i.from_store for i in _ok(result)) == 2
+    with Store(tmp_path / "s.sqlite") as store:
+        assert store.count() == 4 and store.open_batches() == []
+
+
 def test_killed_between_upload_and_creation_reuses_the_uploaded_file(server: FakeBatchLLM, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     plan = plan_of(spec_text(model=MODEL))
