@@ -191,7 +191,8 @@ def generation_summary(result: GenerationResult) -> dict[str, Any]:
             continue
         bucket = samples.setdefault(item.variant, [])
         if len(bucket) < CONTENT_SAMPLES:
-            bucket.append({"key": _key_text(item.key), "content": redact(item.content, item.personal)})
+            bucket.append({"key": _key_text(item.key), "content": redact(item.content, item.personal)}
+                          | ({"score": item.score} if item.score is not None else {}))
     return {
         "generation": {
             "spent": round(result.spent_total, 6),
@@ -489,6 +490,9 @@ def _execute(plan: Plan, options: RunOptions, progress: Progress | None = None) 
                   "history": []} | generation
     else:
         report = build_report(plan, looks, generation, simulated, seed, options.run_dir)
+    from expc.runtime.selection import candidates_report
+
+    report.update(candidates_report(options.run_dir))  # top_k: every candidate's score and copy, kept or not
     progress.step("writing the reports")
     report["outputs"] = {key: path.name for key, path in report_paths(options.run_dir).items()}  # in run.run_dir
     outputs = render_all(report, options.run_dir)

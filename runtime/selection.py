@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING, Any
 from expc.compiler.candidates import with_selection
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from expc.compiler.plan import Plan
 
     from .run import Progress, RunOptions
 
 SELECTION_NAME = "selection.json"
+COPY_PER_CANDIDATE = 3  # items of each candidate's copy the record (and the report) shows
 
 
 def selecting(plan: Plan) -> list[str]:
@@ -74,6 +77,33 @@ def select_candidates(plan: Plan, options: RunOptions, progress: Progress) -> Pl
     scores = candidate_scores(plan, result.items)
     kept = top_k(plan, scores)
     record: dict[str, Any] = {"scores": scores, "kept": kept,
-                              "dropped": [a for a in arms if not any(a in k for k in kept.values())]}
+                              "dropped": [a for a in arms if not any(a in k for k in kept.values())],
+                              "copy": _copy(result.items)}
     write_atomic(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     return with_selection(plan, kept)
+
+
+def _copy(items: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    """A few items of each candidate's copy, with their key, status and score (personal values redacted)."""
+    from .generate.personal import redact
+    from .run import _key_text
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        shown = out.setdefault(item.variant, [])
+        if len(shown) < COPY_PER_CANDIDATE:
+            shown.append({"key": _key_text(item.key), "content": redact(item.content, item.personal),
+                          "status": item.status, "score": item.score})
+    return out
+
+
+def candidates_report(run_dir: Path) -> dict[str, Any]:
+    """The report's ``candidates`` block (every candidate's score and copy, kept or not); {} without a selection."""
+    path = run_dir / SELECTION_NAME
+    if not path.exists():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {"candidates": {k: record.get(k) for k in ("scores", "kept", "dropped", "copy")}}

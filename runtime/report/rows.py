@@ -823,11 +823,31 @@ def _history(report: Mapping[str, Any]) -> Table | None:
 def _samples(report: Mapping[str, Any]) -> tuple[SampleGroup, ...]:
     groups = []
     for vid, items in _dict(report.get("content_samples")).items():
-        pairs = tuple((_text(_dict(it).get("key")) or "all units", visible(_dict(it).get("content"), lines=True)
+        pairs = tuple((_sample_key(_dict(it)), visible(_dict(it).get("content"), lines=True)
                        if _dict(it).get("content") is not None else NULL) for it in _list(items))
         if pairs:
             groups.append(SampleGroup(_text(vid), pairs))
+    candidates = _dict(report.get("candidates"))  # top_k: the candidates a judge did not keep, with their copy
+    scores = _dict(candidates.get("scores"))
+    for vid in _list(candidates.get("dropped")):
+        items = _list(_dict(candidates.get("copy")).get(vid))
+        pairs = tuple((_sample_key(_dict(it)), visible(_dict(it).get("content"), lines=True)
+                       if _dict(it).get("content") is not None else NULL) for it in items)
+        label = f"{_text(vid)} (not kept by top_k; judge mean {_judge_score(scores.get(vid))})"
+        if pairs:
+            groups.append(SampleGroup(label, pairs))
     return tuple(groups)
+
+
+def _sample_key(item: Mapping[str, Any]) -> str:
+    """A sample's label: its unit or segment, and the judge's score when there is one."""
+    key = _text(item.get("key")) or "all units"
+    return f"{key} · judge {_judge_score(item.get('score'))}" if isinstance(item.get("score"), (int, float)) else key
+
+
+def _judge_score(x: Any) -> str:
+    """A judge's score, two decimals."""
+    return f"{x:.2f}" if isinstance(x, (int, float)) and not isinstance(x, bool) else NULL
 
 
 # ================================================================== entry point

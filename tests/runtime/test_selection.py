@@ -90,3 +90,17 @@ def test_fresh_chooses_again(tmp_path: Path) -> None:
     again = execute(plan, RunOptions(run_dir=run_dir, simulate=True, fresh=True))
     assert list(again.report["content_samples"]) == list(first.report["content_samples"])
     assert json.loads(path.read_text())["kept"]["ai"] == list(first.report["content_samples"])[1:]
+
+
+def test_the_report_shows_every_candidate_copy_with_its_score(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = execute(plan_of_text(SPEC), RunOptions(run_dir=run_dir, simulate=True))
+    block = result.report["candidates"]
+    assert set(block["copy"]) == {"ai-1", "ai-2", "ai-3", "ai-4"} and len(block["dropped"]) == 2
+    assert all(isinstance(it["score"], float) and it["content"] for items in block["copy"].values() for it in items)
+    kept = block["kept"]["ai"]
+    assert all("score" in s for s in result.report["content_samples"][kept[0]])
+    markdown = (run_dir / "report.md").read_text()
+    for arm in block["dropped"]:
+        assert f"{arm} (not kept by top\\_k; judge mean" in markdown
+    assert "· judge 0." in markdown
