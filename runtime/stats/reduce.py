@@ -247,8 +247,8 @@ def reducer(plan: Plan, exposures: Input, events: Input, *, engine: str | Engine
                 relations[what] = eng.relation(what, source, unit=plan.assignment.unit, value=value, events=names,
                                                repeated=repeated, read=plan.data.dialect if plan.data else None,
                                                extra=by if what == _segment_source(sources) else ())
-        sql = reduction_sql(plan, eng.dialect, as_of, comments=False,
-                            inputs={what: relations[what][0] for what in ("exposures", "events")})
+        standard = {what: relations[what][0] for what in ("exposures", "events")}
+        sql = reduction_sql(plan, eng.dialect, as_of, comments=False, inputs=standard)
         columns, rows = eng.query(sql)
         row = dict(zip(columns, rows[0])) if rows else {}
         for what in ("exposures", "events"):
@@ -257,8 +257,7 @@ def reducer(plan: Plan, exposures: Input, events: Input, *, engine: str | Engine
         whole = _reduction(plan, columns, rows, sql, cutoff)
         if assigned is not None:
             if not checked:
-                inputs = {what: relations[what][0] for what in ("exposures", "events")}
-                _, exposed = eng.query(exposed_units_sql(plan, eng.dialect, inputs))
+                _, exposed = eng.query(exposed_units_sql(plan, eng.dialect, standard))
                 pairs = np.asarray(exposed, dtype=object).reshape(-1, 2)
                 checked.append(check_assignment(pairs[:, 0], pairs[:, 1].astype(np.int64), *assigned))
             whole = replace(whole, assignment=checked[0])
