@@ -147,6 +147,7 @@ def look_inputs(plan: Plan, reduction: Any, periods: Periods | None, look: Any) 
     """
     order = plan.arm_order
     ids = plan.arm_ids
+    single = periods is None
     if periods is None:
         day = float(look.day) if look is not None else 0.0
         periods = Periods([reduction], np.asarray([[v.weight for v in plan.variants]]), [day])
@@ -170,6 +171,9 @@ def look_inputs(plan: Plan, reduction: Any, periods: Periods | None, look: Any) 
                     for day, row in zip(periods.days, weights)],
         "next_weights": {a: round(float(w), 6) for a, w in zip(ids, after)},
     }
+    if single:
+        summary["note"] = ("one period at the plan's weights: these data carry no periods (a bandit's data are "
+                           "analysed by period in a simulated expc run)")
     return LookInputs(d_inputs, state, means, summary)
 
 

@@ -98,3 +98,18 @@ def test_the_simulate_text_compares_the_bandit_with_an_equal_split(plan: Plan) -
     assert "Design: bandit (Thompson sampling)" in text
     assert "picks the truly best arm (ai-1)" in text and "equal split" in text
     assert "Mean weights over time" in text
+
+
+def test_guardrails_still_stop_a_bandit() -> None:
+    text = HEADLINES.replace(
+        "  - {id: click, kind: proportion, event: click, role: primary, mde: 10%, baseline: 5%}\n",
+        "  - {id: click, kind: proportion, event: click, role: primary, mde: 10%, baseline: 5%}\n"
+        "  - {id: dwell, kind: mean, event: dwell, role: guardrail, direction: increase, margin: 2%, sd: 30}\n",
+    ).replace("    - {when: srm, then: stop_inconclusive}\n",
+              "    - {when: srm, then: stop_inconclusive}\n    - {when: guardrail_harm, then: stop_rollback}\n").replace(
+        "    ai-1: {click: 0.055}\n", "    ai-1: {click: 0.055, dwell: 40}\n").replace(
+        "    control: {click: 0.05}\n", "    control: {click: 0.05, dwell: {mean: 50, sd: 30}}\n")
+    harmful = plan_of_text(text)
+    result = simulate(harmful, 300).to_dict()
+    assert result["decisions"]["stop_rollback"] > 0.9  # the clickier headline shortens reading: rolled back
+    assert result["rules_fired"]["1:guardrail_harm"] > 0.9
