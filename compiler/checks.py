@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .candidates import candidate_ids
+from .candidates import candidate_ids, expanded
 from .conditions import check_condition
 from .datasources import column_problem, format_problem, path_problem, query_problems, table_problems
 from .destinations import SAFE_PARAMS, Allowances, has_url, param_problem, parse_base
@@ -794,7 +794,11 @@ def simulation_truth(ctx: Context) -> Iterator[Diagnostic]:
 
 
 def design(ctx: Context) -> Iterator[Diagnostic]:
-    """The planned sample size is computable and reachable in time, with enough analytic power (W001, W002, W021)."""
+    """The planned sample size is computable and reachable in time, with enough analytic power (W001, W002, W021).
+
+    Planned for the arms, each candidate one (:func:`~expc.compiler.candidates.expanded`), as the plan is.
+    """
+    ctx = Context(ctx.doc, expanded(ctx.spec))
     planned, reason = sample_size(ctx.spec)
     metric = ctx.spec.primary
     if planned is None:
@@ -877,7 +881,7 @@ def with_min_power(doc: Document, spec: Spec, diagnostics: list[Diagnostic], tar
     reached, so every spec whose analytic power is below ``target`` has one.
     """
     kept = [d for d in diagnostics if d.code != "W021"]
-    return sorted(kept + list(power_shortfall(Context(doc, spec), target)), key=sort_key)
+    return sorted(kept + list(power_shortfall(Context(doc, expanded(spec)), target)), key=sort_key)
 
 
 def _units_for(spec: Spec, target: float) -> int:

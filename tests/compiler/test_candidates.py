@@ -223,3 +223,14 @@ def test_with_selection_refuses_a_selection_that_does_not_fit(kept: dict) -> Non
     plan = plan_of_text(spec(ai="candidates: 4\n    top_k: 2"))
     with pytest.raises(ValueError, match="not some of its candidates"):
         with_selection(plan, kept)
+
+
+def test_the_design_is_planned_for_every_candidate_arm() -> None:
+    many = spec(ai="candidates: 10").replace("  units_per_day: 1000\n  days: 7\n", "  units_per_day: 20000\n  days: 14\n")
+    many = many.replace("metrics:\n", "stopping:\n  max_days: 14\nmetrics:\n", 1)
+    assert "W001" in codes(check_text(many))  # 11 arms: the smallest gets 1/15 of the traffic
+    one = many.replace("    candidates: 10\n", "")
+    assert "W001" not in codes(check_text(one))
+    plan = plan_of_text(many)
+    assert plan.sample_size is not None and plan.sample_size.estimated_days is not None
+    assert plan.sample_size.estimated_days > 14
