@@ -226,7 +226,8 @@ def test_with_selection_refuses_a_selection_that_does_not_fit(kept: dict) -> Non
 
 
 def test_the_design_is_planned_for_every_candidate_arm() -> None:
-    many = spec(ai="candidates: 10").replace("  units_per_day: 1000\n  days: 7\n", "  units_per_day: 20000\n  days: 14\n")
+    many = spec(ai="candidates: 10").replace("  units_per_day: 1000\n  days: 7\n",
+                                             "  units_per_day: 20000\n  days: 14\n")
     many = many.replace("metrics:\n", "stopping:\n  max_days: 14\nmetrics:\n", 1)
     assert "W001" in codes(check_text(many))  # 11 arms: the smallest gets 1/15 of the traffic
     one = many.replace("    candidates: 10\n", "")
@@ -234,3 +235,12 @@ def test_the_design_is_planned_for_every_candidate_arm() -> None:
     plan = plan_of_text(many)
     assert plan.sample_size is not None and plan.sample_size.estimated_days is not None
     assert plan.sample_size.estimated_days > 14
+
+
+def test_a_rubric_may_read_personal_data_only_through_send_pii() -> None:
+    text = spec(ai="candidates: 2", judge="judge: {model: offline/judge, rubric: 'Fits {{ segment.country }} and "
+                "{{ user.email }}.'}").replace("  country: string\n", "  country: string\n  email: {type: string, "
+                                                 "pii: true}\n", 1)
+    result = check_text(text)
+    assert "E095" in codes(result)
+    assert any("judge rubric reads `user.email`" in d.message for d in result.diagnostics)

@@ -283,3 +283,48 @@ def test_the_offline_judgement_is_deterministic_json() -> None:
     score, problem = parse_score(a)
     assert problem is None and score is not None and 0.4 <= score <= 1.0 and not math.isnan(score)
     assert textwrap.dedent(a).startswith("{")
+
+
+PERSONAL = """\
+version: 1
+experiment:
+  id: judge-pii
+  unit: user_id
+attributes:
+  user_id: string
+  first_name: {type: string, pii: true}
+prompts:
+  hello:
+    model: offline/writer
+    send_pii: [first_name]
+    template: Write a greeting for {{ user.first_name }}.
+    checks:
+      judge: {model: offline/judge, rubric: 'Warm towards {{ user.first_name }}.', threshold: 0.0}
+variants:
+  - id: control
+    content: Hello!
+  - id: treatment
+    prompt: hello
+    generate: {per: unit}
+metrics:
+  - id: activated
+    kind: proportion
+    event: activated
+    role: primary
+    mde: 5%
+    baseline: 0.1
+"""
+
+
+def test_a_judge_request_with_personal_values_is_keyed_and_recorded_without_them(tmp_path: Path) -> None:
+    result = generate(plan_of(PERSONAL), units_of(2), tmp_path / "s.sqlite", GenerateOptions())
+    assert [i.status for i in _treated(result)] == ["ok", "ok"]
+    with Store(tmp_path / "s.sqlite") as store:
+        records = list(store.get_many(_all_keys(store)).values())
+    judged = [r for r in records if r.request["messages"][0]["content"] == SYSTEM]
+    assert len(judged) == 2
+    for record in judged:
+        text = record.request["messages"][-1]["content"]
+        assert "Name0" not in text and "Name1" not in text and "[first_name]" in text
+    again = generate(plan_of(PERSONAL), units_of(2), tmp_path / "s.sqlite", GenerateOptions())
+    assert again.calls == 0
