@@ -166,6 +166,10 @@ def _candidates(ctx: Context) -> Iterator[Diagnostic]:
             yield error("E097", f"variant `{v.id}` keeps its top {v.top_k} of {v.candidates} candidates",
                         ctx.at(path + ("top_k",)), f"set `top_k` to at most {v.candidates}")
         prompt = spec.prompts.get(v.prompt) if v.prompt is not None else None
+        if prompt is not None and v.candidates > 1 and 0 in (prompt.temperature, prompt.params.get("temperature")):
+            yield warning("W025", f"variant `{v.id}` asks for {v.candidates} candidates, but prompt `{v.prompt}` "
+                          "samples at temperature 0: a model may give every seed the same text", where,
+                          f"raise the `temperature` of prompt `{v.prompt}` (0.7 to 1 is usual for alternatives)")
         if v.top_k is not None and prompt is not None and prompt.checks.judge is None:
             yield error("E097", f"variant `{v.id}` keeps its top {v.top_k} candidates, but prompt `{v.prompt}` has no "
                         "judge to score them", ctx.at(path + ("top_k",)),

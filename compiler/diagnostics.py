@@ -95,6 +95,7 @@ CODES: dict[str, str] = {
     "W011": "a Bayesian decision is taken at more than one look",
     "W015": "`send_pii` lists an attribute that is not personal or that the prompt does not read",
     "W021": "the design's analytic power at the primary metric's MDE is below the minimum",
+    "W025": "candidates are asked at temperature 0, where a model may give every seed the same text",
 }
 
 

@@ -244,3 +244,10 @@ def test_a_rubric_may_read_personal_data_only_through_send_pii() -> None:
     result = check_text(text)
     assert "E095" in codes(result)
     assert any("judge rubric reads `user.email`" in d.message for d in result.diagnostics)
+
+
+def test_candidates_at_temperature_zero_are_warned_about() -> None:
+    text = spec(ai="candidates: 3").replace("temperature: 0.9", "temperature: 0")
+    result = check_text(text)
+    assert codes(result) == ["W025"] and located(result, "W025") == [(_line_of(text, "candidates: 3"), 17)]
+    assert codes(check_text(spec(ai="candidates: 3"))) == []
