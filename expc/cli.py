@@ -817,7 +817,7 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
             _say(note, err=True)
     except GenerationError as exc:
         if exc.result is not None and not quiet:  # what was made before it stopped, then the error's line
-            variant_table(exc.result.per_variant(), exc.result.spent)
+            variant_table(exc.result.per_variant(), exc.result.spent, exc.result.per_deployment())
         raise
     except KeyboardInterrupt:
         _fail(f"interrupted: every completed call is kept in {store}; run the same command again to resume "
@@ -832,7 +832,7 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
     else:
         click.echo(json_safe(text), nl=False)
     if not quiet:
-        variant_table(result.per_variant(), result.spent)
+        variant_table(result.per_variant(), result.spent, result.per_deployment())
         if out:
             _say(f"wrote {len(result.items):,} items to {out}", err=True)
     rejection = result.rejection()

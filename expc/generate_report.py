@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from expc.runtime.report.format import cut, fmt_money
-from expc.runtime.report.rows import UNKNOWN_PRICE, generation_table
+from expc.runtime.report.rows import UNKNOWN_PRICE, deployment_line, generation_table
 
 if TYPE_CHECKING:
     from expc.compiler.plan import Plan
 
 
-def variant_table(rows: list[dict[str, Any]], spent: float) -> None:
-    """Print the per-variant summary: items, calls made, store hits, failures, tokens, cost."""
+def variant_table(rows: list[dict[str, Any]], spent: float, deployments: list[dict[str, Any]] | None = None) -> None:
+    """Print the per-variant summary: items, calls made, store hits, failures, tokens, cost (and per deployment)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -41,6 +41,8 @@ def variant_table(rows: list[dict[str, Any]], spent: float) -> None:
     console = Console(stderr=True, highlight=False, markup=False, emoji=False)
     console.print(table)
     console.print(Text(f"spent in this run: {fmt_money(spent)}"))
+    if deployments and deployment_line(deployments):
+        console.print(Text(deployment_line(deployments).strip()))
     if any(not row.get("cost_known", True) for row in rows):
         console.print(UNKNOWN_PRICE)
 

@@ -747,12 +747,7 @@ def _generation(report: Mapping[str, Any]) -> GenerationRows | None:
     spent, calls = fmt_money(g.get("spent")), fmt_int(g.get("calls"))
     line = (f"Generation: {spent} spent on {calls} model calls; {fmt_int(g.get('store_hits'))} items from the "
             f"content store; {n_fail} failure{'' if n_fail == 1 else 's'}.")
-    deployments = [d for d in _list(g.get("per_deployment")) if isinstance(d, dict)]
-    if any(d.get("deployment") != d.get("model") for d in deployments):  # a prompt with deployments
-        line += " By deployment: " + "; ".join(
-            f"{_text(d.get('deployment'))} {fmt_money(d.get('cost'))} on {fmt_int(d.get('calls'))} calls"
-            + (f" ({fmt_int(d.get('calls_now'))} calls now)" if d.get("calls_now") != d.get("calls") else "")
-            for d in deployments) + "."
+    line += deployment_line(_list(g.get("per_deployment")))
     if any(p.get("cost_known") is False for p in per):
         line += f" {UNKNOWN_PRICE}"
     table = generation_table(per) if per else None
@@ -760,6 +755,21 @@ def _generation(report: Mapping[str, Any]) -> GenerationRows | None:
                          for f in failures)
     return GenerationRows(line=line, spent=spent, calls=calls, failures=n_fail, table=table,
                           failure_rows=failure_rows)
+
+
+def deployment_line(per_deployment: list[Any]) -> str:
+    """`` By deployment: east $0.12 on 40 calls (10 calls now); ...`` when a prompt has deployments, else ``""``.
+
+    Costs and calls are the run's totals, whichever invocation paid for them
+    (``generation.per_deployment`` or ``GenerationResult.per_deployment()``).
+    """
+    rows = [d for d in per_deployment if isinstance(d, dict)]
+    if not any(d.get("deployment") != d.get("model") for d in rows):
+        return ""
+    return " By deployment: " + "; ".join(
+        f"{_text(d.get('deployment'))} {fmt_money(d.get('cost'))} on {fmt_int(d.get('calls'))} calls"
+        + (f" ({fmt_int(d.get('calls_now'))} calls now)" if d.get("calls_now") != d.get("calls") else "")
+        for d in rows) + "."
 
 
 def _now(now: Any, total: Any, fmt: Callable[[Any], str]) -> str:
