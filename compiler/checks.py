@@ -22,6 +22,7 @@ from .diagnostics import Diagnostic, did_you_mean, error, sort_key, warning
 from .loader import Document, PathT
 from .model import (
     ID_PATTERN,
+    MAX_BANDIT_LOOKS,
     MAX_DAYS,
     MAX_LIST_DRAWS,
     MAX_LOOKS,
@@ -982,6 +983,11 @@ def limits(ctx: Context) -> Iterator[Diagnostic]:
         look_path: PathT = ("stopping", "looks") if ctx.given(("stopping", "looks")) else ("stopping",)
         yield error("E070", f"looking every {format_duration(st.looks)} for {horizon:,} days makes {looks:,} looks; "
                     f"the limit is {MAX_LOOKS:,}", ctx.at(look_path), "look less often (such as `looks: daily`)")
+    elif spec.analysis.method == "bandit" and looks > MAX_BANDIT_LOOKS:
+        look_path = ("stopping", "looks") if ctx.given(("stopping", "looks")) else ("stopping",)
+        yield error("E070", f"a bandit looking every {format_duration(st.looks)} for {horizon:,} days makes "
+                    f"{looks:,} looks; a bandit's limit is {MAX_BANDIT_LOOKS:,} (each look weighs every period "
+                    "before it)", ctx.at(look_path), "look less often (such as `looks: daily`)")
     if sim is None:
         return
     days = sim_days or st.max_days or DEFAULT_HORIZON_DAYS

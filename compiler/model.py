@@ -48,6 +48,7 @@ MAX_NAMES = 1000  #: attributes, audiences
 MAX_RULES = 100
 MAX_VALUES = 10_000  #: entries of a simulated distribution's `values` and `weights`
 MAX_LOOKS = 5000  #: looks in the schedule (stopping.looks over the horizon): hourly for 208 days
+MAX_BANDIT_LOOKS = 500  #: a bandit's looks (each weighs every period before it): hourly for 20 days
 MAX_SIMULATED_UNITS = 5_000_000  #: units a simulated run draws (units_per_day x days), about 3 GB of memory
 MAX_LIST_DRAWS = 50_000_000  #: simulated units x vocabulary of a list attribute (its draw holds both at once)
 MAX_SIMULATED_EVENTS = 50_000_000  #: events a simulated run draws (units x the events each gets on average)

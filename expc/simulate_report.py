@@ -179,7 +179,8 @@ def _bandit_lines(b: dict[str, Any], n: int) -> list[str]:
         table.append((f"picks the truly best arm ({', '.join(b['best'])})",
                       f"{_pct(b['pick_rate'])} {_se(b['pick_rate'], n)}", f"{_pct(eq['pick_rate'])} "
                       f"{_se(eq['pick_rate'], n)}"))
-    table.append(("ships a treatment that is not better", f"{_pct(b['false_ship_rate'])} {_se(b['false_ship_rate'], n)}",
+    table.append(("ships a treatment that is not better",
+                  f"{_pct(b['false_ship_rate'])} {_se(b['false_ship_rate'], n)}",
                   f"{_pct(eq['false_ship_rate'])} {_se(eq['false_ship_rate'], n)}"))
     table.append(("regret (outcomes lost to worse arms)", f"{_num(b['regret'], 1)} ± {_num(b['regret_se'], 1)}",
                   f"{_num(eq['regret'], 1)} ± {_num(eq['regret_se'], 1)}"))

@@ -45,11 +45,12 @@ from typing import Any
 
 import numpy as np
 
-from expc.compiler.model import Bandit
+from expc.compiler.model import MAX_BANDIT_LOOKS, Bandit
 from expc.compiler.plan import DAY, Plan
 
 from .decide import BanditLooks, Decisions, LookState, decide
 from .stats import bandit as stats
+from .stats.fixed import Kind
 from .stats.moments import Moments
 
 __all__ = ["BanditRuns", "CurrentWeights", "Periods", "current_weights", "decide_periods", "look_inputs",
@@ -103,11 +104,12 @@ def decide_periods(plan: Plan, looks: LookState, periods: dict[str, Moments], pe
     """
     primary = plan.primary
     assert primary is not None and primary.id in periods
-    moments = {mid: (stats.effective_moments(m, plan.metric(mid).kind), "mean") for mid, m in periods.items()}
+    moments: dict[str, tuple[Moments, Kind]] = {
+        mid: (stats.effective_moments(m, plan.metric(mid).kind), "mean") for mid, m in periods.items()}
     best = probability_best(plan, periods[primary.id], exact)
     srm = stats.srm_by_period(period_units, period_weights, plan.analysis.srm_threshold)
     state = BanditLooks(best=best, srm=srm, threshold=settings(plan).threshold)
-    return decide(plan, looks, moments, exact=exact, bandit=state), best  # type: ignore[arg-type]
+    return decide(plan, looks, moments, exact=exact, bandit=state), best
 
 
 # ================================================================== one look of a run
@@ -130,7 +132,7 @@ class Periods:
 class LookInputs:
     """What :func:`expc.runtime.evaluate.evaluate` needs for a bandit's look (arms control-first)."""
 
-    inputs: dict[str, tuple[Moments, str]]
+    inputs: dict[str, tuple[Moments, Kind]]
     state: BanditLooks
     means: dict[str, np.ndarray]
     summary: dict[str, Any]
@@ -155,7 +157,7 @@ def look_inputs(plan: Plan, reduction: Any, periods: Periods | None, look: Any) 
     units = np.stack([np.asarray(r.units, dtype=np.float64)[order] for r in periods.reductions])
     stacked = {m.id: stack_periods([r.metrics[m.id].map(lambda x: np.asarray(x, dtype=np.float64)[order])
                                     for r in periods.reductions]).map(lambda x: x[None]) for m in plan.metrics}
-    d_inputs: dict[str, tuple[Moments, str]] = {
+    d_inputs: dict[str, tuple[Moments, Kind]] = {
         mid: (stats.effective_moments(m, plan.metric(mid).kind), "mean") for mid, m in stacked.items()}
     means = {mid: stats.period_weighted(m, plan.metric(mid).kind)[0][0] for mid, m in stacked.items()}
     primary = plan.primary
@@ -249,10 +251,15 @@ def simulate_bandit(plan: Plan, replications: int, truth: str = "spec", seed: in
     if replications < 1:
         raise ValueError("replications must be at least 1")
     design = design_of(plan)
+    if design.looks > MAX_BANDIT_LOOKS:
+        from .simulate import SimulationError
+
+        raise SimulationError(f"a bandit is simulated at most {MAX_BANDIT_LOOKS:,} looks, this one has "
+                              f"{design.looks:,}: look less often")
     values = truth_values(plan, truth)
     assert plan.simulation is not None and plan.primary is not None
     seed = plan.simulation.seed if seed is None else int(seed)
-    K, arms = design.looks, len(design.arm_ids)
+    K = design.looks
     primary = plan.primary
     if means is None:
         means = np.tile([values[a][primary.id][0] for a in design.arm_ids], (K, 1))
@@ -264,8 +271,9 @@ def simulate_bandit(plan: Plan, replications: int, truth: str = "spec", seed: in
         parts.append(_block(plan, design, values, means, size, ss, equal_split))
     cat = {name: np.concatenate([getattr(p, name) for p in parts]) for name in
            ("action", "rule", "winner", "stop_look", "units_used", "pick", "regret", "final_means", "pooled_means")}
-    weights = sum(p.weights * p.action.size for p in parts) / replications
-    return BanditRuns(parts[0].actions, weights=weights, **cat)
+    weights = np.sum([p.weights * p.action.size for p in parts], axis=0) / replications
+    return BanditRuns(parts[0].actions, cat["action"], cat["rule"], cat["winner"], cat["stop_look"],
+                      cat["units_used"], cat["pick"], cat["regret"], weights, cat["final_means"], cat["pooled_means"])
 
 
 def _block(plan: Plan, design: Any, values: dict[str, dict[str, tuple[float, float | None]]], means: np.ndarray,

@@ -79,8 +79,8 @@ def run_simulated(plan: Plan, options: RunOptions, seed: int, progress: Progress
     from .bandit import Periods, next_weights
     from .evaluate import evaluate
     from .hashing import choose_variations
-    from .rundir import is_done, mark_done, read_json, write_json_atomic
     from .run import SIMULATED_ITEMS_PER_VARIANT, _generate, _iso, _subset
+    from .rundir import is_done, mark_done, read_json, write_json_atomic
     from .synthetic import DEFAULT_START, draw_outcomes, draw_units, look_reduction, write_files
     from .tables import write_assignments
 

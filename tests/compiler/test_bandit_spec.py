@@ -51,3 +51,10 @@ def test_best_arm_needs_a_bandit_and_a_bandit_does_not_stop_on_significance() ->
     assert located(fixed, "E076") == [(15, 14)]
     peeking = check_text(BANDIT.replace("best_arm", "primary_significant"))
     assert "E076" in codes(peeking)
+
+
+def test_a_bandit_looks_at_most_500_times() -> None:
+    result = check_text(BANDIT.replace("  max_days: 14\n", "  max_days: 14\n  looks: 30m\n"))
+    assert "E070" in codes(result)
+    assert "a bandit's limit is 500" in next(d.message for d in result.diagnostics if d.code == "E070")
+    assert "E070" not in codes(check_text(BANDIT.replace("  max_days: 14\n", "  max_days: 14\n  looks: 1h\n")))

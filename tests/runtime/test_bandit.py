@@ -106,7 +106,8 @@ def test_guardrails_still_stop_a_bandit() -> None:
         "  - {id: click, kind: proportion, event: click, role: primary, mde: 10%, baseline: 5%}\n"
         "  - {id: dwell, kind: mean, event: dwell, role: guardrail, direction: increase, margin: 2%, sd: 30}\n",
     ).replace("    - {when: srm, then: stop_inconclusive}\n",
-              "    - {when: srm, then: stop_inconclusive}\n    - {when: guardrail_harm, then: stop_rollback}\n").replace(
+              "    - {when: srm, then: stop_inconclusive}\n"
+              "    - {when: guardrail_harm, then: stop_rollback}\n").replace(
         "    ai-1: {click: 0.055}\n", "    ai-1: {click: 0.055, dwell: 40}\n").replace(
         "    control: {click: 0.05}\n", "    control: {click: 0.05, dwell: {mean: 50, sd: 30}}\n")
     harmful = plan_of_text(text)
