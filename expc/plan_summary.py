@@ -154,10 +154,19 @@ def data_flow(plan: Plan) -> list[str]:
         jobs = [j for j in plan.generation.jobs if j.prompt == name]
         provider = provider_of(prompt.model) or "inferred by litellm"
         where = f"provider {provider}, model {prompt.model}" + (f" at {prompt.api_base}" if prompt.api_base else "")
-        sent = prompt_reads(prompt, list(plan.attributes), pii, [a for j in jobs for a in j.segment_by])
+        judge = prompt.checks.judge
+        segment_by = [a for j in jobs for a in j.segment_by]
+        own = prompt.model_copy(update={"checks": prompt.checks.model_copy(update={"judge": None})})
+        sent = prompt_reads(own, list(plan.attributes), pii, segment_by)
         shown = ", ".join(f"{a} (pii)" if a in pii else a for a in sent) or "no unit attribute"
         unused = "" if jobs else " (no variant uses it: nothing is sent)"
         lines.append(f"  {name} -> {where}: {shown}{unused}")
+        if judge is not None and judge.rubric:
+            rubric = own.model_copy(update={"template": judge.rubric, "system": None})
+            read = prompt_reads(rubric, list(plan.attributes), pii, segment_by)
+            graded = ", ".join(f"{a} (pii)" if a in pii else a for a in read)
+            lines.append(f"  {name} judge -> provider {provider_of(judge.model) or 'inferred by litellm'}, model "
+                         f"{judge.model}: each generated text" + (f", {graded}" if graded else "") + unused)
     personal = [a for a in plan.attributes if a in pii]
     if personal:
         senders = {a: [n for n, p in plan.prompts.items() if a in p.send_pii] for a in personal}

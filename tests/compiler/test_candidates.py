@@ -251,3 +251,9 @@ def test_candidates_at_temperature_zero_are_warned_about() -> None:
     result = check_text(text)
     assert codes(result) == ["W025"] and located(result, "W025") == [(_line_of(text, "candidates: 3"), 17)]
     assert codes(check_text(spec(ai="candidates: 3"))) == []
+
+
+def test_expc_plan_shows_what_the_judge_is_sent() -> None:
+    text = summarise(plan_of_text(spec(ai="candidates: 2")))
+    assert "  headline -> provider offline, model offline/test: country\n" in text
+    assert "  headline judge -> provider offline, model offline/judge: each generated text, country\n" in text
