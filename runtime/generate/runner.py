@@ -325,7 +325,7 @@ def generate(plan: Plan, units: Any | None, store_path: Path,
     outcome = judge_mod.merged(outcome, judging.outcome)
     result.notes = list(getattr(outcome, "notes", ()))
     if outcome.budget_exhausted:
-        missing = sum(1 for t in tasks.values() if not t.done)
+        missing = sum(1 for t in (*tasks.values(), *judging.tasks) if not t.done)  # copy, then judgements
         raise BudgetExhausted(
             f"budget of ${limits.max_cost:g} reached: ${outcome.spent:.4f} spent on {outcome.calls} calls in this "
             f"run, ${limits.already_spent + outcome.spent:.4f} on this spec's content in all; {missing} request(s) "

@@ -152,6 +152,7 @@ def test_the_budget_counts_the_judge_and_a_resume_pays_only_for_it(server: FakeL
     copy_cost = sum(i.cost for i in probe.items) - _judge_spend(tmp_path / "probe" / "s.sqlite")
     with pytest.raises(BudgetExhausted) as caught:
         _run(server, tmp_path, spec(), n=2, concurrency=1, max_cost=copy_cost * 0.999999)
+    assert "2 request(s) not generated" in str(caught.value)  # the two judgements
     stopped = _treated(caught.value.result)
     assert all(i.status == "failed" and "not judged" in (i.reason or "") for i in stopped)
     calls = server.calls
