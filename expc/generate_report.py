@@ -105,6 +105,8 @@ def _sections(plan: Plan, items: list[Any]) -> list[_Section]:
         rows = []
         for item in shown:
             verdict = _VERDICTS.get(item.status, item.status)
+            if getattr(item, "score", None) is not None:  # a judge's score (a prompt with a `judge` check)
+                verdict += f" (judge {item.score:.2f})"
             if item.reason:
                 verdict += f": {cut(item.reason, REASON_CHARS)}"
             copy = redact(item.content, item.personal)

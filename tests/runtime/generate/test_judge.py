@@ -329,3 +329,14 @@ def test_a_judge_request_with_personal_values_is_keyed_and_recorded_without_them
         assert "Name0" not in text and "Name1" not in text and "[first_name]" in text
     again = generate(plan_of(PERSONAL), units_of(2), tmp_path / "s.sqlite", GenerateOptions())
     assert again.calls == 0
+
+
+def test_the_review_sheet_shows_each_candidate_score(tmp_path: Path) -> None:
+    from expc.generate_report import review_markdown
+
+    plan = plan_of(CANDIDATES)
+    result = generate(plan, None, tmp_path / "s.sqlite", GenerateOptions())
+    sheet = review_markdown(plan, result.items, "candidates.yaml")
+    first = next(i for i in result.items if i.variant == "ai-1")
+    assert first.score is not None and f"(judge {first.score:.2f})" in sheet
+    assert all(f"ai-{j}" in sheet for j in range(1, 5))
