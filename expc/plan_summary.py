@@ -73,6 +73,11 @@ def summarise(plan: Plan) -> str:
                      + (f"; {', '.join(extra)}" if extra else ""))
     a = plan.analysis
     lines.append(f"  analysis: {a.method}, alpha {a.alpha:g}, power {a.power:g}, correction {a.correction}")
+    if a.bandit is not None:
+        b = a.bandit
+        lines.append(f"  bandit: Thompson sampling on the primary metric; equal weights for {b.explore_days} "
+                     f"day{'s' * (b.explore_days != 1)}, then at least {_pct(b.min_weight)} per arm; best_arm "
+                     f"holds at P(best) >= {b.threshold:g}")
     seq = plan.sequential
     if seq:
         if seq.type == "group":

@@ -55,6 +55,7 @@ def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_validate_simulate_run_and_export_a_bandit(spec: Path, tmp_path: Path) -> None:
     assert expc("validate", spec).exit_code == 0
+    assert "bandit: Thompson sampling on the primary metric; equal weights for 1 day" in expc("plan", spec).stdout
     text = expc("simulate", spec, "-n", 100)
     assert text.exit_code == 0 and "Bandit:" in text.output and "equal split" in text.output
     d = json.loads(expc("simulate", spec, "-n", 100, "--truth", "aa", "--format", "json").stdout)
