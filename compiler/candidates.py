@@ -140,3 +140,17 @@ def with_selection(plan: Plan, kept: dict[str, list[str]]) -> Plan:
     if data.get("simulation"):
         data["simulation"]["truth"] = {k: t for k, t in data["simulation"]["truth"].items() if k not in dropped}
     return Plan.from_dict(data, "the plan with its selected candidates")
+
+
+def design_selection(plan: Plan) -> Plan:
+    """The plan a design is simulated with before any judge has scored: each ``top_k`` variant keeps candidates 1..K.
+
+    Which candidates a run keeps is known only after generation; a simulation of
+    the design needs only how many arms there are and their weights, so it
+    takes the first K (give the simulation's truth for those).
+    """
+    kept: dict[str, list[str]] = {}
+    for v in plan.variants:
+        if v.candidate_of is not None and v.top_k is not None and v.candidate is not None and v.candidate <= v.top_k:
+            kept.setdefault(v.candidate_of, []).append(v.id)
+    return with_selection(plan, kept)

@@ -257,3 +257,12 @@ def test_expc_plan_shows_what_the_judge_is_sent() -> None:
     text = summarise(plan_of_text(spec(ai="candidates: 2")))
     assert "  headline -> provider offline, model offline/test: country\n" in text
     assert "  headline judge -> provider offline, model offline/judge: each generated text, country\n" in text
+
+
+def test_design_selection_keeps_the_first_k_candidates() -> None:
+    from expc.compiler.candidates import design_selection
+
+    plan = plan_of_text(spec(ai="candidates: 4\n    top_k: 2"))
+    assert [v.id for v in design_selection(plan).variants] == ["control", "ai-1", "ai-2"]
+    plain = plan_of_text(spec(ai="candidates: 3"))
+    assert design_selection(plain) is plain
