@@ -780,11 +780,14 @@ Examples:
                    "generation.batch). See docs/generation.md, Batch mode.")
 @click.option("--batch-wait", "batch_wait", type=click.FloatRange(min=0), metavar="SECONDS", default=86400.0,
               show_default=True, help="With --batch: poll this long at most, then exit 3 (a re-run collects).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes making the calls (use more than one core when the calls are CPU-bound; "
+                   "--concurrency is shared among them).")
 def generate_command(spec: str, units_path: str | None, offline: bool, model: str | None, api_base: str | None,
                      api_key_env: str | None,
                      concurrency: int | None, max_cost: float | None, timeout: float | None, seed: int,
                      store_path: str | None, out: str | None, fmt: str, quiet: bool, batch: bool | None = None,
-                     batch_wait: float = 86400.0) -> None:
+                     batch_wait: float = 86400.0, workers: int = 1) -> None:
     """Generate every variant's content through litellm, checked, stored and budgeted.
 
     Writes one JSON line per item: variant, segment or unit, content, model,
@@ -809,7 +812,7 @@ def generate_command(spec: str, units_path: str | None, offline: bool, model: st
     store = Path(store_path) if store_path else default_run_dir(plan, runs_root()) / STORE_NAME
     opts = GenerateOptions(offline=offline, model=model, api_base=api_base, api_key_env=api_key_env,
                            concurrency=concurrency, max_cost=max_cost, timeout=timeout, seed=seed, batch=batch,
-                           batch_polling=Polling(max_wait=batch_wait))
+                           batch_polling=Polling(max_wait=batch_wait), workers=workers)
     try:
         with progress_for(quiet) as progress:
             result = generate(plan, units, store, opts, progress.generation)

@@ -134,6 +134,7 @@ class Limits:
     retry_after_cap: float = 120.0
     max_reply_bytes: int = replies.MAX_REPLY_BYTES
     max_content_chars: int = MAX_CONTENT_CHARS
+    workers: int = 1  # processes making the calls (see .workers); 1: this one
 
 
 @dataclass(eq=False)
@@ -194,13 +195,23 @@ class _Halted(Exception):
 
 
 def run(tasks: list[Task], store: Store, limits: Limits,
-        on_task_done: Callable[[Task], None] | None = None, secrets: tuple[str, ...] = ()) -> Outcome:
-    """Make the calls ``tasks`` need; returns when all are done, or the budget or provider stops them."""
-    return asyncio.run(_run(tasks, store, limits, on_task_done, secrets))
+        on_task_done: Callable[[Task], None] | None = None, secrets: tuple[str, ...] = (),
+        shared: Any = None) -> Outcome:
+    """Make the calls ``tasks`` need; returns when all are done, or the budget or provider stops them.
+
+    With ``limits.workers`` above 1 (and enough tasks), worker processes make
+    them (:mod:`.workers`); ``shared`` is what a worker shares with the others.
+    """
+    from . import workers
+
+    networked = any(route(m, t.target.params) != "offline" for t in tasks for m in t.target.models())
+    if limits.workers > 1 and networked and len(tasks) >= 2 * limits.workers and workers.available():
+        return workers.run(tasks, store, limits, on_task_done, secrets, limits.workers)
+    return asyncio.run(_run(tasks, store, limits, on_task_done, secrets, shared))
 
 
 async def _run(tasks: list[Task], store: Store, limits: Limits,
-               on_task_done: Callable[[Task], None] | None, secrets: tuple[str, ...]) -> Outcome:
+               on_task_done: Callable[[Task], None] | None, secrets: tuple[str, ...], shared: Any = None) -> Outcome:
     litellm: Any = None
     ways = {route(model, task.target.params) for task in tasks for model in task.target.models()}
     if "litellm" in ways:
@@ -215,7 +226,7 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
 
     async def worker() -> None:
         for task in queue:
-            if stop.is_set():
+            if stop.is_set() or (shared is not None and shared.halted()):
                 return
             await _task(task)
             if on_task_done is not None:
@@ -231,7 +242,7 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
                 if _over_budget():
                     outcome.budget_exhausted = True
                     stop.set()
-                if stop.is_set():
+                if stop.is_set() or (shared is not None and shared.halted()):
                     return
                 try:
                     stored = await _call(task, key, attempt)
@@ -239,6 +250,8 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
                     task.error = redact(_redact(str(exc), secrets), task.personal)
                     outcome.provider_error = outcome.provider_error or task.error
                     stop.set()
+                    if shared is not None:
+                        shared.halt()
                     return
                 except _Halted:
                     return
@@ -248,7 +261,16 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
         task.done = True
 
     def _over_budget() -> bool:
-        return limits.max_cost is not None and limits.already_spent + outcome.spent >= limits.max_cost
+        spent = shared.spent() if shared is not None else outcome.spent
+        return limits.max_cost is not None and limits.already_spent + spent >= limits.max_cost
+
+    def _paid(task: Task, cost: float) -> None:
+        outcome.calls += 1
+        outcome.spent += cost
+        task.calls += 1
+        task.cost += cost
+        if shared is not None:
+            shared.add(cost)
 
     def _unusable(task: Task, key: str, attempt: int, reason: str, reply: _Reply | None, tries: int) -> Record:
         """A reply that broke a bound: counted as a call whose text failed its checks, never stored."""
@@ -257,10 +279,7 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
             response_model=None, prompt_tokens=0, completion_tokens=0, cost=0.0, cost_known=False, latency=0.0,
             attempts=tries, checks=[])
         record = replace(record, content=None, checks=[reason])
-        outcome.calls += 1
-        outcome.spent += record.cost
-        task.calls += 1
-        task.cost += record.cost
+        _paid(task, record.cost)
         return record
 
     async def _call(task: Task, key: str, attempt: int) -> Record:
@@ -309,10 +328,7 @@ async def _run(tasks: list[Task], store: Store, limits: Limits,
                 record = _record(task, key, attempt, reply, time.perf_counter() - started, tries,
                                  served.id if served is not None else None)
                 store.put(record)
-                outcome.calls += 1
-                outcome.spent += record.cost
-                task.calls += 1
-                task.cost += record.cost
+                _paid(task, record.cost)
                 return record
             if router is not None and served is not None:
                 router.failed(served, wait)

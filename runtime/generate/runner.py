@@ -106,6 +106,7 @@ class GenerateOptions:
     render_chars: int = MAX_PROMPT_CHARS  # ...to at most this many characters, or that item fails
     variants: tuple[str, ...] | None = None  # generate only these variants' items (ids); None: every variant's
     store_only: bool = False  # make no call: what the store lacks is a NotInStore error (review, approval, export)
+    workers: int = 1  # processes making the calls (more than one core; see .workers)
     batch: bool | None = None  # through the provider's batch API (runtime/generate/batch.py); None: the plan's
     batch_polling: Polling = Polling()  # how often and how long batch mode polls
 
@@ -305,7 +306,7 @@ def generate(plan: Plan, units: Any | None, store_path: Path,
                 concurrency=opts.concurrency or plan.generation.concurrency,
                 timeout=float(opts.timeout or plan.generation.timeout),
                 max_cost=opts.max_cost if opts.max_cost is not None else plan.generation.max_cost_usd,
-                max_tries=opts.max_tries, backoff_base=opts.backoff_base,
+                max_tries=opts.max_tries, backoff_base=opts.backoff_base, workers=opts.workers,
                 already_spent=sum(r.cost for t in tasks.values() for r in t.records),
             )
             if opts.batch if opts.batch is not None else plan.generation.batch:
