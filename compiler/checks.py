@@ -1010,7 +1010,13 @@ def limits(ctx: Context) -> Iterator[Diagnostic]:
                         f"{vocabulary:,} values needs {units * vocabulary:,} draws; the limit is {MAX_LIST_DRAWS:,}",
                         ctx.at(values_path if ctx.given(values_path) else ("simulation", "units_per_day")),
                         "give it fewer values, or simulate fewer units")
+    arms = len(spec.variants) if spec.analysis.method == "bandit" else 1  # a bandit draws outcomes under each arm
+    if arms > 1 and units * arms > MAX_SIMULATED_UNITS:
+        yield error("E070", f"a simulated bandit draws each of its {units:,} units' outcomes under each of its {arms} "
+                    f"arms ({units * arms:,}); the limit is {MAX_SIMULATED_UNITS:,}",
+                    ctx.at(("simulation", "units_per_day")), "simulate fewer units, or fewer days")
     per_unit, culprit = _events_per_unit(spec)
+    per_unit *= arms
     if units * per_unit > MAX_SIMULATED_EVENTS:
         i, metric = culprit
         truth: PathT = ("simulation", "truth", spec.control.id if spec.control else "", metric.id)

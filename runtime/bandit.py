@@ -56,7 +56,8 @@ from .stats.moments import Moments
 __all__ = ["BanditRuns", "CurrentWeights", "Periods", "current_weights", "decide_periods", "look_inputs",
            "next_weights", "settings", "simulate_bandit", "stack_periods"]
 
-_BLOCK = 2000  # replications per block (the probability of being best holds R × arms² × 161 numbers)
+_BLOCK = 2000  # replications per block at most ...
+_BLOCK_ELEMENTS = 20_000_000  # ... and R × arms² × grid numbers (the probability of being best) per block
 
 
 def settings(plan: Plan) -> Bandit:
@@ -264,10 +265,11 @@ def simulate_bandit(plan: Plan, replications: int, truth: str = "spec", seed: in
     if means is None:
         means = np.tile([values[a][primary.id][0] for a in design.arm_ids], (K, 1))
     means = np.asarray(means, dtype=np.float64)
-    n_blocks = math.ceil(replications / _BLOCK)
+    block = max(1, min(_BLOCK, _BLOCK_ELEMENTS // (len(design.arm_ids) ** 2 * stats.GRID_POINTS)))
+    n_blocks = math.ceil(replications / block)
     parts: list[BanditRuns] = []
     for b, ss in enumerate(np.random.SeedSequence(seed).spawn(n_blocks)):
-        size = min(_BLOCK, replications - b * _BLOCK)
+        size = min(block, replications - b * block)
         parts.append(_block(plan, design, values, means, size, ss, equal_split))
     cat = {name: np.concatenate([getattr(p, name) for p in parts]) for name in
            ("action", "rule", "winner", "stop_look", "units_used", "pick", "regret", "final_means", "pooled_means")}

@@ -62,6 +62,8 @@ __all__ = ["EXACT_COUNT", "effective_moments", "expected_shares", "period_weight
 EXACT_COUNT = 30.0
 _Z = np.arange(-8.0, 8.0 + 1e-9, 0.1)
 _PHI = np.exp(-0.5 * _Z**2) / np.sqrt(2 * np.pi)
+GRID_POINTS = int(_Z.size)
+"""Quadrature points per arm: :func:`probability_best` holds ``S × arms² × GRID_POINTS`` numbers."""
 
 
 def _usable(n: np.ndarray, kind: str) -> np.ndarray:

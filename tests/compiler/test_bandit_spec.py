@@ -58,3 +58,12 @@ def test_a_bandit_looks_at_most_500_times() -> None:
     assert "E070" in codes(result)
     assert "a bandit's limit is 500" in next(d.message for d in result.diagnostics if d.code == "E070")
     assert "E070" not in codes(check_text(BANDIT.replace("  max_days: 14\n", "  max_days: 14\n  looks: 1h\n")))
+
+
+def test_a_simulated_bandit_counts_each_arms_outcomes_against_the_limits() -> None:
+    text = BANDIT + "simulation:\n  units_per_day: 200000\n  days: 10\n"  # 2,000,000 units x 3 arms
+    result = check_text(text)
+    assert "E070" in codes(result)
+    assert "under each of its 3 arms" in next(d.message for d in result.diagnostics if d.code == "E070")
+    assert "E070" not in codes(check_text(BANDIT.replace("method: bandit", "method: fixed").replace(
+        "best_arm", "primary_significant") + "simulation:\n  units_per_day: 200000\n  days: 10\n"))
