@@ -570,6 +570,9 @@ def simulate(plan: Plan, replications: int, truth: str = "spec", seed: int | Non
     """
     if replications < 1:
         raise ValueError("replications must be at least 1")
+    from expc.compiler.candidates import design_selection
+
+    plan = design_selection(plan)  # top_k: K candidates get traffic (the first K, before any judge has scored)
     if plan.analysis.method == "bandit":
         return _simulate_bandit(plan, replications, truth, seed)
     design = design_of(plan)

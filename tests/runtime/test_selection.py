@@ -104,3 +104,10 @@ def test_the_report_shows_every_candidate_copy_with_its_score(tmp_path: Path) ->
     for arm in block["dropped"]:
         assert f"{arm} (not kept by top\\_k; judge mean" in markdown
     assert "· judge 0." in markdown
+
+
+def test_simulate_plans_the_design_with_k_candidates() -> None:
+    from expc.runtime.simulate import simulate
+
+    design = simulate(plan_of_text(SPEC), 20, seed=1).to_dict()["design"]
+    assert design["variants"] == pytest.approx({"control": 1 / 3, "ai-1": 1 / 3, "ai-2": 1 / 3})
