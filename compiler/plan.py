@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ExpcError
 from .model import (
+    MAX_CANDIDATES,
     MAX_DAYS,
     MAX_LOOKS,
     MAX_METRICS,
@@ -131,9 +132,9 @@ class PlanVariant(_Plan):
     generate: Generate | None = None
     candidate_of: Id | None = Field(default=None, exclude_if=lambda v: v is None)
     """The spec's variant this arm is a candidate of (``candidates: N``; absent for other arms)."""
-    candidate: int | None = Field(default=None, ge=1, exclude_if=lambda v: v is None)
+    candidate: int | None = Field(default=None, ge=1, le=MAX_CANDIDATES, exclude_if=lambda v: v is None)
     """The candidate's number, 1 to N: its copy is generated with seed offset 1000 × (number − 1)."""
-    top_k: int | None = Field(default=None, ge=1, exclude_if=lambda v: v is None)
+    top_k: int | None = Field(default=None, ge=1, le=MAX_CANDIDATES, exclude_if=lambda v: v is None)
     """Only the K candidates of ``candidate_of`` the judge scores best get traffic (see docs/generation.md)."""
 
 
@@ -340,7 +341,7 @@ class GenerationJob(_Plan):
     segment_by: list[Name] = []
     candidate_of: Id | None = Field(default=None, exclude_if=lambda v: v is None)
     """The spec's variant this job's arm is a candidate of (absent for other arms)."""
-    seed_offset: int | None = Field(default=None, ge=0, exclude_if=lambda v: v is None)
+    seed_offset: int | None = Field(default=None, ge=0, le=1000 * MAX_CANDIDATES, exclude_if=lambda v: v is None)
     """Added to the generation seed for this candidate, so candidates are distinct requests (absent: 0)."""
 
 
