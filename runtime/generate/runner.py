@@ -15,7 +15,13 @@ Steps, each in its own module:
 6. each item gets its content, or its status and reason when the checks
    failed, or when its template went past its rendering budget
    (``on_fail``: ``error`` -> failed, ``skip`` -> skipped,
-   ``use_control`` -> the control's content).
+   ``use_control`` -> the control's content);
+7. :mod:`.judge` grades the texts of prompts with a ``judge`` check (its
+   calls stored and budgeted like the others'): a text below the threshold,
+   or a judge's answer without a score, gets ``on_fail``.
+
+A candidate (``candidates: N``) asks with its own seed offset, so its
+requests are its own (:func:`~.jobs.request_group`).
 
 Errors for a person are :class:`GenerationError` s with an exit code: 3 when
 the run could not finish (budget, provider, credentials), 1 when the input
