@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Benchmark: ``expc generate`` (litellm) against the raw ``openai`` async client, on a loopback server.
+"""Benchmark: ``expc generate`` against the raw ``openai`` async client and bare litellm, on a loopback server.
 
 Run from the repository root, in the project's virtualenv::
 
-    .venv/bin/python benchmarks/generate.py [--n 1000] [--latency 0.1] [--concurrency 32]
+    .venv/bin/python benchmarks/generate.py [--n 1000] [--latency 0.1] [--concurrency 32] [--workers 1]
                                             [--keep DIR] [--raw-only] [--profile]
 
 What it does:
@@ -14,7 +14,7 @@ What it does:
    generated ``per: unit`` (its template names the unit's id, so every prompt is
    distinct) and a CSV of N units (default 1,000).
 2. Runs ``expc generate SPEC --units units.csv --api-base URL --model openai/bench
-   --concurrency 32 --store content.sqlite --out out.jsonl`` (store and output in
+   --concurrency 32 [--workers W] --store content.sqlite --out out.jsonl`` (store and output in
    the temporary folder) as a subprocess of the venv's ``expc`` and times it end
    to end (wall clock, interpreter start-up and imports included).
    The server counts the calls and stamps each one, so the script also reports
@@ -30,7 +30,8 @@ What it does:
    should come from the content store, so the server should see 0 calls, and
    the run should finish in under 2 s.
 5. Prints the table (calls, seconds, calls/s, busy seconds, calls/s while busy,
-   peak RSS), the ratios expc / raw client (end to end and busy), the
+   CPU seconds, calls per CPU-second, peak RSS), the ratios expc / raw client
+   (end to end, busy, and per CPU-second), the
    theoretical ceiling (concurrency / latency) and the goals, PASS/FAIL: at
    least 0.7 of the raw client's calls/s, 0 calls and < 2 s on the second run.
 6. With ``--profile``: one more first run (fresh store) under cProfile, and the
@@ -286,6 +287,8 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=1000, help="units, hence calls (default 1,000)")
     parser.add_argument("--latency", type=float, default=0.1, help="server latency per reply, seconds (default 0.1)")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent calls of both clients (default 32)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="expc generate --workers W: processes making expc's calls (default 1)")
     parser.add_argument("--keep", type=Path, help="write the spec, units, outputs and logs to DIR and keep them")
     parser.add_argument("--raw-only", action="store_true", help="skip expc; time the raw client only")
     parser.add_argument("--profile", action="store_true",
@@ -325,12 +328,15 @@ def main() -> int:
               f"(concurrency / latency)")
         expc_cmd = [str(VENV_BIN / "expc"), "generate", str(spec), "--units", str(tmp / "units.csv"),
                     "--api-base", server.url, "--model", MODEL, "--concurrency", str(args.concurrency),
+                    *(["--workers", str(args.workers)] if args.workers > 1 else []),
                     "--store", str(tmp / "content.sqlite")]
 
         first = second = None
         if available:
+            workers = f" --workers {args.workers}" if args.workers > 1 else ""
             print(f"command: expc generate SPEC --units units.csv --api-base {server.url} --model {MODEL} "
-                  f"--concurrency {args.concurrency} --store content.sqlite --out out.jsonl (run 2: --out out2.jsonl)")
+                  f"--concurrency {args.concurrency}{workers} --store content.sqlite --out out.jsonl "
+                  "(run 2: --out out2.jsonl)")
             first = timed_child("expc-run1", expc_cmd + ["--out", str(tmp / "out.jsonl")], server, tmp)
             bodies = first.bodies
         else:
@@ -378,10 +384,10 @@ def main() -> int:
 
         print()
         print(f"{'client':<44}{'calls':>7}{'wall s':>8}{'calls/s':>9}{'busy s':>8}{'calls/s':>9}"
-              f"{'CPU s':>7}{'peak RSS':>9}")
-        print(f"{'':<44}{'':>7}{'':>8}{'(wall)':>9}{'':>8}{'(busy)':>9}{'':>7}{'MiB':>9}")
+              f"{'CPU s':>7}{'calls/':>8}{'peak RSS':>9}")
+        print(f"{'':<44}{'':>7}{'':>8}{'(wall)':>9}{'':>8}{'(busy)':>9}{'':>7}{'CPU-s':>8}{'MiB':>9}")
         print("-" * 100)
-        table = [("expc generate (litellm), run 1", first),
+        table = [("expc generate, run 1", first),
                  (f"raw openai.AsyncOpenAI + Semaphore({args.concurrency})", raw),
                  (f"bare litellm.acompletion + Semaphore({args.concurrency})", bare),
                  ("expc generate, run 2 (store hits)", second)]
@@ -389,7 +395,8 @@ def main() -> int:
             if run is None:
                 continue
             print(f"{label:<44}{run.calls:>7,}{run.wall:>8.2f}{rate(run.calls, run.wall):>9.0f}"
-                  f"{run.busy:>8.2f}{rate(run.calls, run.busy):>9.0f}{run.cpu:>7.2f}{run.maxrss_mib:>9.0f}")
+                  f"{run.busy:>8.2f}{rate(run.calls, run.busy):>9.0f}{run.cpu:>7.2f}{rate(run.calls, run.cpu):>8.0f}"
+                  f"{run.maxrss_mib:>9.0f}")
         print("-" * 100)
         print("wall: spawn to exit (interpreter start-up, imports and writing included); busy: first request "
               "in to last reply out, as the server saw it; CPU: the child's user + system time.")
@@ -410,6 +417,9 @@ def main() -> int:
             print(f"  expc >= {GOAL_RATIO} x the raw client's calls/s, end to end (wall): {e2e:.2f} -> "
                   f"{'PASS' if e2e >= GOAL_RATIO else 'FAIL'}")
             print(f"  (not a goal) the same while busy (start-up excluded): {busy:.2f}")
+            print(f"  calls per CPU-second (the child's user + system time, start-up included): expc "
+                  f"{rate(first.calls, first.cpu):.0f}, the raw client {rate(raw.calls, raw.cpu):.0f} "
+                  f"({rate(first.calls, first.cpu) / max(rate(raw.calls, raw.cpu), 1e-9):.2f}x)")
             if bare is not None and bare.calls:
                 floor = rate(bare.calls, bare.wall) / rate(raw.calls, raw.wall)
                 print(f"  (not a goal) bare litellm.acompletion, no expc code, vs the raw client: {floor:.2f} end to "
