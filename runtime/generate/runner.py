@@ -411,6 +411,9 @@ def _refuse_destinations(name: str, prompt: Prompt, opts: GenerateOptions, allow
                 "environment)")
     if opts.model is None and has_url(prompt.model):
         raise GenerationInputError(f"{where}: the model id holds a URL; pass --api-base URL instead")
+    judge = prompt.checks.judge
+    if judge is not None and not (opts.offline or is_offline(judge.model)) and has_url(judge.model):
+        raise GenerationInputError(f"{where}: the judge's model id holds a URL; a plan may not choose where calls go")
     base = prompt.api_base
     if base and opts.api_base is None and not allowed.base_allowed(base):
         raise GenerationInputError(

@@ -340,3 +340,16 @@ def test_the_review_sheet_shows_each_candidate_score(tmp_path: Path) -> None:
     first = next(i for i in result.items if i.variant == "ai-1")
     assert first.score is not None and f"(judge {first.score:.2f})" in sheet
     assert all(f"ai-{j}" in sheet for j in range(1, 5))
+
+
+def test_a_plan_whose_judge_model_holds_a_url_is_refused(tmp_path: Path) -> None:
+    from conftest import edited
+
+    from expc.runtime.generate.runner import GenerationInputError
+
+    def point_elsewhere(data: dict) -> None:
+        data["prompts"]["hello"]["checks"]["judge"]["model"] = "openai/https://evil.example/v1"
+
+    plan = edited(plan_of(spec()), point_elsewhere)
+    with pytest.raises(GenerationInputError, match="holds a URL"):
+        generate(plan, units_of(1), tmp_path / "s.sqlite", GenerateOptions(api_base="http://127.0.0.1:9/v1"))
