@@ -202,11 +202,12 @@ def run(tasks: list[Task], store: Store, limits: Limits,
     With ``limits.workers`` above 1 (and enough tasks), worker processes make
     them (:mod:`.workers`); ``shared`` is what a worker shares with the others.
     """
-    from . import workers
+    if limits.workers > 1 and len(tasks) >= 2 * limits.workers:
+        from . import workers
 
-    networked = any(route(m, t.target.params) != "offline" for t in tasks for m in t.target.models())
-    if limits.workers > 1 and networked and len(tasks) >= 2 * limits.workers and workers.available():
-        return workers.run(tasks, store, limits, on_task_done, secrets, limits.workers)
+        networked = any(route(m, t.target.params) != "offline" for t in tasks for m in t.target.models())
+        if networked and workers.available():
+            return workers.run(tasks, store, limits, on_task_done, secrets, limits.workers)
     return asyncio.run(_run(tasks, store, limits, on_task_done, secrets, shared))
 
 

@@ -14,7 +14,7 @@ from fakellm import FakeLLM
 from gen_helpers import plan_of, spec_text, units_of
 
 from expc.runtime.generate.routing import WINDOW, Route, Router
-from expc.runtime.generate.runner import GenerateOptions, MissingCredentials, generate
+from expc.runtime.generate.runner import GenerateOptions, GenerationInputError, MissingCredentials, generate
 from expc.runtime.generate.store import Store
 from expc.runtime.report.rows import _generation
 from expc.runtime.run import generation_summary
@@ -195,3 +195,16 @@ def test_a_deployment_without_its_key_is_named_before_any_call(servers, tmp_path
     with pytest.raises(MissingCredentials, match="deployment `east`"):
         run(servers, tmp_path, 2, east=", api_key_env: EAST_KEY")
     assert east.calls == before
+
+
+def test_a_plan_whose_deployment_names_a_host_you_have_not_allowed_is_refused_before_any_call(
+        servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = plan_of(routed_spec(servers))  # compiled while the hosts were allowed
+    monkeypatch.setenv("EXPC_ALLOWED_API_BASES", servers[1].url)  # east's host is no longer allowed
+    before = servers[0].calls + servers[1].calls
+    with pytest.raises(GenerationInputError, match="deployment `east`: `api_base` is not on your allow-list"):
+        generate(plan, units_of(2), tmp_path / "s.sqlite", GenerateOptions())
+    assert servers[0].calls + servers[1].calls == before
+    east_before = servers[0].calls
+    result = generate(plan, units_of(2), tmp_path / "s.sqlite", GenerateOptions(api_base=servers[1].url))
+    assert result.calls == 2 and servers[0].calls == east_before  # --api-base wins: both deployments go to west's host
