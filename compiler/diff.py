@@ -114,6 +114,9 @@ REGISTRY: Final[tuple[Field, ...]] = (
     Field("variants.*.prompt", "content"),
     Field("variants.*.generate", "content"),
     Field("prompts", "content"),
+    # where a prompt's calls go: its deployments are interchangeable (a reply is stored under the prompt's key)
+    Field("prompts.*.deployments", "safe", identity=False),
+    Field("prompts.*.fallbacks", "safe", identity=False),
     # the statistics
     Field("metrics", "analysis"),
     Field("metrics.*", "analysis"),

@@ -255,10 +255,10 @@ class Prompt(_Model):
     """Checks on the generated text."""
     send_pii: list[Name] = Field(default=[], max_length=MAX_NAMES)
     """Personal (`pii: true`) attributes this prompt's templates may read, and so send to its model."""
-    deployments: list[Deployment] = Field(default=[], max_length=MAX_DEPLOYMENTS)
+    deployments: list[Deployment] = Field(default=[], max_length=MAX_DEPLOYMENTS, exclude_if=lambda v: not v)
     ("""Interchangeable deployments of `model` that share its calls within their `rpm`/`tpm` limits (a reply from """
      """any is stored as the prompt's: a re-run never pays again). See docs/generation.md.""")
-    fallbacks: list[Id] = Field(default=[], max_length=MAX_DEPLOYMENTS)
+    fallbacks: list[Id] = Field(default=[], max_length=MAX_DEPLOYMENTS, exclude_if=lambda v: not v)
     """Ids of `deployments` used only while the others fail (500s, 429s, timeouts), in this order."""
 
 

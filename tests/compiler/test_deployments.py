@@ -87,3 +87,18 @@ def test_ids_repeat_and_fallbacks_that_do_not_fit_are_located() -> None:
 def test_limits_are_positive_and_bounded() -> None:
     assert codes(check_text(spec([EAST.replace("rpm: 600", "rpm: 0")])))
     assert codes(check_text(spec([EAST.replace("rpm: 600", "rpm: 10000000000")])))
+
+
+def test_a_plan_keeps_its_deployments_and_a_plan_without_any_is_written_as_before() -> None:
+    from expc.compiler.diff import plan_changes, plan_digest
+    from expc.compiler.plan import Plan
+
+    routed = plan_of_text(spec([EAST, WEST], "[west]"))
+    again = Plan.model_validate_json(routed.model_dump_json())
+    assert again.prompts["hello"].deployments == routed.prompts["hello"].deployments
+    assert again.prompts["hello"].fallbacks == ["west"]
+    plain = plan_of_text(spec([EAST]).replace("    deployments:\n" + EAST + "\n", ""))
+    assert "deployments" not in plain.model_dump_json() and "fallbacks" not in plain.model_dump_json()
+    # adding or changing deployments changes where calls go, not the content: a safe change, same run identity
+    assert plan_digest(routed) == plan_digest(plain)
+    assert {c.kind for c in plan_changes(plain, routed)} == {"safe"}
