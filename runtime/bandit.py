@@ -170,13 +170,13 @@ def look_inputs(plan: Plan, reduction: Any, periods: Periods | None, look: Any) 
     after = next_weights(plan, best, seconds)[0]
     summary = {
         "probability_best": {a: float(p) for a, p in zip(ids, best[0])},
-        "weights": [{"until_day": _day_of(day), "weights": {a: round(float(w), 6) for a, w in zip(ids, row)}}
+        "weights": [{"until_day": _day_of(day), "weights": {a: float(w) for a, w in zip(ids, row)}}
                     for day, row in zip(periods.days, weights)],
-        "next_weights": {a: round(float(w), 6) for a, w in zip(ids, after)},
+        "next_weights": {a: float(w) for a, w in zip(ids, after)},
     }
     if single:
-        summary["note"] = ("one period at the plan's weights: these data carry no periods (a bandit's data are "
-                           "analysed by period in a simulated expc run)")
+        summary["note"] = ("one period at the plan's weights: these data carry no periods (expc run with the "
+                           "exposures and events analyses a bandit by period)")
     return LookInputs(d_inputs, state, means, summary)
 
 

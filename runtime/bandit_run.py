@@ -31,8 +31,11 @@ assignment depends on the looks, so they interleave:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,7 +46,7 @@ if TYPE_CHECKING:
     from .run import Progress, RunOptions
     from .synthetic import SyntheticRun
 
-__all__ = ["merged_run", "run_simulated", "subset_run"]
+__all__ = ["evaluate_logged_looks", "merged_run", "period_reducer", "run_simulated", "subset_run"]
 
 DAY_US = 86_400_000_000
 
@@ -76,7 +79,7 @@ def run_simulated(plan: Plan, options: RunOptions, seed: int, progress: Progress
     from expc.compiler.buckets import bucket_ranges
 
     from .assign import assign, id_text
-    from .bandit import Periods, next_weights
+    from .bandit import Periods
     from .evaluate import evaluate
     from .hashing import choose_variations
     from .run import SIMULATED_ITEMS_PER_VARIANT, _generate, _iso, _subset
@@ -131,8 +134,7 @@ def run_simulated(plan: Plan, options: RunOptions, seed: int, progress: Progress
         progress.look(look.index, len(looks))
         if result["decision"]["action"] != "continue":
             break
-        best = np.asarray([result["bandit"]["probability_best"][v.id] for v in plan.variants])
-        w = next_weights(plan, best[None], look.seconds)[0]
+        w = np.asarray([float(result["bandit"]["next_weights"][v.id]) for v in plan.variants])
         previous = look.seconds
     entered = arm >= 0
     final = subset_run(merged_run(runs, np.maximum(arm, 0)), entered)
@@ -151,3 +153,120 @@ def run_simulated(plan: Plan, options: RunOptions, seed: int, progress: Progress
             "period": unit_period})
         mark_done(run_dir, "assignments")
     return results, generation
+
+
+# ================================================================== logged data
+
+
+def _with_period(exposures: Any, boundaries: list[str]) -> Any:
+    """The exposures' ``SELECT`` with ``segment`` = ``p000``, ``p001``, ... : the period its timestamp falls in.
+
+    Periods end at ``boundaries`` (UTC, ``YYYY-MM-DD HH:MM:SS``); a unit's
+    segment is the least of its exposures' (the reduction's rule), so the
+    zero-padded names make it the period of its first exposure.
+    """
+    from sqlglot import exp
+
+    from expc.compiler.model import OPTIONAL_COLUMNS
+
+    inner = exp.Subquery(this=exposures.copy(), alias=exp.TableAlias(this=exp.to_identifier("e")))
+    standard = [exp.column(c, "e", quoted=True) for c in ("unit_id", "variant", "timestamp",
+                                                          *OPTIONAL_COLUMNS["exposures"])]
+    ts = exp.Cast(this=exp.column("timestamp", "e", quoted=True), to=exp.DataType.build("TIMESTAMP"))
+    ifs = [exp.If(this=exp.LT(this=ts.copy(), expression=exp.Cast(this=exp.Literal.string(end),
+                                                                    to=exp.DataType.build("TIMESTAMP"))),
+                  true=exp.Literal.string(f"p{i:03d}")) for i, end in enumerate(boundaries[:-1])]
+    last = exp.Literal.string(f"p{len(boundaries) - 1:03d}")
+    case = exp.Case(ifs=ifs, default=last) if ifs else last
+    return exp.select(*standard, exp.alias_(case, "segment", quoted=True)).from_(inner)
+
+
+@contextmanager
+def period_reducer(plan: Plan, exposures: Any, events: Any, engine: str = "duckdb") -> Iterator[
+        Callable[[str, list[str]], list[Any]]]:
+    """``periods_at(as_of, boundaries)``: each period's units and moments (plan variant order) at a cut-off.
+
+    The same reduction as :func:`expc.runtime.stats.reduce.reducer`'s, grouped
+    by the period of each unit's first exposure (periods ending at
+    ``boundaries``) as segments are; a period without units has zeros. The data
+    are read on an engine of their own (once, however many cut-offs follow).
+    """
+    from types import SimpleNamespace
+
+    from expc.compiler.model import Segments
+
+    from .engines import open_engine
+    from .stats.reduce import _segments, as_source
+    from .stats.reduction_sql import reduction_sql
+
+    eng = open_engine(engine)
+    sources = {"exposures": as_source(exposures), "events": as_source(events)}
+    names = list(dict.fromkeys(e for m in plan.metrics for e, _ in m.uses()))
+    value = any(measure == "value" for m in plan.metrics for _, measure in m.uses())
+    by_period = plan.model_copy(update={"analysis": plan.analysis.model_copy(
+        update={"segments": Segments(by=["expc_period"], min_units=0, top=1000)})})
+    relations: dict[str, Any] = {}
+
+    def periods_at(as_of: str, boundaries: list[str]) -> list[Any]:
+        for what, source in sorted(sources.items(), key=lambda item: item[1].path is None):
+            if what not in relations:
+                relations[what] = eng.relation(what, source, unit=plan.assignment.unit, value=value, events=names,
+                                               repeated=True, read=plan.data.dialect if plan.data else None)[0]
+        inputs = {"exposures": _with_period(relations["exposures"], boundaries), "events": relations["events"]}
+        columns, rows = eng.query(reduction_sql(by_period, eng.dialect, as_of, comments=False, inputs=inputs,
+                                                segment="expc_period"))
+        table = _segments(by_period, "expc_period", columns, rows)
+        def row(j: int | None) -> Callable[[np.ndarray], np.ndarray]:
+            return (lambda x: np.zeros(x.shape[-1])) if j is None else (lambda x: x[j])
+
+        out = []
+        for i in range(len(boundaries)):
+            name = f"p{i:03d}"
+            j = table.values.index(name) if name in table.values else None
+            units = table.units[j] if j is not None else np.zeros(len(plan.variants))
+            out.append(SimpleNamespace(units=units, metrics={k: m.map(row(j)) for k, m in table.metrics.items()}))
+        return out
+
+    try:
+        yield periods_at
+    finally:
+        eng.close()
+
+
+def evaluate_logged_looks(plan: Plan, run_dir: Any, looks: list[Any], start: datetime,
+                          reduce_at: Callable[[str], Any], periods_at: Callable[[str, list[str]], list[Any]],
+                          progress: Progress) -> list[dict[str, Any]]:
+    """A bandit's looks on logged data: each look on its periods, with the weights the looks before it chose.
+
+    Period 0 has equal weights (exploration), each later one the
+    ``next_weights`` of the look that opened it (what ``expc export`` served);
+    the sample-ratio check compares each period's units with them. Saved looks
+    are read back, as :func:`expc.runtime.run.evaluate_looks` does.
+    """
+    from .bandit import Periods
+    from .evaluate import evaluate
+    from .run import _iso
+    from .rundir import read_json, write_json_atomic
+
+    arms = len(plan.variants)
+    weights = [np.full(arms, 1.0 / arms)]
+    results: list[dict[str, Any]] = []
+    for k, look in enumerate(looks):
+        as_of = _iso(start + timedelta(seconds=look.seconds))
+        path = Path(run_dir) / "looks" / f"look-{look.index:03d}.json"
+        saved = read_json(path) if path.exists() else None
+        if saved is not None and saved.get("as_of") == as_of:
+            result = saved
+        else:
+            ends = [(start + timedelta(seconds=x.seconds)).strftime("%Y-%m-%d %H:%M:%S") for x in looks[:k + 1]]
+            periods = Periods(periods_at(as_of, ends), np.stack(weights), [x.day for x in looks[:k + 1]])
+            result = evaluate(plan, reduce_at(as_of), look, periods=periods).to_dict() | {"look": look.index,
+                                                                                           "as_of": as_of}
+            write_json_atomic(path, result)
+        results.append(result)
+        progress.look(look.index, len(looks))
+        if result["decision"]["action"] != "continue":
+            break
+        chosen = result["bandit"]["next_weights"]
+        weights.append(np.asarray([float(chosen[v.id]) for v in plan.variants]))
+    return results

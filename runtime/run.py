@@ -428,6 +428,13 @@ def run_on_data(plan: Plan, options: RunOptions, progress: Progress) -> tuple[
                            f"(one every {plan.schedule.every}); the limit is {MAX_LOOKS:,}: set `stopping.max_days` "
                            "or look less often", 1)
         progress.step("evaluating looks")
+        if plan.analysis.method == "bandit":  # each look by period, with the weights the looks before it chose
+            from expc.runtime.bandit_run import evaluate_logged_looks, period_reducer
+
+            with period_reducer(plan, data["exposures"], data["events"], options.engine) as periods_at:
+                looks = evaluate_logged_looks(plan, run_dir, plan.schedule.until(end.seconds), start, reduce_at,
+                                              periods_at, progress)
+            return looks, generation
         looks = evaluate_looks(plan, run_dir, plan.schedule.until(end.seconds), start,
                                lambda look, as_of: reduce_at(as_of), progress)
     return looks, generation

@@ -121,3 +121,19 @@ def test_subsets_and_merges_of_simulated_runs_keep_their_events(plan: Plan) -> N
     part = subset_run(merged, keep)
     assert part.exposures == int(keep.sum())
     assert np.all(part.arm == 1) and part.events == int(np.sum(keep[merged.event_unit]))
+
+
+def test_a_run_on_the_logged_data_reads_the_same_periods_as_the_simulated_run(
+        plan: Plan, run: tuple[dict, Path], tmp_path: Path) -> None:
+    report, folder = run
+    logged = execute(plan, RunOptions(run_dir=tmp_path / "logged", exposures_path=folder / "exposures.parquet",
+                                      events_path=folder / "events.parquet")).report
+    assert not logged["simulated"]
+    assert len(logged["history"]) == len(report["history"])
+    for simulated, real in zip(report["history"], logged["history"]):
+        assert real["decision"] == simulated["decision"]
+        assert real["units"] == simulated["units"]
+        assert real["bandit"]["weights"] == simulated["bandit"]["weights"]
+        assert real["bandit"]["probability_best"] == pytest.approx(simulated["bandit"]["probability_best"],
+                                                                   rel=1e-9, abs=1e-12)
+        assert real["srm"]["p_value"] == pytest.approx(simulated["srm"]["p_value"], rel=1e-9)
