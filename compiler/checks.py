@@ -723,6 +723,10 @@ def stopping(ctx: Context) -> Iterator[Diagnostic]:
         if rule.when == "best_arm" and not bandit:
             yield error("E076", "rule `best_arm` needs `analysis.method: bandit` (the probability of being best "
                         "comes from the bandit's posterior)", ctx.at(path + ("when",)))
+        if bandit and rule.when == "segment_harm":
+            yield error("E076", "a bandit does not stop on `segment_harm` yet: its per-segment tests would pool "
+                        "periods with different weights", ctx.at(path + ("when",)),
+                        "watch the whole with `guardrail_harm`")
         if bandit and rule.when in ("primary_significant", "futility"):
             yield error("E076", f"a bandit does not stop on `{rule.when}`: its traffic follows the data, so the "
                         "fixed-weight tests behind it do not hold", ctx.at(path + ("when",)),

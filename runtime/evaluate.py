@@ -373,6 +373,7 @@ def evaluate(plan: Plan, reduction: Reduction, look: Look | None = None, elapsed
 
         bandit_look = look_inputs(plan, reduction, periods, look)
         inputs = bandit_look.inputs
+        by_cuped.clear()  # a bandit compares period-weighted estimates, without CUPED
     d = decide(plan, look_state(plan, units, look, elapsed), inputs, exact=True, segment_harm=harm,
                bandit=bandit_look.state if bandit_look is not None else None)
     trustworthy = not bool(np.asarray(d.srm.flagged).reshape(-1)[0])

@@ -67,3 +67,14 @@ def test_a_simulated_bandit_counts_each_arms_outcomes_against_the_limits() -> No
     assert "under each of its 3 arms" in next(d.message for d in result.diagnostics if d.code == "E070")
     assert "E070" not in codes(check_text(BANDIT.replace("method: bandit", "method: fixed").replace(
         "best_arm", "primary_significant") + "simulation:\n  units_per_day: 200000\n  days: 10\n"))
+
+
+def test_a_bandit_does_not_stop_on_segment_harm_yet() -> None:
+    text = BANDIT.replace("analysis: {method: bandit,", "attributes_extra: {}\nanalysis: {segments: [country], "
+                          "method: bandit,").replace("attributes_extra: {}\n", "").replace(
+        "attributes: {user_id: string}", "attributes: {user_id: string, country: string}").replace(
+        "    - {when: max_days, then: stop_inconclusive}\n",
+        "    - {when: segment_harm, then: stop_rollback}\n    - {when: max_days, then: stop_inconclusive}\n")
+    result = check_text(text)
+    assert codes(result).count("E076") == 1
+    assert "segment_harm" in next(d.message for d in result.diagnostics if d.code == "E076")
