@@ -198,7 +198,8 @@ class Checks(_Model):
     """What happens to content that still fails: stop with an error, skip the unit, or show the control."""
     judge: Judge | None = Field(default=None, exclude_if=lambda v: v is None)
     ("""A model grades each text that passed the other checks against a rubric (a score from 0 to 1); below """
-     """`threshold`, or an answer without a score, `on_fail` applies (no regeneration). See docs/generation.md.""")
+     """`threshold`, or an answer without a score, the text fails (regenerated, then `on_fail`). """
+     """See docs/generation.md.""")
 
 
 class Judge(_Model):

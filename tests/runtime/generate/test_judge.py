@@ -223,7 +223,7 @@ def test_offline_candidates_get_distinct_copy_and_deterministic_scores(tmp_path:
     plan = plan_of(CANDIDATES)
     result = generate(plan, None, tmp_path / "s.sqlite", GenerateOptions())
     items = [i for i in result.items if i.variant.startswith("ai-")]
-    assert len(items) == 12 and result.calls == 24
+    assert len(items) == 12 and result.calls > 24  # texts below 0.7 were regenerated (and judged again)
     for country in ("France", "Germany", "Spain"):
         texts = [i.content for i in items if i.key == {"country": country} and i.status == "ok"]
         scored = [i for i in items if i.key == {"country": country}]
@@ -233,6 +233,7 @@ def test_offline_candidates_get_distinct_copy_and_deterministic_scores(tmp_path:
     assert all((i.status == "ok") == (i.score >= 0.7) for i in items if i.score is not None)
     again = generate(plan, None, tmp_path / "s.sqlite", GenerateOptions())
     assert again.calls == 0 and [i.score for i in again.items] == [i.score for i in result.items]
+    assert [(i.status, i.content) for i in again.items] == [(i.status, i.content) for i in result.items]
     scores = candidate_scores(plan, result.items)
     kept = top_k(plan, scores)["ai"]
     assert len(kept) == 2 and min(scores[a] for a in kept) >= max(s for a, s in scores.items() if a not in kept)
@@ -353,3 +354,42 @@ def test_a_plan_whose_judge_model_holds_a_url_is_refused(tmp_path: Path) -> None
     plan = edited(plan_of(spec()), point_elsewhere)
     with pytest.raises(GenerationInputError, match="holds a URL"):
         generate(plan, units_of(1), tmp_path / "s.sqlite", GenerateOptions(api_base="http://127.0.0.1:9/v1"))
+
+
+def test_a_text_the_judge_fails_is_regenerated_then_on_fail_applies(server: FakeLLM, tmp_path: Path) -> None:
+    text = spec(rubric='{"score": 0.2} Warm.', on_fail="skip").replace("      on_fail: skip\n",
+                                                                       "      on_fail: skip\n      regenerate: 2\n")
+    result = _run(server, tmp_path, text, n=2)
+    items = _treated(result)
+    assert result.calls == 12  # per unit: three texts (seeds 0, 1, 2), each judged
+    assert [i.status for i in items] == ["skipped"] * 2 and [i.score for i in items] == [0.2] * 2
+    assert "after 3 attempt(s)" in (items[0].reason or "") and "score 0.2" in (items[0].reason or "")
+    assert result.spent == pytest.approx(sum(i.cost for i in result.items))
+    calls = server.calls
+    again = _run(server, tmp_path, text, n=2)
+    assert server.calls == calls and again.calls == 0 and [i.status for i in _treated(again)] == ["skipped"] * 2
+    assert again.spent_total == pytest.approx(result.spent)
+    with pytest.raises(NotInStore):  # a store-only run must find the whole chain
+        _run(server, tmp_path / "other", text, n=2, store_only=True)
+
+
+def test_regeneration_stops_at_the_first_text_the_judge_passes(tmp_path: Path) -> None:
+    plan = plan_of(CANDIDATES.replace("threshold: 0.7", "threshold: 0.9"))
+    result = generate(plan, None, tmp_path / "s.sqlite", GenerateOptions())
+    with Store(tmp_path / "s.sqlite") as store:
+        stored = store.count()
+    assert stored == result.calls
+    for item in (i for i in result.items if i.variant.startswith("ai-")):
+        assert (item.status == "ok") == (item.score is not None and item.score >= 0.9)
+
+
+def test_judgements_are_counted_once_when_other_texts_are_regenerated(server: FakeLLM, tmp_path: Path) -> None:
+    rubric = '{"score": {{ 0.9 if user.first_name == "Name0" else 0.2 }}} Warm.'
+    before = server.calls
+    result = _run(server, tmp_path, spec(rubric=rubric.replace("'", "''")), n=2)
+    first, second = _treated(result)
+    assert (first.status, first.score) == ("ok", 0.9) and (second.status, second.score) == ("skipped", 0.2)
+    assert result.calls == server.calls - before == 2 + 6  # unit 0: one text, one judgement; unit 1: three of each
+    assert result.spent == pytest.approx(sum(i.cost for i in result.items))
+    row = next(r for r in result.per_variant() if r["variant"] == "treatment")
+    assert row["calls"] == 8 and row["cost"] == pytest.approx(result.spent)
