@@ -114,3 +114,15 @@ def test_guardrails_still_stop_a_bandit() -> None:
     result = simulate(harmful, 300).to_dict()
     assert result["decisions"]["stop_rollback"] > 0.9  # the clickier headline shortens reading: rolled back
     assert result["rules_fired"]["1:guardrail_harm"] > 0.9
+
+
+def test_a_mean_primary_uses_the_normal_model_and_a_decrease_can_be_good() -> None:
+    text = HEADLINES.replace("{id: click, kind: proportion, event: click, role: primary, mde: 10%, baseline: 5%}",
+                             "{id: wait, kind: mean, event: wait, role: primary, direction: decrease, sd: 20}").replace(
+        "    control: {click: 0.05}\n    ai-1: {click: 0.055}\n    ai-2: {click: 0.05}\n    ai-3: {click: 0.05}\n",
+        "    control: {wait: {mean: 30, sd: 20}}\n    ai-1: {wait: 30}\n    ai-2: {wait: 29.5}\n    ai-3: {wait: 30}\n")
+    waiting = plan_of_text(text)
+    spec_run = simulate(waiting, 400).to_dict()["bandit"]
+    assert spec_run["best"] == ["ai-2"] and spec_run["pick_rate"] >= 0.9
+    assert spec_run["regret"] < spec_run["equal_split"]["regret"]
+    assert simulate(waiting, 400, truth="aa").to_dict()["false_positive_rate"] <= 0.05
