@@ -40,7 +40,7 @@ replications. It reports, besides the usual rates:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -229,7 +229,6 @@ class BanditRuns:
     weights: np.ndarray  # (K, arms): mean weights in force in each period
     final_means: np.ndarray  # (R, arms): the primary's period-weighted means at the last look
     pooled_means: np.ndarray  # (R, arms): the primary's pooled means at the last look (for comparison)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _needed(plan: Plan) -> list[str]:
@@ -393,10 +392,7 @@ def summary(plan: Plan, runs: BanditRuns, equal: BanditRuns, truth_mode: str,
         "best": [ids[i] for i in best] if not all_equal else [],
         **part(runs),
         "equal_split": part(equal),
-        "weights": [{"until_day": _day(d), "weights": {a: round(float(w), 4) for a, w in zip(ids, row)}}
+        "weights": [{"until_day": _day_of(d), "weights": {a: round(float(w), 4) for a, w in zip(ids, row)}}
                     for d, row in zip(look_days, runs.weights)],
     }
 
-
-def _day(d: float) -> int | float:
-    return int(d) if float(d).is_integer() else float(d)
