@@ -63,13 +63,15 @@ def has_candidates(spec: Spec) -> bool:
     return any(v.candidates for v in spec.variants)
 
 
-def expanded(spec: Spec) -> Spec:
+def expanded(spec: Spec, kept_only: bool = False) -> Spec:
     """The spec with every variant's candidates as arms of their own (the spec itself when none asks for any).
 
     Each candidate arm is the variant with its id, its share of the weight and
     no ``candidates`` (``top_k`` stays, as does the variant's description).
     The simulation's truth is keyed by arm: a variant's own entry applies to
-    its candidates that have none.
+    its candidates that have none. ``kept_only``: a variant with ``top_k: K``
+    has only the K arms that get traffic (candidates 1..K, sharing its weight),
+    as a design is planned: the sample size counts the arms a run assigns to.
     """
     if not has_candidates(spec):
         return spec
@@ -78,9 +80,9 @@ def expanded(spec: Spec) -> Spec:
         if not v.candidates:
             arms.append(v)
             continue
-        share = v.weight / v.candidates
-        arms.extend(v.model_copy(update={"id": arm, "weight": share, "candidates": None})
-                    for arm in candidate_ids(v))
+        ids = candidate_ids(v)[:v.top_k] if kept_only and v.top_k else candidate_ids(v)
+        share = v.weight / len(ids)
+        arms.extend(v.model_copy(update={"id": arm, "weight": share, "candidates": None}) for arm in ids)
     update: dict = {"variants": arms}
     if spec.simulation is not None and spec.simulation.truth:
         truth: dict[str, dict[str, TruthValue]] = {}

@@ -805,9 +805,10 @@ def simulation_truth(ctx: Context) -> Iterator[Diagnostic]:
 def design(ctx: Context) -> Iterator[Diagnostic]:
     """The planned sample size is computable and reachable in time, with enough analytic power (W001, W002, W021).
 
-    Planned for the arms, each candidate one (:func:`~expc.compiler.candidates.expanded`), as the plan is.
+    Planned for the arms that get traffic, each candidate one (K of a `top_k` variant), as the plan is
+    (:func:`~expc.compiler.candidates.expanded`).
     """
-    ctx = Context(ctx.doc, expanded(ctx.spec))
+    ctx = Context(ctx.doc, expanded(ctx.spec, kept_only=True))
     planned, reason = sample_size(ctx.spec)
     metric = ctx.spec.primary
     if planned is None:
@@ -890,7 +891,7 @@ def with_min_power(doc: Document, spec: Spec, diagnostics: list[Diagnostic], tar
     reached, so every spec whose analytic power is below ``target`` has one.
     """
     kept = [d for d in diagnostics if d.code != "W021"]
-    return sorted(kept + list(power_shortfall(Context(doc, expanded(spec)), target)), key=sort_key)
+    return sorted(kept + list(power_shortfall(Context(doc, expanded(spec, kept_only=True)), target)), key=sort_key)
 
 
 def _units_for(spec: Spec, target: float) -> int:

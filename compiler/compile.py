@@ -53,13 +53,13 @@ def compile_plan(doc: Document, spec: Spec) -> Plan:
     """
     parents = parent_of(spec)
     jobs = generation_jobs(spec)
+    planned, reason = sample_size(expanded(spec, kept_only=True))  # the arms that get traffic (top_k: K)
     spec = expanded(spec)
     control = spec.control
     assert control is not None, "a checked spec has variants"
     weights = normalise([v.weight for v in spec.variants])
     ranges = bucket_ranges(len(weights), spec.allocation.coverage, weights)
     layer = spec.allocation.layer
-    planned, reason = sample_size(spec)
     seed = spec.experiment.seed or spec.experiment.id
     ci = spec.variants.index(control)
     treatments = len(spec.variants) - 1

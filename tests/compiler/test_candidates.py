@@ -266,3 +266,13 @@ def test_design_selection_keeps_the_first_k_candidates() -> None:
     assert [v.id for v in design_selection(plan).variants] == ["control", "ai-1", "ai-2"]
     plain = plan_of_text(spec(ai="candidates: 3"))
     assert design_selection(plain) is plain
+
+
+def test_the_sample_size_of_a_top_k_design_counts_the_k_arms_that_get_traffic() -> None:
+    kept = plan_of_text(spec(ai="candidates: 6\n    top_k: 2"))
+    two = plan_of_text(spec(ai="candidates: 2"))
+    assert kept.sample_size is not None and two.sample_size is not None
+    assert kept.sample_size.per_variant == two.sample_size.per_variant
+    assert len(kept.variants) == 7  # the plan still lists every candidate
+    six = plan_of_text(spec(ai="candidates: 6"))
+    assert six.sample_size is not None and six.sample_size.per_variant > two.sample_size.per_variant
