@@ -127,10 +127,9 @@ def test_validate_warns_about_bayesian_decisions_at_every_look_and_the_hint_cont
     peeking = simulate(plan_of_text(text), 2000, "aa", seed=5).to_dict()["false_positive_rate"]
     assert peeking > 0.05  # the rate the warning talks about
     hint = next(d for d in result.diagnostics if d.code == "W011").hint
-    n = plan_of_text(text).planned_per_variant
-    assert f"min_units_per_variant: {n}" in hint and f"max_units: {2 * n}" in hint
-    fixed = text.replace("  rules:\n", f"  min_units_per_variant: {n}\n  max_units: {2 * n}\n  rules:\n").replace(
-        "    - {when: max_days", "    - {when: max_units, then: stop_inconclusive}\n    - {when: max_days")
+    assert hint.startswith("look once, at the end: `looks: 28d` with `max_days: 28`")
+    fixed = spec(method="bayesian", looks="28d", max_days=28, per_day=2000, rules=rules,
+                 metric="{id: conv, kind: proportion, event: c, role: primary, mde: 10%}")
     assert "W011" not in codes(check_text(fixed))
     rate = simulate(plan_of_text(fixed), 4000, "aa", seed=5).to_dict()["false_positive_rate"]
     assert rate <= 0.025 + 2 * math.sqrt(0.025 * 0.975 / 4000)
