@@ -166,6 +166,17 @@ def target(judge: Judge, prompt_base: str | None, prompt_key_env: str | None, op
                   key_env=opts.api_key_env or prompt_key_env)
 
 
+def probes(plan: Plan, todo: list[Piece], opts: GenerateOptions) -> list[Task]:
+    """A request per judge the items may need (never sent): their credentials are checked before any call starts."""
+    out = []
+    for name in dict.fromkeys(p.prompt for p in todo if p.prompt is not None and p.rubric is not None):
+        prompt = plan.prompts[name]
+        if prompt.checks.judge is not None:
+            out.append(Task(target(prompt.checks.judge, prompt.api_base, prompt.api_key_env, opts), [], _CHECKS,
+                            opts.seed))
+    return out
+
+
 def judge(plan: Plan, todo: list[Piece], tasks: dict[Group, Task], store: Store, opts: GenerateOptions,
           limits: Limits, calls_allowed: bool, prepare: Callable[[list[Task]], tuple[str, ...]]) -> Judging:
     """Judge every text that passed its other checks; regenerate what the judge fails while ``regenerate`` allows.

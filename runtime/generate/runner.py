@@ -299,7 +299,7 @@ def generate(plan: Plan, units: Any | None, store_path: Path,
                              "--api-base, --seed and --units")
         if pending:
             sizes = {id(t): group_sizes[gid] for gid, t in tasks.items()}
-            secrets = _prepare_calls(pending)
+            secrets = _prepare_calls([*pending, *judge_mod.probes(plan, todo, opts)])  # the judges' keys too
 
             def task_done(task: Task) -> None:
                 state.done += sizes[id(task)]

@@ -393,3 +393,15 @@ def test_judgements_are_counted_once_when_other_texts_are_regenerated(server: Fa
     assert result.spent == pytest.approx(sum(i.cost for i in result.items))
     row = next(r for r in result.per_variant() if r["variant"] == "treatment")
     assert row["calls"] == 8 and row["cost"] == pytest.approx(result.spent)
+
+
+def test_a_judge_without_its_key_stops_the_run_before_any_call(server: FakeLLM, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from expc.runtime.generate.runner import MissingCredentials
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    text = spec().replace("judge: {model: openai/gpt-4o-mini", "judge: {model: anthropic/claude-3-5-haiku-latest")
+    calls = server.calls
+    with pytest.raises(MissingCredentials, match="ANTHROPIC_API_KEY"):
+        _run(server, tmp_path, text, n=2)
+    assert server.calls == calls
