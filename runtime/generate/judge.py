@@ -191,7 +191,6 @@ def judge(plan: Plan, todo: list[Piece], tasks: dict[Group, Task], store: Store,
     total = Judging()
     for round_ in range(_MAX_ROUNDS):
         copy_spent = sum(r.cost for t in tasks.values() for r in t.records)
-        judged_spent = sum(r.cost for t in total.tasks for r in t.records)
         stopped = total.outcome.budget_exhausted or total.outcome.provider_error is not None
         judging = _round(plan, todo, tasks, store, opts, replace(limits, already_spent=copy_spent),
                          calls_allowed and not stopped, prepare)
@@ -208,7 +207,7 @@ def judge(plan: Plan, todo: list[Piece], tasks: dict[Group, Task], store: Store,
                 verdict.task = known[key]
             total.verdicts[index] = verdict
         total.outcome = merged(total.outcome, judging.outcome)
-        again = _failed(plan, todo, tasks, judging)
+        again = _failed(todo, tasks, judging)
         stopped = total.outcome.budget_exhausted or total.outcome.provider_error is not None
         if not again or stopped or not calls_allowed and not opts.store_only:
             break
@@ -218,13 +217,13 @@ def judge(plan: Plan, todo: list[Piece], tasks: dict[Group, Task], store: Store,
                              "run `expc generate` first, with the same options", not_stored=True)
         if pending:
             secrets = prepare(pending)
-            spent = copy_spent + judged_spent + sum(r.cost for t in judging.tasks for r in t.records)
+            spent = copy_spent + sum(r.cost for t in total.tasks for r in t.records)  # each judgement once
             total.outcome = merged(total.outcome, calls_mod.run(pending, store, replace(limits, already_spent=spent),
                                                                 None, secrets))
     return total
 
 
-def _failed(plan: Plan, todo: list[Piece], tasks: dict[Group, Task], judging: Judging) -> list[Task]:
+def _failed(todo: list[Piece], tasks: dict[Group, Task], judging: Judging) -> list[Task]:
     """Mark the texts the judge failed as failing their checks; the requests that may try again (deduplicated)."""
     again: dict[int, Task] = {}
     for index, verdict in judging.verdicts.items():
