@@ -685,7 +685,7 @@ def analysis(ctx: Context) -> Iterator[Diagnostic]:
 def _bandit(ctx: Context) -> Iterator[Diagnostic]:
     """A bandit's settings fit its arms, and its primary metric has a posterior it can sample (E075)."""
     spec, b = ctx.spec, ctx.spec.analysis.bandit
-    arms = len(spec.variants)
+    arms = len(expanded(spec, kept_only=True).variants)  # the arms a run assigns to: candidates count, top_k's K
     if arms and b.min_weight * arms > 1:
         yield error("E075", f"analysis.bandit.min_weight is {b.min_weight:g}, so {arms} arms would need "
                     f"{b.min_weight * arms:.0%} of the traffic", ctx.at(("analysis", "bandit", "min_weight")),

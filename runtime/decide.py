@@ -25,7 +25,9 @@ bayesian: posterior probabilities), then (:func:`decide`):
   horizon) counts as final.
 * **guardrail harm**: at the final look, non-inferiority at the margin is not
   shown (one-sided p >= alpha); before it, the guardrail is significantly
-  worse by the method's own uncorrected test.
+  worse by the method's own uncorrected test (a bandit's, whose fixed-horizon
+  test is read at every look, at alpha divided among its treatments and
+  scheduled looks, so that an A/A bandit is rolled back at most alpha of the time).
 * **futility**: every treatment's ``1 - alpha`` interval excludes an
   improvement as large as the MDE.
 * **rules** in order, first that holds decides (its ``then``, ``continue``
@@ -477,7 +479,8 @@ def decide(plan: Plan, looks: LookState, moments: dict[str, tuple[Moments, fixed
         ni = fixed.non_inferiority(ml.moments, ml.kind, float(ml.metric.margin or 0.0), ml.metric.direction)
         non_inferior = np.isfinite(ni.p_value) & (ni.p_value < alpha)
         at_final = ~non_inferior & np.isfinite(ml.lift)
-        harm = np.where(final[..., None], at_final, _significant_raw(ml, method, alpha))
+        interim = alpha / (ml.lift.shape[-1] * max(1, len(plan.schedule.looks))) if method == "bandit" else alpha
+        harm = np.where(final[..., None], at_final, _significant_raw(ml, method, interim))
         out[mid] = _with(ml, non_inferiority=ni, harm=harm)
 
     # ---- the rules

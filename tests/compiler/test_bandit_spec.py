@@ -78,3 +78,13 @@ def test_a_bandit_does_not_stop_on_segment_harm_yet() -> None:
     result = check_text(text)
     assert codes(result).count("E076") == 1
     assert "segment_harm" in next(d.message for d in result.diagnostics if d.code == "E076")
+
+
+def test_min_weight_is_checked_against_the_arms_a_run_assigns_to_candidates_included() -> None:
+    """`ai` with 6 candidates, 4 kept: 5 arms with the desk's, so each can keep at most 20%."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "specs" / "news-headlines.yaml").read_text()
+    assert "E075" not in codes(check_text(text.replace("min_weight: 5%", "min_weight: 20%")))
+    result = check_text(text.replace("min_weight: 5%", "min_weight: 25%"))
+    assert codes(result) == ["E075"] and "5 arms would need 125%" in result.diagnostics[0].message

@@ -147,7 +147,7 @@ def test_compile_is_byte_identical_across_processes():
 
 
 def _data() -> dict:
-    return compile_file(EXAMPLES[0]).to_dict()
+    return compile_file(ROOT / "specs" / "product-descriptions.yaml").to_dict()
 
 
 @pytest.mark.parametrize(("edit", "message"), [

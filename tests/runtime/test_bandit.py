@@ -126,3 +126,19 @@ def test_a_mean_primary_uses_the_normal_model_and_a_decrease_can_be_good() -> No
     assert spec_run["best"] == ["ai-2"] and spec_run["pick_rate"] >= 0.9
     assert spec_run["regret"] < spec_run["equal_split"]["regret"]
     assert simulate(waiting, 400, truth="aa").to_dict()["false_positive_rate"] <= 0.05
+
+
+def test_the_news_headlines_example_picks_its_better_headline_and_keeps_false_ships_and_rollbacks_under_alpha(
+        ) -> None:
+    """specs/news-headlines.yaml: 4 judged candidates and the desk's headline, ai-2 truly 10% better."""
+    from pathlib import Path
+
+    import expc
+
+    plan = expc.compile_file(Path(__file__).resolve().parents[2] / "specs" / "news-headlines.yaml")
+    b = simulate(plan, 1000).to_dict()["bandit"]
+    assert b["best"] == ["ai-2"] and b["pick_rate"] >= 0.9
+    assert b["regret"] + 2 * b["regret_se"] < b["equal_split"]["regret"] - 2 * b["equal_split"]["regret_se"]
+    aa = simulate(plan, 1000, truth="aa").to_dict()
+    assert aa["false_positive_rate"] <= plan.analysis.alpha
+    assert aa["false_rollback_rate"] <= plan.analysis.alpha  # its dwell-time guardrail, read at every look
