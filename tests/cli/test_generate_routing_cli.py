@@ -13,8 +13,8 @@ from conftest import ROOT
 from expc.cli import main
 
 sys.path.insert(0, str(ROOT / "tests" / "runtime" / "generate"))
-from fakellm import FakeLLM  # noqa: E402
-from gen_helpers import spec_text  # noqa: E402
+from fakellm import FakeLLM
+from gen_helpers import spec_text
 
 
 def test_rows_name_their_deployment_and_stderr_sums_each_ones_cost(tmp_path: Path,

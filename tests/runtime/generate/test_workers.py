@@ -41,7 +41,8 @@ def test_two_workers_make_every_call_once_store_each_and_report_progress(server:
                      lambda done, total, errors, cost: seen.append(done))
     one = generate(plan, units_of(40), tmp_path / "b.sqlite", opts(server))
     assert server.calls - before == 80 and split.calls == one.calls == 40
-    assert [(i.content, i.status, i.tokens) for i in split.items] == [(i.content, i.status, i.tokens) for i in one.items]
+    assert [(i.content, i.status, i.tokens) for i in split.items] == \
+        [(i.content, i.status, i.tokens) for i in one.items]
     assert split.spent == pytest.approx(one.spent) and split.spent > 0
     assert seen[-1] == 41 and seen == sorted(seen) and len(seen) > 2  # progress as the workers' tasks finish
     with Store(tmp_path / "a.sqlite") as store:
