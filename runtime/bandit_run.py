@@ -30,7 +30,6 @@ assignment depends on the looks, so they interleave:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -82,17 +81,15 @@ def run_simulated(plan: Plan, options: RunOptions, seed: int, progress: Progress
     from .bandit import Periods
     from .evaluate import evaluate
     from .hashing import choose_variations
-    from .run import SIMULATED_ITEMS_PER_VARIANT, _generate, _iso, _subset
+    from .run import SIMULATED_ITEMS_PER_VARIANT, _generate, _iso, _subset, simulated_units
     from .rundir import is_done, mark_done, read_json, write_json_atomic
-    from .synthetic import DEFAULT_START, draw_outcomes, draw_units, look_reduction, write_files
+    from .synthetic import DEFAULT_START, draw_outcomes, look_reduction, write_files
     from .tables import write_assignments
 
     assert plan.simulation is not None
     run_dir = options.run_dir
     looks = plan.simulation.looks
-    days = max(1, math.ceil(looks[-1].day))
-    progress.step(f"drawing {days} days of simulated units")
-    units, entry_day = draw_units(plan, days, seed)
+    units, entry_day = simulated_units(plan, seed, progress)
     base = assign(plan, units)
     inside = base.variant >= 0
     generation = _generate(plan, _subset(units, inside), options, progress, SIMULATED_ITEMS_PER_VARIANT)

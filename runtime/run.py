@@ -336,6 +336,16 @@ def _write_assignments(plan: Plan, units: Any, assignment: Any, path: Path) -> N
                              "bucket": assignment.bucket})
 
 
+def simulated_units(plan: Plan, seed: int, progress: Progress) -> tuple[Any, Any]:
+    """A simulated run's population: the units of every day up to its last look, and the day each arrives."""
+    from expc.runtime.synthetic import draw_units
+
+    assert plan.simulation is not None
+    days = max(1, math.ceil(plan.simulation.looks[-1].day))
+    progress.step(f"drawing {days} days of simulated units")
+    return draw_units(plan, days, seed)
+
+
 def run_simulated(plan: Plan, options: RunOptions, seed: int, progress: Progress) -> tuple[
         list[dict[str, Any]], dict[str, Any]]:
     """Draw units day by day, assign them, generate content, draw outcomes and evaluate every look.
@@ -349,14 +359,12 @@ def run_simulated(plan: Plan, options: RunOptions, seed: int, progress: Progress
 
         return run_bandit(plan, options, seed, progress)
     from expc.runtime.assign import assign
-    from expc.runtime.synthetic import DEFAULT_START, draw_outcomes, draw_units, look_reduction, write_files
+    from expc.runtime.synthetic import DEFAULT_START, draw_outcomes, look_reduction, write_files
 
     assert plan.simulation is not None
     run_dir = options.run_dir
     looks = plan.simulation.looks
-    days = max(1, math.ceil(looks[-1].day))
-    progress.step(f"drawing {days} days of simulated units")
-    units, entry_day = draw_units(plan, days, seed)
+    units, entry_day = simulated_units(plan, seed, progress)
     assignment = assign(plan, units)
     if not _is_done(run_dir, "assignments"):
         _write_assignments(plan, units, assignment, run_dir / "assignments.parquet")
