@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,8 @@ import pytest
 from expc.compiler.pipeline import CheckResult, check_bytes
 
 if TYPE_CHECKING:
+    from fakellm import FakeLLM
+
     from expc.compiler.plan import Plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +97,21 @@ def located(result: CheckResult, code: str) -> list[tuple[int, int]]:
 def base() -> str:
     """A small valid spec that each test breaks in one place."""
     return BASE
+
+
+@pytest.fixture
+def no_openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``OPENAI_API_KEY`` in the environment (a test that needs one sets it): use with ``usefixtures``."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeLLM]:
+    """One loopback OpenAI-compatible server (tests/fakellm.py) shared by a test module's tests."""
+    from fakellm import FakeLLM
+
+    with FakeLLM() as s:
+        yield s
 
 
 def with_traffic(plan: Plan, units_per_day: int) -> Plan:

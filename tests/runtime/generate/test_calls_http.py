@@ -20,15 +20,7 @@ from expc.runtime.generate.store import Store
 MODEL = "openai/gpt-4o-mini"  # a model with a known price; the server echoes any name
 
 
-@pytest.fixture(autouse=True)
-def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeLLM() as s:
-        yield s
+pytestmark = pytest.mark.usefixtures("no_openai_key")
 
 
 def _opts(server: FakeLLM, **kw) -> GenerateOptions:

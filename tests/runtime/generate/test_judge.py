@@ -22,6 +22,7 @@ from expc.runtime.generate.runner import BudgetExhausted, GenerateOptions, NotIn
 from expc.runtime.generate.store import Store
 
 MODEL = "openai/gpt-4o-mini"  # a model with a known price; the server echoes any name
+pytestmark = pytest.mark.usefixtures("no_openai_key")
 
 SPEC = """\
 version: 1
@@ -58,17 +59,6 @@ def spec(rubric: str = '{"score": 0.9} Warm, for {{ user.first_name }}.', thresh
          on_fail: str = "skip", model: str = MODEL) -> str:
     """The spec above: a per-unit prompt whose judge has ``rubric`` (YAML single-quoted)."""
     return SPEC.format(model=model, rubric=rubric, threshold=threshold, on_fail=on_fail)
-
-
-@pytest.fixture(autouse=True)
-def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeLLM() as s:
-        yield s
 
 
 def _run(server: FakeLLM, tmp_path: Path, text: str, n: int = 3, **kw):

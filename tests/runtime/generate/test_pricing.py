@@ -16,15 +16,7 @@ from expc.runtime.generate.store import Store
 MODEL = "openai/gpt-4o-mini"
 
 
-@pytest.fixture(autouse=True)
-def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeLLM() as s:
-        yield s
+pytestmark = pytest.mark.usefixtures("no_openai_key")
 
 
 def test_a_price_agrees_with_litellms_cost_per_token() -> None:

@@ -14,18 +14,8 @@ from expc.runtime.generate.runner import BudgetExhausted, GenerateOptions, Provi
 from expc.runtime.generate.store import Store
 
 MODEL = "openai/gpt-4o-mini"
-pytestmark = pytest.mark.skipif(not workers.available(), reason="worker processes need fork")
-
-
-@pytest.fixture(autouse=True)
-def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeLLM() as s:
-        yield s
+pytestmark = [pytest.mark.skipif(not workers.available(), reason="worker processes need fork"),
+              pytest.mark.usefixtures("no_openai_key")]
 
 
 def opts(server: FakeLLM, **kw) -> GenerateOptions:
