@@ -18,6 +18,27 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 
+ACTIVATED = """\
+metrics:
+  - id: activated
+    kind: proportion
+    event: activated
+    role: primary
+    mde: 5%
+    baseline: 0.1
+"""
+"""The metrics section of most small specs: one primary proportion, ``activated``."""
+
+GREETING_TAIL = """\
+variants:
+  - id: control
+    content: Hello!
+  - id: treatment
+    prompt: hello
+    generate: {per: unit}
+""" + ACTIVATED
+"""The end of a spec whose prompt ``hello`` writes each unit a greeting: a static control, the generated treatment."""
+
 BASE = """\
 version: 1
 experiment:
@@ -50,14 +71,7 @@ variants:
     generate: {per: unit}
 allocation:
   audience: everyone_us
-metrics:
-  - id: activated
-    kind: proportion
-    event: activated
-    role: primary
-    mde: 5%
-    baseline: 0.1
-"""
+""" + ACTIVATED
 
 
 def check_text(text: str, name: str = "spec.yaml") -> CheckResult:

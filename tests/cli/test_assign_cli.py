@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
+from conftest import ACTIVATED, ROOT
 from growthbook import GrowthBook
 from growthbook import core as gb
 
@@ -350,14 +350,7 @@ variants:
     content: A
   - id: b
     content: B
-metrics:
-  - id: activated
-    kind: proportion
-    event: activated
-    role: primary
-    mde: 5%
-    baseline: 0.1
-""")
+""" + ACTIVATED)
 
 
 def test_integer_ids_are_written_as_integers_and_hashed_as_the_sdk_does(tmp_path, out):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import check_text, codes, located, plan_of_text
+from conftest import GREETING_TAIL, check_text, codes, located, plan_of_text
 
 SPEC = """\
 version: 1
@@ -20,27 +20,15 @@ prompts:
     deployments:
 {deployments}
 {fallbacks}
-variants:
-  - id: control
-    content: Hello!
-  - id: treatment
-    prompt: hello
-    generate: {{per: unit}}
-metrics:
-  - id: activated
-    kind: proportion
-    event: activated
-    role: primary
-    mde: 5%
-    baseline: 0.1
 """
 EAST = "      - {id: east, model: openai/gpt-4o-mini, rpm: 600, tpm: 100000}"
 WEST = "      - {id: west, model: azure/gpt-4o-mini, rpm: 300}"
 
 
 def spec(deployments: list[str], fallbacks: str = "") -> str:
-    """The spec above with these deployment lines and a `fallbacks` line (YAML)."""
-    return SPEC.format(deployments="\n".join(deployments), fallbacks=f"    fallbacks: {fallbacks}" if fallbacks else "")
+    """The spec above (then GREETING_TAIL) with these deployment lines and a `fallbacks` line (YAML)."""
+    fallback = f"    fallbacks: {fallbacks}" if fallbacks else ""
+    return SPEC.format(deployments="\n".join(deployments), fallbacks=fallback) + GREETING_TAIL
 
 
 @pytest.fixture(autouse=True)

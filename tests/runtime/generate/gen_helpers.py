@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import GREETING_TAIL
 from conftest import plan_of_text as plan_of  # noqa: F401  (the generation tests import it from here)
 
 from expc.runtime.units import Units
@@ -23,25 +24,12 @@ prompts:
     template: |
       Write a greeting for {{{{ user.first_name }}}}.
     checks: {checks}
-variants:
-  - id: control
-    content: Hello!
-  - id: treatment
-    prompt: hello
-    generate: {{per: unit}}
-metrics:
-  - id: activated
-    kind: proportion
-    event: activated
-    role: primary
-    mde: 5%
-    baseline: 0.1
 """
 
 
 def spec_text(model: str = "offline/test", checks: str = "{}", extra: str = "") -> str:
-    """The spec above with a model, checks (YAML flow) and extra prompt lines."""
-    return SPEC.format(model=model, checks=checks, extra=extra or "temperature: 0.5")
+    """The spec above (then GREETING_TAIL) with a model, checks (YAML flow) and extra prompt lines."""
+    return SPEC.format(model=model, checks=checks, extra=extra or "temperature: 0.5") + GREETING_TAIL
 
 
 def units_of(n: int, start: int = 0) -> Units:

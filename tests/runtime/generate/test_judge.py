@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import GREETING_TAIL
 from fakellm import FakeLLM
 from gen_helpers import plan_of, units_of
 
@@ -39,26 +40,13 @@ prompts:
     checks:
       on_fail: {on_fail}
       judge: {{model: {model}, rubric: '{rubric}', threshold: {threshold}}}
-variants:
-  - id: control
-    content: Hello!
-  - id: treatment
-    prompt: hello
-    generate: {{per: unit}}
-metrics:
-  - id: activated
-    kind: proportion
-    event: activated
-    role: primary
-    mde: 5%
-    baseline: 0.1
 """
 
 
 def spec(rubric: str = '{"score": 0.9} Warm, for {{ user.first_name }}.', threshold: float = 0.5,
          on_fail: str = "skip", model: str = MODEL) -> str:
-    """The spec above: a per-unit prompt whose judge has ``rubric`` (YAML single-quoted)."""
-    return SPEC.format(model=model, rubric=rubric, threshold=threshold, on_fail=on_fail)
+    """The spec above (then GREETING_TAIL): a per-unit prompt whose judge has ``rubric`` (YAML single-quoted)."""
+    return SPEC.format(model=model, rubric=rubric, threshold=threshold, on_fail=on_fail) + GREETING_TAIL
 
 
 def _run(server: FakeLLM, tmp_path: Path, text: str, n: int = 3, **kw):
@@ -292,20 +280,7 @@ prompts:
     template: Write a greeting for {{ user.first_name }}.
     checks:
       judge: {model: offline/judge, rubric: 'Warm towards {{ user.first_name }}.', threshold: 0.0}
-variants:
-  - id: control
-    content: Hello!
-  - id: treatment
-    prompt: hello
-    generate: {per: unit}
-metrics:
-  - id: activated
-    kind: proportion
-    event: activated
-    role: primary
-    mde: 5%
-    baseline: 0.1
-"""
+""" + GREETING_TAIL
 
 
 def test_a_judge_request_with_personal_values_is_keyed_and_recorded_without_them(tmp_path: Path) -> None:
