@@ -39,6 +39,17 @@ variants:
 """ + ACTIVATED
 """The end of a spec whose prompt ``hello`` writes each unit a greeting: a static control, the generated treatment."""
 
+CLICKED = """\
+metrics:
+  - id: clicked
+    kind: proportion
+    event: click
+    role: primary
+    mde: 5%
+    baseline: 0.1
+"""
+"""The metrics section of the headline specs: one primary proportion, ``clicked``."""
+
 BASE = """\
 version: 1
 experiment:
@@ -72,6 +83,46 @@ variants:
 allocation:
   audience: everyone_us
 """ + ACTIVATED
+
+
+def headline_candidates_spec(experiment: str, threshold: float, countries: str, units_per_day: int, days: int,
+                             on_fail: str = "", weight: int | None = None) -> str:
+    """A spec whose variant ``ai`` is four judged candidate headlines per country (offline models), the best two kept.
+
+    ``threshold`` is the judge's, ``countries`` the simulated values (YAML flow: ``France, Germany``); the checks'
+    ``on_fail`` and the variant's ``weight`` are written only when given.
+    """
+    on_fail_line = f"      on_fail: {on_fail}\n" if on_fail else ""
+    weight_line = f"    weight: {weight}\n" if weight is not None else ""
+    rubric = "'Accurate for {{ segment.country }}, no clickbait.'"
+    return f"""\
+version: 1
+experiment:
+  id: {experiment}
+  unit: user_id
+attributes:
+  user_id: string
+  country: string
+prompts:
+  headline:
+    model: offline/writer
+    template: Write a headline about {{{{ segment.country }}}} politics and weather.
+    checks:
+      judge: {{model: offline/judge, rubric: {rubric}, threshold: {threshold}}}
+{on_fail_line}variants:
+  - id: control
+    content: Today's news.
+  - id: ai
+    prompt: headline
+{weight_line}    generate: {{per: segment, segment_by: [country]}}
+    candidates: 4
+    top_k: 2
+{CLICKED}simulation:
+  units_per_day: {units_per_day}
+  days: {days}
+  attributes:
+    country: {{values: [{countries}]}}
+"""
 
 
 def check_text(text: str, name: str = "spec.yaml") -> CheckResult:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import check_text, codes, located, plan_of_text
+from conftest import CLICKED, check_text, codes, located, plan_of_text
 
 from expc.compiler.candidates import SEED_STRIDE, candidate_ids, expanded, seed_offset, with_selection
 from expc.compiler.plan import Plan
@@ -33,13 +33,8 @@ variants:
     weight: 2
     generate: {{per: segment, segment_by: [country]}}
     {ai}
-metrics:
-  - id: clicked
-    kind: proportion
-    event: click
-    role: primary
-    mde: 5%
-    baseline: 0.1
+"""
+SIMULATION = """\
 simulation:
   units_per_day: 1000
   days: 7
@@ -55,8 +50,8 @@ JUDGE = "judge: {model: offline/judge, rubric: 'Accurate, no clickbait, for {{ s
 
 
 def spec(ai: str = "candidates: 4", judge: str = JUDGE, truth: str = "") -> str:
-    """The spec above with lines for variant `ai`, the prompt's judge and the simulation's truth."""
-    return SPEC.format(ai=ai, judge=judge, truth=truth)
+    """The spec above (then CLICKED and SIMULATION) with lines for variant `ai`, the prompt's judge and the truth."""
+    return SPEC.format(ai=ai, judge=judge) + CLICKED + SIMULATION.format(truth=truth)
 
 
 def test_candidates_become_arms_with_stable_ids_and_equal_shares_of_the_weight() -> None:

@@ -6,47 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import plan_of_text
+from conftest import headline_candidates_spec, plan_of_text
 
 from expc.runtime.run import RunError, RunOptions, execute
 from expc.runtime.selection import SELECTION_NAME, selecting
 
-SPEC = """\
-version: 1
-experiment:
-  id: top-k-demo
-  unit: user_id
-attributes:
-  user_id: string
-  country: string
-prompts:
-  headline:
-    model: offline/writer
-    template: Write a headline about {{ segment.country }} politics and weather.
-    checks:
-      judge: {model: offline/judge, rubric: 'Accurate for {{ segment.country }}, no clickbait.', threshold: 0.3}
-variants:
-  - id: control
-    content: Today's news.
-  - id: ai
-    prompt: headline
-    weight: 2
-    generate: {per: segment, segment_by: [country]}
-    candidates: 4
-    top_k: 2
-metrics:
-  - id: clicked
-    kind: proportion
-    event: click
-    role: primary
-    mde: 5%
-    baseline: 0.1
-simulation:
-  units_per_day: 300
-  days: 3
-  attributes:
-    country: {values: [France, Germany]}
-"""
+SPEC = headline_candidates_spec("top-k-demo", threshold=0.3, countries="France, Germany", units_per_day=300, days=3,
+                                weight=2)
 
 
 def test_a_run_keeps_the_best_scored_candidates_and_records_them(tmp_path: Path) -> None:

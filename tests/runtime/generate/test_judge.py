@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import GREETING_TAIL
+from conftest import GREETING_TAIL, headline_candidates_spec
 from fakellm import FakeLLM
 from gen_helpers import plan_of, units_of
 
@@ -159,42 +159,8 @@ def test_store_only_refuses_a_judgement_that_was_never_made(server: FakeLLM, tmp
 # ------------------------------------------------------------------ offline
 
 
-CANDIDATES = """\
-version: 1
-experiment:
-  id: cand-offline
-  unit: user_id
-attributes:
-  user_id: string
-  country: string
-prompts:
-  headline:
-    model: offline/writer
-    template: Write a headline about {{ segment.country }} politics and weather.
-    checks:
-      judge: {model: offline/judge, rubric: 'Accurate for {{ segment.country }}, no clickbait.', threshold: 0.7}
-      on_fail: skip
-variants:
-  - id: control
-    content: Today's news.
-  - id: ai
-    prompt: headline
-    generate: {per: segment, segment_by: [country]}
-    candidates: 4
-    top_k: 2
-metrics:
-  - id: clicked
-    kind: proportion
-    event: click
-    role: primary
-    mde: 5%
-    baseline: 0.1
-simulation:
-  units_per_day: 1000
-  days: 7
-  attributes:
-    country: {values: [France, Germany, Spain]}
-"""
+CANDIDATES = headline_candidates_spec("cand-offline", threshold=0.7, countries="France, Germany, Spain",
+                                      units_per_day=1000, days=7, on_fail="skip")
 
 
 def test_offline_candidates_get_distinct_copy_and_deterministic_scores(tmp_path: Path) -> None:
