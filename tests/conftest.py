@@ -50,6 +50,17 @@ metrics:
 """
 """The metrics section of the headline specs: one primary proportion, ``clicked``."""
 
+CLICKED_IN_A_DAY = """\
+metrics:
+  - id: clicked
+    kind: proportion
+    event: clicked
+    window: 1d
+    role: primary
+    mde: 20%
+"""
+"""The metrics section of the small run specs: one primary proportion, ``clicked`` within a day of exposure."""
+
 BASE = """\
 version: 1
 experiment:
@@ -200,14 +211,7 @@ variants:
     content: Hello!
   - id: treatment
     content: Hi!
-metrics:
-  - id: clicked
-    kind: proportion
-    event: clicked
-    window: 1d
-    role: primary
-    mde: 20%
-stopping:
+{CLICKED_IN_A_DAY}stopping:
   looks: daily
   max_days: {max_days}
   rules:

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+from conftest import CLICKED_IN_A_DAY
 from test_personal_data import NAMES
 from test_personal_data import SPEC as PII_SPEC
 from test_run_cli import _environment, expc  # noqa: F401 - the fixture applies here too
@@ -33,13 +34,7 @@ variants:
   - id: treatment
     prompt: line
     generate: {{per: segment, segment_by: [country]}}
-metrics:
-  - id: clicked
-    kind: proportion
-    event: clicked
-    window: 1d
-    role: primary
-    mde: 20%
+""" + CLICKED_IN_A_DAY + """\
 stopping:
   max_days: 2
   rules:

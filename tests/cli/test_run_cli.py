@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import ROOT
+from conftest import CLICKED_IN_A_DAY, ROOT
 from fakellm import FakeLLM
 
 from expc.cli import main
@@ -47,13 +47,7 @@ variants:
   - id: treatment
     prompt: line
     generate: {{per: unit}}
-metrics:
-  - id: clicked
-    kind: proportion
-    event: clicked
-    window: 1d
-    role: primary
-    mde: 20%
+""" + CLICKED_IN_A_DAY + """\
 analysis:
   method: sequential
 stopping:
