@@ -95,6 +95,15 @@ allocation:
   audience: everyone_us
 """ + ACTIVATED
 
+SIMULATED_ACTIVATION = """\
+simulation:
+  units_per_day: 1000
+  truth:
+    control: {activated: 0.1}
+    treatment: {activated: 0.11}
+"""
+"""A simulation section for BASE: a treatment that lifts ``activated`` from 10% to 11%."""
+
 
 def headline_candidates_spec(experiment: str, threshold: float, countries: str, units_per_day: int, days: int,
                              on_fail: str = "", weight: int | None = None) -> str:

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import BASE, check_text, codes, located
-
-SIM = """\
-simulation:
-  units_per_day: 1000
-  truth:
-    control: {activated: 0.1}
-    treatment: {activated: 0.11}
-"""
+from conftest import SIMULATED_ACTIVATION as SIM
 
 
 def test_findings_come_all_at_once_and_sorted_by_position():

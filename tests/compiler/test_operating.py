@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import BASE, check_text, codes, located
+from conftest import SIMULATED_ACTIVATION as SIM
 
 from expc.compiler.checks import with_min_power
 from expc.compiler.operating import (
@@ -16,13 +17,6 @@ from expc.compiler.operating import (
 from expc.compiler.operating import tested_looks as looks_tested
 from expc.compiler.planning import sample_size
 
-SIM = """\
-simulation:
-  units_per_day: 1000
-  truth:
-    control: {activated: 0.1}
-    treatment: {activated: 0.11}
-"""
 PEEK = "stopping:\n  rules:\n    - {when: primary_significant, then: stop_ship_winner}\n"
 
 
