@@ -593,6 +593,10 @@ def _generation_options(command):
                      callback=_setting("max_cost"),
                      help="No new call starts once this much has been spent (default: EXPC_MAX_COST, the "
                           "settings file's, the spec's cap)."),
+        click.option("--batch-wait", "batch_wait", type=click.FloatRange(min=0), metavar="SECONDS",
+                     default=86400.0, show_default=True,
+                     help="In batch mode (--batch, or the spec's generation.batch): poll this long at most, then "
+                          "exit 3 (a re-run collects)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -655,7 +659,7 @@ Examples:
 def run_command(spec: str, units_path: str | None, events_path: str | None, exposures_path: str | None,
                 simulate: bool, seed: int | None, run_dir: str | None, fresh: bool, engine: str, offline: bool,
                 model: str | None, api_base: str | None, api_key_env: str | None, concurrency: int | None,
-                max_cost: float | None,
+                max_cost: float | None, batch_wait: float,
                 quiet: bool, fmt: str, require_approval: bool) -> None:
     """Run an experiment end to end: assign, generate, gather outcomes, evaluate every look, report.
 
@@ -669,6 +673,7 @@ def run_command(spec: str, units_path: str | None, events_path: str | None, expo
     missing credentials): run it again to resume.
     """
     from expc.run_progress import progress_for
+    from expc.runtime.generate.batch import Polling
     from expc.runtime.generate.runner import GenerateOptions
     from expc.runtime.report.terminal import print_summary
     from expc.runtime.report.write import report_json
@@ -685,7 +690,8 @@ def run_command(spec: str, units_path: str | None, events_path: str | None, expo
         exposures_path=Path(exposures_path) if exposures_path else None,
         fresh=fresh, engine=engine, data_base=Path(spec).parent,
         generation=GenerateOptions(offline=offline, model=model, api_base=api_base, api_key_env=api_key_env,
-                                   concurrency=concurrency, max_cost=max_cost),
+                                   concurrency=concurrency, max_cost=max_cost,
+                                   batch_polling=Polling(max_wait=batch_wait)),
         approvals=_lock_of(spec) if require_approval else None,
     )
     try:
@@ -778,8 +784,6 @@ Examples:
 @click.option("--batch/--no-batch", "batch", default=None,
               help="Submit the calls through the provider's batch API (about half the price; default: the spec's "
                    "generation.batch). See docs/generation.md, Batch mode.")
-@click.option("--batch-wait", "batch_wait", type=click.FloatRange(min=0), metavar="SECONDS", default=86400.0,
-              show_default=True, help="With --batch: poll this long at most, then exit 3 (a re-run collects).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes making the calls (use more than one core when the calls are CPU-bound; "
                    "--concurrency is shared among them).")

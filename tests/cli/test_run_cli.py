@@ -288,3 +288,21 @@ def test_a_missing_key_is_named_before_any_work(tmp_path: Path) -> None:
     done = expc("run", spec, "--run-dir", tmp_path / "run", "--quiet")
     assert done.exit_code == 3
     assert "ANTHROPIC_API_KEY" in done.stderr
+
+
+def test_run_takes_batch_wait_as_generate_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spec may ask for batch mode (generation.batch); the person running it bounds the polling, not the spec."""
+    import expc.runtime.run as run_module
+
+    seen = {}
+
+    def execute(plan, options, progress=None):
+        seen["wait"] = options.generation.batch_polling.max_wait
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "execute", execute)
+    spec = ROOT / "specs" / "welcome-email.yaml"
+    result = expc("run", spec, "--run-dir", tmp_path / "run", "--batch-wait", "120")
+    assert seen == {"wait": 120.0} and result.exit_code == 3
+    expc("run", spec, "--run-dir", tmp_path / "run")
+    assert seen == {"wait": 86400.0}
