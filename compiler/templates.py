@@ -49,6 +49,8 @@ CONTEXT_FIELDS = {
 SAFE_GLOBALS = ("dict", "namespace", "range")
 UNSAFE_FILTERS = {"attr"}
 UNSAFE_METHODS = {"format", "format_map", "mro"}
+#: The statements that load another template (none exists: a template is self-contained), by node type.
+_LOADS = {"Include": "include", "Import": "import", "FromImport": "from", "Extends": "extends"}
 
 #: Most items a ``range`` may have (statically when its arguments are written out, and at render time).
 MAX_RANGE = 10_000
@@ -193,6 +195,9 @@ def _uses(tree: nodes.Template) -> tuple[Use, ...]:
             uses.append(Use("unsafe" if node.name in UNSAFE_FILTERS else "filter", node.name, line))
         elif isinstance(node, nodes.Test):
             uses.append(Use("test", node.name, line))
+        elif isinstance(node, (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+            # another template is a file the render has no loader for: refused here rather than failing each render
+            uses.append(Use("unsafe", f"{{% {_LOADS[type(node).__name__]} %}}", line))
         elif isinstance(node, nodes.Pow):
             uses.extend(_pow_limit(node, line))
         elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "range" \

@@ -157,3 +157,16 @@ def test_static_evaluation_never_computes_a_huge_number():
 def test_a_template_nested_too_deeply_is_one_located_error(source: str):
     assert analyse(source).syntax_error and "nested too deeply" in analyse(source).syntax_error
     assert codes(check_text(with_template(source))) == ["E038"]
+
+
+@pytest.mark.parametrize("template, statement", [
+    ("{% include '/etc/passwd' %}", "include"),
+    ("{% import 'macros.j2' as m %}{{ m.x() }}", "import"),
+    ("{% from 'macros.j2' import x %}{{ x() }}", "from"),
+    ("{% extends 'base.j2' %}", "extends"),
+])
+def test_a_template_that_loads_another_is_refused(template: str, statement: str):
+    # the render has no loader: without this, validate passes and every render fails
+    result = check_text(with_template(template))
+    assert "E040" in codes(result), result.diagnostics
+    assert any(f"`{{% {statement} %}}` is not allowed" in d.message for d in result.diagnostics)
