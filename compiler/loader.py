@@ -292,7 +292,8 @@ class _Builder:
             raise _LoadError(error("E004", "the file is empty: it holds no spec", (self.doc.path, 1, 1),
                                    "run `expc init` for a starter spec"))
         if not isinstance(result, dict):
-            kind_name = "a list" if isinstance(result, list) else f"a single value ({result!r})"
+            # never the value itself: the file may be a link to a secret (a `.env`), and this line reaches CI logs
+            kind_name = "a list" if isinstance(result, list) else "a single value"
             raise _LoadError(error("E007", f"the top level is {kind_name}, not a mapping of sections",
                                    self.doc.where(()), "a spec starts with `version: 1` and `experiment:`"))
         return result

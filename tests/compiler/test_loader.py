@@ -189,3 +189,9 @@ def test_a_float_beyond_a_double_is_a_located_error(text):
 def test_quoted_long_numbers_stay_strings():
     doc, diags = load_text('a: "' + "9" * 100 + '"\n')
     assert diags == [] and doc.data["a"] == "9" * 100
+
+
+def test_a_top_level_value_is_not_repeated_in_the_message():
+    # a spec (or lock file) in a pull request may be a link to a `.env` holding one line: never echo it to a CI log
+    d = only(load_text("OPENAI_API_KEY=sk-secret-value\n")[1])
+    assert d.code == "E007" and "sk-secret" not in d.message and "single value" in d.message
