@@ -75,12 +75,13 @@ class Base:
 def parse_base(url: str) -> Base | None:
     """``url`` split into a :class:`Base`, or None when it is not a plain ``http(s)://host[:port][/path]``.
 
-    No user name or password, query, fragment, backslash, space or percent
-    escape: forms that parsers disagree on are refused rather than guessed.
+    No user name or password, query, fragment, backslash, space, percent
+    escape or ``.``/``..`` segment: forms that parsers disagree on (or that
+    clients resolve) are refused rather than guessed.
     """
     m = _BASE_URL.match(url)
-    if m is None:
-        return None
+    if m is None or any(part in (".", "..") for part in m["path"].split("/")):
+        return None  # HTTP clients resolve dot segments: `/v1/team/../admin` would leave an allowed path
     scheme = m["scheme"].lower()
     port = int(m["port"]) if m["port"] else _DEFAULT_PORT[scheme]
     if not 0 < port < 65536:

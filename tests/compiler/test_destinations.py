@@ -102,6 +102,9 @@ def test_a_host_the_user_allows_is_fine(allowed: str, url: str, monkeypatch: pyt
     ("llm-proxy.internal:8443", "https://llm-proxy.internal/v1"),
     ("proxy.internal", "https://llm-proxy.internal.attacker.example/v1"),
     ("", "http://localhost/v1"),
+    # clients resolve dot segments (`/v1/team/../../admin` is `/admin`): not below the allowed path
+    ("https://llm-proxy.internal/v1/team", "https://llm-proxy.internal/v1/team/../../admin"),
+    ("https://llm-proxy.internal/v1/team", "https://llm-proxy.internal/v1/team/./../other"),
 ])
 def test_near_misses_of_an_allowed_host_are_refused(allowed: str, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXPC_ALLOWED_API_BASES", allowed)
@@ -120,7 +123,8 @@ def test_parse_base_normalises_and_refuses_ambiguous_forms() -> None:
     assert base is not None and (base.scheme, base.host, base.port, base.path) == ("http", "example.com", 80, "/v1")
     assert parse_base("http://[::1]:8000/v1").host == "[::1]"
     for bad in ("http://user:pw@example.com/", "http://example.com/%2e%2e/", "http://exa mple.com/",
-                "http://example.com/v1#frag", "http://example.com\\evil/", "http:///v1", "javascript:alert(1)"):
+                "http://example.com/v1#frag", "http://example.com\\evil/", "http:///v1", "javascript:alert(1)",
+                "http://example.com/v1/..", "http://example.com/./v1"):
         assert parse_base(bad) is None, bad
 
 
