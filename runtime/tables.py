@@ -806,9 +806,18 @@ def _check_readable(path: Path, empty: str = "the file is empty; it has no units
         raise DataError(f"{path}: {empty}", path)
 
 
+#: What a column name looks like, as an error message may repeat it: a file given by a spec may be a secret
+#: (a `.env` read as CSV has `KEY=value` for its header), and messages reach CI logs.
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ .-]{0,31}")
+
+
 def _names(names: list[str], limit: int = 12) -> str:
-    shown = ", ".join(f"`{n}`" for n in names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+    plain = [n for n in names if _PLAIN_NAME.fullmatch(str(n))]
+    shown = ", ".join(f"`{n}`" for n in plain[:limit])
+    more = len(names) - min(len(plain), limit)
+    if not shown:
+        return f"{more} column(s) whose names are not shown (not plain names)"
+    return shown + (f" and {more} more" if more else "")
 
 
 def _show(value: str, quote: bool, limit: int = 60) -> str:

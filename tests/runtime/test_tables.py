@@ -322,6 +322,15 @@ def test_missing_unit_column_names_the_columns_and_suggests(tmp_path):
     assert "the file has the columns `uid`" in message
 
 
+def test_a_header_that_is_not_a_column_name_is_not_repeated(tmp_path):
+    # a spec may point its data at a `.env` (read as CSV): its first line must not reach a CI log
+    message = problem(write(tmp_path, "users.csv", "OPENAI_API_KEY=sk-secret-value\nB=2\n"))
+    assert "sk-secret" not in message and "OPENAI_API_KEY" not in message
+    assert "1 column(s) whose names are not shown" in message
+    message = problem(write(tmp_path, "users.csv", "country,sk-proj-0123456789abcdefghijklmnopqrstuv\nUS,x\n"))
+    assert "`country` and 1 more" in message and "sk-proj" not in message
+
+
 def test_missing_unit_column_in_a_semicolon_csv_says_why(tmp_path):
     message = problem(write(tmp_path, "users.csv", "user_id;country\nu1;US\n"))
     assert "comma-separated" in message and "';'" in message
