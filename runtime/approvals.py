@@ -255,7 +255,8 @@ def parse_lock(raw: bytes, name: str) -> Lock:
     doc, diagnostics = load_bytes(raw, name)
     if doc is None:
         d = diagnostics[0]
-        raise ApprovalError(f"{name}:{d.line}:{d.col}: {d.message.replace('the spec', 'the lock file')}")
+        message = d.message.replace("the spec", "the lock file").replace("a spec", "a lock file")
+        raise ApprovalError(f"{name}:{d.line}:{d.col}: {message}")
     data = doc.data
 
     def fail(path: tuple[Any, ...], message: str, key: bool = False) -> ApprovalError:
@@ -334,4 +335,11 @@ def write_lock(path: Path, lock: Lock) -> None:
         except ApprovalError as exc:
             raise ApprovalError(f"{exc}; so it is not a lock file of expc and is left as it is (expc replaces only "
                                 "a valid lock of its own): move it away, or fix it") from None
-    write_atomic(path, render_lock(lock))
+    text = render_lock(lock)
+    try:  # the loader's bounds (bytes, nodes) are tighter than MAX_ENTRIES: never write a lock expc cannot read
+        parse_lock(text.encode("utf-8"), str(path))
+    except ApprovalError as exc:
+        raise ApprovalError(f"{path}: not written: {len(lock.approvals):,} approvals make a lock file expc could "
+                            f"not read back ({str(exc).split(': ', 1)[-1]}); approve fewer texts (copy written per "
+                            "unit is approved text by text: approve it for fewer units)") from None
+    write_atomic(path, text)

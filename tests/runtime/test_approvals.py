@@ -144,6 +144,9 @@ def test_a_lock_reads_back_exactly_whatever_its_strings_hold(text: str) -> None:
      "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
      "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n", "l.yaml:5:", "the lock file expands to more than"),
     ("expc_approvals: [\n", "l.yaml:", ""),
+    # the loader's size bound speaks of the lock file, not of a spec
+    ("expc_approvals: 1\nexperiment: demo\napproved: []\n# " + "x" * (1 << 20) + "\n", "l.yaml:1:1:",
+     "a lock file may be at most"),
 ])
 def test_a_bad_lock_is_one_line_with_file_line_and_column(text: str, where: str, words: str) -> None:
     with pytest.raises(ApprovalError) as caught:
@@ -224,3 +227,14 @@ def test_store_only_makes_no_call_and_creates_no_store(tmp_path: Path) -> None:
     generate(plan, None, tmp_path / "c.sqlite", GenerateOptions(offline=True, variants=("control",)))
     with pytest.raises(NotInStore, match="variant `treatment`"):
         generate(plan, None, tmp_path / "c.sqlite", GenerateOptions(offline=True, store_only=True))
+
+
+def test_a_lock_too_large_to_read_back_is_not_written(tmp_path: Path) -> None:
+    # 9,000 per-unit texts are within MAX_ENTRIES but past the loader's byte bound: refuse, never write it
+    approvals = tuple(Approval("ai-1", "unit", f"{i:064x}", "me", "2026-12-03") for i in range(9000))
+    path = tmp_path / "s.approved.yaml"
+    with pytest.raises(ApprovalError, match="not written.*9,000 approvals.*could not read back"):
+        write_lock(path, Lock("demo", approvals))
+    assert not path.exists()
+    write_lock(path, Lock("demo", approvals[:1000]))
+    assert read_lock(path) == Lock("demo", approvals[:1000])
