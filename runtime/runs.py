@@ -32,6 +32,7 @@ from typing import Any
 from expc.compiler.errors import EXIT_INVALID, ExpcError
 from expc.compiler.model import ID_PATTERN
 from expc.compiler.sources import read_regular
+from expc.compiler.textsafe import terminal_safe
 
 from .rundir import LOOKS, STORE_FILES
 
@@ -314,8 +315,9 @@ _KIND_LABEL = {"not_a_run": "not a run", "store": "store only", "link": "link", 
 
 
 def _cell(text: str) -> str:
-    """A name on one line: line breaks and tabs as escapes (other controls are escaped when printed), cut."""
+    """A name on one line: line breaks, tabs and other controls as escapes (so the columns stay aligned), cut."""
     one = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    one = terminal_safe(one)
     return one if len(one) <= CELL_CHARS else one[: CELL_CHARS - 1] + "…"
 
 

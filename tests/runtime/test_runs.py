@@ -231,3 +231,12 @@ def test_a_name_with_line_breaks_stays_on_its_row_and_a_long_one_is_cut(tmp_path
     assert any(line.startswith("two\\nlines\\ttab ") for line in lines)
     assert any(line.startswith("n" * (runs.CELL_CHARS - 1) + "… ") for line in lines)
     assert {e.name for e in listing.runs} == {"two\nlines\ttab", "n" * 200}  # JSON keeps the name whole
+
+
+def test_a_name_with_terminal_controls_keeps_the_columns_aligned(tmp_path: Path) -> None:
+    # escaped when printed too, but the width must be that of the escaped text, or the row shifts
+    make_run(tmp_path / "evil\x1b[31mred\x07", experiment="x")
+    make_run(tmp_path / "plain", experiment="y")
+    lines = render_text(list_runs(tmp_path)).splitlines()
+    starts = {line.index(" x ") if " x " in line else line.index(" y ") for line in lines[1:]}
+    assert len(starts) == 1 and all("\x1b" not in line for line in lines), lines
