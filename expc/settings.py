@@ -319,14 +319,17 @@ def load_env_file(path: str | os.PathLike[str], environ: MutableMapping[str, str
     """Put the variables of the dotenv file ``path`` into ``environ`` (os.environ); returns the names set.
 
     A variable already in the environment keeps its value. The file must be a
-    regular file of at most 1 MiB with at most 1,000 variables; otherwise (or
-    when a line cannot be parsed) :class:`SettingsError` names it. Nothing is
+    regular file of at most 1 MiB with at most 1,000 variables, and may not
+    set the allow-lists (``EXPC_ALLOWED_API_BASES``, ``EXPC_ALLOWED_KEY_ENVS``:
+    where keys may go is the job's environment's to say); otherwise (or when a
+    line cannot be parsed) :class:`SettingsError` names it. Nothing is
     written anywhere and no value is ever printed.
     """
     import io
 
     from dotenv import dotenv_values
 
+    from expc.compiler.destinations import ALLOWED_API_BASES, ALLOWED_KEY_ENVS
     from expc.compiler.sources import read_regular
 
     env = os.environ if environ is None else environ
@@ -354,6 +357,9 @@ def load_env_file(path: str | os.PathLike[str], environ: MutableMapping[str, str
     if len(values) > MAX_ENV_VARS:
         raise SettingsError(f"{path}: sets {len(values):,} variables; an env file holds at most {MAX_ENV_VARS:,}")
     for name in values:  # every name is checked before the first variable is set
+        if name in (ALLOWED_API_BASES, ALLOWED_KEY_ENVS):
+            raise SettingsError(f"{path}: sets {name}, an allow-list; a file (which may be in the repository) "
+                                "cannot widen where keys go: set it in the environment of the job")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             line = next((i + 1 for i, text_line in enumerate(text.splitlines()) if name in text_line), None)
             raise SettingsError(f"{path}: line {line} is not NAME=value with a variable name (A-Z, a-z, 0-9, _)"

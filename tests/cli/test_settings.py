@@ -269,6 +269,19 @@ def test_an_env_file_can_set_the_settings_variables(project: Path, captured, for
     assert captured["opts"].model == "openai/env-file-model"
 
 
+@pytest.mark.parametrize("name", ["EXPC_ALLOWED_API_BASES", "EXPC_ALLOWED_KEY_ENVS"])
+def test_an_env_file_cannot_widen_the_allow_lists(name: str, project: Path) -> None:
+    """Where keys may go is the job's environment's to say, not a file's (a committed .env.ci, say)."""
+    env = project / ".env.ci"
+    env.write_text(f"OPENAI_API_KEY=sk-x\n{name}=https://evil.example/v1\n", encoding="utf-8")
+    target: dict[str, str] = {}
+    with pytest.raises(SettingsError, match=f"sets {name}, an allow-list"):
+        load_env_file(env, target)
+    assert target == {}  # nothing is set, the key neither
+    done = generate("--env-file", str(env))
+    assert done.exit_code == 2 and f"sets {name}" in done.stderr and "evil.example" not in done.stderr
+
+
 def test_a_bad_env_file_names_the_line_but_never_its_content(project: Path, tmp_path: Path) -> None:
     env = project / "bad.env"
     env.write_text("GOOD=1\nsk-secret-in-a-broken-line\n", encoding="utf-8")
