@@ -122,6 +122,8 @@ def path_problem(path: str) -> str | None:
     for part in re.split(r"[/\\]", path):
         if part.startswith("~"):
             return f"`{shown}` starts a part with `~` (a home folder)"
+        if part.startswith(".") and part not in (".", ".."):
+            return f"`{shown}` names a hidden file or folder (`{_short(part)}`), where secrets live (`.env`, `.git`)"
         if part == "..":
             depth -= 1
             if depth < 0:

@@ -185,6 +185,8 @@ def test_format_applies_only_to_a_path(kind: dict[str, str]):
     ("file:///etc/passwd", "is a URL"),
     ("C:\\data\\events.csv", "is a Windows drive"),
     ("events\u0007.csv", "control character"),
+    (".env", "hidden file or folder (`.env`)"),
+    ("data/.git/events.csv", "hidden file or folder (`.git`)"),
 ])
 def test_a_path_outside_the_spec_folder_is_refused_and_the_flag_is_named(path: str, why: str):
     text, result = check(events={"path": path})
