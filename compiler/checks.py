@@ -828,7 +828,7 @@ def design(ctx: Context) -> Iterator[Diagnostic]:
                       f"but max_days is {st.max_days}{_power_note(ctx.spec, planned.power)}",
                       ctx.at(("stopping", "max_days")),
                       "raise traffic or coverage, accept a larger MDE, or extend max_days")
-    yield from _peeking(ctx, planned.per_variant, planned.total, planned.estimated_days)
+    yield from _peeking(ctx, planned.per_variant, planned.estimated_days)
     if st.max_units is not None and planned.total > st.max_units:
         short = True
         yield warning("W001", f"the primary metric needs {planned.total:,} units in total, but max_units is "
@@ -923,7 +923,7 @@ def _daily_traffic(ctx: Context) -> bool:
     return ctx.spec.simulation is not None
 
 
-def _peeking(ctx: Context, per_variant: int, total: int, days: int | None) -> Iterator[Diagnostic]:
+def _peeking(ctx: Context, per_variant: int, days: int | None) -> Iterator[Diagnostic]:
     """Designs whose repeated looks spend more than alpha (W006, W011) or outlive their plan (W010)."""
     st, a = ctx.spec.stopping, ctx.spec.analysis
     peeks = [r for r in st.rules if r.when == "primary_significant"]
@@ -931,8 +931,9 @@ def _peeking(ctx: Context, per_variant: int, total: int, days: int | None) -> It
         return
     where = ctx.at(("stopping", "rules", st.rules.index(peeks[0])))
     horizon = st.max_days if st.max_days is not None and (days is None or days <= st.max_days) else days
-    once = (f"look once, at the end: `looks: {horizon}d` with `max_days: {horizon}` (the {per_variant:,} planned "
-            "units per variant are in by then), so the test is made once" if horizon is not None else
+    by_then = f" (the {per_variant:,} planned units per variant are in by then)" if days is not None else ""
+    once = (f"look once, at the end: `looks: {horizon}d` with `max_days: {horizon}`{by_then}, so the test is "
+            "made once" if horizon is not None else
             f"look once, at the end (`looks` equal to `max_days`), once the {per_variant:,} planned units per "
             "variant are in, so the test is made once")
     if a.method in ("fixed", "bayesian") and not _looks_once(ctx, per_variant):
