@@ -11,7 +11,7 @@ from test_reduce import WRITERS, plan_of, random_rows, write_csv
 
 from expc.compiler.model import DataSource
 from expc.runtime.stats.reduce import Reduction, reduce
-from expc.runtime.stats.reduction_sql import reduction_sql
+from expc.runtime.stats.reduction_sql import input_query, reduction_sql
 from expc.runtime.tables import DataError
 
 VARIANTS = ("control", "a", "b")
@@ -86,3 +86,6 @@ def test_the_sql_reads_no_experiment_column_unless_the_source_maps_one():
     plan = plan_of(METRICS)
     sql = reduction_sql(plan, "postgres")
     assert "other_experiments" in sql and "CAST(NULL AS VARCHAR) AS \"experiment_id\"" in sql
+    mapped = input_query("exposures", DataSource(table="views", columns={"experiment_id": "exp_key"}),
+                         "postgres").sql(dialect="postgres")
+    assert '"exp_key" AS "experiment_id"' in mapped and 'NULL AS VARCHAR) AS "variation_id"' in mapped
